@@ -1,0 +1,173 @@
+"""Building stencil libraries: compile every op for a target, process, cache.
+
+One clang process per op and target, run in parallel.  The result is cached
+under a key that hashes everything the output depends on (the C sources, the
+flags, clang's version and the processing code), so an unchanged tree
+rebuilds nothing and any change rebuilds everything it affects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import StencilBuildError, ToolchainError
+from .optable import optable
+from .paths import ROOT, STENCILS_DIR, cache_dir
+from .process import process_object
+from .stencils import FORMAT_VERSION, Stencil, StencilLibrary
+from .toolchain import Clang, Target, compile_flags, find_clang, get_target, local_flags
+
+# The Python modules whose behaviour shapes a library: part of the cache key.
+_PROCESSING_MODULES = ("elf.py", "process.py", "relocs.py", "stencils.py", "tail.py", "toolchain.py")
+SHIM = "shim"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One object to compile: a stencil name, its source and its defines."""
+
+    name: str
+    source: Path
+    defines: tuple[str, ...] = ()
+
+
+def jobs_for_library() -> list[Job]:
+    ops = [Job(op.name, STENCILS_DIR / "template.c", (f"-DTHIS_OP=OP_{op.name}",)) for op in optable()]
+    return [Job(SHIM, STENCILS_DIR / "shim.c"), *ops]
+
+
+def compile_object(clang: Clang, target: Target, job: Job) -> bytes:
+    """Run clang on one source; its diagnostics become a StencilBuildError."""
+    source = job.source.relative_to(ROOT) if job.source.is_relative_to(ROOT) else job.source
+    cmd = [clang.path, *compile_flags(target), *local_flags(), *job.defines, str(source), "-o", "-"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, timeout=300, check=False, cwd=ROOT)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ToolchainError(f"running {clang.path} failed: {e}") from e
+    if out.returncode != 0:
+        msg = out.stderr.decode(errors="replace").strip()
+        raise StencilBuildError(job.name, target.name, f"clang failed:\n{msg}")
+    return out.stdout
+
+
+def build_stencil(clang: Clang, target: Target, job: Job) -> tuple[Stencil, bytes]:
+    blob = compile_object(clang, target, job)
+    return process_object(blob, job.name, target), blob
+
+
+def cache_key(clang: Clang, target: Target) -> str:
+    h = hashlib.sha256()
+
+    def put(label: str, data: bytes) -> None:
+        h.update(f"{label}\0{len(data)}\0".encode())
+        h.update(data)
+
+    put("format", str(FORMAT_VERSION).encode())
+    put("clang", clang.version.encode())
+    put("flags", "\0".join(compile_flags(target)).encode())
+    for path in sorted(STENCILS_DIR.iterdir()):
+        if path.is_file():
+            put(f"stencils/{path.name}", path.read_bytes())
+    here = Path(__file__).parent
+    for name in _PROCESSING_MODULES:
+        put(f"jit/{name}", (here / name).read_bytes())
+    return h.hexdigest()[:24]
+
+
+def library_path(target: str) -> Path:
+    return cache_dir() / "stencils" / f"{target}.json"
+
+
+def objects_dir(target: str) -> Path:
+    return cache_dir() / "stencils" / target
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+Progress = Callable[[str], None]
+
+
+def _progress_printer() -> Progress:
+    tty = sys.stderr.isatty()
+
+    def show(line: str) -> None:
+        if tty:
+            sys.stderr.write(f"\r\x1b[K{line}")
+            sys.stderr.flush()
+
+    return show
+
+
+def build_library(
+    target_name: str,
+    *,
+    jobs: int | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> tuple[StencilLibrary, bool]:
+    """The library for one target, from the cache if it is current.
+
+    Returns (library, rebuilt).  Objects are kept beside the library so that
+    --keep-objects and the tests can compare them with llvm-objdump.
+    """
+    target = get_target(target_name)
+    clang = find_clang()
+    key = cache_key(clang, target)
+    path = library_path(target.name)
+    if not force and path.exists():
+        try:
+            lib = StencilLibrary.load(path)
+            if lib.key == key and lib.target == target.name:
+                return lib, False
+        except ValueError:
+            pass  # corrupt or stale: rebuild below
+    work = jobs_for_library()
+    show = progress or _progress_printer()
+    done = 0
+
+    def run(job: Job) -> tuple[Stencil, bytes]:
+        return build_stencil(clang, target, job)
+
+    results: dict[str, tuple[Stencil, bytes]] = {}
+    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        for job, result in zip(work, pool.map(run, work)):
+            results[job.name] = result
+            done += 1
+            show(f"[{done}/{len(work)}] {target.name} {job.name}")
+    show("")
+    objdir = objects_dir(target.name)
+    for name, (_, blob) in results.items():
+        _write_atomic(objdir / f"{name}.o", blob)
+    lib = StencilLibrary(
+        target.name,
+        key,
+        clang.version,
+        compile_flags(target),
+        results[SHIM][0],
+        {op.name: results[op.name][0] for op in optable()},
+    )
+    _write_atomic(path, lib.dumps().encode())
+    return lib, True
+
+
+def load_library(target_name: str) -> StencilLibrary:
+    """The current library for a target, building it first if needed."""
+    return build_library(target_name)[0]
+
+
+def build_all(targets: Iterable[str], **kwargs) -> list[tuple[StencilLibrary, bool]]:
+    return [build_library(t, **kwargs) for t in targets]

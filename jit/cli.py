@@ -1,0 +1,77 @@
+"""The `python -m jit` command line.
+
+Exit status: 0 success; 1 a program hit a runtime error; 2 bad usage, or
+anything that cannot be parsed, verified or built (with a one-line message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .build import SHIM, load_library
+from .disasm import describe_stencil
+from .errors import JitError
+from .optable import optable
+from .toolchain import TARGETS, host_target
+
+
+def _stencil_names(op: str | None) -> list[str] | None:
+    if op is None:
+        return None
+    wanted = op.lower()
+    if wanted == SHIM:
+        return [SHIM]
+    for info in optable():
+        if wanted in (info.name.lower(), info.mnemonic):
+            return [info.name]
+    names = ", ".join(i.mnemonic for i in optable())
+    raise JitError(f"unknown op {op!r}; ops are: {names}, and {SHIM}")
+
+
+def cmd_stencils(args: argparse.Namespace) -> int:
+    targets = args.target or [host_target() or "x86_64-linux"]
+    names = _stencil_names(args.op)
+    dump: dict[str, dict] = {}
+    for target in targets:
+        lib = load_library(target)
+        if args.json:
+            full = lib.to_json()
+            if names is not None:
+                full["ops"] = {n: s for n, s in full["ops"].items() if n in names}
+                if SHIM not in names:
+                    del full["shim"]
+            dump[target] = full
+            continue
+        stencils = [lib.shim, *lib.ops.values()]
+        for stencil in stencils:
+            if names is None or stencil.name in names:
+                sys.stdout.write(describe_stencil(target, stencil) + "\n")
+    if args.json:
+        json.dump(dump, sys.stdout, indent=1, sort_keys=True)
+        sys.stdout.write("\n")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("stencils", help="show the stencil library: disassembly with holes named, or JSON")
+    p.add_argument("--target", action="append", choices=sorted(TARGETS), help="repeatable; default: the host")
+    p.add_argument("--op", help="one op, by name or mnemonic (or 'shim')")
+    p.add_argument("--json", action="store_true", help="machine-readable dump: code and data as hex, holes")
+    p.set_defaults(func=cmd_stencils)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except JitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,11 @@
+/* The way in: a normal C-ABI function that enters machine code with the
+ * preserve_none convention.  Every stencil ends in a tail call or a return,
+ * so the return that ends a run comes back here, with the state saved. */
+#include "vm.h"
+
+int64_t
+_JIT_ENTRY(VMState *state)
+{
+    ((jit_fn)state->entry)(state, state->sp, state->fp);
+    return state->status;
+}

@@ -1,0 +1,76 @@
+/* The VM state shared by the stencils, the C interpreters, the runtime (via
+ * cffi) and the emulator.  Every field is 64 bits wide so the layout is the
+ * same on x86-64 and AArch64, which lets the emulator map one state for
+ * either target.  The block between the cdef markers is handed to cffi as it
+ * is, so it must stay free of preprocessor directives.
+ */
+#ifndef JIT_VM_H
+#define JIT_VM_H
+
+#include <stdint.h>
+
+#define PRESERVE_NONE __attribute__((preserve_none))
+#define MUSTTAIL __attribute__((musttail))
+
+/* cdef-begin */
+typedef union Slot {
+    int64_t i;
+    uint64_t u;
+    double f;
+} Slot;
+
+typedef struct Frame {
+    int64_t ret_pc;        /* IR position to resume at in the caller */
+    void *ret_code;        /* machine code to resume at, or NULL */
+    Slot *fp;              /* the caller's locals */
+} Frame;
+
+typedef struct VMState {
+    Slot *mem;             /* the program's memory array */
+    int64_t mem_size;      /* in slots */
+    Slot *stack_limit;     /* one past the last usable stack slot */
+    Frame *frames;         /* call frames, frames[0 .. depth) in use */
+    int64_t depth;
+    int64_t max_depth;
+    const int64_t *args;   /* program arguments */
+    int64_t nargs;
+    const char *const *strings;   /* string literals for print_str */
+    const int64_t *string_lens;
+    char *out;             /* output buffer, grown by the helpers */
+    int64_t out_len;
+    int64_t out_cap;
+    int64_t status;        /* VM_RUNNING, VM_HALTED, VM_ERROR, VM_EXITED */
+    int64_t error;         /* VM_ERR_* when status is VM_ERROR */
+    int64_t pc;            /* IR position where execution left */
+    Slot *sp;              /* operand stack pointer when execution left */
+    Slot *fp;              /* locals of the active frame when it left */
+    void *entry;           /* machine code the shim jumps to */
+    int64_t exit_index;    /* which side exit was taken */
+    int64_t ticks;         /* back-edges counted by tier 1 */
+} VMState;
+/* cdef-end */
+
+enum {
+    VM_RUNNING = 0,
+    VM_HALTED = 1,
+    VM_ERROR = 2,
+    VM_EXITED = 3,
+};
+
+enum {
+    VM_ERR_NONE = 0,
+    VM_ERR_DIV_ZERO = 1,
+    VM_ERR_MEM_RANGE = 2,
+    VM_ERR_CALL_DEPTH = 3,
+    VM_ERR_STACK_OVERFLOW = 4,
+    VM_ERR_OUTPUT = 5,
+};
+
+/* CALL's second operand packs the callee's frame shape. */
+#define CALL_NPARAMS(info) ((info) & 0xffff)
+#define CALL_NEXTRA(info) (((info) >> 16) & 0xffff)
+#define CALL_NEED(info) ((int64_t)((uint64_t)(info) >> 32))
+
+typedef PRESERVE_NONE void (*jit_fn)(VMState *state, Slot *sp, Slot *fp);
+
+#endif
