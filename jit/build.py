@@ -36,7 +36,7 @@ class Job:
 
     name: str
     source: Path
-    defines: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()  # extra clang flags: -D for the op, or a test's own
 
 
 def jobs_for_library() -> list[Job]:
@@ -47,7 +47,7 @@ def jobs_for_library() -> list[Job]:
 def compile_object(clang: Clang, target: Target, job: Job) -> bytes:
     """Run clang on one source; its diagnostics become a StencilBuildError."""
     source = job.source.relative_to(ROOT) if job.source.is_relative_to(ROOT) else job.source
-    cmd = [clang.path, *compile_flags(target), *local_flags(), *job.defines, str(source), "-o", "-"]
+    cmd = [clang.path, *compile_flags(target), *local_flags(), *job.flags, str(source), "-o", "-"]
     try:
         out = subprocess.run(cmd, capture_output=True, timeout=300, check=False, cwd=ROOT)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -144,7 +144,7 @@ def build_library(
 
     results: dict[str, tuple[Stencil, bytes]] = {}
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        for job, result in zip(work, pool.map(run, work)):
+        for job, result in zip(work, pool.map(run, work), strict=True):
             results[job.name] = result
             done += 1
             show(f"[{done}/{len(work)}] {target.name} {job.name}")

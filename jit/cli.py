@@ -39,7 +39,7 @@ def cmd_stencils(args: argparse.Namespace) -> int:
         if args.json:
             full = lib.to_json()
             if names is not None:
-                full["ops"] = {n: s for n, s in full["ops"].items() if n in names}
+                full["ops"] = [s for s in full["ops"] if s["name"] in names]
                 if SHIM not in names:
                     del full["shim"]
             dump[target] = full

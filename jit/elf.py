@@ -10,8 +10,8 @@ import io
 from dataclasses import dataclass
 
 from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
 from elftools.elf.descriptions import describe_reloc_type
+from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 
 from . import relocs

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 FORMAT_VERSION = 1
 
 
-class HoleKind(str, Enum):
+class HoleKind(StrEnum):
     """What value fills a hole (the relocation type says how it is encoded)."""
 
     OPERAND0 = "operand0"  # the instruction's first operand
@@ -119,7 +119,8 @@ class StencilLibrary:
             "clang": self.clang,
             "flags": list(self.flags),
             "shim": self.shim.to_json(),
-            "ops": {name: s.to_json() for name, s in self.ops.items()},
+            # A list, so that the op table's order survives sort_keys.
+            "ops": [{"name": name, **s.to_json()} for name, s in self.ops.items()],
         }
 
     def dumps(self) -> str:
@@ -135,7 +136,7 @@ class StencilLibrary:
             d["clang"],
             tuple(d["flags"]),
             Stencil.from_json("shim", d["shim"]),
-            {name: Stencil.from_json(name, s) for name, s in d["ops"].items()},
+            {s["name"]: Stencil.from_json(s["name"], s) for s in d["ops"]},
         )
 
     @classmethod

@@ -58,8 +58,11 @@ def _hole_at(holes: list[Hole], offset: int) -> Hole | None:
 
 
 def _is_continue(h: Hole | None, relocs: set[str], addend: int) -> bool:
-    return h is not None and h.kind is HoleKind.CONTINUE and h.symbol == "_JIT_CONTINUE" and (
-        h.reloc in relocs and h.addend == addend
+    return (
+        h is not None
+        and h.kind is HoleKind.CONTINUE
+        and h.symbol == "_JIT_CONTINUE"
+        and (h.reloc in relocs and h.addend == addend)
     )
 
 
@@ -71,9 +74,11 @@ def _x86(code: bytes, holes: list[Hole]) -> tuple[bytes, list[Hole], list[str]]:
     if last is None or last.reloc not in _X86_JUMPS or last.addend != -4:
         return code, holes, []
     if _is_continue(last, _X86_JUMPS, -4):
-        return code[: n - 5], [h for h in holes if h is not last], [
-            "removed the final `jmp _JIT_CONTINUE` (5 bytes): the next stencil follows"
-        ]
+        return (
+            code[: n - 5],
+            [h for h in holes if h is not last],
+            ["removed the final `jmp _JIT_CONTINUE` (5 bytes): the next stencil follows"],
+        )
     cond = _hole_at(holes, n - 9)
     if not (n >= 11 and code[n - 11] == 0x0F and 0x80 <= code[n - 10] <= 0x8F):
         return code, holes, []
@@ -86,10 +91,14 @@ def _x86(code: bytes, holes: list[Hole]) -> tuple[bytes, list[Hole], list[str]]:
     new[n - 10] ^= 1  # jcc opcodes pair up: 0f 84 je / 0f 85 jne, ...
     inverted = replace(cond, kind=last.kind, symbol=last.symbol)
     out = [inverted if h is cond else h for h in holes if h is not last]
-    return bytes(new), out, [
-        f"inverted the final `jcc _JIT_CONTINUE; jmp {last.symbol}` into one branch to "
-        f"{last.symbol} at {n - 11:#x} (5 bytes removed): the next stencil follows"
-    ]
+    return (
+        bytes(new),
+        out,
+        [
+            f"inverted the final `jcc _JIT_CONTINUE; jmp {last.symbol}` into one branch to "
+            f"{last.symbol} at {n - 11:#x} (5 bytes removed): the next stencil follows"
+        ],
+    )
 
 
 def _invert_a64(insn: int) -> int | None:
@@ -106,9 +115,11 @@ def _aarch64(code: bytes, holes: list[Hole]) -> tuple[bytes, list[Hole], list[st
     if n < 4 or last is None or last.reloc != "R_AARCH64_JUMP26":
         return code, holes, []
     if _is_continue(last, {"R_AARCH64_JUMP26"}, 0):
-        return code[: n - 4], [h for h in holes if h is not last], [
-            "removed the final `b _JIT_CONTINUE` (4 bytes): the next stencil follows"
-        ]
+        return (
+            code[: n - 4],
+            [h for h in holes if h is not last],
+            ["removed the final `b _JIT_CONTINUE` (4 bytes): the next stencil follows"],
+        )
     cond = _hole_at(holes, n - 8)
     if _is_continue(cond, {"R_AARCH64_JUMP26"}, 0):
         return _a64_retarget(code, holes, last, 8, invert=False)
@@ -123,10 +134,14 @@ def _aarch64(code: bytes, holes: list[Hole]) -> tuple[bytes, list[Hole], list[st
     new = code[: n - 8] + flipped.to_bytes(4, "little")
     inverted = replace(cond, kind=last.kind, symbol=last.symbol, addend=last.addend)
     out = [inverted if h is cond else h for h in holes if h is not last]
-    return new, out, [
-        f"inverted the final `b.cc _JIT_CONTINUE; b {last.symbol}` into one branch to "
-        f"{last.symbol} at {n - 8:#x} (4 bytes removed): the next stencil follows"
-    ]
+    return (
+        new,
+        out,
+        [
+            f"inverted the final `b.cc _JIT_CONTINUE; b {last.symbol}` into one branch to "
+            f"{last.symbol} at {n - 8:#x} (4 bytes removed): the next stencil follows"
+        ],
+    )
 
 
 def _a64_local_branch(insn: int) -> tuple[int, int, str] | None:
@@ -175,10 +190,14 @@ def _a64_retarget(
     gone = {at + k for k in range(4, drop + 4, 4)}
     out = sorted([h for h in holes if h.offset not in gone] + [branch], key=lambda h: h.offset)
     how = "inverted" if invert else "retargeted"
-    return new, out, [
-        f"{how} the branch at {at:#x} to go straight to {last.symbol} and removed "
-        f"the final jump(s) ({drop} bytes): the next stencil follows"
-    ]
+    return (
+        new,
+        out,
+        [
+            f"{how} the branch at {at:#x} to go straight to {last.symbol} and removed "
+            f"the final jump(s) ({drop} bytes): the next stencil follows"
+        ],
+    )
 
 
 def clean_tail(target: str, code: bytes, holes: list[Hole]) -> tuple[bytes, list[Hole], list[str]]:

@@ -32,6 +32,7 @@ COMMON_FLAGS = (
     "-fno-jump-tables",
     "-fomit-frame-pointer",
     "-fno-math-errno",
+    "-ffp-contract=off",  # no fused multiply-add: results must match IEEE step by step
     "-fno-common",
     "-fno-addrsig",
     "-fno-ident",
@@ -80,17 +81,13 @@ def get_target(name: str) -> Target:
     try:
         return TARGETS[name]
     except KeyError:
-        raise ToolchainError(
-            f"unknown target {name!r}; choose one of {', '.join(TARGETS)}"
-        ) from None
+        raise ToolchainError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}") from None
 
 
 def host_target() -> str | None:
     """The target matching this machine, if we have one."""
     machine = os.uname().machine
-    return {"x86_64": "x86_64-linux", "aarch64": "aarch64-linux", "arm64": "aarch64-linux"}.get(
-        machine
-    )
+    return {"x86_64": "x86_64-linux", "aarch64": "aarch64-linux", "arm64": "aarch64-linux"}.get(machine)
 
 
 @dataclass(frozen=True)
@@ -108,9 +105,7 @@ def _candidates() -> list[str]:
 def probe_clang(path: str) -> Clang:
     """Ask one clang for its version; refuse it if it is too old."""
     try:
-        out = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=60, check=False
-        )
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60, check=False)
     except OSError as e:
         raise ToolchainError(f"cannot run clang at {path}: {e.strerror}; {INSTALL_HINT}") from e
     except subprocess.TimeoutExpired as e:

@@ -1,0 +1,29 @@
+"""Shared fixtures: the stencil libraries, built once (or taken from the cache)."""
+
+from __future__ import annotations
+
+import pytest
+
+from jit.build import load_library
+from jit.stencils import StencilLibrary
+from jit.toolchain import TARGETS, find_clang
+
+
+@pytest.fixture(scope="session")
+def clang():
+    return find_clang()
+
+
+@pytest.fixture(scope="session", params=sorted(TARGETS))
+def target(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def libraries() -> dict[str, StencilLibrary]:
+    return {t: load_library(t) for t in TARGETS}
+
+
+@pytest.fixture(scope="session")
+def library(libraries, target) -> StencilLibrary:
+    return libraries[target]

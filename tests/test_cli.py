@@ -1,0 +1,66 @@
+"""`python -m jit stencils`: disassembly with every hole named, and the JSON dump."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+from jit.disasm import disassemble
+from jit.paths import ROOT
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jit", *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+
+def test_every_hole_is_named_on_its_instruction(library, target):
+    for stencil in [library.shim, *library.ops.values()]:
+        lines = disassemble(target, stencil.code, stencil.holes)
+        starts = [int(line.split(":")[0], 16) for line in lines]
+        assert starts[0] == 0
+        for hole in stencil.holes:
+            # The instruction that contains the hole is the last one starting at or before it.
+            index = max(i for i, s in enumerate(starts) if s <= hole.offset)
+            assert hole.describe() in lines[index], (stencil.name, hole, lines[index])
+        decoded = sum(len(line.split(":", 1)[1][:31].split()) for line in lines)
+        assert decoded == len(stencil.code)  # every byte shown once
+
+
+def test_disassembly_from_the_command_line(target):
+    out = run("stencils", "--target", target, "--op", "jz")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"JZ ({target}):")
+    assert "_JIT_TARGET" in out.stdout and "note:" in out.stdout
+    reloc = "R_X86_64_PLT32" if target.startswith("x86") else "R_AARCH64_CONDBR19"
+    assert re.search(rf"\b(je|cbz)\b.*; {reloc} _JIT_TARGET", out.stdout)
+
+
+def test_whole_library_dump(target, library):
+    out = run("stencils", "--target", target)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count(f"({target}):") == len(library.ops) + 1
+
+
+def test_json_dump_matches_the_library(target, library):
+    out = run("stencils", "--target", target, "--json")
+    assert out.returncode == 0, out.stderr
+    dumped = json.loads(out.stdout)[target]
+    assert [s["name"] for s in dumped["ops"]] == list(library.ops)
+    for entry in dumped["ops"]:
+        stencil = library.ops[entry["name"]]
+        assert bytes.fromhex(entry["code"]) == stencil.code
+        assert bytes.fromhex(entry["data"]) == stencil.data
+        assert [(h["offset"], h["reloc"], h["kind"], h["symbol"], h["addend"]) for h in entry["holes"]] == [
+            (h.offset, h.reloc, h.kind.value, h.symbol, h.addend) for h in stencil.holes
+        ]
+
+
+def test_unknown_op_is_a_usage_error():
+    out = run("stencils", "--op", "frobnicate")
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: unknown op 'frobnicate'")
+    assert "Traceback" not in out.stderr

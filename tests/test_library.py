@@ -1,0 +1,104 @@
+"""Every op builds for both targets, into stencils whose holes are all understood."""
+
+from __future__ import annotations
+
+import json
+
+from jit import relocs
+from jit.build import build_library, library_path
+from jit.optable import helper_names, optable
+from jit.stencils import HELPER_PREFIX, HOLE_SYMBOLS, HoleKind, StencilLibrary
+from jit.toolchain import TARGETS
+
+MACHINE_RELOCS = {
+    "x86_64-linux": set(relocs.X86_64.values()),
+    "aarch64-linux": set(relocs.AARCH64.values()),
+}
+# Widths of the field each relocation patches, to check a hole fits its code.
+FIELD = {"R_X86_64_64": 8, "R_AARCH64_ABS64": 8}
+
+
+def test_every_op_has_a_stencil(library):
+    assert list(library.ops) == [op.name for op in optable()]
+    for stencil in library.ops.values():
+        assert stencil.code, stencil.name
+
+
+def test_every_hole_is_understood(library, target):
+    for stencil in [library.shim, *library.ops.values()]:
+        for hole in stencil.holes + stencil.data_holes:
+            assert isinstance(hole.kind, HoleKind)
+            assert hole.reloc in MACHINE_RELOCS[target], (stencil.name, hole)
+            assert hole.reloc not in relocs.GOT_REWRITE  # GOT references are resolved
+            if hole.kind in (HoleKind.CODE, HoleKind.DATA):
+                assert hole.symbol == ""
+            elif hole.kind is HoleKind.HELPER:
+                assert hole.symbol.removeprefix(HELPER_PREFIX) in helper_names()
+            else:
+                assert HOLE_SYMBOLS[hole.symbol] is hole.kind
+        for holes, blob in ((stencil.holes, stencil.code), (stencil.data_holes, stencil.data)):
+            for hole in holes:
+                assert 0 <= hole.offset <= len(blob) - (FIELD.get(hole.reloc, 4)), (stencil.name, hole)
+            offsets = [h.offset for h in holes]
+            assert len(offsets) == len(set(offsets)), stencil.name
+
+
+def test_data_references_stay_inside_the_data(library):
+    for stencil in library.ops.values():
+        for hole in stencil.holes:
+            if hole.kind is HoleKind.DATA:
+                # PC-relative x86 forms carry the -4 of the instruction's end.
+                assert -8 <= hole.addend < len(stencil.data), (stencil.name, hole)
+
+
+def test_holes_match_what_each_op_does(library):
+    """The holes follow from the op table: jumps have a target, errors a position."""
+    for op in optable():
+        kinds = {h.kind for h in library.ops[op.name].holes + library.ops[op.name].data_holes}
+        if op.has("JUMP") or op.has("CALL"):
+            assert HoleKind.TARGET in kinds, op.name
+        if op.has("ERROR"):
+            assert HoleKind.POSITION in kinds, op.name
+        if op.has("HELPER"):
+            assert HoleKind.HELPER in kinds, op.name
+        if op.name.startswith("GUARD"):
+            assert HoleKind.EXIT in kinds, op.name
+        if op.operand in ("INT", "FLOAT", "LOCAL", "ARG", "PREC", "STRING"):
+            assert HoleKind.OPERAND0 in kinds, op.name
+        if op.has("TERMINATOR") and not op.has("JUMP"):
+            assert HoleKind.CONTINUE not in kinds, op.name
+
+
+def test_no_stencil_ends_in_a_jump_to_its_continuation(library, target):
+    for stencil in library.ops.values():
+        last = [h for h in stencil.holes if h.kind is HoleKind.CONTINUE and h.symbol == "_JIT_CONTINUE"]
+        width = 4 if target.startswith("aarch64") else 5
+        assert all(h.offset + 4 < len(stencil.code) or h.offset < len(stencil.code) - width for h in last)
+    # Most straight-line ops lose their final jump; say so in their notes.
+    removed = [s for s in library.ops.values() if any("removed" in n for n in s.notes)]
+    assert len(removed) >= len(library.ops) // 2
+
+
+def test_simple_ops_fall_through(library):
+    """Branches end in one conditional branch to the target: no jump left over."""
+    for name in ("JZ", "JNZ", "GUARD_ZERO", "GUARD_NONZERO"):
+        stencil = library.ops[name]
+        assert len(stencil.holes) == 1, name
+        hole = stencil.holes[0]
+        assert hole.kind in (HoleKind.TARGET, HoleKind.EXIT)
+        assert stencil.notes, name
+
+
+def test_library_roundtrips_through_json(library):
+    again = StencilLibrary.from_json(json.loads(library.dumps()))
+    assert again == library
+    assert again.dumps() == library.dumps()
+
+
+def test_second_build_is_cached():
+    for target in TARGETS:
+        first, _ = build_library(target)
+        again, rebuilt = build_library(target)
+        assert not rebuilt
+        assert again == first
+        assert library_path(target).read_text() == first.dumps()

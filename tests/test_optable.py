@@ -1,0 +1,63 @@
+"""The op table is the single source: the C bodies and the Python side must agree with it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from jit.optable import FLAGS, OPERAND_KINDS, helper_names, optable, parse_optable
+from jit.paths import STENCILS_DIR
+
+
+def test_table_is_complete_and_unique():
+    ops = optable()
+    assert len({op.name for op in ops}) == len(ops)
+    assert len({op.mnemonic for op in ops}) == len(ops)
+    assert [op.opcode for op in ops] == list(range(len(ops)))
+    # The micro-op set DESIGN.md asks for, by family.
+    wanted = {
+        "push_int", "push_float", "load", "store", "dup", "swap", "drop",
+        "add", "sub", "mul", "div", "mod", "neg", "and", "or", "xor", "shl", "shr",
+        "eq", "ne", "lt", "le", "gt", "ge",
+        "fadd", "fsub", "fmul", "fdiv", "fneg", "fsqrt", "feq", "fne", "flt", "fle", "fgt", "fge",
+        "itof", "ftoi", "mload", "mstore", "jump", "jz", "jnz", "call", "ret", "halt", "arg",
+        "print_int", "print_float", "print_byte", "print_str", "guard_zero", "guard_nonzero", "exit",
+    }  # fmt: skip
+    assert wanted <= {op.mnemonic for op in ops}
+
+
+def test_every_op_has_exactly_one_body():
+    text = (STENCILS_DIR / "bodies.h").read_text()
+    direct = re.findall(r"^BODY\((\w+)\)", text, re.M)
+    generated = re.findall(r"^(?:BINARY_INT|COMPARE_INT|BINARY_FLOAT|COMPARE_FLOAT)\((\w+),", text, re.M)
+    bodies = direct + generated
+    assert sorted(bodies) == sorted(op.name for op in optable())
+
+
+def test_helpers_are_listed_once():
+    names = helper_names()
+    assert names == ("print_int", "print_float", "print_byte", "print_str")
+    header = (STENCILS_DIR / "helpers.h").read_text()
+    for name in names:
+        assert re.search(rf"^int64_t {name}\(VMState \*state", header, re.M)
+
+
+def test_flags_and_operands_are_known():
+    for op in optable():
+        assert op.operand in OPERAND_KINDS and op.flags <= FLAGS
+        if op.has("BRANCH"):
+            assert op.operand == "LABEL" and op.pops == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("OP(ADD, add, 2, 1, NONE)", "malformed op table entry"),
+        ("OP(ADD, add, 2, 1, WIDGET, 0)", "unknown operand kind WIDGET"),
+        ("OP(ADD, add, 2, 1, NONE, FAST|JUMP)", "unknown flags ['FAST']"),
+    ],
+)
+def test_malformed_table_entries_name_file_and_line(line, message):
+    with pytest.raises(ValueError, match=re.escape(f"ops.def:2: {message}")):
+        parse_optable(f"/* header */\n{line}\n")

@@ -1,0 +1,27 @@
+"""Two builds from the same sources, flags and clang give the same bytes."""
+
+from __future__ import annotations
+
+from jit.build import build_library, library_path, objects_dir
+from jit.toolchain import TARGETS
+
+
+def test_two_forced_builds_are_identical(tmp_path, monkeypatch):
+    outputs = []
+    for run in ("one", "two"):
+        monkeypatch.setenv("JIT_CACHE_DIR", str(tmp_path / run))
+        for target in TARGETS:
+            _, rebuilt = build_library(target, force=True, progress=lambda _: None)
+            assert rebuilt
+        outputs.append(
+            {
+                target: (
+                    library_path(target).read_bytes(),
+                    {p.name: p.read_bytes() for p in sorted(objects_dir(target).iterdir())},
+                )
+                for target in TARGETS
+            }
+        )
+    assert outputs[0] == outputs[1]
+    for target in TARGETS:
+        assert len(outputs[0][target][1]) == 56  # every op and the shim
