@@ -12,7 +12,10 @@ import sys
 
 from .build import SHIM, load_library
 from .disasm import describe_stencil
-from .errors import JitError
+from .engines import ENGINES
+from .errors import JitError, ProgramError
+from .ir import INT64_MAX, INT64_MIN
+from .outcome import ERROR
 from .optable import optable
 from .toolchain import TARGETS, host_target
 
@@ -54,6 +57,36 @@ def cmd_stencils(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_args_for(program, values: list[str]) -> list[int]:
+    """The program's integer arguments; a wrong count or a non-integer is a usage error."""
+    if len(values) != program.nargs:
+        raise JitError(f"{program.filename}: expects {program.nargs} integer argument(s), got {len(values)}")
+    out = []
+    for text in values:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise JitError(f"{program.filename}: argument {text!r} is not an integer") from None
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise JitError(f"{program.filename}: argument {text} does not fit in 64 bits")
+        out.append(value)
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .uop import parse_file
+
+    program = parse_file(args.program)
+    values = parse_args_for(program, args.args)
+    outcome = ENGINES[args.engine](program, values)
+    sys.stdout.buffer.write(outcome.output)
+    sys.stdout.flush()
+    if outcome.status == ERROR:
+        print(outcome.error, file=sys.stderr)
+        return 1
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +95,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--op", help="one op, by name or mnemonic (or 'shim')")
     p.add_argument("--json", action="store_true", help="machine-readable dump: code and data as hex, holes")
     p.set_defaults(func=cmd_stencils)
+
+    p = sub.add_parser("run", help="run a .uop program")
+    p.add_argument("program", help="the .uop file")
+    p.add_argument("args", nargs="*", help="the program's integer arguments")
+    p.add_argument("--engine", choices=sorted(ENGINES), default="switch", help="default: switch")
+    p.set_defaults(func=cmd_run)
     return parser
 
 
@@ -70,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except ProgramError as e:
+        print(e, file=sys.stderr)
+        return 2
     except JitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -23,3 +23,31 @@ class StencilBuildError(JitError):
         self.op = op
         self.target = target
         self.what = what
+
+
+class Diagnostic:
+    """One problem in a program, at FILE:LINE:COL."""
+
+    __slots__ = ("col", "filename", "line", "message")
+
+    def __init__(self, filename: str, line: int, col: int, message: str) -> None:
+        self.filename, self.line, self.col, self.message = filename, line, col, message
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.line}:{self.col}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"Diagnostic({str(self)!r})"
+
+
+class ProgramError(JitError):
+    """A program that cannot be parsed or verified; carries every problem found."""
+
+    MAX_SHOWN = 20
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = sorted(diagnostics, key=lambda d: (d.line, d.col))
+        shown = [str(d) for d in self.diagnostics[: self.MAX_SHOWN]]
+        if len(self.diagnostics) > self.MAX_SHOWN:
+            shown.append(f"... and {len(self.diagnostics) - self.MAX_SHOWN} more")
+        super().__init__("\n".join(shown))

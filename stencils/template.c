@@ -16,12 +16,7 @@
  */
 #include "vm.h"
 #include "helpers.h"
-
-enum {
-#define OP(name, mnemonic, pops, pushes, operand, flags) OP_##name,
-#include "ops.def"
-#undef OP
-};
+#include "opcodes.h"
 
 extern char _JIT_OPERAND0[];
 extern char _JIT_OPERAND1[];

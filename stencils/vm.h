@@ -48,6 +48,22 @@ typedef struct VMState {
     int64_t exit_index;    /* which side exit was taken */
     int64_t ticks;         /* back-edges counted by tier 1 */
 } VMState;
+
+/* One instruction as the C interpreters read it: the IR's opcode and its
+ * resolved operands (a jump's target index is in a). */
+typedef struct Inst {
+    int64_t op;
+    int64_t a;
+    int64_t b;
+} Inst;
+
+void run_switch(VMState *state, const Inst *code, int64_t pc);
+void run_tailcall(VMState *state, const Inst *code, int64_t pc);
+void vm_free_output(VMState *state);
+int64_t print_int(VMState *state, int64_t value);
+int64_t print_float(VMState *state, double value, int64_t precision);
+int64_t print_byte(VMState *state, int64_t value);
+int64_t print_str(VMState *state, int64_t index);
 /* cdef-end */
 
 enum {

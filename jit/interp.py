@@ -1,0 +1,376 @@
+"""The Python reference interpreter: the oracle for every other engine.
+
+It is written from the semantics in stencils/bodies.h but shares no code
+with C, so a mistake in one shows up as a disagreement with the other.
+Values are Python ints (kept in int64 range) and floats; an op that finds a
+value of the other type reinterprets its bits, as the C union does.
+
+Each instruction becomes a closure with its operand bound; the loop is
+`pc = code[pc](pc)`.  Halting and runtime errors leave by exception.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from .ir import INT64_MAX, INT64_MIN, Program, bits_float, float_bits
+from .limits import MAX_CALL_DEPTH, STACK_SLOTS
+from .outcome import (
+    ERR_CALL_DEPTH,
+    ERR_DIV_ZERO,
+    ERR_MEM_RANGE,
+    ERR_STACK_OVERFLOW,
+    ERROR,
+    HALTED,
+    Outcome,
+    error_message,
+    format_float,
+)
+
+_MASK = (1 << 64) - 1
+_SIGN = 1 << 63
+
+
+def wrap(x: int) -> int:
+    """Two's-complement wrap to int64."""
+    x &= _MASK
+    return x - (1 << 64) if x & _SIGN else x
+
+
+def as_int(v: int | float) -> int:
+    return float_bits(v) if v.__class__ is float else v  # type: ignore[arg-type]
+
+
+def as_float(v: int | float) -> float:
+    return v if v.__class__ is float else bits_float(v)  # type: ignore[arg-type]
+
+
+def fdiv(a: float, b: float) -> float:
+    if b == 0.0:
+        if a != a or a == 0.0:
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+    return a / b
+
+
+def fsqrt(x: float) -> float:
+    return math.nan if x < 0.0 else math.sqrt(x)
+
+
+def ftoi(x: float) -> int:
+    if x != x:
+        return 0
+    if x >= 9223372036854775808.0:
+        return INT64_MAX
+    if x <= -9223372036854775808.0:
+        return INT64_MIN
+    return int(x)
+
+
+def idiv(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return wrap(q if (a < 0) == (b < 0) else -q)
+
+
+def imod(a: int, b: int) -> int:
+    r = abs(a) % abs(b)
+    return -r if a < 0 else r
+
+
+class _Stop(Exception):
+    def __init__(self, pc: int, code: int = 0) -> None:
+        self.pc, self.code = pc, code
+
+
+_INT_BINARY: dict[str, Callable[[int, int], int]] = {
+    "add": lambda a, b: wrap(a + b),
+    "sub": lambda a, b: wrap(a - b),
+    "mul": lambda a, b: wrap(a * b),
+    "and": lambda a, b: a & b,
+    "or": lambda a, b: a | b,
+    "xor": lambda a, b: a ^ b,
+    "shl": lambda a, b: wrap(a << (b & 63)),
+    "shr": lambda a, b: a >> (b & 63),
+    "eq": lambda a, b: int(a == b),
+    "ne": lambda a, b: int(a != b),
+    "lt": lambda a, b: int(a < b),
+    "le": lambda a, b: int(a <= b),
+    "gt": lambda a, b: int(a > b),
+    "ge": lambda a, b: int(a >= b),
+}
+_FLOAT_BINARY: dict[str, Callable[[float, float], float | int]] = {
+    "fadd": lambda a, b: a + b,
+    "fsub": lambda a, b: a - b,
+    "fmul": lambda a, b: a * b,
+    "fdiv": fdiv,
+    "feq": lambda a, b: int(a == b),
+    "fne": lambda a, b: int(a != b),
+    "flt": lambda a, b: int(a < b),
+    "fle": lambda a, b: int(a <= b),
+    "fgt": lambda a, b: int(a > b),
+    "fge": lambda a, b: int(a >= b),
+}
+_FLOAT_UNARY: dict[str, Callable[[float], float | int]] = {
+    "fneg": lambda x: -x,
+    "fsqrt": fsqrt,
+    "ftoi": ftoi,
+}
+
+
+class Machine:
+    """One run of one program: the stack, memory, frames and output."""
+
+    def __init__(self, program: Program, args: Sequence[int]) -> None:
+        self.program = program
+        self.args = list(args)
+        self.stack: list[int | float] = [0] * program.main.locals
+        self.memory: list[int | float] = [0] * program.memory
+        self.frames: list[tuple[int, int]] = []  # (return pc, caller's fp)
+        self.fp = 0
+        self.out = bytearray()
+        self.code = [self._compile(pc) for pc in range(len(program.code))]
+
+    def _compile(self, pc: int) -> Callable[[int], int]:  # noqa: C901 - one case per op
+        ins = self.program.code[pc]
+        name, a, b = ins.info.mnemonic, ins.a, ins.b
+        S = self.stack
+        push, pop = S.append, S.pop
+        mem = self.memory
+
+        if name in _INT_BINARY:
+            f = _INT_BINARY[name]
+
+            def h(pc):
+                y = pop()
+                x = pop()
+                if x.__class__ is float or y.__class__ is float:
+                    x, y = as_int(x), as_int(y)
+                push(f(x, y))
+                return pc + 1
+
+            return h
+        if name in _FLOAT_BINARY:
+            g = _FLOAT_BINARY[name]
+
+            def h(pc):
+                y = pop()
+                x = pop()
+                if x.__class__ is not float or y.__class__ is not float:
+                    x, y = as_float(x), as_float(y)
+                push(g(x, y))
+                return pc + 1
+
+            return h
+        if name in _FLOAT_UNARY:
+            u = _FLOAT_UNARY[name]
+
+            def h(pc):
+                push(u(as_float(pop())))
+                return pc + 1
+
+            return h
+        if name == "push_int":
+
+            def h(pc):
+                push(a)
+                return pc + 1
+
+            return h
+        if name == "push_float":
+            value = bits_float(a)
+
+            def h(pc):
+                push(value)
+                return pc + 1
+
+            return h
+        if name == "load":
+
+            def h(pc):
+                push(S[self.fp + a])
+                return pc + 1
+
+            return h
+        if name == "store":
+
+            def h(pc):
+                S[self.fp + a] = pop()
+                return pc + 1
+
+            return h
+        if name == "arg":
+            value = self.args[a]
+
+            def h(pc):
+                push(value)
+                return pc + 1
+
+            return h
+        if name == "dup":
+
+            def h(pc):
+                push(S[-1])
+                return pc + 1
+
+            return h
+        if name == "swap":
+
+            def h(pc):
+                S[-1], S[-2] = S[-2], S[-1]
+                return pc + 1
+
+            return h
+        if name == "over":
+
+            def h(pc):
+                push(S[-2])
+                return pc + 1
+
+            return h
+        if name == "drop":
+
+            def h(pc):
+                pop()
+                return pc + 1
+
+            return h
+        if name in ("div", "mod"):
+            op = idiv if name == "div" else imod
+
+            def h(pc):
+                y = as_int(S[-1])
+                if y == 0:
+                    raise _Stop(pc, ERR_DIV_ZERO)
+                x = as_int(S[-2])
+                del S[-2:]
+                push(wrap(-x) if y == -1 and name == "div" else 0 if y == -1 else op(x, y))
+                return pc + 1
+
+            return h
+        if name == "neg":
+
+            def h(pc):
+                push(wrap(-as_int(pop())))
+                return pc + 1
+
+            return h
+        if name == "itof":
+
+            def h(pc):
+                push(float(as_int(pop())))
+                return pc + 1
+
+            return h
+        if name == "mload":
+
+            def h(pc):
+                i = as_int(S[-1])
+                if not 0 <= i < len(mem):
+                    raise _Stop(pc, ERR_MEM_RANGE)
+                S[-1] = mem[i]
+                return pc + 1
+
+            return h
+        if name == "mstore":
+
+            def h(pc):
+                i = as_int(S[-2])
+                if not 0 <= i < len(mem):
+                    raise _Stop(pc, ERR_MEM_RANGE)
+                mem[i] = S[-1]
+                del S[-2:]
+                return pc + 1
+
+            return h
+        if name == "jump":
+            return lambda pc: a
+        if name == "jz":
+
+            def h(pc):
+                return a if as_int(pop()) == 0 else pc + 1
+
+            return h
+        if name == "jnz":
+
+            def h(pc):
+                return a if as_int(pop()) != 0 else pc + 1
+
+            return h
+        if name == "call":
+            params, extra, need = b & 0xFFFF, (b >> 16) & 0xFFFF, b >> 32
+
+            def h(pc):
+                if len(self.frames) >= MAX_CALL_DEPTH:
+                    raise _Stop(pc, ERR_CALL_DEPTH)
+                if need > STACK_SLOTS - len(S):
+                    raise _Stop(pc, ERR_STACK_OVERFLOW)
+                self.frames.append((pc + 1, self.fp))
+                self.fp = len(S) - params
+                S.extend([0] * extra)
+                return a
+
+            return h
+        if name == "ret":
+
+            def h(pc):
+                ret_pc, caller_fp = self.frames.pop()
+                results = S[len(S) - a :] if a else []
+                del S[self.fp :]
+                S.extend(results)
+                self.fp = caller_fp
+                return ret_pc
+
+            return h
+        if name == "halt":
+
+            def h(pc):
+                raise _Stop(pc)
+
+            return h
+        if name == "print_int":
+
+            def h(pc):
+                self.out += b"%d" % as_int(pop())
+                return pc + 1
+
+            return h
+        if name == "print_float":
+
+            def h(pc):
+                self.out += format_float(as_float(pop()), a)
+                return pc + 1
+
+            return h
+        if name == "print_byte":
+
+            def h(pc):
+                self.out.append(as_int(pop()) & 0xFF)
+                return pc + 1
+
+            return h
+        if name == "print_str":
+            text = self.program.strings[a]
+
+            def h(pc):
+                self.out += text
+                return pc + 1
+
+            return h
+        raise AssertionError(f"no reference semantics for {name}")
+
+    def run(self, pc: int = 0) -> Outcome:
+        code = self.code
+        try:
+            while True:
+                pc = code[pc](pc)
+        except _Stop as stop:
+            if not stop.code:
+                return Outcome(bytes(self.out), HALTED, stop.pc)
+            top = tuple(as_int(v) for v in self.stack[-2:])
+            message = error_message(self.program, stop.code, stop.pc, top)
+            return Outcome(bytes(self.out), ERROR, stop.pc, message)
+
+
+def run_py(program: Program, args: Sequence[int]) -> Outcome:
+    return Machine(program, args).run()
