@@ -15,8 +15,8 @@ from .disasm import describe_stencil
 from .engines import ENGINES
 from .errors import JitError, ProgramError
 from .ir import INT64_MAX, INT64_MIN
-from .outcome import ERROR
 from .optable import optable
+from .outcome import ERROR
 from .toolchain import TARGETS, host_target
 
 

@@ -131,7 +131,7 @@ class Machine:
         self.out = bytearray()
         self.code = [self._compile(pc) for pc in range(len(program.code))]
 
-    def _compile(self, pc: int) -> Callable[[int], int]:  # noqa: C901 - one case per op
+    def _compile(self, pc: int) -> Callable[[int], int]:
         ins = self.program.code[pc]
         name, a, b = ins.info.mnemonic, ins.a, ins.b
         S = self.stack
