@@ -41,7 +41,8 @@ case "$job" in
         exec .venv/bin/python -m pytest -q "$@"
         ;;
     bench)
-        exec .venv/bin/python -m jit stencils --target x86_64-linux --target aarch64-linux "$@"
+        exec .venv/bin/python -m pytest bench/ -q -p no:cacheprovider \
+            --benchmark-group-by=param:program --benchmark-columns=min,median,max,rounds "$@"
         ;;
     *)
         echo "usage: bash setup.sh bench|test [args...]" >&2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .hostlib import hostlib
@@ -11,6 +11,16 @@ from .limits import MAX_CALL_DEPTH, STACK_SLOTS
 from .outcome import ERROR, HALTED, Outcome, error_message
 
 VM_HALTED, VM_ERROR = 1, 2
+
+
+_ALLOCATORS: dict[int, object] = {}
+
+
+def _uncleared(ffi):
+    key = id(ffi)
+    if key not in _ALLOCATORS:
+        _ALLOCATORS[key] = ffi.new_allocator(should_clear_after_alloc=False)
+    return _ALLOCATORS[key]
 
 
 @dataclass
@@ -31,8 +41,12 @@ class NativeVM:
     @classmethod
     def create(cls, program: Program, args: Sequence[int]) -> NativeVM:
         ffi, lib = hostlib()
-        stack = ffi.new("Slot[]", STACK_SLOTS)
-        frames = ffi.new("Frame[]", MAX_CALL_DEPTH)
+        # Stack and frames are written before they are read (the verifier
+        # sees to the stack, CALL to frames), so they need no clearing.
+        stack = _uncleared(ffi)("Slot[]", STACK_SLOTS)
+        frames = _uncleared(ffi)("Frame[]", MAX_CALL_DEPTH)
+        for k in range(program.main.locals):
+            stack[k].i = 0
         memory = ffi.new("Slot[]", max(1, program.memory))
         argv = ffi.new("int64_t[]", list(args) or [0])
         texts = [ffi.new("char[]", s) for s in program.strings]
@@ -73,12 +87,21 @@ def encode(program: Program, ffi) -> object:
     return code
 
 
-def run_c(program: Program, args: Sequence[int], engine: str = "switch") -> Outcome:
+def prepare_c(program: Program, args: Sequence[int], engine: str = "switch") -> Callable[[], Outcome]:
+    """Set up a run; the returned function runs it (once) and frees the output."""
     vm = NativeVM.create(program, args)
     code = encode(program, vm.ffi)
     entry = {"switch": vm.lib.run_switch, "tailcall": vm.lib.run_tailcall}[engine]
-    try:
-        entry(vm.state, code, 0)
-        return vm.outcome()
-    finally:
-        vm.close()
+
+    def run() -> Outcome:
+        try:
+            entry(vm.state, code, 0)
+            return vm.outcome()
+        finally:
+            vm.close()
+
+    return run
+
+
+def run_c(program: Program, args: Sequence[int], engine: str = "switch") -> Outcome:
+    return prepare_c(program, args, engine)()

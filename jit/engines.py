@@ -1,18 +1,32 @@
-"""The engines behind `python -m jit run`, by name."""
+"""The engines behind `python -m jit run`, by name.
+
+Each engine is a `prepare(program, args)` that does the set-up and returns a
+function that runs the program once: benchmarks time only the latter.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
-from .cinterp import run_c
-from .interp import run_py
+from .cinterp import prepare_c
+from .interp import prepare_py
 from .ir import Program
 from .outcome import Outcome
 
-Engine = Callable[[Program, Sequence[int]], Outcome]
+Prepare = Callable[[Program, Sequence[int]], Callable[[], Outcome]]
 
-ENGINES: dict[str, Engine] = {
-    "py": run_py,
-    "switch": lambda program, args: run_c(program, args, "switch"),
-    "tailcall": lambda program, args: run_c(program, args, "tailcall"),
+PREPARE: dict[str, Prepare] = {
+    "py": prepare_py,
+    "switch": partial(prepare_c, engine="switch"),
+    "tailcall": partial(prepare_c, engine="tailcall"),
+}
+
+
+def _runner(prepare: Prepare) -> Callable[[Program, Sequence[int]], Outcome]:
+    return lambda program, args: prepare(program, args)()
+
+
+ENGINES: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
+    name: _runner(p) for name, p in PREPARE.items()
 }

@@ -372,5 +372,9 @@ class Machine:
             return Outcome(bytes(self.out), ERROR, stop.pc, message)
 
 
+def prepare_py(program: Program, args: Sequence[int]) -> Callable[[], Outcome]:
+    return Machine(program, args).run
+
+
 def run_py(program: Program, args: Sequence[int]) -> Outcome:
     return Machine(program, args).run()

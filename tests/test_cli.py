@@ -64,3 +64,36 @@ def test_unknown_op_is_a_usage_error():
     assert out.returncode == 2
     assert out.stderr.startswith("error: unknown op 'frobnicate'")
     assert "Traceback" not in out.stderr
+
+
+def test_run_prints_only_the_program_output(tmp_path):
+    for engine in ("py", "switch", "tailcall"):
+        out = run("run", "bench/programs/fib.uop", "15", "--engine", engine)
+        assert (out.returncode, out.stdout, out.stderr) == (0, "610\n", "")
+
+
+def test_run_runtime_error_exits_1(tmp_path):
+    prog = tmp_path / "boom.uop"
+    prog.write_text('.memory 2\n.func main\n print_str "x"\n push_int 2\n mload\n halt\n')
+    out = run("run", str(prog), "--engine", "tailcall")
+    assert out.returncode == 1
+    assert out.stdout == "x"
+    assert out.stderr == f"{prog}:5: mload: memory index 2 out of range (memory has 2 slots)\n"
+
+
+def test_run_bad_program_exits_2(tmp_path):
+    prog = tmp_path / "bad.uop"
+    prog.write_text(".func main\n push_int 1\n frob\n")
+    out = run("run", str(prog))
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert out.stderr.splitlines() == [
+        f"{prog}:3:2: unknown op 'frob'",
+    ]
+
+
+def test_run_bad_arguments_exit_2():
+    for args in ([], ["1", "2"], ["ten"], [str(1 << 63)]):
+        out = run("run", "bench/programs/fib.uop", *args)
+        assert out.returncode == 2, args
+        assert out.stderr.startswith("error: bench/programs/fib.uop: ") and "Traceback" not in out.stderr
