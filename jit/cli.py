@@ -73,12 +73,33 @@ def parse_args_for(program, values: list[str]) -> list[int]:
     return out
 
 
+def engine_name(args: argparse.Namespace) -> str:
+    if args.eager and args.engine != "jit":
+        raise JitError("--eager goes with --engine jit")
+    if args.engine == "jit":
+        if not args.eager:
+            raise JitError("--engine jit runs with --eager for now (tiering is not built yet)")
+        return "jit-eager"
+    return args.engine
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .uop import parse_file
 
     program = parse_file(args.program)
     values = parse_args_for(program, args.args)
-    outcome = ENGINES[args.engine](program, values)
+    engine = engine_name(args)
+    if args.dump_traces and engine == "jit-eager":
+        from .dump import describe_compiled
+        from .native import native_runtime, program_steps
+
+        rt = native_runtime()
+        compiled = rt.compile(program_steps(program))
+        try:
+            sys.stderr.write(describe_compiled(compiled, rt.library, program, f"{program.filename} (eager)"))
+        finally:
+            compiled.free()
+    outcome = ENGINES[engine](program, values)
     sys.stdout.buffer.write(outcome.output)
     sys.stdout.flush()
     if outcome.status == ERROR:
@@ -99,7 +120,13 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a .uop program")
     p.add_argument("program", help="the .uop file")
     p.add_argument("args", nargs="*", help="the program's integer arguments")
-    p.add_argument("--engine", choices=sorted(ENGINES), default="switch", help="default: switch")
+    p.add_argument(
+        "--engine", choices=["py", "switch", "tailcall", "jit"], default="switch", help="default: switch"
+    )
+    p.add_argument(
+        "--eager", action="store_true", help="with --engine jit: compile the whole program up front"
+    )
+    p.add_argument("--dump-traces", action="store_true", help="print the compiled code (stderr)")
     p.set_defaults(func=cmd_run)
     return parser
 

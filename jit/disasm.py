@@ -23,27 +23,20 @@ def disassemble(target: str, code: bytes, holes: tuple[Hole, ...], base: int = 0
         for insn in md.disasm(code[pos:], base + pos):
             off = insn.address - base
             text = f"{insn.mnemonic} {insn.op_str}".strip()
-            lines.append(
-                _line(off, code[off : off + insn.size], text, _hole_notes(holes, off, off + insn.size))
-            )
+            notes = _hole_notes(holes, off, off + insn.size)
+            lines.append(_line(base + off, code[off : off + insn.size], text, notes))
             pos = off + insn.size
         if pos < len(code):
             step = 4 if target.startswith("aarch64") else 1
             chunk = code[pos : pos + step]
-            lines.append(
-                _line(
-                    pos,
-                    chunk,
-                    ".byte " + ", ".join(f"{b:#04x}" for b in chunk),
-                    _hole_notes(holes, pos, pos + step),
-                )
-            )
+            text = ".byte " + ", ".join(f"{b:#04x}" for b in chunk)
+            lines.append(_line(base + pos, chunk, text, _hole_notes(holes, pos, pos + step)))
             pos += len(chunk)
     return lines
 
 
-def _line(off: int, raw: bytes, text: str, notes: list[str]) -> str:
-    line = f"  {off:04x}: {raw.hex(' '):<30} {text}"
+def _line(address: int, raw: bytes, text: str, notes: list[str]) -> str:
+    line = f"  {address:04x}: {raw.hex(' '):<30} {text}"
     if notes:
         line = f"{line:<72} ; " + "; ".join(notes)
     return line

@@ -12,6 +12,7 @@ from functools import partial
 from .cinterp import prepare_c
 from .interp import prepare_py
 from .ir import Program
+from .native import prepare_eager
 from .outcome import Outcome
 
 Prepare = Callable[[Program, Sequence[int]], Callable[[], Outcome]]
@@ -20,6 +21,7 @@ PREPARE: dict[str, Prepare] = {
     "py": prepare_py,
     "switch": partial(prepare_c, engine="switch"),
     "tailcall": partial(prepare_c, engine="tailcall"),
+    "jit-eager": prepare_eager,
 }
 
 

@@ -1,4 +1,4 @@
-"""The host's C library: helpers and the two baseline interpreters, via cffi.
+"""The host's C library: helpers, the two baseline interpreters and the icache flush, via cffi.
 
 Built by the same clang as the stencils, for the host, with the same
 floating-point flags (so that the baselines and the stencils compute the
@@ -22,7 +22,7 @@ from .errors import ToolchainError
 from .paths import ROOT, STENCILS_DIR, cache_dir
 from .toolchain import find_clang, local_flags
 
-SOURCES = ("helpers.c", "interp_switch.c", "interp_tailcall.c")
+SOURCES = ("helpers.c", "interp_switch.c", "interp_tailcall.c", "runtime.c")
 FLAGS = (
     "-O3",
     "-std=c11",

@@ -160,8 +160,11 @@ class _Holes:
         out.append(Hole(base + rel.offset, reloc, kind, symbol, addend))
 
 
-def process_object(blob: bytes, name: str, target: Target) -> Stencil:
-    """Turn the object compiled for op `name` into a Stencil."""
+def process_object(blob: bytes, name: str, target: Target, *, clean_tail: bool = True) -> Stencil:
+    """Turn the object compiled for op `name` into a Stencil.
+
+    clean_tail=False keeps the object's code bytes as they are (the tests
+    link such stencils with ld.lld to check the patcher)."""
 
     def fail(what: str):
         raise StencilBuildError(name, target.name, what)
@@ -179,9 +182,9 @@ def process_object(blob: bytes, name: str, target: Target) -> Stencil:
     holes = _Holes(obj, lay, fail)
     for rel in obj.relocations:
         holes.add(rel)
-    code, code_holes, notes = tail.clean_tail(
-        target.name, bytes(lay.code), sorted(holes.code, key=lambda h: h.offset)
-    )
+    code, code_holes, notes = bytes(lay.code), sorted(holes.code, key=lambda h: h.offset), []
+    if clean_tail:
+        code, code_holes, notes = tail.clean_tail(target.name, code, code_holes)
     return Stencil(
         name,
         code,

@@ -1,0 +1,33 @@
+"""--dump-traces: compiled code as it sits in memory, step by step.
+
+Each step is headed by its op, IR position and source line; its
+instructions are disassembled from the sealed region itself (so what is
+shown is what runs), with each hole's relocation and the value patched in.
+"""
+
+from __future__ import annotations
+
+from .disasm import disassemble
+from .ir import Program
+from .native import Compiled
+from .stencils import StencilLibrary
+from .stitch import TRAMPOLINE_SIZE
+
+
+def describe_compiled(compiled: Compiled, library: StencilLibrary, program: Program, title: str) -> str:
+    lay, base = compiled.layout, compiled.region.address
+    code = compiled.region.read(0, lay.size)
+    out = [f"== {title}: {len(compiled.steps)} steps, {lay.code_offsets[-1]} bytes of code at {base:#x}"]
+    for i, step in enumerate(compiled.steps):
+        stencil = library.ops[step.op]
+        start, end = lay.code_offsets[i], lay.code_offsets[i + 1]
+        line = program.code[step.position].line if step.position < len(program.code) else 0
+        out.append(f"-- step {i}: {step.op.lower()} (pc {step.position}, line {line}) at {base + start:#x}")
+        for text in disassemble(library.target, code[start:end], stencil.holes, base + start):
+            out.append(text)
+    if compiled.trampolines:
+        start = lay.trampolines
+        end = start + compiled.trampolines * TRAMPOLINE_SIZE
+        out.append(f"-- {compiled.trampolines} trampoline(s) to far targets at {base + start:#x}")
+        out += disassemble(library.target, code[start:end], (), base + start)
+    return "\n".join(out) + "\n"

@@ -1,0 +1,111 @@
+"""Running stitched machine code on this machine.
+
+A NativeRuntime owns an arena, the entry shim (copied once, sealed) and the
+helpers' addresses.  compile() lays out and stitches steps into a fresh
+region and seals it; enter() calls the shim, which jumps to the code with
+the preserve_none convention and comes back when a stencil returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from .build import load_library
+from .cinterp import NativeVM
+from .errors import JitError
+from .hostlib import hostlib
+from .ir import Program
+from .memory import Arena, Region
+from .optable import helper_names
+from .outcome import Outcome
+from .stencils import HELPER_PREFIX, StencilLibrary
+from .stitch import Layout, Step, layout, stitch
+from .toolchain import host_target
+
+
+@dataclass
+class Compiled:
+    """Stitched code in a sealed region."""
+
+    region: Region
+    layout: Layout
+    steps: tuple[Step, ...]
+    trampolines: int = 0
+
+    def address(self, step: int) -> int:
+        return self.region.address + self.layout.code_offsets[step]
+
+    def free(self) -> None:
+        self.region.free()
+
+
+class NativeRuntime:
+    def __init__(self, library: StencilLibrary) -> None:
+        self.library = library
+        self.arena = Arena()
+        self.ffi, self.lib = hostlib()
+        self.helpers = {
+            HELPER_PREFIX + name: int(self.ffi.cast("uintptr_t", getattr(self.lib, name)))
+            for name in helper_names()
+        }
+        shim = library.shim
+        self.shim_region = self.arena.allocate(len(shim.code))
+        self.shim_region.write(0, shim.code)
+        self.shim_region.seal()
+        self._shim = self.ffi.cast("int64_t (*)(VMState *)", self.shim_region.address)
+
+    def compile(self, steps: Sequence[Step]) -> Compiled:
+        lay = layout(self.library, steps)
+        region = self.arena.allocate(lay.size)
+        try:
+            stitched = stitch(self.library, steps, lay, region.address, self.helpers)
+            region.write(0, stitched.code)
+            region.seal()
+        except BaseException:
+            region.free()
+            raise
+        return Compiled(region, lay, tuple(steps), stitched.trampolines)
+
+    def enter(self, state, address: int) -> int:
+        state.entry = self.ffi.cast("void *", address)
+        return self._shim(state)
+
+    def close(self) -> None:
+        self.shim_region.free()
+
+
+@cache
+def native_runtime() -> NativeRuntime:
+    target = host_target()
+    if target is None:
+        raise JitError("no native target for this machine; use --target to run under emulation")
+    return NativeRuntime(load_library(target))
+
+
+def program_steps(program: Program) -> list[Step]:
+    """One step per instruction, jumps and calls aimed at their IR targets."""
+    steps = []
+    for pc, ins in enumerate(program.code):
+        op = ins.info
+        target = ins.a if op.operand in ("LABEL", "FUNC") else None
+        steps.append(Step(op.name, ins.a, ins.b, pc, target))
+    return steps
+
+
+def prepare_eager(program: Program, args: Sequence[int]) -> Callable[[], Outcome]:
+    """Compile the whole program up front; the returned function runs it natively."""
+    rt = native_runtime()
+    compiled = rt.compile(program_steps(program))
+    vm = NativeVM.create(program, args)
+
+    def run() -> Outcome:
+        try:
+            rt.enter(vm.state, compiled.address(0))
+            return vm.outcome()
+        finally:
+            vm.close()
+            compiled.free()
+
+    return run

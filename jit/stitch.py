@@ -1,0 +1,165 @@
+"""Layout and stitching: copy stencils one after another and patch their holes.
+
+The input is a list of steps, one stencil instance each, in execution order
+(so each step's continuation is the next step).  Layout places every step's
+code, then a trampoline area, then every step's data; stitching copies the
+bytes and fills each hole with its value at a given base address.  Nothing
+here touches memory: the result is bytes, which the caller writes into an
+executable region (jit.native) or into an emulator (later).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .errors import JitError
+from .patch import RelocationError, is_branch_instruction, patch, trampoline
+from .stencils import Hole, HoleKind, Stencil, StencilLibrary
+
+TRAMPOLINE_SIZE = 16
+DATA_ALIGN = 16
+# Branches whose reach is short enough that a large body may exceed it.
+_SHORT_BRANCHES = {"R_AARCH64_TSTBR14": 1 << 15, "R_AARCH64_CONDBR19": 1 << 20, "R_AARCH64_JUMP26": 1 << 27}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stencil instance: which op, its operands, and where its jumps go."""
+
+    op: str
+    operand0: int = 0
+    operand1: int = 0
+    position: int = 0  # IR position
+    target: int | None = None  # step index _JIT_TARGET refers to
+    exit: int | None = None  # step index _JIT_EXIT refers to
+
+
+@dataclass(frozen=True)
+class Layout:
+    code_offsets: tuple[int, ...]  # one per step, plus the end of the code
+    trampolines: int  # offset of the trampoline area
+    trampoline_slots: int
+    data_offsets: tuple[int, ...]  # one per step
+    size: int  # code + trampolines + data
+
+
+@dataclass(frozen=True)
+class Stitched:
+    code: bytes  # code, trampolines and data, ready to copy to the base address
+    trampolines: int  # how many trampoline slots were used
+
+
+class StitchError(JitError):
+    pass
+
+
+def _align(n: int, a: int) -> int:
+    return (n + a - 1) // a * a
+
+
+def layout(library: StencilLibrary, steps: Sequence[Step]) -> Layout:
+    stencils = [library.ops[s.op] for s in steps]
+    offsets = [0]
+    for st in stencils:
+        offsets.append(offsets[-1] + len(st.code))
+    code_end = offsets[-1]
+    helpers = {h.symbol for st in stencils for h in st.holes if h.kind is HoleKind.HELPER}
+    slots = len(helpers)
+    short = [
+        h for st in stencils for h in st.holes if h.reloc in _SHORT_BRANCHES and h.kind is not HoleKind.HELPER
+    ]
+    if any(code_end >= _SHORT_BRANCHES[h.reloc] for h in short):
+        slots += len(short)
+    tramp = _align(code_end, TRAMPOLINE_SIZE)
+    data = _align(tramp + slots * TRAMPOLINE_SIZE, DATA_ALIGN)
+    data_offsets = []
+    for st in stencils:
+        data_offsets.append(data)
+        data = _align(data + len(st.data), DATA_ALIGN) if st.data else data
+    return Layout(tuple(offsets), tramp, slots, tuple(data_offsets), data)
+
+
+def _values(step: Step, index: int, lay: Layout, base: int) -> dict[HoleKind, int]:
+    """The values of the holes that depend only on the step itself."""
+    values = {
+        HoleKind.OPERAND0: step.operand0,
+        HoleKind.OPERAND1: step.operand1,
+        HoleKind.POSITION: step.position,
+        HoleKind.CODE: base + lay.code_offsets[index],
+        HoleKind.DATA: base + lay.data_offsets[index],
+    }
+    if index + 1 < len(lay.code_offsets) - 1:
+        values[HoleKind.CONTINUE] = base + lay.code_offsets[index + 1]
+    return values
+
+
+class _Stitcher:
+    def __init__(self, target: str, lay: Layout, base: int, buf: bytearray) -> None:
+        self.target, self.lay, self.base, self.buf = target, lay, base, buf
+        self.trampolines: dict[int, int] = {}  # destination -> address
+
+    def trampoline_to(self, destination: int) -> int:
+        if destination not in self.trampolines:
+            n = len(self.trampolines)
+            if n >= self.lay.trampoline_slots:
+                raise StitchError("out of trampoline slots")
+            off = self.lay.trampolines + n * TRAMPOLINE_SIZE
+            self.buf[off : off + TRAMPOLINE_SIZE] = trampoline(self.target, destination)
+            self.trampolines[destination] = self.base + off
+        return self.trampolines[destination]
+
+    def fill(self, blob_offset: int, hole: Hole, value: int, where: str) -> None:
+        off = blob_offset + hole.offset
+        place = self.base + off
+        try:
+            patch(self.buf, off, hole.reloc, value + hole.addend, place)
+        except RelocationError as e:
+            if not (e.out_of_range and is_branch_instruction(self.target, self.buf, off, hole.reloc)):
+                raise StitchError(f"{where}: {e}") from e
+            try:
+                patch(self.buf, off, hole.reloc, self.trampoline_to(value + hole.addend), place)
+            except RelocationError as again:
+                raise StitchError(f"{where}: {again} (even through a trampoline)") from again
+
+
+def stitch(
+    library: StencilLibrary,
+    steps: Sequence[Step],
+    lay: Layout,
+    base: int,
+    helpers: Mapping[str, int],
+) -> Stitched:
+    """The bytes of the laid-out steps at address `base`, every hole filled."""
+    buf = bytearray(lay.size)
+    pad = b"\xcc" if library.target.startswith("x86_64") else b"\0"
+    tramp_end = lay.trampolines + lay.trampoline_slots * TRAMPOLINE_SIZE
+    buf[lay.code_offsets[-1] : tramp_end] = pad * (tramp_end - lay.code_offsets[-1])
+    st = _Stitcher(library.target, lay, base, buf)
+    for index, step in enumerate(steps):
+        stencil: Stencil = library.ops[step.op]
+        code_at, data_at = lay.code_offsets[index], lay.data_offsets[index]
+        buf[code_at : code_at + len(stencil.code)] = stencil.code
+        buf[data_at : data_at + len(stencil.data)] = stencil.data
+        values = _values(step, index, lay, base)
+        where = f"step {index} ({step.op})"
+        for holes, at in ((stencil.holes, code_at), (stencil.data_holes, data_at)):
+            for hole in holes:
+                if hole.kind is HoleKind.HELPER:
+                    value = helpers[hole.symbol]
+                elif hole.kind is HoleKind.TARGET:
+                    value = _step_address(step.target, lay, base, where, "target")
+                elif hole.kind is HoleKind.EXIT:
+                    value = _step_address(step.exit, lay, base, where, "exit")
+                elif hole.kind in values:
+                    value = values[hole.kind]
+                else:
+                    raise StitchError(f"{where}: nothing follows it, but it has a {hole.kind} hole")
+                st.fill(at, hole, value, where)
+    return Stitched(bytes(buf), len(st.trampolines))
+
+
+def _step_address(i: int | None, lay: Layout, base: int, where: str, what: str) -> int:
+    if i is None:
+        raise StitchError(f"{where} has a {what} hole but no {what} step")
+    return base + lay.code_offsets[i]
