@@ -21,9 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", action="append", choices=sorted(TARGETS), help="repeatable; default: all")
     parser.add_argument("--jobs", type=int, default=None, help="parallel clang processes (default: cores)")
-    parser.add_argument(
-        "--keep-objects", type=Path, metavar="DIR", help="copy the ELF objects to DIR/TARGET/"
-    )
+    parser.add_argument("--keep-objects", type=Path, metavar="DIR", help="copy the ELF objects to DIR/TARGET/")
     parser.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
     args = parser.parse_args(argv)
     if args.jobs is not None and args.jobs < 1:

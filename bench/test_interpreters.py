@@ -18,7 +18,7 @@ from jit.uop import parse_file
 from .conftest import SIZES
 
 
-@pytest.mark.parametrize("engine", ["py", "switch", "tailcall"])
+@pytest.mark.parametrize("engine", ["py", "switch", "tailcall", "jit-eager"])
 @pytest.mark.parametrize("program", sorted(SIZES))
 def test_run(benchmark, record, program, engine):
     prog = parse_file(ROOT / "bench" / "programs" / f"{program}.uop")

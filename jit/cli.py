@@ -120,12 +120,8 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a .uop program")
     p.add_argument("program", help="the .uop file")
     p.add_argument("args", nargs="*", help="the program's integer arguments")
-    p.add_argument(
-        "--engine", choices=["py", "switch", "tailcall", "jit"], default="switch", help="default: switch"
-    )
-    p.add_argument(
-        "--eager", action="store_true", help="with --engine jit: compile the whole program up front"
-    )
+    p.add_argument("--engine", choices=["py", "switch", "tailcall", "jit"], default="switch", help="default: switch")
+    p.add_argument("--eager", action="store_true", help="with --engine jit: compile the whole program up front")
     p.add_argument("--dump-traces", action="store_true", help="print the compiled code (stderr)")
     p.set_defaults(func=cmd_run)
     return parser

@@ -29,6 +29,4 @@ def _runner(prepare: Prepare) -> Callable[[Program, Sequence[int]], Outcome]:
     return lambda program, args: prepare(program, args)()
 
 
-ENGINES: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
-    name: _runner(p) for name, p in PREPARE.items()
-}
+ENGINES: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {name: _runner(p) for name, p in PREPARE.items()}

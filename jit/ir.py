@@ -246,9 +246,7 @@ class ProgramBuilder:
             raise ProgramError(self.errors)
         main = self.funcs[0]
         if main.params or main.results:
-            self.error(
-                main.line, main.col, "the first function is the entry: it takes no params and no results"
-            )
+            self.error(main.line, main.col, "the first function is the entry: it takes no params and no results")
         starts: dict[str, int] = {}
         pos = 0
         for f in self.funcs:
@@ -266,7 +264,5 @@ class ProgramBuilder:
             functions.append(Function(f.name, f.params, f.locals, f.results, base, len(code), f.line))
         if self.errors:
             raise ProgramError(self.errors)
-        program = Program(
-            self.filename, tuple(code), tuple(functions), self.memory, self.nargs, tuple(self.strings)
-        )
+        program = Program(self.filename, tuple(code), tuple(functions), self.memory, self.nargs, tuple(self.strings))
         return verify(program)

@@ -140,6 +140,7 @@ class Region:
 @dataclass
 class Arena:
     chunk_size: int = DEFAULT_CHUNK
+    hint: int = 0  # where to ask mmap to put chunks (0: anywhere); tests use it to force far targets
     chunks: list[_Chunk] = field(default_factory=list)
     regions: int = 0
 
@@ -156,7 +157,8 @@ class Arena:
 
     def _map(self, size: int) -> _Chunk:
         ffi, libc = _libc()
-        ptr = libc.mmap(ffi.NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        where = ffi.cast("void *", self.hint + sum(c.size for c in self.chunks)) if self.hint else ffi.NULL
+        ptr = libc.mmap(where, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         address = int(ffi.cast("uintptr_t", ptr))
         if address == MAP_FAILED:
             raise ExecMemoryError(f"mmap of {size} bytes failed: {os.strerror(ffi.errno)}")

@@ -42,13 +42,12 @@ class Compiled:
 
 
 class NativeRuntime:
-    def __init__(self, library: StencilLibrary) -> None:
+    def __init__(self, library: StencilLibrary, arena: Arena | None = None) -> None:
         self.library = library
-        self.arena = Arena()
+        self.arena = arena or Arena()
         self.ffi, self.lib = hostlib()
         self.helpers = {
-            HELPER_PREFIX + name: int(self.ffi.cast("uintptr_t", getattr(self.lib, name)))
-            for name in helper_names()
+            HELPER_PREFIX + name: int(self.ffi.cast("uintptr_t", getattr(self.lib, name))) for name in helper_names()
         }
         shim = library.shim
         self.shim_region = self.arena.allocate(len(shim.code))

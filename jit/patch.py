@@ -229,9 +229,7 @@ def patch(code: bytearray, offset: int, reloc: str, value: int, place: int) -> N
     try:
         fn = PATCHERS[reloc]
     except KeyError:
-        raise RelocationError(
-            reloc, "no patch function for this relocation type", out_of_range=False
-        ) from None
+        raise RelocationError(reloc, "no patch function for this relocation type", out_of_range=False) from None
     fn(code, offset, value, place)
 
 

@@ -152,9 +152,7 @@ class _Holes:
             sym_rel = Relocation(rel.section, rel.offset, rel.type, rel.name, rel.description, rel.symbol, 0)
             kind, symbol, value = self.value_of(sym_rel)
             entry = self.got_entry(kind, symbol, value)
-            out.append(
-                Hole(base + rel.offset, relocs.GOT_REWRITE[reloc], HoleKind.DATA, "", entry + rel.addend)
-            )
+            out.append(Hole(base + rel.offset, relocs.GOT_REWRITE[reloc], HoleKind.DATA, "", entry + rel.addend))
             return
         kind, symbol, addend = self.value_of(rel)
         out.append(Hole(base + rel.offset, reloc, kind, symbol, addend))

@@ -66,9 +66,7 @@ def layout(library: StencilLibrary, steps: Sequence[Step]) -> Layout:
     code_end = offsets[-1]
     helpers = {h.symbol for st in stencils for h in st.holes if h.kind is HoleKind.HELPER}
     slots = len(helpers)
-    short = [
-        h for st in stencils for h in st.holes if h.reloc in _SHORT_BRANCHES and h.kind is not HoleKind.HELPER
-    ]
+    short = [h for st in stencils for h in st.holes if h.reloc in _SHORT_BRANCHES and h.kind is not HoleKind.HELPER]
     if any(code_end >= _SHORT_BRANCHES[h.reloc] for h in short):
         slots += len(short)
     tramp = _align(code_end, TRAMPOLINE_SIZE)
@@ -117,8 +115,12 @@ class _Stitcher:
         except RelocationError as e:
             if not (e.out_of_range and is_branch_instruction(self.target, self.buf, off, hole.reloc)):
                 raise StitchError(f"{where}: {e}") from e
+            # An x86 displacement counts from the end of its 4-byte field;
+            # an AArch64 one from the instruction itself.
+            bias = 4 if self.target.startswith("x86_64") else 0
+            via = self.trampoline_to(value + hole.addend + bias)
             try:
-                patch(self.buf, off, hole.reloc, self.trampoline_to(value + hole.addend), place)
+                patch(self.buf, off, hole.reloc, via - bias, place)
             except RelocationError as again:
                 raise StitchError(f"{where}: {again} (even through a trampoline)") from again
 

@@ -90,11 +90,7 @@ def _unescape(body: str) -> bytes:
 
 def _int_literal(tok: str) -> int | None:
     if _INT.fullmatch(tok):
-        return (
-            int(tok.replace("_", ""), 0)
-            if not re.fullmatch(r"[-+]?0[0-9_]+", tok)
-            else int(tok.replace("_", ""))
-        )
+        return int(tok.replace("_", ""), 0) if not re.fullmatch(r"[-+]?0[0-9_]+", tok) else int(tok.replace("_", ""))
     m = _CHAR.fullmatch(tok)
     if m:
         data = _unescape(m.group(1))

@@ -76,9 +76,7 @@ def _verify_function(
             else:
                 work.append((succ, nd))
     if deepest > MAX_FUNCTION_STACK:
-        errors.append(
-            Diagnostic(program.filename, f.line, 1, f"function {f.name!r} needs a stack of {deepest} slots")
-        )
+        errors.append(Diagnostic(program.filename, f.line, 1, f"function {f.name!r} needs a stack of {deepest} slots"))
     return replace(f, max_stack=deepest)
 
 

@@ -12,9 +12,7 @@ from jit.paths import ROOT
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "jit", *args], cwd=ROOT, capture_output=True, text=True, check=False
-    )
+    return subprocess.run([sys.executable, "-m", "jit", *args], cwd=ROOT, capture_output=True, text=True, check=False)
 
 
 def test_every_hole_is_named_on_its_instruction(library, target):

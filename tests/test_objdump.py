@@ -23,9 +23,7 @@ _BYTES_A64 = re.compile(r"^\s*([0-9a-f]+):\s+([0-9a-f]{8})\s")
 
 def objdump_text_bytes(path, target: str) -> bytes:
     """The .text bytes as llvm-objdump -d prints them."""
-    out = subprocess.run(
-        [OBJDUMP, "-d", "--section=.text", str(path)], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([OBJDUMP, "-d", "--section=.text", str(path)], capture_output=True, text=True, check=True)
     code = bytearray()
     for line in out.stdout.splitlines():
         if target.startswith("x86"):

@@ -202,8 +202,7 @@ def test_printing_round_trips(path):
     strip = lambda p: [(i.op, i.a, i.b) for i in p.code]  # noqa: E731 - lines differ, semantics not
     assert strip(again) == strip(program)
     assert again.functions == tuple(
-        f.__class__(**{**f.__dict__, "line": g.line})
-        for f, g in zip(program.functions, again.functions, strict=True)
+        f.__class__(**{**f.__dict__, "line": g.line}) for f, g in zip(program.functions, again.functions, strict=True)
     )
 
 

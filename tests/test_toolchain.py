@@ -75,9 +75,7 @@ def test_real_clang_is_at_least_19(clang):
 
 def test_build_script_reports_old_clang_cleanly(tmp_path):
     """The CLI says what is wrong in one line and exits 2, with no traceback."""
-    env = dict(
-        os.environ, CLANG=str(fake_clang(tmp_path, "clang version 18.1.8")), JIT_CACHE_DIR=str(tmp_path)
-    )
+    env = dict(os.environ, CLANG=str(fake_clang(tmp_path, "clang version 18.1.8")), JIT_CACHE_DIR=str(tmp_path))
     out = subprocess.run(
         [sys.executable, "build_stencils.py", "--target", "x86_64-linux"],
         cwd=ROOT, env=env, capture_output=True, text=True, check=False,

@@ -1,0 +1,106 @@
+"""Stitched code running natively: trampolines, W^X, and no leaks."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from jit.memory import PROT_EXEC, PROT_READ, PROT_WRITE, Arena, ExecMemoryError, protect
+from jit.native import NativeRuntime, native_runtime, prepare_eager, program_steps
+from jit.paths import ROOT
+from jit.uop import parse, parse_file
+
+pytestmark = pytest.mark.skipif(native_runtime is None, reason="no native target")
+
+
+def maps() -> list[str]:
+    with open("/proc/self/maps") as f:
+        return f.read().splitlines()
+
+
+def wx_mappings() -> list[str]:
+    return [line for line in maps() if line.split()[1].startswith("rwx")]
+
+
+def test_protect_refuses_writable_and_executable():
+    arena = Arena()
+    region = arena.allocate(100)
+    with pytest.raises(ExecMemoryError, match="writable and executable"):
+        protect(region.address, region.size, PROT_READ | PROT_WRITE | PROT_EXEC)
+    region.free()
+
+
+def test_region_lifecycle_and_accounting():
+    arena = Arena(chunk_size=1 << 16)
+    regions = [arena.allocate(100) for _ in range(10)]
+    stats = arena.stats()
+    assert stats["mappings"] == 1 and stats["regions"] == 10
+    assert stats["bytes_used"] == 10 * 4096 and stats["bytes_mapped"] == 1 << 16
+    regions[0].write(0, b"\xc3")
+    regions[0].seal()
+    with pytest.raises(ExecMemoryError, match="not writable"):
+        regions[0].write(0, b"\x90")
+    with regions[0].unsealed() as r:
+        r.write(0, b"\x90\xc3")
+    assert regions[0].read(0, 2) == b"\x90\xc3"
+    big = arena.allocate(1 << 17)  # larger than a chunk: a chunk of its own
+    assert arena.stats()["mappings"] == 2
+    for r in [*regions, big]:
+        r.free()
+    regions[3].free()  # twice is harmless
+    assert arena.stats() == {"mappings": 0, "bytes_mapped": 0, "bytes_used": 0, "regions": 0}
+
+
+def test_no_mapping_is_ever_writable_and_executable_while_code_runs():
+    """A long native run in one thread; this one reads /proc/self/maps meanwhile."""
+    program = parse_file(ROOT / "bench" / "programs" / "count.uop")
+    run = prepare_eager(program, [300_000_000])
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault("out", run()))
+    assert not wx_mappings()
+    worker.start()
+    looks = 0
+    while worker.is_alive():
+        assert not wx_mappings()
+        looks += 1
+        time.sleep(0.001)
+    worker.join()
+    assert result["out"].output == b"300000000\n"
+    assert looks > 5  # the check really ran while the code did
+
+
+def test_ten_thousand_compile_and_free_cycles_leave_nothing_behind():
+    program = parse(".func main\n push_int 2\n push_int 3\n add\n print_int\n halt\n")
+    rt = native_runtime()
+    steps = program_steps(program)
+    for _ in range(10):  # warm up: the runtime's own shim and caches
+        rt.compile(steps).free()
+    before_maps, before_stats = len(maps()), rt.arena.stats()
+    for _ in range(10_000):
+        rt.compile(steps).free()
+    assert rt.arena.stats() == before_stats
+    assert len(maps()) == before_maps
+
+
+def test_far_helpers_are_reached_through_trampolines():
+    """Code mapped far (> 2 GiB) from the C helpers must call them through trampolines."""
+    rt0 = native_runtime()
+    helper = min(rt0.helpers.values())
+    hint = (helper + (1 << 36)) & ~0xFFFF if helper < (1 << 46) else 0x10_0000_0000
+    rt = NativeRuntime(rt0.library, Arena(hint=hint))
+    program = parse_file(ROOT / "bench" / "programs" / "fib.uop")
+    compiled = rt.compile(program_steps(program))
+    try:
+        assert abs(compiled.region.address - helper) > (1 << 32)
+        assert compiled.trampolines >= 2  # print_int and print_str
+        from jit.cinterp import NativeVM
+
+        vm = NativeVM.create(program, [20])
+        rt.enter(vm.state, compiled.address(0))
+        assert vm.outcome().output == b"6765\n"
+        vm.close()
+    finally:
+        compiled.free()
+        rt.close()
