@@ -3,7 +3,9 @@
     pytest bench/test_interpreters.py --benchmark-group-by=param:program
 
 Each engine runs the same program with the same argument, in this process,
-side by side; set-up (compiling closures, allocating the VM) is not timed.
+side by side; set-up (compiling closures, allocating the VM, and for
+jit-eager compiling the whole program) is not timed.  `jit` is the tiered
+engine, timed end to end: tier 1, recording and compiling traces included.
 The summary at the end gives the ratios.
 """
 
@@ -18,7 +20,7 @@ from jit.uop import parse_file
 from .conftest import SIZES
 
 
-@pytest.mark.parametrize("engine", ["py", "switch", "tailcall", "jit-eager"])
+@pytest.mark.parametrize("engine", ["py", "switch", "tailcall", "jit-eager", "jit"])
 @pytest.mark.parametrize("program", sorted(SIZES))
 def test_run(benchmark, record, program, engine):
     prog = parse_file(ROOT / "bench" / "programs" / f"{program}.uop")

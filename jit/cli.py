@@ -76,11 +76,16 @@ def parse_args_for(program, values: list[str]) -> list[int]:
 def engine_name(args: argparse.Namespace) -> str:
     if args.eager and args.engine != "jit":
         raise JitError("--eager goes with --engine jit")
-    if args.engine == "jit":
-        if not args.eager:
-            raise JitError("--engine jit runs with --eager for now (tiering is not built yet)")
-        return "jit-eager"
-    return args.engine
+    return "jit-eager" if args.engine == "jit" and args.eager else args.engine
+
+
+def tier_config(args: argparse.Namespace):
+    from .tiering import TierConfig
+
+    try:
+        return TierConfig(args.hot_loop, args.hot_exit, args.max_trace, args.perf_map)
+    except ValueError as e:
+        raise JitError(f"--{str(e).split()[0].replace('_', '-')}: must be at least 1") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -89,19 +94,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     program = parse_file(args.program)
     values = parse_args_for(program, args.args)
     engine = engine_name(args)
-    if args.dump_traces and engine == "jit-eager":
+    stats = None
+    if engine == "jit":
         from .dump import describe_compiled
-        from .native import native_runtime, program_steps
+        from .native import native_runtime
+        from .tiering import prepare_tiered
 
-        rt = native_runtime()
-        compiled = rt.compile(program_steps(program))
-        try:
-            sys.stderr.write(describe_compiled(compiled, rt.library, program, f"{program.filename} (eager)"))
-        finally:
-            compiled.free()
-    outcome = ENGINES[engine](program, values)
+        def dump(compiled, shape, side):
+            title = (
+                f"{'side ' if side else ''}trace from pc {shape.start_pc} (line {program.code[shape.start_pc].line})"
+            )
+            sys.stderr.write(describe_compiled(compiled, native_runtime().library, program, title))
+
+        runner = prepare_tiered(program, values, tier_config(args), dump if args.dump_traces else None)
+        outcome = runner()
+        stats = runner.stats
+    else:
+        if args.dump_traces and engine == "jit-eager":
+            from .dump import describe_compiled
+            from .native import native_runtime, program_steps
+
+            rt = native_runtime()
+            compiled = rt.compile(program_steps(program))
+            try:
+                sys.stderr.write(describe_compiled(compiled, rt.library, program, f"{program.filename} (eager)"))
+            finally:
+                compiled.free()
+        outcome = ENGINES[engine](program, values)
     sys.stdout.buffer.write(outcome.output)
     sys.stdout.flush()
+    if args.stats and stats is not None:
+        sys.stderr.write(stats.report())
     if outcome.status == ERROR:
         print(outcome.error, file=sys.stderr)
         return 1
@@ -120,9 +143,14 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a .uop program")
     p.add_argument("program", help="the .uop file")
     p.add_argument("args", nargs="*", help="the program's integer arguments")
-    p.add_argument("--engine", choices=["py", "switch", "tailcall", "jit"], default="switch", help="default: switch")
+    p.add_argument("--engine", choices=["py", "switch", "tailcall", "jit"], default="jit", help="default: jit (tiered)")
     p.add_argument("--eager", action="store_true", help="with --engine jit: compile the whole program up front")
     p.add_argument("--dump-traces", action="store_true", help="print the compiled code (stderr)")
+    p.add_argument("--stats", action="store_true", help="tiering statistics (stderr)")
+    p.add_argument("--hot-loop", type=int, default=50, metavar="N", help="back-edges before a loop is traced (50)")
+    p.add_argument("--hot-exit", type=int, default=10, metavar="N", help="exits taken before a side trace (10)")
+    p.add_argument("--max-trace", type=int, default=1000, metavar="N", help="micro-ops per trace at most (1000)")
+    p.add_argument("--perf-map", action="store_true", help="write /tmp/perf-PID.map so perf names each trace")
     p.set_defaults(func=cmd_run)
     return parser
 

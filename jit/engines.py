@@ -14,6 +14,7 @@ from .interp import prepare_py
 from .ir import Program
 from .native import prepare_eager
 from .outcome import Outcome
+from .tiering import prepare_tiered
 
 Prepare = Callable[[Program, Sequence[int]], Callable[[], Outcome]]
 
@@ -22,6 +23,7 @@ PREPARE: dict[str, Prepare] = {
     "switch": partial(prepare_c, engine="switch"),
     "tailcall": partial(prepare_c, engine="tailcall"),
     "jit-eager": prepare_eager,
+    "jit": prepare_tiered,
 }
 
 

@@ -252,3 +252,17 @@ def trampoline(target: str, destination: int) -> bytes:
     if target.startswith("x86_64"):
         return b"\xff\x25\x00\x00\x00\x00" + struct.pack("<Q", destination) + b"\xcc\xcc"
     return struct.pack("<IIQ", 0x58000050, 0xD61F0200, destination)
+
+
+def jump(target: str, place: int, destination: int) -> bytes:
+    """The shortest unconditional jump from `place` to `destination`: a direct
+    one where it reaches (x86-64 jmp rel32, AArch64 b), else a trampoline."""
+    if target.startswith("x86_64"):
+        rel = destination - (place + 5)
+        if _signed_fits(rel, 32):
+            return b"\xe9" + struct.pack("<i", rel)
+    else:
+        rel = destination - place
+        if _signed_fits(rel, 28):
+            return struct.pack("<I", 0x14000000 | ((rel >> 2) & 0x3FFFFFF))
+    return trampoline(target, destination)

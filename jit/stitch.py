@@ -33,6 +33,8 @@ class Step:
     position: int = 0  # IR position
     target: int | None = None  # step index _JIT_TARGET refers to
     exit: int | None = None  # step index _JIT_EXIT refers to
+    target_address: int | None = None  # or an address outside this code (another trace)
+    continue_to: int | None = None  # CALL in a trace: the step its callee returns to
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,9 @@ def _values(step: Step, index: int, lay: Layout, base: int) -> dict[HoleKind, in
         HoleKind.CODE: base + lay.code_offsets[index],
         HoleKind.DATA: base + lay.data_offsets[index],
     }
-    if index + 1 < len(lay.code_offsets) - 1:
-        values[HoleKind.CONTINUE] = base + lay.code_offsets[index + 1]
+    after = index + 1 if step.continue_to is None else step.continue_to
+    if after < len(lay.code_offsets) - 1:
+        values[HoleKind.CONTINUE] = base + lay.code_offsets[after]
     return values
 
 
@@ -149,6 +152,8 @@ def stitch(
             for hole in holes:
                 if hole.kind is HoleKind.HELPER:
                     value = helpers[hole.symbol]
+                elif hole.kind is HoleKind.TARGET and step.target_address is not None:
+                    value = step.target_address
                 elif hole.kind is HoleKind.TARGET:
                     value = _step_address(step.target, lay, base, where, "target")
                 elif hole.kind is HoleKind.EXIT:

@@ -26,9 +26,14 @@
 #define POP_I() ((--sp)->i)
 #define POP_F() ((--sp)->f)
 
+#ifndef LEAVE_HOOK
+#define LEAVE_HOOK() ((void)0)
+#endif
+
 /* Leave the machine code or the interpreter loop with the state saved. */
 #define LEAVE(st, where)          \
     do {                          \
+        LEAVE_HOOK();             \
         state->status = (st);     \
         state->pc = (where);      \
         state->sp = sp;           \
@@ -334,6 +339,21 @@ BODY(GUARD_NONZERO) {
     NEXT();
 }
 
+/* A trace's way out: resume tier 1 at OPARG; OPARG1 says which exit. */
 BODY(EXIT) {
+    state->exit_index = OPARG1;
     LEAVE(VM_EXITED, OPARG);
+}
+
+/* Accounting in traces: OPARG micro-ops ran on this pass. */
+BODY(COUNT) {
+    state->trace_ops += OPARG;
+    NEXT();
+}
+
+/* The same, on the way out through side exit OPARG1, which counts it. */
+BODY(TAKE_EXIT) {
+    state->trace_ops += OPARG;
+    state->exit_counts[OPARG1]++;
+    NEXT();
 }

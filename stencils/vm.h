@@ -46,7 +46,10 @@ typedef struct VMState {
     Slot *fp;              /* locals of the active frame when it left */
     void *entry;           /* machine code the shim jumps to */
     int64_t exit_index;    /* which side exit was taken */
-    int64_t ticks;         /* back-edges counted by tier 1 */
+    int64_t *counters;     /* tier 1: per IR position, back-edges left before it is hot */
+    int64_t *exit_counts;  /* per side exit: how often it was taken */
+    int64_t trace_ops;     /* micro-ops executed in traces */
+    int64_t interp_ops;    /* micro-ops executed by tier 1 */
 } VMState;
 
 /* One instruction as the C interpreters read it: the IR's opcode and its
@@ -57,7 +60,21 @@ typedef struct Inst {
     int64_t b;
 } Inst;
 
+/* Tier 1 records the path a hot loop takes: the IR positions it executes,
+ * until it is back at `start`, reaches another trace's head, or has
+ * recorded `max` instructions. */
+typedef struct Recorder {
+    int64_t *pcs;
+    int64_t len;
+    int64_t max;
+    int64_t start;
+    const int8_t *heads;   /* nonzero where a trace starts */
+    int64_t depth;         /* calls entered and not yet returned, on the path */
+} Recorder;
+
 void run_switch(VMState *state, const Inst *code, int64_t pc);
+void run_tier1(VMState *state, const Inst *code, int64_t pc);
+void run_record(VMState *state, const Inst *code, int64_t pc, Recorder *rec);
 void run_tailcall(VMState *state, const Inst *code, int64_t pc);
 void vm_free_output(VMState *state);
 void jit_flush_icache(char *start, char *end);
@@ -72,6 +89,8 @@ enum {
     VM_HALTED = 1,
     VM_ERROR = 2,
     VM_EXITED = 3,
+    VM_HOT = 4,       /* tier 1 reached a hot loop header (pc) */
+    VM_RECORDED = 5,  /* recording stopped at pc */
 };
 
 enum {

@@ -1,0 +1,115 @@
+"""Forming a trace from a recorded path: guards, inlined calls, exits.
+
+The recorder gives the IR positions one pass of a hot loop executed, and
+where it stopped: back at its start (the trace loops), at another trace's
+head (it links there), or elsewhere (it exits to tier 1 there).  Along the
+path, unconditional jumps vanish, each conditional branch becomes a guard
+that exits to the side the path did not take, and calls are inlined: the
+callee's instructions follow the CALL, whose return address is the step
+after the matching RET.  A CALL whose RET is not on the path returns
+through an exit stub instead (to the instruction after the call).
+
+Every way out of the trace passes a COUNT or TAKE_EXIT step, which adds the
+micro-ops executed on that pass to the state's count, so --stats can say
+how much of the program ran in traces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .ir import Program
+from .stitch import Step
+
+LOOP, LINK, EXIT = "loop", "link", "exit"
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    resume_pc: int  # where tier 1 resumes
+    ops: int  # micro-ops executed on the pass that leaves here
+    step: int  # index of its EXIT step (what linking re-patches)
+
+
+@dataclass
+class TraceShape:
+    start_pc: int
+    steps: list[Step]
+    exits: dict[int, ExitInfo] = field(default_factory=dict)  # exit id -> info
+    ops: int = 0  # micro-ops on one full pass
+
+
+_GUARDS = {  # (branch, taken) -> guard that holds on the recorded path
+    ("JZ", True): "GUARD_ZERO",
+    ("JZ", False): "GUARD_NONZERO",
+    ("JNZ", True): "GUARD_NONZERO",
+    ("JNZ", False): "GUARD_ZERO",
+}
+
+
+def form_trace(
+    program: Program,
+    pcs: list[int],
+    stop_pc: int,
+    kind: str,
+    first_exit: int,
+    link_address: int | None = None,
+) -> TraceShape:
+    """Steps for the recorded path `pcs`, which stopped at `stop_pc` for `kind`."""
+    body: list[Step] = []
+    stubs: list[tuple[int, int, int]] = []  # (body index needing it, resume pc, ops)
+    open_calls: list[int] = []
+    for r, pc in enumerate(pcs):
+        ins = program.code[pc]
+        name = ins.info.name
+        nxt = pcs[r + 1] if r + 1 < len(pcs) else stop_pc
+        if name == "JUMP":
+            continue
+        if name in ("JZ", "JNZ"):
+            if ins.a == pc + 1:  # both sides go to the same place: only the pop matters
+                body.append(Step("DROP", position=pc))
+                continue
+            taken = nxt == ins.a
+            resume = pc + 1 if taken else ins.a
+            stubs.append((len(body), resume, r + 1))
+            body.append(Step(_GUARDS[name, taken], position=pc))
+            continue
+        if name == "CALL":
+            open_calls.append(len(body))
+            body.append(Step(name, ins.a, ins.b, pc, target=len(body) + 1))
+            continue
+        if name == "RET":
+            call = open_calls.pop()
+            body.append(Step(name, ins.a, ins.b, pc))
+            body[call] = replace(body[call], continue_to=len(body))
+            continue
+        body.append(Step(name, ins.a, ins.b, pc))
+    for call in open_calls:  # returns that happen off the path
+        stubs.append((call, body[call].position + 1, 0))
+
+    steps = list(body)
+    exits: dict[int, ExitInfo] = {}
+    exit_id = first_exit
+    if kind == LOOP:
+        steps += [Step("COUNT", len(pcs), position=stop_pc), Step("JUMP", position=stop_pc, target=0)]
+    elif kind == LINK:
+        steps += [
+            Step("COUNT", len(pcs), position=stop_pc),
+            Step("JUMP", position=stop_pc, target_address=link_address),
+        ]
+    else:
+        steps.append(Step("TAKE_EXIT", len(pcs), exit_id, position=stop_pc))
+        steps.append(Step("EXIT", stop_pc, exit_id, position=stop_pc))
+        exits[exit_id] = ExitInfo(stop_pc, len(pcs), len(steps) - 1)
+        exit_id += 1
+    for at, resume, ops in stubs:
+        stub = len(steps)
+        steps.append(Step("TAKE_EXIT", ops, exit_id, position=resume))
+        steps.append(Step("EXIT", resume, exit_id, position=resume))
+        exits[exit_id] = ExitInfo(resume, ops, stub + 1)
+        if steps[at].op == "CALL":
+            steps[at] = replace(steps[at], continue_to=stub)
+        else:
+            steps[at] = replace(steps[at], exit=stub)
+        exit_id += 1
+    return TraceShape(pcs[0] if pcs else stop_pc, steps, exits, len(pcs))

@@ -1,0 +1,222 @@
+"""The tiered engine: hot loops become traces, guards exit, hot exits get linked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jit import memory
+from jit.engines import ENGINES
+from jit.paths import ROOT
+from jit.tiering import TierConfig, prepare_tiered
+from jit.uop import parse, parse_file
+
+from .engines import agree
+
+PROGRAMS = ROOT / "bench" / "programs"
+
+# The loop takes one side of a branch for the first half of the run and the
+# other side after that: the trace's guard starts failing halfway, the exit
+# gets hot, and a side trace is linked to it.
+PHASES = """
+.args 1
+.func main locals=3
+    arg 0
+    store 0
+loop:
+    load 1
+    load 0
+    lt
+    jz done
+    load 1
+    load 0
+    push_int 2
+    div
+    lt
+    jz second
+    load 2
+    push_int 3
+    add
+    store 2
+    jump next
+second:
+    load 2
+    push_int 5
+    xor
+    store 2
+next:
+    load 1
+    push_int 1
+    add
+    store 1
+    jump loop
+done:
+    load 2
+    print_int
+    halt
+"""
+
+
+def tiered(program, args, **config):
+    runner = prepare_tiered(program, args, TierConfig(**config))
+    return runner(), runner.stats
+
+
+def test_phase_change_side_exits_then_links_a_side_trace():
+    program = parse(PHASES, "phases.uop")
+    outcome, stats = tiered(program, [10_000], hot_loop=10, hot_exit=5)
+    assert outcome == ENGINES["py"](program, [10_000])
+    assert stats.hot_loops == 1
+    assert stats.side_traces >= 1 and stats.linked >= 1
+    assert stats.side_exits >= 5
+    assert stats.trace_share > 0.95
+
+
+def test_runtime_error_inside_a_trace_matches_the_interpreter():
+    source = """
+.args 1
+.func main locals=2
+    arg 0
+    store 0
+loop:
+    push_int 1000
+    load 0
+    div
+    load 1
+    add
+    store 1
+    load 0
+    push_int 1
+    sub
+    store 0
+    jump loop
+"""
+    program = parse(source, "boom.uop")
+    outcome, stats = tiered(program, [500], hot_loop=5)
+    expected = ENGINES["py"](program, [500])
+    assert outcome == expected
+    assert outcome.error == "boom.uop:9: div: integer division by zero"
+    assert stats.traces >= 1 and stats.trace_ops > 0.9 * 500 * 11  # the error struck in the trace
+
+
+def test_memory_error_inside_a_trace():
+    source = """
+.memory 100
+.func main locals=1
+loop:
+    load 0
+    load 0
+    mstore
+    load 0
+    push_int 1
+    add
+    store 0
+    jump loop
+"""
+    program = parse(source, "mem.uop")
+    outcome, stats = tiered(program, [], hot_loop=3)
+    assert outcome == ENGINES["py"](program, [])
+    assert outcome.error == "mem.uop:7: mstore: memory index 100 out of range (memory has 100 slots)"
+    assert stats.traces == 1
+
+
+SMALL = {
+    "nbody": 50,
+    "fannkuch": 6,
+    "spectralnorm": 12,
+    "mandelbrot": 24,
+    "sieve": 3000,
+    "fib": 12,
+    "branchy": 3001,
+    "count": 1000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_thresholds_do_not_change_results(name):
+    """Threshold 1 (trace everything at once), tiny traces, and never: all as py."""
+    program = parse_file(PROGRAMS / f"{name}.uop")
+    args = [SMALL[name]]
+    expected = ENGINES["py"](program, args)
+    for config in (
+        dict(hot_loop=1, hot_exit=1, max_trace=1000),
+        dict(hot_loop=1, hot_exit=1, max_trace=3),
+        dict(hot_loop=2, hot_exit=7, max_trace=17),
+        dict(hot_loop=1 << 40, hot_exit=1 << 40),
+    ):
+        outcome, _ = tiered(program, args, **config)
+        assert outcome == expected, config
+
+
+@pytest.mark.parametrize(("name", "arg"), [("nbody", 1000), ("spectralnorm", 100), ("mandelbrot", 200)])
+def test_hot_loops_run_in_traces(name, arg):
+    program = parse_file(PROGRAMS / f"{name}.uop")
+    outcome, stats = tiered(program, [arg])
+    assert outcome.status == "halted"
+    assert stats.trace_share >= 0.9, stats.report()
+
+
+def test_known_outputs_under_the_default_engine():
+    """`python -m jit run` with no --engine is the tiered JIT."""
+    out = subprocess.run(
+        [sys.executable, "-m", "jit", "run", "bench/programs/spectralnorm.uop", "100", "--stats"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0
+    assert out.stdout == "1.274219991\n"
+    assert "micro-ops run in traces" in out.stderr and "traces compiled" in out.stderr
+
+
+def test_linking_never_makes_memory_writable_and_executable(monkeypatch):
+    seen = []
+    real = memory.protect
+
+    def spy(address, size, prot):
+        seen.append(prot)
+        real(address, size, prot)
+
+    monkeypatch.setattr(memory, "protect", spy)
+    program = parse(PHASES, "phases.uop")
+    _, stats = tiered(program, [2000], hot_loop=5, hot_exit=2)
+    assert stats.linked >= 1
+    rw, rx = memory.PROT_READ | memory.PROT_WRITE, memory.PROT_READ | memory.PROT_EXEC
+    assert seen.count(rw) >= stats.linked + stats.traces  # each link re-opened a region for writing
+    assert set(seen) <= {rw, rx, memory.PROT_NONE}
+
+
+def test_perf_map_names_each_trace():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jit", "run", "bench/programs/mandelbrot.uop", "40", "--perf-map", "--stats"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _, err = proc.communicate()
+    path = f"/tmp/perf-{proc.pid}.map"
+    try:
+        assert proc.returncode == 0
+        with open(path) as f:
+            lines = f.read().splitlines()
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    compiled = int(err.split("traces compiled ")[1].split()[0])
+    assert len(lines) == compiled >= 2
+    for line in lines:
+        start, size, name = line.split(" ", 2)
+        assert int(start, 16) > 0 and int(size, 16) > 0
+        assert name.startswith("jit:mandelbrot.uop:")
+
+
+def test_bad_thresholds_are_usage_errors():
+    out = subprocess.run(
+        [sys.executable, "-m", "jit", "run", "bench/programs/fib.uop", "5", "--hot-loop", "0"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 2 and out.stderr == "error: --hot-loop: must be at least 1\n"
+
+
+def test_agreement_includes_the_tiered_engines():
+    outcome = agree(PHASES, [300])
+    assert outcome.status == "halted"
