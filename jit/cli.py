@@ -89,29 +89,43 @@ def tier_config(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .dump import describe_compiled
     from .uop import parse_file
 
     program = parse_file(args.program)
     values = parse_args_for(program, args.args)
     engine = engine_name(args)
+    host = host_target()
+    target = args.target or host
+    emulated = args.emulate or target != host
+    if (args.target or args.emulate) and not engine.startswith("jit"):
+        raise JitError("--target and --emulate go with --engine jit")
     stats = None
     if engine == "jit":
-        from .dump import describe_compiled
-        from .native import native_runtime
         from .tiering import prepare_tiered
 
         def dump(compiled, shape, side):
-            title = (
-                f"{'side ' if side else ''}trace from pc {shape.start_pc} (line {program.code[shape.start_pc].line})"
-            )
-            sys.stderr.write(describe_compiled(compiled, native_runtime().library, program, title))
+            line = program.code[shape.start_pc].line
+            title = f"{'side ' if side else ''}trace from pc {shape.start_pc} (line {line}), {target}"
+            sys.stderr.write(describe_compiled(compiled, load_library(target), program, title))
 
-        runner = prepare_tiered(program, values, tier_config(args), dump if args.dump_traces else None)
+        on_compile = dump if args.dump_traces else None
+        runner = prepare_tiered(program, values, tier_config(args), on_compile, target, args.emulate)
         outcome = runner()
         stats = runner.stats
+    elif emulated:
+        from .emulate import prepare_emulated_eager
+
+        run = prepare_emulated_eager(program, values, target)
+        if args.dump_traces:
+            sys.stderr.write(
+                describe_compiled(
+                    run.code, load_library(target), program, f"{program.filename} (eager, {target}, emulated)"
+                )
+            )
+        outcome = run()
     else:
         if args.dump_traces and engine == "jit-eager":
-            from .dump import describe_compiled
             from .native import native_runtime, program_steps
 
             rt = native_runtime()
@@ -151,6 +165,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--hot-exit", type=int, default=10, metavar="N", help="exits taken before a side trace (10)")
     p.add_argument("--max-trace", type=int, default=1000, metavar="N", help="micro-ops per trace at most (1000)")
     p.add_argument("--perf-map", action="store_true", help="write /tmp/perf-PID.map so perf names each trace")
+    p.add_argument("--target", choices=sorted(TARGETS), help="machine code for this target; not the host's: emulated")
+    p.add_argument("--emulate", action="store_true", help="run the target's code in the emulator even on its own host")
     p.set_defaults(func=cmd_run)
     return parser
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from .disasm import disassemble
 from .ir import Program
-from .native import Compiled
 from .stencils import StencilLibrary
 from .stitch import TRAMPOLINE_SIZE
 
 
-def describe_compiled(compiled: Compiled, library: StencilLibrary, program: Program, title: str) -> str:
-    lay, base = compiled.layout, compiled.region.address
-    code = compiled.region.read(0, lay.size)
+def describe_compiled(compiled, library: StencilLibrary, program: Program, title: str) -> str:
+    """`compiled` is native (jit.native.Compiled) or emulated code: anything with
+    layout, steps, trampolines, address(step) and read()."""
+    lay, base = compiled.layout, compiled.address(0)
+    code = compiled.read()
     out = [f"== {title}: {len(compiled.steps)} steps, {lay.code_offsets[-1]} bytes of code at {base:#x}"]
     for i, step in enumerate(compiled.steps):
         stencil = library.ops[step.op]

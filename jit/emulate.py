@@ -94,6 +94,8 @@ class EmuCode:
     def step_address(self, step: int) -> int:
         return self.address + self.layout.code_offsets[step]
 
+    address_of = step_address
+
 
 class Emulator:
     """One emulated machine running one program's VM."""
@@ -271,11 +273,21 @@ def prepare_emulated_eager(program: Program, args: Sequence[int], target: str):
     from .native import program_steps
 
     emu = Emulator(target, program, args)
-    code = emu.compile(program_steps(program))
+    return _EagerRun(emu, emu.compile(program_steps(program)))
 
-    def run() -> Outcome:
-        emu.enter(code.step_address(0))
-        return emu.outcome()
 
-    run.emulator = emu  # type: ignore[attr-defined]
-    return run
+@dataclass
+class _EagerRun:
+    emu: Emulator
+    steps_code: EmuCode
+
+    @property
+    def code(self):
+        """The compiled program, as --dump-traces reads it."""
+        from .machines import _EmuCode
+
+        return _EmuCode(self.steps_code, self.emu)
+
+    def __call__(self) -> Outcome:
+        self.emu.enter(self.steps_code.step_address(0))
+        return self.emu.outcome()

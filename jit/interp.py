@@ -12,7 +12,7 @@ Each instruction becomes a closure with its operand bound; the loop is
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableSequence, Sequence
 
 from .ir import INT64_MAX, INT64_MIN, Program, bits_float, float_bits
 from .limits import MAX_CALL_DEPTH, STACK_SLOTS
@@ -83,6 +83,17 @@ class _Stop(Exception):
         self.pc, self.code = pc, code
 
 
+class _Hot(Exception):
+    """Tier 1 reached a loop header whose back-edge counter ran out."""
+
+    def __init__(self, pc: int) -> None:
+        self.pc = pc
+
+
+# Where tier 1 stopped (the same codes as stencils/vm.h).
+RUNNING, HALT, FAIL, HOT, RECORDED = 0, 1, 2, 4, 5
+
+
 _INT_BINARY: dict[str, Callable[[int, int], int]] = {
     "add": lambda a, b: wrap(a + b),
     "sub": lambda a, b: wrap(a - b),
@@ -121,14 +132,28 @@ _FLOAT_UNARY: dict[str, Callable[[float], float | int]] = {
 class Machine:
     """One run of one program: the stack, memory, frames and output."""
 
-    def __init__(self, program: Program, args: Sequence[int]) -> None:
+    def __init__(
+        self,
+        program: Program,
+        args: Sequence[int],
+        memory: MutableSequence[int | float] | None = None,
+        counters: list[int] | None = None,
+    ) -> None:
+        """`memory` may be any sequence of slots (the emulator passes its own);
+        `counters` (one per IR position) makes this a tier 1 that counts
+        back-edges and stops at hot loop headers."""
         self.program = program
         self.args = list(args)
         self.stack: list[int | float] = [0] * program.main.locals
-        self.memory: list[int | float] = [0] * program.memory
-        self.frames: list[tuple[int, int]] = []  # (return pc, caller's fp)
+        self.memory = [0] * program.memory if memory is None else memory
+        # (return pc, caller's fp, machine code to return to: kept for traces)
+        self.frames: list[tuple[int, int, int]] = []
         self.fp = 0
         self.out = bytearray()
+        self.counters = counters
+        self.counting = counters is not None
+        self.status, self.pc, self.error = RUNNING, 0, 0
+        self.ops = 0  # micro-ops executed (tier 1 and recording)
         self.code = [self._compile(pc) for pc in range(len(program.code))]
 
     def _compile(self, pc: int) -> Callable[[int], int]:
@@ -283,6 +308,8 @@ class Machine:
                 return pc + 1
 
             return h
+        if name in ("jump", "jz", "jnz") and a <= pc and self.counters is not None:
+            return self._counted_jump(name, a)
         if name == "jump":
             return lambda pc: a
         if name == "jz":
@@ -305,7 +332,7 @@ class Machine:
                     raise _Stop(pc, ERR_CALL_DEPTH)
                 if need > STACK_SLOTS - len(S):
                     raise _Stop(pc, ERR_STACK_OVERFLOW)
-                self.frames.append((pc + 1, self.fp))
+                self.frames.append((pc + 1, self.fp, 0))
                 self.fp = len(S) - params
                 S.extend([0] * extra)
                 return a
@@ -314,7 +341,7 @@ class Machine:
         if name == "ret":
 
             def h(pc):
-                ret_pc, caller_fp = self.frames.pop()
+                ret_pc, caller_fp, _ = self.frames.pop()
                 results = S[len(S) - a :] if a else []
                 del S[self.fp :]
                 S.extend(results)
@@ -359,17 +386,83 @@ class Machine:
             return h
         raise AssertionError(f"no reference semantics for {name}")
 
+    def _counted_jump(self, name: str, a: int) -> Callable[[int], int]:
+        """A back-edge: taking it counts down the header's counter."""
+        pop, counters = self.stack.pop, self.counters
+        assert counters is not None
+
+        def taken() -> int:
+            if self.counting:
+                counters[a] -= 1
+                if counters[a] <= 0:
+                    raise _Hot(a)
+            return a
+
+        if name == "jump":
+            return lambda pc: taken()
+        if name == "jz":
+            return lambda pc: taken() if as_int(pop()) == 0 else pc + 1
+        return lambda pc: taken() if as_int(pop()) != 0 else pc + 1
+
     def run(self, pc: int = 0) -> Outcome:
+        """Run to the end (the `py` engine)."""
+        self.interpret(pc)
+        return self.outcome()
+
+    def interpret(self, pc: int) -> int:
+        """Run from pc until the program ends or (as tier 1) a loop gets hot."""
         code = self.code
+        n = 0
         try:
             while True:
                 pc = code[pc](pc)
+                n += 1
         except _Stop as stop:
-            if not stop.code:
-                return Outcome(bytes(self.out), HALTED, stop.pc)
-            top = tuple(as_int(v) for v in self.stack[-2:])
-            message = error_message(self.program, stop.code, stop.pc, top)
-            return Outcome(bytes(self.out), ERROR, stop.pc, message)
+            self._stopped(stop)
+        except _Hot as hot:
+            self.status, self.pc = HOT, hot.pc
+            n += 1
+        self.ops += n
+        return self.status
+
+    def _stopped(self, stop: _Stop) -> None:
+        self.status = FAIL if stop.code else HALT
+        self.pc, self.error = stop.pc, stop.code
+        self.ops += 1
+
+    def record(self, start: int, limit: int, heads: set[int] | dict[int, object]) -> list[int]:
+        """Execute the path from `start` and return its IR positions, stopping
+        (before executing) back at start, at a trace head, after `limit`
+        instructions, at halt, or at a ret out of the starting frame."""
+        code, program = self.code, self.program.code
+        pcs: list[int] = []
+        depth, pc = 0, start
+        self.counting = False
+        try:
+            while True:
+                if pcs and (pc == start or pc in heads):
+                    break
+                name = program[pc].info.name
+                if len(pcs) >= limit or name == "HALT" or (name == "RET" and depth == 0):
+                    break
+                depth += (name == "CALL") - (name == "RET")
+                pcs.append(pc)
+                pc = code[pc](pc)
+            self.status, self.pc = RECORDED, pc
+        except _Stop as stop:
+            self._stopped(stop)
+        finally:
+            self.counting = self.counters is not None
+        self.ops += len(pcs) - (self.status == FAIL)
+        return pcs
+
+    def outcome(self) -> Outcome:
+        if self.status == HALT:
+            return Outcome(bytes(self.out), HALTED, self.pc)
+        if self.status != FAIL:
+            raise RuntimeError(f"the interpreter is not done (status {self.status})")
+        top = tuple(as_int(v) for v in self.stack[-2:])
+        return Outcome(bytes(self.out), ERROR, self.pc, error_message(self.program, self.error, self.pc, top))
 
 
 def prepare_py(program: Program, args: Sequence[int]) -> Callable[[], Outcome]:

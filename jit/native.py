@@ -37,6 +37,9 @@ class Compiled:
     def address(self, step: int) -> int:
         return self.region.address + self.layout.code_offsets[step]
 
+    def read(self) -> bytes:
+        return self.region.read(0, self.layout.size)
+
     def free(self) -> None:
         self.region.free()
 

@@ -21,18 +21,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .cinterp import VM_ERROR, VM_HALTED, NativeVM, encode
+from .cinterp import VM_ERROR, VM_HALTED
+from .errors import JitError
 from .ir import Program
-from .native import Compiled, NativeRuntime, native_runtime
+from .machines import MAX_EXITS, EmulatedMachine, NativeMachine
 from .outcome import Outcome
-from .patch import jump
+from .toolchain import host_target
 from .trace import LINK, LOOP, ExitInfo, TraceShape, form_trace
 
 VM_EXITED, VM_HOT, VM_RECORDED = 3, 4, 5
-MAX_EXITS = 1 << 16
-NEVER = 1 << 62  # a counter that never runs out: the loop is not traced again
 
 
 @dataclass
@@ -80,94 +79,89 @@ class TierStats:
 
 @dataclass
 class _Exit:
-    compiled: Compiled
+    code: object
     info: ExitInfo
     linked: bool = False
     failed: bool = False
 
 
-@dataclass
 class TieredRun:
-    """One run of one program on the tiered engine, natively."""
+    """One run of one program on the tiered engine, on a machine (jit.machines)."""
 
-    program: Program
-    args: Sequence[int]
-    config: TierConfig = field(default_factory=TierConfig)
-    rt: NativeRuntime = field(default_factory=native_runtime)
-    stats: TierStats = field(default_factory=TierStats)
-    on_compile: Callable[[Compiled, TraceShape, bool], None] | None = None  # --dump-traces
-
-    def __post_init__(self) -> None:
-        n = len(self.program.code)
-        self.vm = NativeVM.create(self.program, self.args)
-        ffi = self.vm.ffi
-        self.ffi, self.lib = ffi, self.vm.lib
-        self.code = encode(self.program, ffi)
-        self.counters = ffi.new("int64_t[]", [self.config.hot_loop] * n)
-        self.exit_counts = ffi.new("int64_t[]", MAX_EXITS)
-        self.heads = ffi.new("int8_t[]", n)
-        self.pcs = ffi.new("int64_t[]", self.config.max_trace)
-        self.rec = ffi.new("Recorder *")
-        self.rec.pcs, self.rec.heads, self.rec.max = self.pcs, self.heads, self.config.max_trace
-        self.vm.state.counters, self.vm.state.exit_counts = self.counters, self.exit_counts
-        self.traces: dict[int, Compiled] = {}  # root traces by loop header
-        self.compiled: list[Compiled] = []
+    def __init__(
+        self,
+        program: Program,
+        args: Sequence[int],
+        config: TierConfig | None = None,
+        target: str | None = None,
+        emulate: bool = False,
+        on_compile: Callable[[object, TraceShape, bool], None] | None = None,
+    ) -> None:
+        self.program, self.config = program, config or TierConfig()
+        self.on_compile = on_compile
+        self.stats = TierStats()
+        host = host_target()
+        target = target or host
+        if target is None:
+            raise JitError("this machine has no native target: choose one with --target")
+        if target == host and not emulate:
+            self.machine = NativeMachine(program, args, self.config.hot_loop, self.config.max_trace)
+        else:
+            self.machine = EmulatedMachine(program, args, target, self.config.hot_loop)
+        self.traces: dict[int, object] = {}  # root traces by loop header
         self.exits: dict[int, _Exit] = {}
         self.next_exit = 0
 
     # -- the loop between the tiers ------------------------------------------
 
     def run(self) -> Outcome:
-        state = self.vm.state
+        m = self.machine
         pc = 0
         try:
             while True:
-                self.lib.run_tier1(state, self.code, pc)
-                if state.status != VM_HOT:
+                if m.interpret(pc) != VM_HOT:
                     break
-                if state.pc not in self.traces:
-                    self._trace_loop(state.pc)
+                if m.pc not in self.traces:
+                    self._trace_loop(m.pc)
                 resume = self._run_traces()
                 if resume is None:
                     break
                 pc = resume
-            return self.vm.outcome()
+            return m.outcome()
         finally:
-            self.stats.trace_ops, self.stats.interp_ops = state.trace_ops, state.interp_ops
-            self.stats.side_exits = sum(self.exit_counts[0 : self.next_exit])
-            self.close()
+            self.stats.trace_ops, self.stats.interp_ops = m.trace_ops, m.interp_ops
+            self.stats.side_exits = sum(m.exit_count(k) for k in range(self.next_exit))
+            m.close()
 
     def _run_traces(self) -> int | None:
         """Run traces while the state sits at a trace head; then the pc for
         tier 1, or None once the program has ended."""
-        state = self.vm.state
+        m = self.machine
         while True:
-            if state.status in (VM_HALTED, VM_ERROR):
+            if m.status in (VM_HALTED, VM_ERROR):
                 return None
-            trace = self.traces.get(state.pc)
+            trace = self.traces.get(m.pc)
             if trace is None:
-                return state.pc
-            self.rt.enter(state, trace.address(0))
-            if state.status == VM_EXITED:
-                self._exit_taken(state.exit_index)
+                return m.pc
+            if m.enter(trace.address(0)) == VM_EXITED:
+                self._exit_taken(m.exit_index)
 
     # -- making traces ---------------------------------------------------------
 
     def _trace_loop(self, header: int) -> None:
         self.stats.hot_loops += 1
-        compiled = self._record_and_compile(header)
-        if compiled is None:
-            self.counters[header] = NEVER
+        code = self._record_and_compile(header)
+        if code is None:
+            self.machine.never(header)
             return
-        self.traces[header] = compiled
-        self.heads[header] = 1
-        self.counters[header] = 0  # from now on tier 1 hands over at every back-edge
+        self.traces[header] = code
+        self.machine.mark_head(header)
 
     def _exit_taken(self, exit_id: int) -> None:
         ex = self.exits.get(exit_id)
-        if ex is None or ex.linked or ex.failed or self.exit_counts[exit_id] < self.config.hot_exit:
+        if ex is None or ex.linked or ex.failed or self.machine.exit_count(exit_id) < self.config.hot_exit:
             return
-        resume = self.vm.state.pc
+        resume = self.machine.pc
         if resume in self.traces:
             self._link(ex, self.traces[resume].address(0))
             return
@@ -177,66 +171,59 @@ class TieredRun:
             return
         self._link(ex, side.address(0))
 
-    def _record_and_compile(self, start: int, side: bool = False) -> Compiled | None:
+    def _record_and_compile(self, start: int, side: bool = False):
         """Record from `start` (tier 1 executes the path) and compile it."""
-        state, rec = self.vm.state, self.rec
-        rec.len, rec.start, rec.depth = 0, start, 0
+        m = self.machine
         t0 = time.perf_counter()
-        self.lib.run_record(state, self.code, start, rec)
+        pcs = m.record(start, self.config.max_trace)
         self.stats.record_seconds += time.perf_counter() - t0
-        if state.status != VM_RECORDED or rec.len == 0:
+        if m.status != VM_RECORDED or not pcs:
             return None
-        pcs = [self.pcs[k] for k in range(rec.len)]
-        stop = state.pc
+        stop = m.pc
         kind = LOOP if stop == start else LINK if stop in self.traces else "exit"
         if self.next_exit + len(pcs) + 2 > MAX_EXITS:
             return None
         link = self.traces[stop].address(0) if kind == LINK else None
         t0 = time.perf_counter()
         shape = form_trace(self.program, pcs, stop, kind, self.next_exit, link)
-        compiled = self.rt.compile(shape.steps)
+        code = m.compile(shape.steps)
         self.stats.compile_seconds += time.perf_counter() - t0
-        self.compiled.append(compiled)
         for exit_id, info in shape.exits.items():
-            self.exits[exit_id] = _Exit(compiled, info)
+            self.exits[exit_id] = _Exit(code, info)
         self.next_exit += len(shape.exits)
         self.stats.traces += 1
         self.stats.side_traces += side
         self.stats.uops_compiled += len(shape.steps)
         if self.config.perf_map:
-            self._perf_map(compiled, start, side)
+            self._perf_map(code, start, side)
         if self.on_compile:
-            self.on_compile(compiled, shape, side)
-        return compiled
+            self.on_compile(code, shape, side)
+        return code
 
     def _link(self, ex: _Exit, destination: int) -> None:
         """Re-patch an exit to jump straight to `destination` (W^X throughout)."""
-        region = ex.compiled.region
-        at = ex.compiled.address(ex.info.step)
-        code = jump(self.rt.library.target, at, destination)
-        with region.unsealed():
-            region.write(at - region.address, code)
+        self.machine.link(ex.code, ex.info.step, destination)
         ex.linked = True
         self.stats.linked += 1
 
-    def _perf_map(self, compiled: Compiled, start: int, side: bool) -> None:
+    def _perf_map(self, code, start: int, side: bool) -> None:
         line = self.program.code[start].line
         name = f"jit:{os.path.basename(self.program.filename)}:{line}:{'side' if side else 'loop'}"
         with open(f"/tmp/perf-{os.getpid()}.map", "a") as f:
-            f.write(f"{compiled.region.address:x} {compiled.layout.size:x} {name}\n")
-
-    def close(self) -> None:
-        for compiled in self.compiled:
-            compiled.free()
-        self.compiled.clear()
-        self.traces.clear()
-        self.vm.close()
+            f.write(f"{code.address(0):x} {code.layout.size:x} {name}\n")
 
 
-def prepare_tiered(program: Program, args: Sequence[int], config: TierConfig | None = None, on_compile=None):
-    """Set up a tiered run; the returned object runs it once when called."""
-    run = TieredRun(program, args, config or TierConfig(), on_compile=on_compile)
-    return _Runner(run)
+def prepare_tiered(
+    program: Program,
+    args: Sequence[int],
+    config: TierConfig | None = None,
+    on_compile=None,
+    target: str | None = None,
+    emulate: bool = False,
+):
+    """Set up a tiered run (natively, or emulated for another target); the
+    returned object runs it once when called and keeps its stats."""
+    return _Runner(TieredRun(program, args, config, target, emulate, on_compile))
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from jit.emulate import prepare_emulated_eager
 from jit.engines import ENGINES
 from jit.ir import Program
 from jit.outcome import Outcome
@@ -16,7 +17,23 @@ def _eager_tiering(program: Program, args: Sequence[int]) -> Outcome:
     return prepare_tiered(program, args, TierConfig(hot_loop=1, hot_exit=1, max_trace=50))()
 
 
-RUNNERS: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {**ENGINES, "jit-hot": _eager_tiering}
+def _emulated(target: str, eager: bool, emulate: bool = False):
+    def run(program: Program, args: Sequence[int]) -> Outcome:
+        if eager:
+            return prepare_emulated_eager(program, args, target)()
+        config = TierConfig(hot_loop=1, hot_exit=1, max_trace=50)
+        return prepare_tiered(program, args, config, target=target, emulate=emulate)()
+
+    return run
+
+
+RUNNERS: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
+    **ENGINES,
+    "jit-hot": _eager_tiering,
+    "aarch64-eager": _emulated("aarch64-linux", eager=True),
+    "aarch64-jit-hot": _emulated("aarch64-linux", eager=False),
+    "x86_64-emulated-jit-hot": _emulated("x86_64-linux", eager=False, emulate=True),
+}
 ALL = sorted(RUNNERS)
 
 
