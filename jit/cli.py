@@ -145,6 +145,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .validate import format_report, validate
+
+    if args.samples < 1:
+        raise JitError("--samples must be at least 1")
+    ops = list(optable()) if args.op is None else [i for i in optable() if i.name in _stencil_names(args.op)]
+    if not ops:
+        raise JitError("validate checks ops; the shim is exercised by every run instead")
+    ok = True
+    for target in args.target or sorted(TARGETS):
+        report = validate(target, ops, args.samples, args.seed)
+        sys.stdout.write(format_report(report, load_library(target)))
+        ok &= report.ok
+    return 0 if ok else 1
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +184,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=sorted(TARGETS), help="machine code for this target; not the host's: emulated")
     p.add_argument("--emulate", action="store_true", help="run the target's code in the emulator even on its own host")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="run each stencil alone in the emulator against the reference semantics")
+    p.add_argument("--target", action="append", choices=sorted(TARGETS), help="repeatable; default: both")
+    p.add_argument("--op", help="one op, by name or mnemonic")
+    p.add_argument("--samples", type=int, default=100, help="random inputs per op, edge values first (100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
+    p.set_defaults(func=cmd_validate)
     return parser
 
 
