@@ -101,6 +101,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if (args.target or args.emulate) and not engine.startswith("jit"):
         raise JitError("--target and --emulate go with --engine jit")
     stats = None
+    backend = None
+    if args.backend != "copy-and-patch":
+        if not engine.startswith("jit") or emulated:
+            raise JitError(f"--backend {args.backend} goes with --engine jit, natively")
+        from .llvm_backend import llvm_backend
+
+        backend = llvm_backend(0 if args.backend == "llvm-O0" else 2)
     if engine == "jit":
         from .tiering import prepare_tiered
 
@@ -110,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             sys.stderr.write(describe_compiled(compiled, load_library(target), program, title))
 
         on_compile = dump if args.dump_traces else None
-        runner = prepare_tiered(program, values, tier_config(args), on_compile, target, args.emulate)
+        runner = prepare_tiered(program, values, tier_config(args), on_compile, target, args.emulate, backend)
         outcome = runner()
         stats = runner.stats
     elif emulated:
@@ -125,7 +132,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         outcome = run()
     else:
-        if args.dump_traces and engine == "jit-eager":
+        if backend is not None:
+            from .native import prepare_eager
+
+            outcome = prepare_eager(program, values, backend)()
+        elif args.dump_traces and engine == "jit-eager":
             from .native import native_runtime, program_steps
 
             rt = native_runtime()
@@ -134,7 +145,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 sys.stderr.write(describe_compiled(compiled, rt.library, program, f"{program.filename} (eager)"))
             finally:
                 compiled.free()
-        outcome = ENGINES[engine](program, values)
+        if backend is None:
+            outcome = ENGINES[engine](program, values)
     sys.stdout.buffer.write(outcome.output)
     sys.stdout.flush()
     if args.stats and stats is not None:
@@ -175,6 +187,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs="*", help="the program's integer arguments")
     p.add_argument("--engine", choices=["py", "switch", "tailcall", "jit"], default="jit", help="default: jit (tiered)")
     p.add_argument("--eager", action="store_true", help="with --engine jit: compile the whole program up front")
+    p.add_argument(
+        "--backend", choices=["copy-and-patch", "llvm-O0", "llvm-O2"], default="copy-and-patch",
+        help="how --engine jit compiles: copy-and-patch (default), or llvmlite at -O0/-O2",
+    )  # fmt: skip
     p.add_argument("--dump-traces", action="store_true", help="print the compiled code (stderr)")
     p.add_argument("--stats", action="store_true", help="tiering statistics (stderr)")
     p.add_argument("--hot-loop", type=int, default=50, metavar="N", help="back-edges before a loop is traced (50)")

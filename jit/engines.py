@@ -31,4 +31,19 @@ def _runner(prepare: Prepare) -> Callable[[Program, Sequence[int]], Outcome]:
     return lambda program, args: prepare(program, args)()
 
 
+def _with_llvm(prepare, opt: int) -> Prepare:
+    def prep(program: Program, args: Sequence[int]):
+        from .llvm_backend import llvm_backend
+
+        return prepare(program, args, backend=llvm_backend(opt))
+
+    return prep
+
+
+BACKENDS = {"copy-and-patch": None, "llvm-O0": 0, "llvm-O2": 2}
+for _name, _opt in BACKENDS.items():
+    if _opt is not None:
+        PREPARE[f"jit-eager:{_name}"] = _with_llvm(prepare_eager, _opt)
+        PREPARE[f"jit:{_name}"] = _with_llvm(prepare_tiered, _opt)
+
 ENGINES: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {name: _runner(p) for name, p in PREPARE.items()}

@@ -41,8 +41,11 @@ MAX_EXITS = 1 << 16
 
 
 class NativeMachine:
-    def __init__(self, program: Program, args: Sequence[int], hot_loop: int, max_trace: int) -> None:
+    def __init__(self, program: Program, args: Sequence[int], hot_loop: int, max_trace: int, backend=None) -> None:
+        """`backend` compiles and links traces: copy-and-patch (the default) or
+        an LLVM backend (jit.llvm_backend)."""
         self.rt: NativeRuntime = native_runtime()
+        self.backend = backend or self.rt
         self.library: StencilLibrary = self.rt.library
         self.vm = NativeVM.create(program, args)
         ffi, n = self.vm.ffi, len(program.code)
@@ -74,7 +77,7 @@ class NativeMachine:
         return [self.pcs[k] for k in range(rec.len)]
 
     def compile(self, steps: Sequence[Step]) -> Compiled:
-        compiled = self.rt.compile(steps)
+        compiled = self.backend.compile(steps)
         self.compiled.append(compiled)
         return compiled
 
@@ -82,9 +85,7 @@ class NativeMachine:
         return self.rt.enter(self.state, address)
 
     def link(self, code: Compiled, step: int, destination: int) -> None:
-        at = code.address(step)
-        with code.region.unsealed() as region:
-            region.write(at - region.address, jump(self.library.target, at, destination))
+        self.backend.link(code, step, destination)
 
     def mark_head(self, pc: int) -> None:
         self.heads[pc] = 1

@@ -20,6 +20,7 @@ from .ir import Program
 from .memory import Arena, Region
 from .optable import helper_names
 from .outcome import Outcome
+from .patch import jump
 from .stencils import HELPER_PREFIX, StencilLibrary
 from .stitch import Layout, Step, layout, stitch
 from .toolchain import host_target
@@ -70,6 +71,12 @@ class NativeRuntime:
             raise
         return Compiled(region, lay, tuple(steps), stitched.trampolines)
 
+    def link(self, compiled: Compiled, step: int, destination: int) -> None:
+        """Re-patch step `step` (an exit) to jump to `destination`, W^X throughout."""
+        at = compiled.address(step)
+        with compiled.region.unsealed() as region:
+            region.write(at - region.address, jump(self.library.target, at, destination))
+
     def enter(self, state, address: int) -> int:
         state.entry = self.ffi.cast("void *", address)
         return self._shim(state)
@@ -96,10 +103,11 @@ def program_steps(program: Program) -> list[Step]:
     return steps
 
 
-def prepare_eager(program: Program, args: Sequence[int]) -> Callable[[], Outcome]:
-    """Compile the whole program up front; the returned function runs it natively."""
+def prepare_eager(program: Program, args: Sequence[int], backend=None) -> Callable[[], Outcome]:
+    """Compile the whole program up front (with copy-and-patch, or `backend`);
+    the returned function runs it natively."""
     rt = native_runtime()
-    compiled = rt.compile(program_steps(program))
+    compiled = (backend or rt).compile(program_steps(program))
     vm = NativeVM.create(program, args)
 
     def run() -> Outcome:

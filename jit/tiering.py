@@ -96,6 +96,7 @@ class TieredRun:
         target: str | None = None,
         emulate: bool = False,
         on_compile: Callable[[object, TraceShape, bool], None] | None = None,
+        backend=None,
     ) -> None:
         self.program, self.config = program, config or TierConfig()
         self.on_compile = on_compile
@@ -105,7 +106,9 @@ class TieredRun:
         if target is None:
             raise JitError("this machine has no native target: choose one with --target")
         if target == host and not emulate:
-            self.machine = NativeMachine(program, args, self.config.hot_loop, self.config.max_trace)
+            self.machine = NativeMachine(program, args, self.config.hot_loop, self.config.max_trace, backend)
+        elif backend is not None:
+            raise JitError("the LLVM backends run natively only, not under emulation")
         else:
             self.machine = EmulatedMachine(program, args, target, self.config.hot_loop)
         self.traces: dict[int, object] = {}  # root traces by loop header
@@ -220,10 +223,11 @@ def prepare_tiered(
     on_compile=None,
     target: str | None = None,
     emulate: bool = False,
+    backend=None,
 ):
     """Set up a tiered run (natively, or emulated for another target); the
     returned object runs it once when called and keeps its stats."""
-    return _Runner(TieredRun(program, args, config, target, emulate, on_compile))
+    return _Runner(TieredRun(program, args, config, target, emulate, on_compile, backend))
 
 
 @dataclass
