@@ -41,8 +41,7 @@ case "$job" in
         exec .venv/bin/python -m pytest -q "$@"
         ;;
     bench)
-        exec .venv/bin/python -m pytest bench/ -q -p no:cacheprovider \
-            --benchmark-group-by=param:program --benchmark-columns=min,median,max,rounds "$@"
+        exec .venv/bin/python -m jit bench --json build/bench.json --plot build/bench.png "$@"
         ;;
     *)
         echo "usage: bash setup.sh bench|test [args...]" >&2

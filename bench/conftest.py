@@ -12,18 +12,6 @@ from collections import defaultdict
 
 import pytest
 
-# Arguments sized so that the slowest engine (py) takes about a second.
-SIZES = {
-    "nbody": 2000,
-    "fannkuch": 8,
-    "spectralnorm": 100,
-    "mandelbrot": 200,
-    "sieve": 300000,
-    "fib": 22,
-    "branchy": 300000,
-    "count": 300000,
-}
-
 MEDIANS: dict[str, dict[str, float]] = defaultdict(dict)
 
 

@@ -173,6 +173,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .benchmark import main
+
+    return main(args.quick, args.json, args.plot)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -207,6 +213,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=100, help="random inputs per op, edge values first (100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("bench", help="measure every figure DESIGN.md sets a goal for, side by side")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (under 3 minutes on 2 cores)")
+    p.add_argument("--json", metavar="FILE", help="write the figures, machine and versions as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="draw run time per program and engine (log scale)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

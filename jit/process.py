@@ -190,4 +190,5 @@ def process_object(blob: bytes, name: str, target: Target, *, clean_tail: bool =
         tuple(code_holes),
         tuple(sorted(holes.data, key=lambda h: h.offset)),
         tuple(notes),
+        len(lay.code),
     )

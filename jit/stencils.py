@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class HoleKind(StrEnum):
@@ -80,9 +80,11 @@ class Stencil:
     holes: tuple[Hole, ...]  # patched in the code
     data_holes: tuple[Hole, ...]  # patched in the data (GOT entries, pointers)
     notes: tuple[str, ...] = ()  # what processing changed on purpose
+    object_size: int = 0  # code bytes in the object, before the tail clean-up
 
     def to_json(self) -> dict:
         return {
+            "object_size": self.object_size,
             "code": self.code.hex(),
             "data": self.data.hex(),
             "holes": [h.to_json() for h in self.holes],
@@ -99,6 +101,7 @@ class Stencil:
             tuple(Hole.from_json(h) for h in d["holes"]),
             tuple(Hole.from_json(h) for h in d["data_holes"]),
             tuple(d["notes"]),
+            d["object_size"],
         )
 
 
