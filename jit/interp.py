@@ -433,18 +433,20 @@ class Machine:
     def record(self, start: int, limit: int, heads: set[int] | dict[int, object]) -> list[int]:
         """Execute the path from `start` and return its IR positions, stopping
         (before executing) back at start, at a trace head, after `limit`
-        instructions, at halt, or at a ret out of the starting frame."""
+        instructions or at halt, and (after executing) at a ret out of the
+        starting frame."""
         code, program = self.code, self.program.code
         pcs: list[int] = []
-        depth, pc = 0, start
+        depth, pc, returned = 0, start, False
         self.counting = False
         try:
             while True:
-                if pcs and (pc == start or pc in heads):
+                if returned or (pcs and (pc == start or pc in heads)):
                     break
                 name = program[pc].info.name
-                if len(pcs) >= limit or name == "HALT" or (name == "RET" and depth == 0):
+                if len(pcs) >= limit or name == "HALT":
                     break
+                returned = name == "RET" and depth == 0
                 depth += (name == "CALL") - (name == "RET")
                 pcs.append(pc)
                 pc = code[pc](pc)

@@ -57,6 +57,7 @@ class TierStats:
     compile_seconds: float = 0.0
     record_seconds: float = 0.0
     side_exits: int = 0
+    entries: int = 0  # times tier 1 handed over to a trace
     trace_ops: int = 0
     interp_ops: int = 0
 
@@ -71,7 +72,7 @@ class TierStats:
             f"jit: hot loops {self.hot_loops}, traces compiled {self.traces} ({self.side_traces} side), "
             f"exits linked {self.linked}, micro-ops compiled {self.uops_compiled}\n"
             f"jit: compile time {self.compile_seconds * 1e3:.2f} ms, recording {self.record_seconds * 1e3:.2f} ms, "
-            f"side exits taken {self.side_exits}\n"
+            f"side exits taken {self.side_exits}, trace entries from tier 1 {self.entries}\n"
             f"jit: micro-ops run in traces {self.trace_share:.1%} ({self.trace_ops} of {total}), "
             f"in tier 1 {1 - self.trace_share if total else 0:.1%} ({self.interp_ops})\n"
         )
@@ -146,6 +147,7 @@ class TieredRun:
             trace = self.traces.get(m.pc)
             if trace is None:
                 return m.pc
+            self.stats.entries += 1
             if m.enter(trace.address(0)) == VM_EXITED:
                 self._exit_taken(m.exit_index)
 

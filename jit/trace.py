@@ -2,7 +2,8 @@
 
 The recorder gives the IR positions one pass of a hot loop executed, and
 where it stopped: back at its start (the trace loops), at another trace's
-head (it links there), or elsewhere (it exits to tier 1 there).  Along the
+head (it links there), after a ret out of the frame it started in (the
+trace ends with that ret), or elsewhere (it exits to tier 1 there).  Along the
 path, unconditional jumps vanish, each conditional branch becomes a guard
 that exits to the side the path did not take, and calls are inlined: the
 callee's instructions follow the CALL, whose return address is the step
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from .ir import Program
 from .stitch import Step
 
-LOOP, LINK, EXIT = "loop", "link", "exit"
+LOOP, LINK, EXIT, RETURN = "loop", "link", "exit", "return"
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ def form_trace(
             open_calls.append(len(body))
             body.append(Step(name, ins.a, ins.b, pc, target=len(body) + 1))
             continue
+        if name == "RET" and not open_calls:
+            # Out of the frame the trace started in: the last step.  The ret
+            # goes where the frame says: code of the caller's trace, or tier 1.
+            body += [Step("COUNT", len(pcs), position=pc), Step(name, ins.a, ins.b, pc)]
+            kind = RETURN
+            continue
         if name == "RET":
             call = open_calls.pop()
             body.append(Step(name, ins.a, ins.b, pc))
@@ -90,7 +97,9 @@ def form_trace(
     steps = list(body)
     exits: dict[int, ExitInfo] = {}
     exit_id = first_exit
-    if kind == LOOP:
+    if kind == RETURN:
+        pass  # the final RET leaves by itself
+    elif kind == LOOP:
         steps += [Step("COUNT", len(pcs), position=stop_pc), Step("JUMP", position=stop_pc, target=0)]
     elif kind == LINK:
         steps += [

@@ -195,6 +195,7 @@ def expected(op: OpInfo, sample: Sample, depth_limit: bool) -> State:
         frames,
         bytes(m.out),
         exit_count=sample.exit_counts,
+        exit_index=-1 if status == 3 else 0,  # a return to tier 1 is no side exit
     )
 
 

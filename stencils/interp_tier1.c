@@ -1,7 +1,8 @@
 /* Tier 1 of the tiered engine: the switch interpreter over the same op
  * bodies, plus what tiering needs.  run_tier1 counts the back-edges into
  * each loop header and stops (VM_HOT) when one runs out; run_record executes
- * the path a hot loop takes and writes down its IR positions.  Both count
+ * the path a hot loop takes and writes down its IR positions (a ret out of
+ * the frame the path started in is its last instruction).  Both count
  * the micro-ops they execute.  The baseline interpreters stay free of this. */
 #include "vm.h"
 #include "helpers.h"
@@ -65,15 +66,17 @@ run_record(VMState *state, const Inst *code, int64_t pc, Recorder *rec)
     Slot *fp = state->fp;
     const Inst *ip = code + pc;
     int64_t ops = 0;
+    int returned = 0;  /* a ret out of the starting frame ends the path after it */
     for (;;) {
         ops++;
         int64_t here = ip - code;
-        if (rec->len > 0 && (here == rec->start || rec->heads[here])) {
+        if (returned || (rec->len > 0 && (here == rec->start || rec->heads[here]))) {
             STOP();
         }
-        if (rec->len >= rec->max || ip->op == OP_HALT || (ip->op == OP_RET && rec->depth == 0)) {
+        if (rec->len >= rec->max || ip->op == OP_HALT) {
             STOP();
         }
+        returned = ip->op == OP_RET && rec->depth == 0;
         rec->depth += (ip->op == OP_CALL) - (ip->op == OP_RET);
         rec->pcs[rec->len++] = here;
         switch (ip->op) {

@@ -45,6 +45,7 @@ HELPERS(DECLARE_HELPER)
         if ((f)->ret_code) {                                          \
             MUSTTAIL return ((jit_fn)(f)->ret_code)(state, sp, fp);   \
         }                                                             \
+        state->exit_index = -1; /* not a side exit: a return to tier 1 */ \
         LEAVE(VM_EXITED, (f)->ret_pc);                                \
     } while (0)
 #define HELPER(name) ((__typeof__(&name))(void *)_JIT_HELPER_##name)

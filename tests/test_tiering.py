@@ -157,6 +157,16 @@ def test_hot_loops_run_in_traces(name, arg):
     outcome, stats = tiered(program, [arg])
     assert outcome.status == "halted"
     assert stats.trace_share >= 0.9, stats.report()
+    # Once linked, the traces hand over to each other: tier 1 rarely re-enters them.
+    assert stats.entries < 100, stats.report()
+
+
+def test_a_return_out_of_a_trace_goes_straight_to_the_callers_trace():
+    """nbody's step loop calls advance, whose last loop ends in a ret: that ret
+    becomes the end of a side trace and jumps into the step loop's trace."""
+    program = parse_file(PROGRAMS / "nbody.uop")
+    _, stats = tiered(program, [4000])
+    assert stats.entries < 200 and stats.side_traces >= 4, stats.report()
 
 
 def test_known_outputs_under_the_default_engine():
