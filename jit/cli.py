@@ -167,7 +167,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise JitError("validate checks ops; the shim is exercised by every run instead")
     ok = True
     for target in args.target or sorted(TARGETS):
-        report = validate(target, ops, args.samples, args.seed)
+        report = validate(target, ops, args.samples, args.seed, args.stitcher)
         sys.stdout.write(format_report(report, load_library(target)))
         ok &= report.ok
     return 0 if ok else 1
@@ -212,6 +212,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--op", help="one op, by name or mnemonic")
     p.add_argument("--samples", type=int, default=100, help="random inputs per op, edge values first (100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
+    p.add_argument(
+        "--stitcher", choices=["c", "python"], default="c", help="patch with the C fast path or the reference"
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("bench", help="measure every figure DESIGN.md sets a goal for, side by side")

@@ -25,6 +25,7 @@ from unicorn import arm64_const as A
 from unicorn import x86_const as X
 
 from .build import load_library
+from .cstitch import stitch_bytes
 from .errors import JitError
 from .hostlib import hostlib
 from .ir import Program
@@ -100,10 +101,18 @@ class EmuCode:
 class Emulator:
     """One emulated machine running one program's VM."""
 
-    def __init__(self, target: str, program: Program, args: Sequence[int], library: StencilLibrary | None = None):
+    def __init__(
+        self,
+        target: str,
+        program: Program,
+        args: Sequence[int],
+        library: StencilLibrary | None = None,
+        stitcher: str = "c",
+    ):
+        """stitcher: "c" (the fast path) or "python" (jit.stitch, the reference)."""
         if target not in ABIS:
             raise EmulationError(f"no emulation for target {target!r}")
-        self.target, self.abi = target, ABIS[target]
+        self.target, self.abi, self.stitcher = target, ABIS[target], stitcher
         self.library = library or load_library(target)
         self.program = program
         self.out = bytearray()
@@ -209,9 +218,13 @@ class Emulator:
     def compile(self, steps: Sequence[Step]) -> EmuCode:
         lay = layout(self.library, steps)
         address = self._code_top
-        stitched = stitch(self.library, steps, lay, address, self.helpers)
-        self.load(stitched.code)
-        return EmuCode(address, lay, tuple(steps), stitched.trampolines)
+        if self.stitcher == "c":
+            code, trampolines = stitch_bytes(self.library, steps, lay, address, self.helpers)
+        else:
+            stitched = stitch(self.library, steps, lay, address, self.helpers)
+            code, trampolines = stitched.code, stitched.trampolines
+        self.load(code)
+        return EmuCode(address, lay, tuple(steps), trampolines)
 
     # -- running -------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from .errors import ToolchainError
 from .paths import ROOT, STENCILS_DIR, cache_dir
 from .toolchain import find_clang, local_flags
 
-SOURCES = ("helpers.c", "interp_switch.c", "interp_tailcall.c", "interp_tier1.c", "runtime.c")
+SOURCES = ("helpers.c", "interp_switch.c", "interp_tailcall.c", "interp_tier1.c", "runtime.c", "stitch.c")
 FLAGS = (
     "-O3",
     "-std=c11",

@@ -14,6 +14,7 @@ from functools import cache
 
 from .build import load_library
 from .cinterp import NativeVM
+from .cstitch import plans_for
 from .errors import JitError
 from .hostlib import hostlib
 from .ir import Program
@@ -46,9 +47,11 @@ class Compiled:
 
 
 class NativeRuntime:
-    def __init__(self, library: StencilLibrary, arena: Arena | None = None) -> None:
+    def __init__(self, library: StencilLibrary, arena: Arena | None = None, stitcher: str = "c") -> None:
+        """stitcher: "c" (the fast path) or "python" (jit.stitch, the reference)."""
         self.library = library
         self.arena = arena or Arena()
+        self.stitcher = stitcher
         self.ffi, self.lib = hostlib()
         self.helpers = {
             HELPER_PREFIX + name: int(self.ffi.cast("uintptr_t", getattr(self.lib, name))) for name in helper_names()
@@ -63,13 +66,19 @@ class NativeRuntime:
         lay = layout(self.library, steps)
         region = self.arena.allocate(lay.size)
         try:
-            stitched = stitch(self.library, steps, lay, region.address, self.helpers)
-            region.write(0, stitched.code)
+            if self.stitcher == "c":
+                trampolines = plans_for(self.library).stitch_into(
+                    steps, lay, region.address, region.address, self.helpers
+                )
+            else:
+                stitched = stitch(self.library, steps, lay, region.address, self.helpers)
+                region.write(0, stitched.code)
+                trampolines = stitched.trampolines
             region.seal()
         except BaseException:
             region.free()
             raise
-        return Compiled(region, lay, tuple(steps), stitched.trampolines)
+        return Compiled(region, lay, tuple(steps), trampolines)
 
     def link(self, compiled: Compiled, step: int, destination: int) -> None:
         """Re-patch step `step` (an exit) to jump to `destination`, W^X throughout."""

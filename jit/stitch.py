@@ -67,7 +67,8 @@ def layout(library: StencilLibrary, steps: Sequence[Step]) -> Layout:
         offsets.append(offsets[-1] + len(st.code))
     code_end = offsets[-1]
     helpers = {h.symbol for st in stencils for h in st.holes if h.kind is HoleKind.HELPER}
-    slots = len(helpers)
+    # Helpers and other traces may be out of a branch's reach.
+    slots = len(helpers) + sum(1 for s in steps if s.target_address is not None)
     short = [h for st in stencils for h in st.holes if h.reloc in _SHORT_BRANCHES and h.kind is not HoleKind.HELPER]
     if any(code_end >= _SHORT_BRANCHES[h.reloc] for h in short):
         slots += len(short)

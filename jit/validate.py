@@ -221,10 +221,10 @@ def _trace_op(op: OpInfo, s: Sample) -> State:
 class Bench:
     """One emulator per target and op, reused for every sample."""
 
-    def __init__(self, target: str, op: OpInfo) -> None:
+    def __init__(self, target: str, op: OpInfo, stitcher: str = "c") -> None:
         self.op = op
         program = _program(op, Sample(0, 0, [], []))
-        self.emu = Emulator(target, program, ARGS)
+        self.emu = Emulator(target, program, ARGS, stitcher=stitcher)
         self.library = self.emu.library
 
     def run(self, sample: Sample, depth_limit: bool) -> State:
@@ -298,10 +298,11 @@ class Report:
         return not self.failures
 
 
-def validate(target: str, ops: list[OpInfo], count: int, seed: int = 0) -> Report:
+def validate(target: str, ops: list[OpInfo], count: int, seed: int = 0, stitcher: str = "c") -> Report:
+    """stitcher: patch with the C fast path or the Python reference (jit.stitch)."""
     report = Report(target)
     for op in ops:
-        bench = Bench(target, op)
+        bench = Bench(target, op, stitcher)
         passed = 0
         for k, sample in enumerate(samples(op, count, seed)):
             depth_limit = op.name == "CALL" and k % 5 == 4  # every fifth call finds the frames full

@@ -72,6 +72,42 @@ typedef struct Recorder {
     int64_t depth;         /* calls entered and not yet returned, on the path */
 } Recorder;
 
+/* Patch plans for the C stitcher (stencils/stitch.c). */
+typedef struct HolePlan {
+    int64_t offset;
+    int64_t reloc;     /* index in relocs.def */
+    int64_t kind;      /* what fills it */
+    int64_t helper;    /* which helper, for helper holes */
+    int64_t addend;
+} HolePlan;
+
+typedef struct StencilPlan {
+    const uint8_t *code;
+    int64_t code_size;
+    const uint8_t *data;
+    int64_t data_size;
+    const HolePlan *holes;
+    int64_t nholes;
+    const HolePlan *data_holes;
+    int64_t ndata_holes;
+} StencilPlan;
+
+typedef struct StepPlan {
+    int64_t op;
+    int64_t operand0;
+    int64_t operand1;
+    int64_t position;
+    int64_t target;          /* step index, or -1 */
+    int64_t exit;            /* step index, or -1 */
+    int64_t continue_to;     /* step index, or -1: the next one */
+    int64_t target_address;  /* or 0 */
+} StepPlan;
+
+int64_t jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, const int64_t *code_at,
+                   const int64_t *data_at, int64_t tramp_at, int64_t tramp_slots, int64_t total, uint8_t *out,
+                   uint64_t base, const uint64_t *helpers, int64_t x86, uint64_t *tramp_dest, char *error,
+                   int64_t error_size);
+
 void run_switch(VMState *state, const Inst *code, int64_t pc);
 void run_tier1(VMState *state, const Inst *code, int64_t pc);
 void run_record(VMState *state, const Inst *code, int64_t pc, Recorder *rec);

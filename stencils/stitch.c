@@ -1,0 +1,257 @@
+/* The copy-and-patch loop in C: the fast path of jit/stitch.py, which stays
+ * the readable reference (the tests require identical bytes).  Python lays
+ * the steps out and hands over per-stencil patch plans; this copies each
+ * step's code and data and patches every hole, with the same range checks
+ * and the same trampolines. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vm.h"
+
+enum {
+#define RELOC(name) name,
+#include "relocs.def"
+#undef RELOC
+};
+
+/* What fills a hole (jit.stencils.HoleKind, in cstitch.KINDS order). */
+enum { K_OPERAND0, K_OPERAND1, K_POSITION, K_CONTINUE, K_TARGET, K_EXIT, K_HELPER, K_CODE, K_DATA };
+
+static int
+fits_signed(int64_t v, int bits)
+{
+    return v >= -((int64_t)1 << (bits - 1)) && v < ((int64_t)1 << (bits - 1));
+}
+
+static uint32_t
+rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static void
+wr32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+
+static void
+wr64(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+
+static void
+insn(uint8_t *p, uint32_t mask, uint32_t bits)
+{
+    wr32(p, (rd32(p) & ~mask) | (bits & mask));
+}
+
+/* 0: patched; 1: out of range; 2: misaligned or not patchable. */
+static int
+patch_one(uint8_t *p, int reloc, uint64_t value, uint64_t place)
+{
+    int64_t rel = (int64_t)(value - place);
+    int64_t sv = (int64_t)value;
+    switch (reloc) {
+    case R_X86_64_64:
+    case R_AARCH64_ABS64:
+        wr64(p, value);
+        return 0;
+    case R_X86_64_PC64:
+    case R_AARCH64_PREL64:
+        wr64(p, (uint64_t)rel);
+        return 0;
+    case R_X86_64_PC32:
+    case R_X86_64_PLT32:
+        if (!fits_signed(rel, 32)) return 1;
+        wr32(p, (uint32_t)rel);
+        return 0;
+    case R_X86_64_32:
+        if (value >> 32) return 1;
+        wr32(p, (uint32_t)value);
+        return 0;
+    case R_X86_64_32S:
+        if (!fits_signed(sv, 32)) return 1;
+        wr32(p, (uint32_t)value);
+        return 0;
+    case R_AARCH64_ABS32:
+        if (sv < -((int64_t)1 << 31) || sv >= ((int64_t)1 << 32)) return 1;
+        wr32(p, (uint32_t)value);
+        return 0;
+    case R_AARCH64_PREL32:
+        if (rel < -((int64_t)1 << 31) || rel >= ((int64_t)1 << 32)) return 1;
+        wr32(p, (uint32_t)rel);
+        return 0;
+    case R_AARCH64_MOVW_UABS_G0:
+        if (value >> 16) return 1;
+        /* fall through */
+    case R_AARCH64_MOVW_UABS_G0_NC:
+        insn(p, 0xFFFFu << 5, (uint32_t)(value & 0xFFFF) << 5);
+        return 0;
+    case R_AARCH64_MOVW_UABS_G1:
+        if (value >> 32) return 1;
+        /* fall through */
+    case R_AARCH64_MOVW_UABS_G1_NC:
+        insn(p, 0xFFFFu << 5, (uint32_t)((value >> 16) & 0xFFFF) << 5);
+        return 0;
+    case R_AARCH64_MOVW_UABS_G2:
+        if (value >> 48) return 1;
+        /* fall through */
+    case R_AARCH64_MOVW_UABS_G2_NC:
+        insn(p, 0xFFFFu << 5, (uint32_t)((value >> 32) & 0xFFFF) << 5);
+        return 0;
+    case R_AARCH64_MOVW_UABS_G3:
+        insn(p, 0xFFFFu << 5, (uint32_t)((value >> 48) & 0xFFFF) << 5);
+        return 0;
+    case R_AARCH64_ADR_PREL_LO21:
+        if (!fits_signed(rel, 21)) return 1;
+        insn(p, (3u << 29) | (0x7FFFFu << 5), ((uint32_t)(rel & 3) << 29) | ((uint32_t)((rel >> 2) & 0x7FFFF) << 5));
+        return 0;
+    case R_AARCH64_ADR_PREL_PG_HI21: {
+        int64_t pages = (int64_t)((value & ~(uint64_t)0xFFF) - (place & ~(uint64_t)0xFFF));
+        if (!fits_signed(pages, 33)) return 1;
+        int64_t imm = pages >> 12;
+        insn(p, (3u << 29) | (0x7FFFFu << 5), ((uint32_t)(imm & 3) << 29) | ((uint32_t)((imm >> 2) & 0x7FFFF) << 5));
+        return 0;
+    }
+    case R_AARCH64_ADD_ABS_LO12_NC:
+        insn(p, 0xFFFu << 10, (uint32_t)(value & 0xFFF) << 10);
+        return 0;
+    case R_AARCH64_LDST8_ABS_LO12_NC:
+    case R_AARCH64_LDST16_ABS_LO12_NC:
+    case R_AARCH64_LDST32_ABS_LO12_NC:
+    case R_AARCH64_LDST64_ABS_LO12_NC:
+    case R_AARCH64_LDST128_ABS_LO12_NC: {
+        int scale = reloc == R_AARCH64_LDST8_ABS_LO12_NC ? 0
+                  : reloc == R_AARCH64_LDST16_ABS_LO12_NC ? 1
+                  : reloc == R_AARCH64_LDST32_ABS_LO12_NC ? 2
+                  : reloc == R_AARCH64_LDST64_ABS_LO12_NC ? 3 : 4;
+        if (value & ((1u << scale) - 1)) return 2;
+        insn(p, 0xFFFu << 10, (uint32_t)((value & 0xFFF) >> scale) << 10);
+        return 0;
+    }
+    case R_AARCH64_TSTBR14:
+        if (rel & 3) return 2;
+        if (!fits_signed(rel, 16)) return 1;
+        insn(p, 0x3FFFu << 5, (uint32_t)(rel >> 2) << 5);
+        return 0;
+    case R_AARCH64_CONDBR19:
+        if (rel & 3) return 2;
+        if (!fits_signed(rel, 21)) return 1;
+        insn(p, 0x7FFFFu << 5, (uint32_t)(rel >> 2) << 5);
+        return 0;
+    case R_AARCH64_JUMP26:
+    case R_AARCH64_CALL26:
+        if (rel & 3) return 2;
+        if (!fits_signed(rel, 28)) return 1;
+        insn(p, 0x3FFFFFFu, (uint32_t)(rel >> 2));
+        return 0;
+    }
+    return 2;
+}
+
+static int
+is_branch(const uint8_t *code, int64_t off, int reloc, int x86)
+{
+    if (!x86) {
+        return reloc == R_AARCH64_TSTBR14 || reloc == R_AARCH64_CONDBR19 || reloc == R_AARCH64_JUMP26
+            || reloc == R_AARCH64_CALL26;
+    }
+    if (reloc != R_X86_64_PC32 && reloc != R_X86_64_PLT32) return 0;
+    if (off >= 1 && (code[off - 1] == 0xE8 || code[off - 1] == 0xE9)) return 1;
+    return off >= 2 && code[off - 2] == 0x0F && code[off - 1] >= 0x80 && code[off - 1] <= 0x8F;
+}
+
+static void
+write_trampoline(uint8_t *p, uint64_t destination, int x86)
+{
+    if (x86) {
+        static const uint8_t head[6] = {0xFF, 0x25, 0, 0, 0, 0};
+        memcpy(p, head, 6);
+        wr64(p + 6, destination);
+        p[14] = p[15] = 0xCC;
+    } else {
+        wr32(p, 0x58000050u);
+        wr32(p + 4, 0xD61F0200u);
+        wr64(p + 8, destination);
+    }
+}
+
+int64_t
+jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, const int64_t *code_at,
+           const int64_t *data_at, int64_t tramp_at, int64_t tramp_slots, int64_t total, uint8_t *out,
+           uint64_t base, const uint64_t *helpers, int64_t x86, uint64_t *tramp_dest, char *error,
+           int64_t error_size)
+{
+    int64_t ntramp = 0;
+    int64_t tramp_end = tramp_at + 16 * tramp_slots;
+    memset(out, 0, (size_t)total);
+    memset(out + code_at[nsteps], x86 ? 0xCC : 0, (size_t)(tramp_end - code_at[nsteps]));
+    for (int64_t i = 0; i < nsteps; i++) {
+        const StepPlan *s = &steps[i];
+        const StencilPlan *st = &plans[s->op];
+        memcpy(out + code_at[i], st->code, (size_t)st->code_size);
+        if (st->data_size) {
+            memcpy(out + data_at[i], st->data, (size_t)st->data_size);
+        }
+        int64_t after = s->continue_to >= 0 ? s->continue_to : i + 1;
+        for (int64_t h = 0; h < st->nholes + st->ndata_holes; h++) {
+            const HolePlan *hole = h < st->nholes ? &st->holes[h] : &st->data_holes[h - st->nholes];
+            int64_t off = (h < st->nholes ? code_at[i] : data_at[i]) + hole->offset;
+            uint64_t value;
+            switch (hole->kind) {
+            case K_OPERAND0: value = (uint64_t)s->operand0; break;
+            case K_OPERAND1: value = (uint64_t)s->operand1; break;
+            case K_POSITION: value = (uint64_t)s->position; break;
+            case K_CONTINUE:
+                if (after >= nsteps) goto nothing_follows;
+                value = base + (uint64_t)code_at[after];
+                break;
+            case K_TARGET:
+                if (s->target_address) { value = (uint64_t)s->target_address; break; }
+                if (s->target < 0) goto nothing_follows;
+                value = base + (uint64_t)code_at[s->target];
+                break;
+            case K_EXIT:
+                if (s->exit < 0) goto nothing_follows;
+                value = base + (uint64_t)code_at[s->exit];
+                break;
+            case K_HELPER: value = helpers[hole->helper]; break;
+            case K_CODE: value = base + (uint64_t)code_at[i]; break;
+            case K_DATA: value = base + (uint64_t)data_at[i]; break;
+            default: goto nothing_follows;
+            }
+            uint64_t place = base + (uint64_t)off;
+            int r = patch_one(out + off, hole->reloc, value + (uint64_t)hole->addend, place);
+            if (r == 1 && is_branch(out, off, hole->reloc, x86)) {
+                uint64_t bias = x86 ? 4 : 0;
+                uint64_t dest = value + (uint64_t)hole->addend + bias;
+                int64_t t = 0;
+                while (t < ntramp && tramp_dest[t] != dest) t++;
+                if (t == ntramp) {
+                    if (ntramp >= tramp_slots) {
+                        snprintf(error, (size_t)error_size, "step %lld: out of trampoline slots", (long long)i);
+                        return -1;
+                    }
+                    write_trampoline(out + tramp_at + 16 * t, dest, (int)x86);
+                    tramp_dest[ntramp++] = dest;
+                }
+                r = patch_one(out + off, hole->reloc, base + (uint64_t)(tramp_at + 16 * t) - bias, place);
+            }
+            if (r) {
+                snprintf(error, (size_t)error_size, "step %lld: relocation %d at offset %lld: %s", (long long)i,
+                         (int)hole->reloc, (long long)hole->offset, r == 1 ? "out of range" : "misaligned");
+                return -1;
+            }
+        }
+        continue;
+    nothing_follows:
+        snprintf(error, (size_t)error_size, "step %lld has a hole with nothing to fill it", (long long)i);
+        return -1;
+    }
+    return ntramp;
+}
