@@ -47,5 +47,5 @@ def test_same_errors(libraries):
     lay = layout(lib, steps)
     with pytest.raises(StitchError, match="step 1"):
         stitch(lib, steps, lay, 0x40_0000_0000, {})
-    with pytest.raises(StitchError, match="step 1: relocation .* out of range"):
+    with pytest.raises(StitchError, match=r"step 1: relocation .* out of range"):
         stitch_bytes(lib, steps, lay, 0x40_0000_0000, {})
