@@ -13,12 +13,15 @@ import re
 from array import array
 from collections.abc import Mapping, Sequence
 from functools import cache
+from operator import attrgetter
 
 from .hostlib import hostlib
 from .optable import helper_names
 from .paths import STENCILS_DIR
 from .stencils import HELPER_PREFIX, Hole, HoleKind, StencilLibrary
 from .stitch import Layout, Step, StitchError
+
+_STEP_FIELDS = attrgetter("op", "operand0", "operand1", "position", "target", "exit", "continue_to", "target_address")
 
 KINDS = [
     HoleKind.OPERAND0,
@@ -71,26 +74,42 @@ class Plans:
             out[k].helper, out[k].addend = helpers.get(h.symbol, 0), h.addend
         return out
 
+    def _fields(self, s: Step) -> tuple[int, ...]:
+        return (
+            self.index[s.op],
+            s.operand0,
+            s.operand1,
+            s.position,
+            -1 if s.target is None else s.target,
+            -1 if s.exit is None else s.exit,
+            -1 if s.continue_to is None else s.continue_to,
+            s.target_address or 0,
+        )
+
     def stitch_into(
         self, steps: Sequence[Step], lay: Layout, address: int, base: int, helpers: Mapping[str, int]
     ) -> int:
         """Stitch into writable memory at `address` (as if it were at `base`);
         returns how many trampolines were used."""
-        ffi, index = self.ffi, self.index
+        ffi = self.ffi
         flat = array("q")
-        for s in steps:
-            flat.extend(
-                (
-                    index[s.op],
-                    _s64(s.operand0),
-                    _s64(s.operand1),
-                    s.position,
-                    -1 if s.target is None else s.target,
-                    -1 if s.exit is None else s.exit,
-                    -1 if s.continue_to is None else s.continue_to,
-                    _s64(s.target_address or 0),
+        index = self.index
+        try:
+            for op, a, b, pos, target, exit_, after, far in map(_STEP_FIELDS, steps):
+                flat.extend(
+                    (
+                        index[op],
+                        a,
+                        b,
+                        pos,
+                        -1 if target is None else target,
+                        -1 if exit_ is None else exit_,
+                        -1 if after is None else after,
+                        far or 0,
+                    )
                 )
-            )
+        except OverflowError:  # an operand given as unsigned 64 bits: slow path
+            flat = array("q", (_s64(v) for s in steps for v in self._fields(s)))
         code_at = array("q", lay.code_offsets)
         data_at = array("q", lay.data_offsets or (0,))
         helper_values = array("Q", [helpers.get(name, 0) for name in self.helper_order])
@@ -118,6 +137,7 @@ class Plans:
 
 
 def _s64(v: int) -> int:
+    """An unsigned 64-bit value as the signed one with the same bits."""
     v &= 0xFFFFFFFFFFFFFFFF
     return v - (1 << 64) if v >> 63 else v
 

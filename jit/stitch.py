@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from .errors import JitError
 from .patch import RelocationError, is_branch_instruction, patch, trampoline
@@ -60,24 +61,53 @@ def _align(n: int, a: int) -> int:
     return (n + a - 1) // a * a
 
 
+@dataclass(frozen=True)
+class _OpShape:
+    code: int  # bytes of code
+    data: int  # bytes of data
+    helpers: frozenset[str]  # helper symbols it calls
+    short: tuple[str, ...]  # relocations of its short-reach branches
+
+
+_SHAPES: dict[tuple[str, str], dict[str, _OpShape]] = {}
+
+
+def _shapes(library: StencilLibrary) -> dict[str, _OpShape]:
+    """What layout needs of each stencil, worked out once per library."""
+    key = (library.target, library.key)
+    if key not in _SHAPES:
+        _SHAPES[key] = {
+            name: _OpShape(
+                len(st.code),
+                len(st.data),
+                frozenset(h.symbol for h in st.holes if h.kind is HoleKind.HELPER),
+                tuple(h.reloc for h in st.holes if h.reloc in _SHORT_BRANCHES and h.kind is not HoleKind.HELPER),
+            )
+            for name, st in library.ops.items()
+        }
+    return _SHAPES[key]
+
+
 def layout(library: StencilLibrary, steps: Sequence[Step]) -> Layout:
-    stencils = [library.ops[s.op] for s in steps]
-    offsets = [0]
-    for st in stencils:
-        offsets.append(offsets[-1] + len(st.code))
+    shapes = _shapes(library)
+    used = [shapes[s.op] for s in steps]
+    offsets = [0, *accumulate(u.code for u in used)]
     code_end = offsets[-1]
-    helpers = {h.symbol for st in stencils for h in st.holes if h.kind is HoleKind.HELPER}
+    helpers: set[str] = set()
+    for u in used:
+        helpers |= u.helpers
     # Helpers and other traces may be out of a branch's reach.
     slots = len(helpers) + sum(1 for s in steps if s.target_address is not None)
-    short = [h for st in stencils for h in st.holes if h.reloc in _SHORT_BRANCHES and h.kind is not HoleKind.HELPER]
-    if any(code_end >= _SHORT_BRANCHES[h.reloc] for h in short):
+    short = [r for u in used for r in u.short]
+    if any(code_end >= _SHORT_BRANCHES[r] for r in short):
         slots += len(short)
     tramp = _align(code_end, TRAMPOLINE_SIZE)
     data = _align(tramp + slots * TRAMPOLINE_SIZE, DATA_ALIGN)
     data_offsets = []
-    for st in stencils:
+    for u in used:
         data_offsets.append(data)
-        data = _align(data + len(st.data), DATA_ALIGN) if st.data else data
+        if u.data:
+            data = _align(data + u.data, DATA_ALIGN)
     return Layout(tuple(offsets), tramp, slots, tuple(data_offsets), data)
 
 
