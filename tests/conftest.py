@@ -27,3 +27,13 @@ def libraries() -> dict[str, StencilLibrary]:
 @pytest.fixture(scope="session")
 def library(libraries, target) -> StencilLibrary:
     return libraries[target]
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fuzz-examples", type=int, default=40, help="programs the differential fuzz test draws (default 40)"
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fuzz: differential fuzzing across every engine (pytest -m fuzz)")
