@@ -51,11 +51,11 @@ def _key(clang_version: str) -> str:
     return h.hexdigest()[:24]
 
 
-def build_hostlib() -> Path:
+def build_hostlib(force: bool = False) -> Path:
     """The shared library's path, compiling it first if the cache has none."""
     clang = find_clang()
     out = cache_dir() / "hostlib" / _key(clang.version) / "libjitvm.so"
-    if out.exists():
+    if out.exists() and not force:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".so")
@@ -73,4 +73,8 @@ def build_hostlib() -> Path:
 def hostlib() -> tuple[FFI, object]:
     ffi = FFI()
     ffi.cdef(cdef_text())
-    return ffi, ffi.dlopen(str(build_hostlib()))
+    try:
+        return ffi, ffi.dlopen(str(build_hostlib()))
+    except OSError:
+        # A damaged cache entry (truncated, overwritten): build it again, once.
+        return ffi, ffi.dlopen(str(build_hostlib(force=True)))

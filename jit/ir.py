@@ -23,6 +23,16 @@ BY_NAME: dict[str, OpInfo] = {op.name: op for op in OPS}
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
+class _Invalid:
+    """An operand the parser already reported: resolving it reports nothing more."""
+
+    def __repr__(self) -> str:
+        return "<invalid operand>"
+
+
+INVALID = _Invalid()
+
+
 def float_bits(x: float) -> int:
     return struct.unpack("<q", struct.pack("<d", x))[0]
 
@@ -198,6 +208,9 @@ class ProgramBuilder:
             self.error(p.line, p.col, f"{name}: {message}")
             return 0
 
+        if v is INVALID:
+            return 0
+
         if kind == "NONE" or kind == "COUNT":
             return 0 if v is None else bad("takes no operand")
         if v is None:
@@ -254,12 +267,14 @@ class ProgramBuilder:
             pos += len(f.body)
         code: list[Instr] = []
         functions: list[Function] = []
-        for f in self.funcs:
+        ends = [g.line for g in self.funcs[1:]] + [1 << 60]
+        for f, end in zip(self.funcs, ends, strict=True):
             base = len(code)
             for p in f.body:
                 a = self._operand(f, p, starts, base)
                 code.append(Instr(p.op.opcode, a, 0, p.line, p.col))
-            if not f.body:
+            # An empty function is worth a word only if nothing in it was reported already.
+            if not f.body and not any(f.line <= e.line < end for e in self.errors):
                 self.error(f.line, f.col, f"function {f.name!r} is empty")
             functions.append(Function(f.name, f.params, f.locals, f.results, base, len(code), f.line))
         if self.errors:

@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 from .errors import Diagnostic, ProgramError
-from .ir import BY_MNEMONIC, OPS, Program, ProgramBuilder, bits_float
+from .ir import BY_MNEMONIC, INVALID, OPS, Program, ProgramBuilder, bits_float
 
 _IDENT = re.compile(r"[A-Za-z_$][\w$.]*")
 _INT = re.compile(r"[-+]?(?:0[xX][0-9a-fA-F_]+|0[bB][01_]+|[0-9][0-9_]*)")
@@ -181,20 +181,22 @@ def parse(text: str, filename: str = "<string>") -> Program:
         if op is None:
             b.error(lineno, col, f"unknown op {word!r}")
             continue
-        operand = None
+        # A mistake in an operand is reported here, and the instruction still
+        # counts (with an operand marked invalid), so no error follows from it.
+        operand: object = None
         if len(tokens) > 2:
             b.error(lineno, tokens[2][1], f"unexpected {tokens[2][0]!r} after the operand")
-            continue
-        if len(tokens) == 2:
+            operand = INVALID
+        elif len(tokens) == 2:
             tok, tcol = tokens[1]
             if op.operand in ("NONE", "COUNT"):
                 b.error(lineno, tcol, f"{word} takes no operand")
-                continue
-            try:
-                operand = _operand(op.operand, tok)
-            except ValueError as e:
-                b.error(lineno, tcol, f"{word}: {e}")
-                continue
+            else:
+                try:
+                    operand = _operand(op.operand, tok)
+                except ValueError as e:
+                    b.error(lineno, tcol, f"{word}: {e}")
+                    operand = INVALID
         b.emit(word, operand, lineno, col)
     return b.build()
 

@@ -83,11 +83,28 @@ def test_ten_thousand_compile_and_free_cycles_leave_nothing_behind():
     steps = program_steps(program)
     for _ in range(10):  # warm up: the runtime's own shim and caches
         rt.compile(steps).free()
-    before_maps, before_stats = len(maps()), rt.arena.stats()
+    before_maps, before_stats, before_rss = len(maps()), rt.arena.stats(), rss()
     for _ in range(10_000):
         rt.compile(steps).free()
     assert rt.arena.stats() == before_stats
     assert len(maps()) == before_maps
+    assert rss() - before_rss < 8 << 20  # no leak to speak of (allocator noise only)
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def test_traces_are_freed_when_their_program_ends():
+    from jit.tiering import TierConfig, prepare_tiered
+
+    rt = native_runtime()
+    before = rt.arena.stats()
+    runner = prepare_tiered(parse_file(ROOT / "bench" / "programs" / "fannkuch.uop"), [6], TierConfig(2, 2))
+    assert runner().status == "halted"
+    assert runner.stats.traces > 5
+    assert rt.arena.stats() == before
 
 
 def test_far_helpers_are_reached_through_trampolines():

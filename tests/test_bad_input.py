@@ -1,0 +1,137 @@
+"""Bad input, each case in its own process so that a crash would show: every
+one ends with its documented exit status and a clear message, never a
+signal or a traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jit.build import library_path
+from jit.paths import ROOT, cache_dir
+
+GOOD = ".func main\n push_int 7\n print_int\n halt\n"
+
+# name: (program bytes, args, exit status, what stderr says)
+CASES: dict[str, tuple[bytes, list[str], int, str]] = {
+    "empty": (b"", [], 2, ":1:1: no functions"),
+    "binary": (bytes(range(256)) * 3, [], 2, "not UTF-8 text"),
+    "nul": (b".func main\n\0halt\n", [], 2, "NUL byte"),
+    "truncated_string": (b'.func main\n print_str "hello', [], 2, "unterminated string literal"),
+    "truncated_function": (b".func main\n push_int 1\n print_int\n", [], 2, "control falls off the end"),
+    "unknown_op": (b".func main\n launch\n halt\n", [], 2, "unknown op 'launch'"),
+    "float_for_int": (b".func main\n push_int 1.5\n print_int\n halt\n", [], 2, "expected an integer"),
+    "name_for_local": (b".func main\n load x\n halt\n", [], 2, "expected an integer, got 'x'"),
+    "number_for_label": (b".func main\n jump 3\n", [], 2, "expected a label name"),
+    "huge_literal": (b".func main\n push_int 99999999999999999999999999\n halt\n", [], 2, "out of range"),
+    "huge_float": (b".func main\n push_float 1e99999\n halt\n", [], 2, "float literal 1e99999 out of range"),
+    "undefined_label": (b".func main\n jump nowhere\n", [], 2, "undefined label 'nowhere'"),
+    "duplicate_label": (b".func main\nx:\nx:\n halt\n", [], 2, "label 'x' is defined twice"),
+    "stack_underflow": (b".func main\n add\n halt\n", [], 2, "stack underflow"),
+    "absurd_memory": (b".memory 99999999999\n" + GOOD.encode(), [], 2, "memory size 99999999999 is out of range"),
+    "division_by_zero": (
+        b".func main\n push_int 1\n push_int 0\n div\n halt\n",
+        [],
+        1,
+        ":4: div: integer division by zero",
+    ),
+    "memory_out_of_range": (
+        b".memory 2\n.func main\n push_int 2\n mload\n halt\n",
+        [],
+        1,
+        "memory index 2 out of range",
+    ),
+    "runaway_recursion": (b".func main\n call f\n halt\n.func f\n call f\n ret\n", [], 1, "call depth exceeds"),
+    "stack_overflow": (b".func main\n call f\n halt\n.func f locals=65000\n call f\n ret\n", [], 1, "stack overflow"),
+    "missing_argument": (b".args 1\n" + GOOD.encode(), [], 2, "expects 1 integer argument(s), got 0"),
+    "bad_argument": (b".args 1\n" + GOOD.encode(), ["seven"], 2, "argument 'seven' is not an integer"),
+}
+ENGINES = [["--engine", "jit"], ["--engine", "jit", "--eager"], ["--engine", "switch"], ["--target", "aarch64-linux"]]
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jit", *args], cwd=ROOT, capture_output=True, text=True, check=False,
+        env=env, timeout=300,
+    )  # fmt: skip
+
+
+def assert_clean(out: subprocess.CompletedProcess, status: int, says: str) -> None:
+    assert out.returncode == status, (out.returncode, out.stderr)
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], out.stderr
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_program(tmp_path, name):
+    source, args, status, says = CASES[name]
+    path = tmp_path / f"{name}.uop"
+    path.write_bytes(source)
+    for engine in ENGINES if status == 1 else ENGINES[:1]:
+        assert_clean(run("run", str(path), *args, *engine), status, says)
+
+
+def test_missing_and_unreadable_programs(tmp_path):
+    assert_clean(run("run", str(tmp_path / "nope.uop")), 2, "cannot read")
+    assert_clean(run("run", str(tmp_path)), 2, "cannot read")
+
+
+def test_random_bytes_never_crash(tmp_path):
+    rng = __import__("random").Random(7)
+    for k in range(20):
+        path = tmp_path / f"r{k}.uop"
+        path.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400))))
+        out = run("run", str(path))
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+def copy_cache(tmp_path: Path) -> dict:
+    """A private copy of the build cache, to damage."""
+    dest = tmp_path / "cache"
+    shutil.copytree(cache_dir(), dest)
+    return dict(os.environ, JIT_CACHE_DIR=str(dest))
+
+
+def test_corrupt_stale_and_foreign_stencil_caches_are_rebuilt(tmp_path):
+    """A damaged cache is rebuilt (a one-line notice is not needed: the build is silent
+    without a terminal), and the run succeeds with the right output."""
+    program = tmp_path / "good.uop"
+    program.write_text(GOOD)
+    env = copy_cache(tmp_path)
+    cached = Path(env["JIT_CACHE_DIR"]) / "stencils"
+    x86, a64 = cached / library_path("x86_64-linux").name, cached / library_path("aarch64-linux").name
+    for damage in (
+        lambda: x86.write_text("{ not json"),  # corrupt
+        lambda: x86.write_text(x86.read_text().replace('"key": "', '"key": "stale')),  # stale
+        lambda: shutil.copy(a64, x86),  # another target's library
+        lambda: x86.write_bytes(b"\0" * 10),  # binary garbage
+    ):
+        damage()
+        out = run("run", str(program), "--engine", "jit", "--eager", env=env)
+        assert (out.returncode, out.stdout) == (0, "7"), out.stderr
+        assert "Traceback" not in out.stderr
+
+
+def test_damaged_host_library_is_rebuilt(tmp_path):
+    program = tmp_path / "good.uop"
+    program.write_text(GOOD)
+    env = copy_cache(tmp_path)
+    for lib in (Path(env["JIT_CACHE_DIR"]) / "hostlib").rglob("*.so"):
+        lib.write_bytes(b"not an ELF file")
+    out = run("run", str(program), "--engine", "switch", env=env)
+    assert (out.returncode, out.stdout) == (0, "7"), out.stderr
+
+
+def test_no_clang_is_a_clean_error_when_the_cache_is_cold(tmp_path):
+    program = tmp_path / "good.uop"
+    program.write_text(GOOD)
+    env = dict(os.environ, JIT_CACHE_DIR=str(tmp_path / "empty"), CLANG=str(tmp_path / "no-clang"))
+    out = run("run", str(program), env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("error: CLANG=") and "apt-get install clang-19" in out.stderr
