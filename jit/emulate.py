@@ -87,15 +87,22 @@ ABIS = {
 
 @dataclass
 class EmuCode:
-    address: int
+    """Stitched code in the emulator (the same interface as jit.native.Compiled)."""
+
+    emu: Emulator
+    base: int
     layout: Layout
     steps: tuple[Step, ...]
     trampolines: int = 0
 
-    def step_address(self, step: int) -> int:
-        return self.address + self.layout.code_offsets[step]
+    def address(self, step: int) -> int:
+        return self.base + self.layout.code_offsets[step]
 
-    address_of = step_address
+    def read(self) -> bytes:
+        return bytes(self.emu.uc.mem_read(self.base, self.layout.size))
+
+    def free(self) -> None:
+        """Nothing to do: the code area goes with the emulator."""
 
 
 class Emulator:
@@ -224,7 +231,7 @@ class Emulator:
             stitched = stitch(self.library, steps, lay, address, self.helpers)
             code, trampolines = stitched.code, stitched.trampolines
         self.load(code)
-        return EmuCode(address, lay, tuple(steps), trampolines)
+        return EmuCode(self, address, lay, tuple(steps), trampolines)
 
     # -- running -------------------------------------------------------------------
 
@@ -292,15 +299,8 @@ def prepare_emulated_eager(program: Program, args: Sequence[int], target: str):
 @dataclass
 class _EagerRun:
     emu: Emulator
-    steps_code: EmuCode
-
-    @property
-    def code(self):
-        """The compiled program, as --dump-traces reads it."""
-        from .machines import _EmuCode
-
-        return _EmuCode(self.steps_code, self.emu)
+    code: EmuCode  # the compiled program, as --dump-traces reads it
 
     def __call__(self) -> Outcome:
-        self.emu.enter(self.steps_code.step_address(0))
+        self.emu.enter(self.code.address(0))
         return self.emu.outcome()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from .cinterp import NativeVM, encode
 from .emulate import EXIT_COUNTS, FRAMES, MEMORY, VM_STACK, EmuCode, Emulator
@@ -127,35 +126,6 @@ def _pack(value: int | float) -> bytes:
     return struct.pack("<d", value) if value.__class__ is float else struct.pack("<q", value)
 
 
-@dataclass
-class _EmuCode:
-    """Code in the emulator; the emulator goes as a whole, so free() has nothing to do."""
-
-    code: EmuCode
-    emu: Emulator
-
-    @property
-    def layout(self):
-        return self.code.layout
-
-    @property
-    def steps(self):
-        return self.code.steps
-
-    @property
-    def trampolines(self) -> int:
-        return self.code.trampolines
-
-    def address(self, step: int) -> int:
-        return self.code.step_address(step)
-
-    def read(self) -> bytes:
-        return bytes(self.emu.uc.mem_read(self.code.address, self.code.layout.size))
-
-    def free(self) -> None:
-        pass
-
-
 class EmulatedMachine:
     def __init__(self, program: Program, args: Sequence[int], target: str, hot_loop: int) -> None:
         self.program = program
@@ -216,14 +186,14 @@ class EmulatedMachine:
         self._to_python()
         return self.py.record(start, limit, self.heads)
 
-    def compile(self, steps: Sequence[Step]) -> _EmuCode:
-        return _EmuCode(self.emu.compile(steps), self.emu)
+    def compile(self, steps: Sequence[Step]) -> EmuCode:
+        return self.emu.compile(steps)
 
     def enter(self, address: int) -> int:
         self._to_emulator()
         return self.emu.enter(address)
 
-    def link(self, code: _EmuCode, step: int, destination: int) -> None:
+    def link(self, code: EmuCode, step: int, destination: int) -> None:
         at = code.address(step)
         self.emu.write_code(at, jump(self.library.target, at, destination))
 

@@ -243,7 +243,7 @@ class Bench:
         uc.mem_write(VM_STACK, b"".join(struct.pack("<q", _s(v)) for v in sample.stack))
         uc.mem_write(MEMORY, b"".join(struct.pack("<q", _s(v)) for v in sample.memory))
         frames = b"".join(
-            struct.pack("<qqq", r, code.step_address(1) if to_code else 0, VM_STACK + 8 * fp)
+            struct.pack("<qqq", r, code.address(1) if to_code else 0, VM_STACK + 8 * fp)
             for r, fp, to_code in sample.frames
         )
         if frames:
@@ -261,7 +261,7 @@ class Bench:
             ("exit_index", 0),
         ):
             emu.put(name, value)
-        emu.enter(code.step_address(0))
+        emu.enter(code.address(0))
         ndepth = emu.get("depth")
         raw = struct.unpack(f"<{3 * ndepth}q", uc.mem_read(FRAMES, 24 * ndepth)) if ndepth and not depth_limit else ()
         frames_after = [(raw[3 * k], (raw[3 * k + 2] - VM_STACK) // 8) for k in range(len(raw) // 3)]

@@ -106,14 +106,14 @@ def test_patched_code_is_what_runs():
     program = parse(".func main\n push_int 1\n print_int\n halt\n")
     emu = Emulator("aarch64-linux", program, [])
     code = emu.compile(program_steps(program))
-    emu.enter(code.step_address(0))
+    emu.enter(code.address(0))
     assert bytes(emu.out) == b"1"
     # Re-patch the operand of push_int (a movz/movk chain) to 7, and run again.
-    at = code.step_address(0)
+    at = code.address(0)
     word = struct.unpack("<I", emu.uc.mem_read(at, 4))[0]
     emu.write_code(at, struct.pack("<I", (word & ~(0xFFFF << 5)) | (7 << 5)))
     emu.put("sp", emu.get("fp"))
-    emu.enter(code.step_address(0))
+    emu.enter(code.address(0))
     assert bytes(emu.out) == b"17"
 
 
