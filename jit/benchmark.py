@@ -278,7 +278,15 @@ def plot(result: dict[str, object], path: str) -> None:
     plt.close(fig)
 
 
-def main(quick: bool, json_path: str | None, plot_path: str | None) -> int:
+def main(quick: bool, json_path: str | None, plot_path: str | None, ablation: bool = False) -> int:
+    if ablation:
+        result = measure_ablation(quick)
+        sys.stdout.write(format_ablation(result))
+        if json_path:
+            with open(json_path, "w") as f:
+                json.dump(result, f, indent=1, sort_keys=True)
+                f.write("\n")
+        return 0
     result = measure(quick)
     sys.stdout.write(format_table(result))
     if json_path:
@@ -288,3 +296,122 @@ def main(quick: bool, json_path: str | None, plot_path: str | None) -> int:
     if plot_path:
         plot(result, plot_path)
     return 0
+
+
+# -- ablation -------------------------------------------------------------------
+
+NOT_BUILT = [
+    "stencil variants keeping the top of the stack in pinned registers",
+    "superinstructions for common op pairs",
+]
+
+
+def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[str, object]:
+    """Each technique we have, switched off alone: what it contributes.
+
+    * the C stitcher, against the Python reference: compile throughput;
+    * the tail clean-up (final-jump removal, branch inversion), against the
+      stencils as clang emitted them: steady-state run time and code size;
+    * -O3 stencils, against -Os: steady-state run time and code size.
+    """
+    from .build import DEFAULT, Variant, load_library
+    from .native import NativeRuntime, native_runtime, prepare_eager
+
+    sizes = sizes or SIZES
+    reps = 3 if quick else 7
+    programs = load_programs(sizes)
+    target = native_runtime().library.target
+    variants = {"default": DEFAULT, "keep-tails": Variant(clean_tail=False), "Os": Variant(opt="-Os")}
+    runtimes = {name: NativeRuntime(load_library(target, v)) for name, v in variants.items()}
+    runtimes["python-stitcher"] = NativeRuntime(load_library(target), stitcher="python")
+    progress = Progress(1 + 2 * reps)
+    traces = collect_traces(programs, sizes)
+    progress.step(f"collected {len(traces)} traces")
+    uops = sum(len(steps) for _, steps in traces)
+    compile_times: dict[str, list[float]] = {"default": [], "python-stitcher": []}
+    for rep in range(reps):
+        for name in compile_times:
+            rt = runtimes[name]
+            t0 = time.perf_counter()
+            codes = [rt.compile(steps) for _, steps in traces]
+            compile_times[name].append(time.perf_counter() - t0)
+            for code in codes:
+                code.free()
+        progress.step(f"compile, repetition {rep + 1} of {reps}")
+    run_times: dict[str, dict[str, list[float]]] = {n: {v: [] for v in variants} for n in programs}
+    for rep in range(reps):
+        for pname, program in programs.items():
+            for vname in variants:
+                run = prepare_eager(program, [sizes[pname]], backend=runtimes[vname])
+                run_times[pname][vname].append(_time(run))
+        progress.step(f"run time, repetition {rep + 1} of {reps}")
+    progress.finish()
+    medians = {p: {v: statistics.median(t) for v, t in row.items()} for p, row in run_times.items()}
+
+    def code_size(vname: str) -> int:
+        lib = runtimes[vname].library
+        return sum(layout(lib, steps).code_offsets[-1] for _, steps in traces)
+
+    def speedup(off: str) -> float:
+        return geomean([row[off] / row["default"] for row in medians.values()])
+
+    throughput = {n: uops / statistics.median(t) for n, t in compile_times.items()}
+    return {
+        "ablation": [
+            {
+                "technique": "C stitcher (off: the Python reference loop)",
+                "figure": "compile_uops_per_s",
+                "on": throughput["default"],
+                "off": throughput["python-stitcher"],
+                "contribution": throughput["default"] / throughput["python-stitcher"],
+            },
+            {
+                "technique": "tail clean-up: final-jump removal, branch inversion (off: stencils as compiled)",
+                "figure": "steady-state run time (off/on, geomean)",
+                "on": 1.0,
+                "off": speedup("keep-tails"),
+                "contribution": speedup("keep-tails"),
+            },
+            {
+                "technique": "tail clean-up",
+                "figure": "code bytes for the traces",
+                "on": code_size("default"),
+                "off": code_size("keep-tails"),
+                "contribution": code_size("keep-tails") / code_size("default"),
+            },
+            {
+                "technique": "stencils at -O3 (off: -Os)",
+                "figure": "steady-state run time (off/on, geomean)",
+                "on": 1.0,
+                "off": speedup("Os"),
+                "contribution": speedup("Os"),
+            },
+            {
+                "technique": "stencils at -O3",
+                "figure": "code bytes for the traces",
+                "on": code_size("default"),
+                "off": code_size("Os"),
+                "contribution": code_size("Os") / code_size("default"),
+            },
+        ],
+        "not_built": NOT_BUILT,
+        "run_seconds_by_variant": medians,
+        "machine_info": machine_info(),
+    }
+
+
+def format_ablation(result: dict[str, object]) -> str:
+    lines = [f"{'technique':<80}{'figure':<42}{'on':>14}{'off':>14}{'on vs off':>11}"]
+    for row in result["ablation"]:  # type: ignore[union-attr]
+        on, off = row["on"], row["off"]
+        fmt = (
+            (lambda v: f"{v:,.0f}")
+            if row["figure"] != "steady-state run time (off/on, geomean)"
+            else (lambda v: f"{v:.3f}")
+        )
+        lines.append(
+            f"{row['technique']:<80}{row['figure']:<42}{fmt(on):>14}{fmt(off):>14}{row['contribution']:>10.2f}x"
+        )
+    lines.append("")
+    lines.append("not built yet, so not measured: " + "; ".join(NOT_BUILT))
+    return "\n".join(lines) + "\n"

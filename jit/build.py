@@ -31,6 +31,23 @@ SHIM = "shim"
 
 
 @dataclass(frozen=True)
+class Variant:
+    """How a library is built: the default, or with one technique switched for
+    an ablation (another optimisation level, no tail clean-up)."""
+
+    opt: str = "-O3"
+    clean_tail: bool = True
+
+    @property
+    def tag(self) -> str:
+        parts = [] if self.opt == "-O3" else [self.opt.lstrip("-")]
+        return "-".join(parts + ([] if self.clean_tail else ["keep-tails"]))
+
+
+DEFAULT = Variant()
+
+
+@dataclass(frozen=True)
 class Job:
     """One object to compile: a stencil name, its source and its defines."""
 
@@ -44,10 +61,10 @@ def jobs_for_library() -> list[Job]:
     return [Job(SHIM, STENCILS_DIR / "shim.c"), *ops]
 
 
-def compile_object(clang: Clang, target: Target, job: Job) -> bytes:
+def compile_object(clang: Clang, target: Target, job: Job, variant: Variant = DEFAULT) -> bytes:
     """Run clang on one source; its diagnostics become a StencilBuildError."""
     source = job.source.relative_to(ROOT) if job.source.is_relative_to(ROOT) else job.source
-    cmd = [clang.path, *compile_flags(target), *local_flags(), *job.flags, str(source), "-o", "-"]
+    cmd = [clang.path, *compile_flags(target, variant.opt), *local_flags(), *job.flags, str(source), "-o", "-"]
     try:
         out = subprocess.run(cmd, capture_output=True, timeout=300, check=False, cwd=ROOT)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -58,12 +75,12 @@ def compile_object(clang: Clang, target: Target, job: Job) -> bytes:
     return out.stdout
 
 
-def build_stencil(clang: Clang, target: Target, job: Job) -> tuple[Stencil, bytes]:
-    blob = compile_object(clang, target, job)
-    return process_object(blob, job.name, target), blob
+def build_stencil(clang: Clang, target: Target, job: Job, variant: Variant = DEFAULT) -> tuple[Stencil, bytes]:
+    blob = compile_object(clang, target, job, variant)
+    return process_object(blob, job.name, target, clean_tail=variant.clean_tail), blob
 
 
-def cache_key(clang: Clang, target: Target) -> str:
+def cache_key(clang: Clang, target: Target, variant: Variant = DEFAULT) -> str:
     h = hashlib.sha256()
 
     def put(label: str, data: bytes) -> None:
@@ -72,7 +89,8 @@ def cache_key(clang: Clang, target: Target) -> str:
 
     put("format", str(FORMAT_VERSION).encode())
     put("clang", clang.version.encode())
-    put("flags", "\0".join(compile_flags(target)).encode())
+    put("flags", "\0".join(compile_flags(target, variant.opt)).encode())
+    put("clean_tail", str(variant.clean_tail).encode())
     for path in sorted(STENCILS_DIR.iterdir()):
         if path.is_file():
             put(f"stencils/{path.name}", path.read_bytes())
@@ -82,12 +100,14 @@ def cache_key(clang: Clang, target: Target) -> str:
     return h.hexdigest()[:24]
 
 
-def library_path(target: str) -> Path:
-    return cache_dir() / "stencils" / f"{target}.json"
+def library_path(target: str, variant: Variant = DEFAULT) -> Path:
+    suffix = f"-{variant.tag}" if variant.tag else ""
+    return cache_dir() / "stencils" / f"{target}{suffix}.json"
 
 
-def objects_dir(target: str) -> Path:
-    return cache_dir() / "stencils" / target
+def objects_dir(target: str, variant: Variant = DEFAULT) -> Path:
+    suffix = f"-{variant.tag}" if variant.tag else ""
+    return cache_dir() / "stencils" / f"{target}{suffix}"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -118,6 +138,7 @@ def build_library(
     jobs: int | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    variant: Variant = DEFAULT,
 ) -> tuple[StencilLibrary, bool]:
     """The library for one target, from the cache if it is current.
 
@@ -126,8 +147,8 @@ def build_library(
     """
     target = get_target(target_name)
     clang = find_clang()
-    key = cache_key(clang, target)
-    path = library_path(target.name)
+    key = cache_key(clang, target, variant)
+    path = library_path(target.name, variant)
     if not force and path.exists():
         try:
             lib = StencilLibrary.load(path)
@@ -140,7 +161,7 @@ def build_library(
     done = 0
 
     def run(job: Job) -> tuple[Stencil, bytes]:
-        return build_stencil(clang, target, job)
+        return build_stencil(clang, target, job, variant)
 
     results: dict[str, tuple[Stencil, bytes]] = {}
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
@@ -149,14 +170,14 @@ def build_library(
             done += 1
             show(f"[{done}/{len(work)}] {target.name} {job.name}")
     show("")
-    objdir = objects_dir(target.name)
+    objdir = objects_dir(target.name, variant)
     for name, (_, blob) in results.items():
         _write_atomic(objdir / f"{name}.o", blob)
     lib = StencilLibrary(
         target.name,
         key,
         clang.version,
-        compile_flags(target),
+        compile_flags(target, variant.opt),
         results[SHIM][0],
         {op.name: results[op.name][0] for op in optable()},
     )
@@ -164,9 +185,9 @@ def build_library(
     return lib, True
 
 
-def load_library(target_name: str) -> StencilLibrary:
+def load_library(target_name: str, variant: Variant = DEFAULT) -> StencilLibrary:
     """The current library for a target, building it first if needed."""
-    return build_library(target_name)[0]
+    return build_library(target_name, variant=variant)[0]
 
 
 def build_all(targets: Iterable[str], **kwargs) -> list[tuple[StencilLibrary, bool]]:

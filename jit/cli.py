@@ -176,7 +176,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .benchmark import main
 
-    return main(args.quick, args.json, args.plot)
+    return main(args.quick, args.json, args.plot, args.ablation)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -221,6 +221,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer repetitions (under 3 minutes on 2 cores)")
     p.add_argument("--json", metavar="FILE", help="write the figures, machine and versions as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw run time per program and engine (log scale)")
+    p.add_argument("--ablation", action="store_true", help="what each technique contributes, each switched off alone")
     p.set_defaults(func=cmd_bench)
     return parser
 

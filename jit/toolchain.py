@@ -138,13 +138,14 @@ def find_clang() -> Clang:
     raise ToolchainError(f"no clang found on PATH; {INSTALL_HINT}")
 
 
-def compile_flags(target: Target) -> tuple[str, ...]:
+def compile_flags(target: Target, opt: str = "-O3") -> tuple[str, ...]:
     """The flags that shape the output: recorded in the library and hashed.
 
     Clang runs in the checkout's root with relative paths, so nothing here
-    depends on where the checkout is.
+    depends on where the checkout is.  `opt` replaces -O3 (ablation: -Os).
     """
-    return (f"--target={target.triple}", *COMMON_FLAGS, *target.flags, "-Istencils")
+    common = tuple(opt if f == "-O3" else f for f in COMMON_FLAGS)
+    return (f"--target={target.triple}", *common, *target.flags, "-Istencils")
 
 
 def local_flags() -> tuple[str, ...]:
