@@ -300,10 +300,7 @@ def main(quick: bool, json_path: str | None, plot_path: str | None, ablation: bo
 
 # -- ablation -------------------------------------------------------------------
 
-NOT_BUILT = [
-    "stencil variants keeping the top of the stack in pinned registers",
-    "superinstructions for common op pairs",
-]
+NOT_BUILT = ["stencil variants keeping the top of the stack in pinned registers"]
 
 
 def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[str, object]:
@@ -312,10 +309,11 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[s
     * the C stitcher, against the Python reference: compile throughput;
     * the tail clean-up (final-jump removal, branch inversion), against the
       stencils as clang emitted them: steady-state run time and code size;
+    * superinstructions, against one stencil per micro-op: the same;
     * -O3 stencils, against -Os: steady-state run time and code size.
     """
     from .build import DEFAULT, Variant, load_library
-    from .native import NativeRuntime, native_runtime, prepare_eager
+    from .native import NativeRuntime, native_runtime, prepare_eager, program_steps
 
     sizes = sizes or SIZES
     reps = 3 if quick else 7
@@ -323,6 +321,7 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[s
     target = native_runtime().library.target
     variants = {"default": DEFAULT, "keep-tails": Variant(clean_tail=False), "Os": Variant(opt="-Os")}
     runtimes = {name: NativeRuntime(load_library(target, v)) for name, v in variants.items()}
+    runtimes["no-superinstructions"] = runtimes["default"]
     runtimes["python-stitcher"] = NativeRuntime(load_library(target), stitcher="python")
     progress = Progress(1 + 2 * reps)
     traces = collect_traces(programs, sizes)
@@ -338,11 +337,13 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[s
             for code in codes:
                 code.free()
         progress.step(f"compile, repetition {rep + 1} of {reps}")
-    run_times: dict[str, dict[str, list[float]]] = {n: {v: [] for v in variants} for n in programs}
+    kinds = [*variants, "no-superinstructions"]
+    run_times: dict[str, dict[str, list[float]]] = {n: {v: [] for v in kinds} for n in programs}
     for rep in range(reps):
         for pname, program in programs.items():
-            for vname in variants:
-                run = prepare_eager(program, [sizes[pname]], backend=runtimes[vname])
+            for vname in kinds:
+                fused = vname != "no-superinstructions"
+                run = prepare_eager(program, [sizes[pname]], backend=runtimes[vname], superinstructions=fused)
                 run_times[pname][vname].append(_time(run))
         progress.step(f"run time, repetition {rep + 1} of {reps}")
     progress.finish()
@@ -351,6 +352,14 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[s
     def code_size(vname: str) -> int:
         lib = runtimes[vname].library
         return sum(layout(lib, steps).code_offsets[-1] for _, steps in traces)
+
+    def unfused_code_size() -> int:
+        lib = runtimes["default"].library
+        unfused = [program_steps(p, superinstructions=False) for p in programs.values()]
+        fused = [program_steps(p) for p in programs.values()]
+        return sum(layout(lib, s).code_offsets[-1] for s in unfused), sum(
+            layout(lib, s).code_offsets[-1] for s in fused
+        )
 
     def speedup(off: str) -> float:
         return geomean([row[off] / row["default"] for row in medians.values()])
@@ -378,6 +387,20 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[s
                 "on": code_size("default"),
                 "off": code_size("keep-tails"),
                 "contribution": code_size("keep-tails") / code_size("default"),
+            },
+            {
+                "technique": "superinstructions (off: one stencil per micro-op)",
+                "figure": "steady-state run time (off/on, geomean)",
+                "on": 1.0,
+                "off": speedup("no-superinstructions"),
+                "contribution": speedup("no-superinstructions"),
+            },
+            {
+                "technique": "superinstructions",
+                "figure": "code bytes for the programs compiled whole",
+                "on": unfused_code_size()[1],
+                "off": unfused_code_size()[0],
+                "contribution": unfused_code_size()[0] / unfused_code_size()[1],
             },
             {
                 "technique": "stencils at -O3 (off: -Os)",

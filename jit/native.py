@@ -16,6 +16,7 @@ from .build import load_library
 from .cinterp import NativeVM
 from .cstitch import plans_for
 from .errors import JitError
+from .fuse import fuse
 from .hostlib import hostlib
 from .ir import Program
 from .memory import Arena, Region
@@ -102,21 +103,24 @@ def native_runtime() -> NativeRuntime:
     return NativeRuntime(load_library(target))
 
 
-def program_steps(program: Program) -> list[Step]:
-    """One step per instruction, jumps and calls aimed at their IR targets."""
+def program_steps(program: Program, superinstructions: bool = True) -> list[Step]:
+    """One step per instruction, jumps and calls aimed at their IR targets
+    (then runs of them fused into superinstructions, unless switched off)."""
     steps = []
     for pc, ins in enumerate(program.code):
         op = ins.info
         target = ins.a if op.operand in ("LABEL", "FUNC") else None
         steps.append(Step(op.name, ins.a, ins.b, pc, target))
-    return steps
+    return fuse(steps)[0] if superinstructions else steps
 
 
-def prepare_eager(program: Program, args: Sequence[int], backend=None) -> Callable[[], Outcome]:
+def prepare_eager(
+    program: Program, args: Sequence[int], backend=None, superinstructions: bool = True
+) -> Callable[[], Outcome]:
     """Compile the whole program up front (with copy-and-patch, or `backend`);
     the returned function runs it natively."""
     rt = native_runtime()
-    compiled = (backend or rt).compile(program_steps(program))
+    compiled = (backend or rt).compile(program_steps(program, superinstructions))
     vm = NativeVM.create(program, args)
 
     def run() -> Outcome:

@@ -9,7 +9,7 @@ from functools import cache
 from .paths import STENCILS_DIR
 
 OPERAND_KINDS = frozenset({"NONE", "INT", "FLOAT", "LOCAL", "ARG", "LABEL", "FUNC", "PREC", "STRING", "COUNT"})
-FLAGS = frozenset({"JUMP", "BRANCH", "TERMINATOR", "CALL", "RETURN", "ERROR", "HELPER", "TRACE_ONLY"})
+FLAGS = frozenset({"JUMP", "BRANCH", "TERMINATOR", "CALL", "RETURN", "ERROR", "HELPER", "TRACE_ONLY", "FUSED"})
 
 _OP_LINE = re.compile(r"^OP\(\s*(\w+)\s*,\s*(\w+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\w+)\s*,\s*([\w|]+)\s*\)\s*$")
 

@@ -40,6 +40,7 @@ class TierConfig:
     hot_exit: int = 10  # times a side exit is taken before it gets its own trace
     max_trace: int = 1000  # micro-ops recorded at most per trace
     perf_map: bool = False  # write /tmp/perf-PID.map for perf report
+    superinstructions: bool = True  # fuse common runs of steps (jit.fuse)
 
     def __post_init__(self) -> None:
         for name in ("hot_loop", "hot_exit", "max_trace"):
@@ -190,7 +191,7 @@ class TieredRun:
             return None
         link = self.traces[stop].address(0) if kind == LINK else None
         t0 = time.perf_counter()
-        shape = form_trace(self.program, pcs, stop, kind, self.next_exit, link)
+        shape = form_trace(self.program, pcs, stop, kind, self.next_exit, link, self.config.superinstructions)
         code = m.compile(shape.steps)
         self.stats.compile_seconds += time.perf_counter() - t0
         for exit_id, info in shape.exits.items():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from .fuse import fuse
 from .ir import Program
 from .stitch import Step
 
@@ -55,6 +56,7 @@ def form_trace(
     kind: str,
     first_exit: int,
     link_address: int | None = None,
+    superinstructions: bool = True,
 ) -> TraceShape:
     """Steps for the recorded path `pcs`, which stopped at `stop_pc` for `kind`."""
     body: list[Step] = []
@@ -121,4 +123,7 @@ def form_trace(
         else:
             steps[at] = replace(steps[at], exit=stub)
         exit_id += 1
+    if superinstructions:
+        steps, where = fuse(steps)
+        exits = {k: replace(e, step=where[e.step]) for k, e in exits.items()}
     return TraceShape(pcs[0] if pcs else stop_pc, steps, exits, len(pcs))

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 
 from .disasm import describe_stencil
 from .emulate import EXIT_COUNTS, FRAMES, MEMORY, VM_STACK, Emulator
+from .fuse import expand
 from .interp import Machine, _Stop
-from .ir import INT64_MAX, INT64_MIN, OPS, Function, Instr, Program, bits_float, call_info, float_bits
+from .ir import BY_NAME, INT64_MAX, INT64_MIN, OPS, Function, Instr, Program, bits_float, call_info, float_bits
 from .limits import MAX_CALL_DEPTH
 from .optable import OpInfo
 from .outcome import ERR_CALL_DEPTH
@@ -108,6 +109,13 @@ _HALT = next(op.opcode for op in OPS if op.name == "HALT")
 
 def _operands(op: OpInfo, rng: random.Random, k: int) -> tuple[int, int]:
     kind = op.operand
+    if op.has("FUSED"):
+        konst = INT_EDGES[k] if k < len(INT_EDGES) else rng.randrange(INT64_MIN, INT64_MAX)
+        if op.name in ("LOAD2", "STORE_LOAD"):
+            return rng.randrange(LOCALS), rng.randrange(LOCALS)
+        if op.name == "ADDK":
+            return konst, 0
+        return rng.randrange(LOCALS), konst
     if op.name == "CALL":
         # params, extra locals, stack needed: small, with a huge `need` sometimes.
         need = (1 << 31) - 1 if k % 7 == 3 else rng.randrange(0, 8)
@@ -168,6 +176,8 @@ def samples(op: OpInfo, count: int, seed: int) -> Iterator[Sample]:
 def expected(op: OpInfo, sample: Sample, depth_limit: bool) -> State:
     """The instruction's effect, by the Python reference interpreter (or, for
     trace-only ops, by the semantics written here)."""
+    if op.has("FUSED"):
+        return _fused(op, sample)
     if op.name in TRACE_ONLY:
         return _trace_op(op, sample)
     program = _program(op, sample)
@@ -197,6 +207,19 @@ def expected(op: OpInfo, sample: Sample, depth_limit: bool) -> State:
         exit_count=sample.exit_counts,
         exit_index=-1 if status == 3 else 0,  # a return to tier 1 is no side exit
     )
+
+
+def _fused(op: OpInfo, s: Sample) -> State:
+    """A superinstruction's reference: the interpreter running what it stands for."""
+    parts = expand(op.name, s.operand0, s.operand1)
+    code = tuple(Instr(BY_NAME[name].opcode, a, 0, 1) for name, a in parts)
+    functions = (Function("main", 0, LOCALS, 0, 0, len(code)),)
+    m = Machine(Program("validate.uop", code, functions, MEMORY_SLOTS, len(ARGS)), ARGS, memory=list(s.memory))
+    m.stack[:] = [bits_float(v) if s.floats else v for v in s.stack]
+    for pc in range(len(code)):
+        m.code[pc](pc)
+    stack = [_bits(v) for v in m.stack]
+    return State(1, CONTINUE_PC, 0, stack, list(s.memory), [], b"", exit_count=s.exit_counts)
 
 
 def _trace_op(op: OpInfo, s: Sample) -> State:

@@ -357,3 +357,39 @@ BODY(TAKE_EXIT) {
     state->exit_counts[OPARG1]++;
     NEXT();
 }
+
+/* Superinstructions (jit/fuse.py): each does what the sequence it replaces
+ * does, bit for bit, and none of them can fail. */
+
+/* load a; load b */
+BODY(LOAD2) {
+    sp[0] = fp[OPARG];
+    sp[1] = fp[OPARG1];
+    sp += 2;
+    NEXT();
+}
+
+/* load a; push_int k; add; store a   (sub: k negated) */
+BODY(INC_LOCAL) {
+    fp[OPARG].u += (uint64_t)OPARG1;
+    NEXT();
+}
+
+/* load a; push_int k; add   (sub: k negated) */
+BODY(LOAD_ADDK) {
+    (sp++)->u = fp[OPARG].u + (uint64_t)OPARG1;
+    NEXT();
+}
+
+/* push_int k; add   (sub: k negated) */
+BODY(ADDK) {
+    sp[-1].u += (uint64_t)OPARG;
+    NEXT();
+}
+
+/* store a; load b */
+BODY(STORE_LOAD) {
+    fp[OPARG] = sp[-1];
+    sp[-1] = fp[OPARG1];
+    NEXT();
+}
