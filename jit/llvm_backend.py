@@ -108,7 +108,10 @@ def _new_target_machine(opt: int):
     given (and frees it with itself), so none may be shared."""
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
-    return llvm.Target.from_default_triple().create_target_machine(opt=opt, codemodel="default")
+    # The large code model, not PIC: MCJIT places sections anywhere, and a
+    # small-model constant-table access (R_X86_64_32S) then aborts the process
+    # (found by the fuzzer).  Absolute 64-bit addresses reach everywhere.
+    return llvm.Target.from_default_triple().create_target_machine(opt=opt, codemodel="large", reloc="static")
 
 
 @cache
