@@ -49,7 +49,7 @@ def test_never_fuses_across_a_jump_target():
 @pytest.mark.parametrize("name", sorted(p.stem for p in PROGRAMS.glob("*.uop")))
 def test_fused_programs_run_the_same(name):
     program = parse_file(PROGRAMS / f"{name}.uop")
-    args = [{"fannkuch": 6, "mandelbrot": 24, "nbody": 30}.get(name, 200)]
+    args = [{"fannkuch": 6, "mandelbrot": 24, "nbody": 30, "fib": 12, "spectralnorm": 12}.get(name, 200)]
     assert len(program_steps(program)) < len(program_steps(program, superinstructions=False))
     expected = ENGINES["py"](program, args)
     assert prepare_eager(program, args, superinstructions=False)() == expected
