@@ -20,7 +20,7 @@ from jit.benchmark import SIZES, code_sizes, collect_traces, load_programs
 
 @cache
 def traces_of(program: str):
-    return [steps for _, steps in collect_traces(load_programs({program: SIZES[program]}), SIZES)]
+    return collect_traces(load_programs({program: SIZES[program]}), SIZES)
 
 
 def _backend(name: str):
@@ -42,16 +42,16 @@ def test_compile_traces(benchmark, program, backend):
     compiler = _backend(backend)
 
     def compile_all():
-        return [compiler.compile(steps) for steps in traces]
+        return [compiler.compile(t.steps) for t in traces]
 
     rounds = 20 if backend == "copy-and-patch" else 3
     codes = benchmark.pedantic(compile_all, rounds=rounds, warmup_rounds=1)
     for code in codes:
         code.free()
-    uops = sum(len(steps) for steps in traces)
+    uops = sum(t.uops for t in traces)
     benchmark.extra_info["traces"] = len(traces)
     benchmark.extra_info["uops_per_second"] = uops / benchmark.stats.stats.median
     if backend == "copy-and-patch":
-        emitted, used = code_sizes([(program, steps) for steps in traces])
+        emitted, used = code_sizes(traces)
         benchmark.extra_info["code_size_ratio"] = emitted / used
         assert emitted <= used

@@ -7,8 +7,8 @@ and taken at the median:
 * trace compile latency: the traces the bundled programs really produce
   (collected by running them tiered) compiled by copy-and-patch and by
   llvmlite at -O0 and -O2;
-* compile throughput: micro-ops per second, copy-and-patch, on those traces
-  and on each program compiled whole;
+* compile throughput: IR micro-ops per second, copy-and-patch, on those
+  traces;
 * steady-state run time: each program compiled whole (`--eager`, compile not
   timed) with each backend, against the C interpreters and the Python one;
 * end to end: the tiered engine, tier 1 and compiling included, against the
@@ -88,15 +88,22 @@ def load_programs(sizes: dict[str, int]) -> dict[str, Program]:
     return {name: parse_file(ROOT / "bench" / "programs" / f"{name}.uop") for name in sizes}
 
 
-def collect_traces(programs: dict[str, Program], sizes: dict[str, int]) -> list[tuple[str, list[Step]]]:
+@dataclass(frozen=True)
+class Trace:
+    program: str
+    steps: list[Step]  # stencils, superinstructions and exits included
+    uops: int  # the IR micro-ops it covers (what throughput counts)
+
+
+def collect_traces(programs: dict[str, Program], sizes: dict[str, int]) -> list[Trace]:
     """The traces the tiered engine compiles for each program (default thresholds)."""
     from .tiering import prepare_tiered
 
-    traces: list[tuple[str, list[Step]]] = []
+    traces: list[Trace] = []
     for name, program in programs.items():
 
         def keep(code, shape, side, name=name):
-            traces.append((name, shape.steps))
+            traces.append(Trace(name, shape.steps, shape.ops))
 
         prepare_tiered(program, [sizes[name]], on_compile=keep)()
     return traces
@@ -117,7 +124,7 @@ def time_compiles(traces, reps: int, progress: Progress) -> dict[str, list[float
     backends = {"copy-and-patch": rt, "llvm-O0": llvm_backend(0), "llvm-O2": llvm_backend(2)}
     samples: dict[str, list[list[float]]] = {b: [[] for _ in traces] for b in backends}
     for rep in range(reps):
-        for k, (_, steps) in enumerate(traces):
+        for k, steps in enumerate(t.steps for t in traces):
             for name, backend in backends.items():
                 inner = 20 if name == "copy-and-patch" else 1  # copy-and-patch is too quick to time once
                 codes = []
@@ -151,8 +158,8 @@ def code_sizes(traces) -> tuple[int, int]:
     from .native import native_runtime
 
     lib = native_runtime().library
-    emitted = sum(layout(lib, steps).code_offsets[-1] for _, steps in traces)
-    original = sum(lib.ops[s.op].object_size for _, steps in traces for s in steps)
+    emitted = sum(layout(lib, t.steps).code_offsets[-1] for t in traces)
+    original = sum(lib.ops[s.op].object_size for t in traces for s in t.steps)
     return emitted, original
 
 
@@ -195,7 +202,7 @@ def measure(quick: bool, sizes: dict[str, int] | None = None) -> dict[str, objec
     runs = time_runs(programs, sizes, reps_run, progress)
     progress.finish()
     cp = sum(compiles["copy-and-patch"])
-    uops = sum(len(steps) for _, steps in traces)
+    uops = sum(t.uops for t in traces)
     emitted, original = code_sizes(traces)
 
     def ratio(num: str, den: str) -> float:
@@ -326,13 +333,13 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[s
     progress = Progress(1 + 2 * reps)
     traces = collect_traces(programs, sizes)
     progress.step(f"collected {len(traces)} traces")
-    uops = sum(len(steps) for _, steps in traces)
+    uops = sum(t.uops for t in traces)
     compile_times: dict[str, list[float]] = {"default": [], "python-stitcher": []}
     for rep in range(reps):
         for name in compile_times:
             rt = runtimes[name]
             t0 = time.perf_counter()
-            codes = [rt.compile(steps) for _, steps in traces]
+            codes = [rt.compile(t.steps) for t in traces]
             compile_times[name].append(time.perf_counter() - t0)
             for code in codes:
                 code.free()
@@ -351,7 +358,7 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[s
 
     def code_size(vname: str) -> int:
         lib = runtimes[vname].library
-        return sum(layout(lib, steps).code_offsets[-1] for _, steps in traces)
+        return sum(layout(lib, t.steps).code_offsets[-1] for t in traces)
 
     def unfused_code_size() -> int:
         lib = runtimes["default"].library

@@ -33,7 +33,7 @@ def test_code_size_counts_the_removed_jumps():
     from jit.stitch import Step
 
     steps = [Step("PUSH_INT", 1), Step("PUSH_INT", 2), Step("ADD"), Step("HALT")]
-    emitted, original = benchmark.code_sizes([("t", steps)])
+    emitted, original = benchmark.code_sizes([benchmark.Trace("t", steps, 4)])
     assert emitted < original  # three of the four lost their final jump
 
 
