@@ -286,21 +286,13 @@ def plot(result: dict[str, object], path: str) -> None:
 
 
 def main(quick: bool, json_path: str | None, plot_path: str | None, ablation: bool = False) -> int:
-    if ablation:
-        result = measure_ablation(quick)
-        sys.stdout.write(format_ablation(result))
-        if json_path:
-            with open(json_path, "w") as f:
-                json.dump(result, f, indent=1, sort_keys=True)
-                f.write("\n")
-        return 0
-    result = measure(quick)
-    sys.stdout.write(format_table(result))
+    result = measure_ablation(quick) if ablation else measure(quick)
+    sys.stdout.write(format_ablation(result) if ablation else format_table(result))
     if json_path:
         with open(json_path, "w") as f:
             json.dump(result, f, indent=1, sort_keys=True)
             f.write("\n")
-    if plot_path:
+    if plot_path and not ablation:
         plot(result, plot_path)
     return 0
 
