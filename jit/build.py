@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,7 +188,3 @@ def build_library(
 def load_library(target_name: str, variant: Variant = DEFAULT) -> StencilLibrary:
     """The current library for a target, building it first if needed."""
     return build_library(target_name, variant=variant)[0]
-
-
-def build_all(targets: Iterable[str], **kwargs) -> list[tuple[StencilLibrary, bool]]:
-    return [build_library(t, **kwargs) for t in targets]

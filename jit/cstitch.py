@@ -13,15 +13,12 @@ import re
 from array import array
 from collections.abc import Mapping, Sequence
 from functools import cache
-from operator import attrgetter
 
 from .hostlib import hostlib
 from .optable import helper_names
 from .paths import STENCILS_DIR
 from .stencils import HELPER_PREFIX, Hole, HoleKind, StencilLibrary
 from .stitch import Layout, Step, StitchError
-
-_STEP_FIELDS = attrgetter("op", "operand0", "operand1", "position", "target", "exit", "continue_to", "target_address")
 
 KINDS = [
     HoleKind.OPERAND0,
@@ -93,21 +90,9 @@ class Plans:
         returns how many trampolines were used."""
         ffi = self.ffi
         flat = array("q")
-        index = self.index
         try:
-            for op, a, b, pos, target, exit_, after, far in map(_STEP_FIELDS, steps):
-                flat.extend(
-                    (
-                        index[op],
-                        a,
-                        b,
-                        pos,
-                        -1 if target is None else target,
-                        -1 if exit_ is None else exit_,
-                        -1 if after is None else after,
-                        far or 0,
-                    )
-                )
+            for fields in map(self._fields, steps):
+                flat.extend(fields)
         except OverflowError:  # an operand given as unsigned 64 bits: slow path
             flat = array("q", (_s64(v) for s in steps for v in self._fields(s)))
         code_at = array("q", lay.code_offsets)
