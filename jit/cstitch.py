@@ -2,14 +2,16 @@
 
 Each library gets patch plans once: per stencil its bytes and its holes as
 small integer records (relocation number, what fills it, which helper,
-addend).  A compile then packs its steps into one array and makes a single
-call, which writes straight into the (still writable) region.  jit.stitch
+addend).  A compile then packs its steps into one array (struct), lays them out with
+one call and stitches them with another, which writes straight into the
+(still writable) region.  jit.stitch
 stays the readable reference; the tests require the same bytes from both.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 from array import array
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -18,7 +20,7 @@ from .hostlib import hostlib
 from .optable import helper_names
 from .paths import STENCILS_DIR
 from .stencils import HELPER_PREFIX, Hole, HoleKind, StencilLibrary
-from .stitch import Layout, Step, StitchError
+from .stitch import SHORT_BRANCHES, Layout, Step, StitchError, op_shapes
 
 KINDS = [
     HoleKind.OPERAND0,
@@ -52,7 +54,8 @@ class Plans:
         relocs = reloc_numbers()
         self.keep: list[object] = []
         self.plans = ffi.new("StencilPlan[]", len(library.ops))
-        for k, stencil in enumerate(library.ops.values()):
+        shapes = op_shapes(library)
+        for k, (name, stencil) in enumerate(library.ops.items()):
             plan = self.plans[k]
             code, data = ffi.new("uint8_t[]", stencil.code or b"\0"), ffi.new("uint8_t[]", stencil.data or b"\0")
             holes = self._holes(stencil.holes, relocs, helpers)
@@ -62,6 +65,10 @@ class Plans:
             plan.data, plan.data_size = data, len(stencil.data)
             plan.holes, plan.nholes = holes, len(stencil.holes)
             plan.data_holes, plan.ndata_holes = data_holes, len(stencil.data_holes)
+            shape = shapes[name]
+            plan.helper_mask = sum(1 << helpers[h] for h in shape.helpers)
+            plan.nshort = len(shape.short)
+            plan.short_reach = min((SHORT_BRANCHES[r] for r in shape.short), default=0)
         self.error = ffi.new("char[]", 200)
 
     def _holes(self, holes: tuple[Hole, ...], relocs: dict[str, int], helpers: dict[str, int]):
@@ -71,38 +78,59 @@ class Plans:
             out[k].helper, out[k].addend = helpers.get(h.symbol, 0), h.addend
         return out
 
-    def _fields(self, s: Step) -> tuple[int, ...]:
-        return (
-            self.index[s.op],
-            s.operand0,
-            s.operand1,
-            s.position,
-            -1 if s.target is None else s.target,
-            -1 if s.exit is None else s.exit,
-            -1 if s.continue_to is None else s.continue_to,
-            s.target_address or 0,
-        )
-
-    def stitch_into(
-        self, steps: Sequence[Step], lay: Layout, address: int, base: int, helpers: Mapping[str, int]
-    ) -> int:
-        """Stitch into writable memory at `address` (as if it were at `base`);
-        returns how many trampolines were used."""
-        ffi = self.ffi
-        flat = array("q")
+    def pack(self, steps: Sequence[Step]) -> bytes:
+        """The steps as the C StepPlan array."""
+        index, pack = self.index, _STEP.pack
         try:
-            for fields in map(self._fields, steps):
-                flat.extend(fields)
-        except OverflowError:  # an operand given as unsigned 64 bits: slow path
-            flat = array("q", (_s64(v) for s in steps for v in self._fields(s)))
-        code_at = array("q", lay.code_offsets)
-        data_at = array("q", lay.data_offsets or (0,))
-        helper_values = array("Q", [helpers.get(name, 0) for name in self.helper_order])
+            return b"".join(
+                [
+                    pack(
+                        index[s.op],
+                        s.operand0,
+                        s.operand1,
+                        s.position,
+                        -1 if s.target is None else s.target,
+                        -1 if s.exit is None else s.exit,
+                        -1 if s.continue_to is None else s.continue_to,
+                        s.target_address or 0,
+                    )
+                    for s in steps
+                ]
+            )
+        except struct.error:  # an operand given as unsigned 64 bits: slow path
+            return b"".join([pack(*map(_s64, _fields(index, s))) for s in steps])
+
+    def layout(self, packed: bytes) -> Layout:
+        """jit.stitch.layout, in C, of packed steps."""
+        n = len(packed) // _STEP.size
+        code_at, data_at = array("q", bytes(8 * (n + 1))), array("q", bytes(8 * max(1, n)))
+        tramp = array("q", bytes(16))
+        ffi = self.ffi
+        size = self.lib.jit_layout(
+            self.plans,
+            ffi.from_buffer("StepPlan[]", packed),
+            n,
+            ffi.from_buffer("int64_t[]", code_at, require_writable=True),
+            ffi.from_buffer("int64_t[]", data_at, require_writable=True),
+            ffi.from_buffer("int64_t[]", tramp, require_writable=True),
+        )
+        return Layout(code_at, tramp[0], tramp[1], data_at[:n], size)
+
+    def helper_values(self, helpers: Mapping[str, int]) -> array:
+        return array("Q", [helpers.get(name, 0) for name in self.helper_order])
+
+    def stitch_packed(self, packed: bytes, lay: Layout, address: int, base: int, helper_values: array) -> int:
+        """Stitch packed steps into writable memory at `address` (as if it were
+        at `base`); returns how many trampolines were used."""
+        ffi = self.ffi
         scratch = ffi.new("uint64_t[]", max(1, lay.trampoline_slots))
+        code_at, data_at = lay.code_offsets, lay.data_offsets or (0,)
+        if not isinstance(code_at, array):
+            code_at, data_at = array("q", code_at), array("q", data_at)
         used = self.lib.jit_stitch(
             self.plans,
-            ffi.from_buffer("StepPlan[]", flat),
-            len(steps),
+            ffi.from_buffer("StepPlan[]", packed),
+            len(packed) // _STEP.size,
             ffi.from_buffer("int64_t[]", code_at),
             ffi.from_buffer("int64_t[]", data_at),
             lay.trampolines,
@@ -119,6 +147,29 @@ class Plans:
         if used < 0:
             raise StitchError(ffi.string(self.error).decode())
         return used
+
+    def stitch_into(
+        self, steps: Sequence[Step], lay: Layout, address: int, base: int, helpers: Mapping[str, int]
+    ) -> int:
+        """stitch_packed, from steps and a helper mapping."""
+        return self.stitch_packed(self.pack(steps), lay, address, base, self.helper_values(helpers))
+
+
+_STEP = struct.Struct("8q")  # StepPlan
+
+
+def _fields(index: Mapping[str, int], s: Step) -> tuple[int, ...]:
+    """A StepPlan's fields (pack() has the same inline, for speed)."""
+    return (
+        index[s.op],
+        s.operand0,
+        s.operand1,
+        s.position,
+        -1 if s.target is None else s.target,
+        -1 if s.exit is None else s.exit,
+        -1 if s.continue_to is None else s.continue_to,
+        s.target_address or 0,
+    )
 
 
 def _s64(v: int) -> int:

@@ -4,6 +4,8 @@ Regions are whole pages inside larger mappings (chunks), so one mapping
 holds many traces and each region's protection can change alone.  A region
 is mapped read-write while it is filled, then read-execute; re-patching it
 (trace linking) flips it back to read-write and then to read-execute again.
+Free space is kept read-write (never executable), so taking a region costs
+no system call, and a compile costs one mprotect, freeing it another.
 Every protection change goes through one function that refuses W+X.  A
 chunk whose regions are all freed is unmapped, so the process's mappings
 return to where they started.
@@ -158,7 +160,7 @@ class Arena:
     def _map(self, size: int) -> _Chunk:
         ffi, libc = _libc()
         where = ffi.cast("void *", self.hint + sum(c.size for c in self.chunks)) if self.hint else ffi.NULL
-        ptr = libc.mmap(where, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        ptr = libc.mmap(where, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         address = int(ffi.cast("uintptr_t", ptr))
         if address == MAP_FAILED:
             raise ExecMemoryError(f"mmap of {size} bytes failed: {os.strerror(ffi.errno)}")
@@ -167,7 +169,6 @@ class Arena:
         return chunk
 
     def _region(self, chunk: _Chunk, off: int, size: int) -> Region:
-        protect(chunk.address + off, size, PROT_READ | PROT_WRITE)
         self.regions += 1
         return Region(self, chunk, chunk.address + off, size)
 
@@ -177,7 +178,8 @@ class Arena:
         region.freed = True
         self.regions -= 1
         chunk = region.chunk
-        protect(region.address, region.size, PROT_NONE)
+        if not region.writable:
+            protect(region.address, region.size, PROT_READ | PROT_WRITE)
         chunk.give(region.address - chunk.address, region.size)
         if chunk.used == 0:
             ffi, libc = _libc()

@@ -57,6 +57,7 @@ class NativeRuntime:
         self.helpers = {
             HELPER_PREFIX + name: int(self.ffi.cast("uintptr_t", getattr(self.lib, name))) for name in helper_names()
         }
+        self._helper_values = plans_for(library).helper_values(self.helpers)
         shim = library.shim
         self.shim_region = self.arena.allocate(len(shim.code))
         self.shim_region.write(0, shim.code)
@@ -64,13 +65,16 @@ class NativeRuntime:
         self._shim = self.ffi.cast("int64_t (*)(VMState *)", self.shim_region.address)
 
     def compile(self, steps: Sequence[Step]) -> Compiled:
-        lay = layout(self.library, steps)
+        if self.stitcher == "c":
+            plans = plans_for(self.library)
+            packed = plans.pack(steps)
+            lay = plans.layout(packed)
+        else:
+            lay = layout(self.library, steps)
         region = self.arena.allocate(lay.size)
         try:
             if self.stitcher == "c":
-                trampolines = plans_for(self.library).stitch_into(
-                    steps, lay, region.address, region.address, self.helpers
-                )
+                trampolines = plans.stitch_packed(packed, lay, region.address, region.address, self._helper_values)
             else:
                 stitched = stitch(self.library, steps, lay, region.address, self.helpers)
                 region.write(0, stitched.code)

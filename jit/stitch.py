@@ -21,7 +21,7 @@ from .stencils import Hole, HoleKind, Stencil, StencilLibrary
 TRAMPOLINE_SIZE = 16
 DATA_ALIGN = 16
 # Branches whose reach is short enough that a large body may exceed it.
-_SHORT_BRANCHES = {"R_AARCH64_TSTBR14": 1 << 15, "R_AARCH64_CONDBR19": 1 << 20, "R_AARCH64_JUMP26": 1 << 27}
+SHORT_BRANCHES = {"R_AARCH64_TSTBR14": 1 << 15, "R_AARCH64_CONDBR19": 1 << 20, "R_AARCH64_JUMP26": 1 << 27}
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,10 @@ class Step:
 
 @dataclass(frozen=True)
 class Layout:
-    code_offsets: tuple[int, ...]  # one per step, plus the end of the code
+    code_offsets: Sequence[int]  # one per step, plus the end of the code
     trampolines: int  # offset of the trampoline area
     trampoline_slots: int
-    data_offsets: tuple[int, ...]  # one per step
+    data_offsets: Sequence[int]  # one per step
     size: int  # code + trampolines + data
 
 
@@ -72,7 +72,7 @@ class _OpShape:
 _SHAPES: dict[tuple[str, str], dict[str, _OpShape]] = {}
 
 
-def _shapes(library: StencilLibrary) -> dict[str, _OpShape]:
+def op_shapes(library: StencilLibrary) -> dict[str, _OpShape]:
     """What layout needs of each stencil, worked out once per library."""
     key = (library.target, library.key)
     if key not in _SHAPES:
@@ -81,7 +81,7 @@ def _shapes(library: StencilLibrary) -> dict[str, _OpShape]:
                 len(st.code),
                 len(st.data),
                 frozenset(h.symbol for h in st.holes if h.kind is HoleKind.HELPER),
-                tuple(h.reloc for h in st.holes if h.reloc in _SHORT_BRANCHES and h.kind is not HoleKind.HELPER),
+                tuple(h.reloc for h in st.holes if h.reloc in SHORT_BRANCHES and h.kind is not HoleKind.HELPER),
             )
             for name, st in library.ops.items()
         }
@@ -89,7 +89,7 @@ def _shapes(library: StencilLibrary) -> dict[str, _OpShape]:
 
 
 def layout(library: StencilLibrary, steps: Sequence[Step]) -> Layout:
-    shapes = _shapes(library)
+    shapes = op_shapes(library)
     used = [shapes[s.op] for s in steps]
     offsets = [0, *accumulate(u.code for u in used)]
     code_end = offsets[-1]
@@ -99,7 +99,7 @@ def layout(library: StencilLibrary, steps: Sequence[Step]) -> Layout:
     # Helpers and other traces may be out of a branch's reach.
     slots = len(helpers) + sum(1 for s in steps if s.target_address is not None)
     short = [r for u in used for r in u.short]
-    if any(code_end >= _SHORT_BRANCHES[r] for r in short):
+    if any(code_end >= SHORT_BRANCHES[r] for r in short):
         slots += len(short)
     tramp = _align(code_end, TRAMPOLINE_SIZE)
     data = _align(tramp + slots * TRAMPOLINE_SIZE, DATA_ALIGN)

@@ -1,8 +1,9 @@
 /* The copy-and-patch loop in C: the fast path of jit/stitch.py, which stays
- * the readable reference (the tests require identical bytes).  Python lays
- * the steps out and hands over per-stencil patch plans; this copies each
- * step's code and data and patches every hole, with the same range checks
- * and the same trampolines. */
+ * the readable reference (the tests require identical bytes).  Python hands
+ * over per-stencil patch plans and the packed steps; jit_layout places them
+ * exactly as jit.stitch.layout does, and jit_stitch copies each step's code
+ * and data and patches every hole, with the same range checks and the same
+ * trampolines. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -179,6 +180,52 @@ write_trampoline(uint8_t *p, uint64_t destination, int x86)
         wr32(p + 4, 0xD61F0200u);
         wr64(p + 8, destination);
     }
+}
+
+enum { TRAMPOLINE_SIZE = 16, DATA_ALIGN = 16 };
+
+static int64_t
+align_up(int64_t n, int64_t a)
+{
+    return (n + a - 1) / a * a;
+}
+
+/* Fills code_at[0..nsteps], data_at[0..nsteps-1] and trampolines[0..1]
+ * (offset, slots); returns the total size. */
+int64_t
+jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, int64_t *code_at, int64_t *data_at,
+           int64_t *trampolines)
+{
+    int64_t at = 0, slots = 0, nshort = 0, reach = 0;
+    uint64_t helpers = 0;
+    for (int64_t i = 0; i < nsteps; i++) {
+        const StencilPlan *st = &plans[steps[i].op];
+        code_at[i] = at;
+        at += st->code_size;
+        helpers |= st->helper_mask;
+        slots += steps[i].target_address != 0;
+        nshort += st->nshort;
+        if (st->short_reach && (!reach || st->short_reach < reach)) {
+            reach = st->short_reach;
+        }
+    }
+    code_at[nsteps] = at;
+    slots += __builtin_popcountll(helpers);
+    if (reach && at >= reach) {
+        slots += nshort;
+    }
+    int64_t tramp = align_up(at, TRAMPOLINE_SIZE);
+    int64_t data = align_up(tramp + slots * TRAMPOLINE_SIZE, DATA_ALIGN);
+    for (int64_t i = 0; i < nsteps; i++) {
+        int64_t size = plans[steps[i].op].data_size;
+        data_at[i] = data;
+        if (size) {
+            data = align_up(data + size, DATA_ALIGN);
+        }
+    }
+    trampolines[0] = tramp;
+    trampolines[1] = slots;
+    return data;
 }
 
 int64_t

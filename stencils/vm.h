@@ -90,6 +90,9 @@ typedef struct StencilPlan {
     int64_t nholes;
     const HolePlan *data_holes;
     int64_t ndata_holes;
+    uint64_t helper_mask;    /* helpers it calls, one bit each (for layout) */
+    int64_t nshort;          /* short-reach branches (not to helpers) */
+    int64_t short_reach;     /* the shortest such reach in bytes, or 0 */
 } StencilPlan;
 
 typedef struct StepPlan {
@@ -103,6 +106,8 @@ typedef struct StepPlan {
     int64_t target_address;  /* or 0 */
 } StepPlan;
 
+int64_t jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, int64_t *code_at,
+                   int64_t *data_at, int64_t *trampolines);
 int64_t jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, const int64_t *code_at,
                    const int64_t *data_at, int64_t tramp_at, int64_t tramp_slots, int64_t total, uint8_t *out,
                    uint64_t base, const uint64_t *helpers, int64_t x86, uint64_t *tramp_dest, char *error,
