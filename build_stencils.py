@@ -14,6 +14,7 @@ from pathlib import Path
 
 from jit.build import build_library, objects_dir
 from jit.errors import JitError
+from jit.optable import optable
 from jit.toolchain import TARGETS
 
 
@@ -32,8 +33,11 @@ def main(argv: list[str] | None = None) -> int:
             lib, rebuilt = build_library(target, jobs=args.jobs, force=args.force)
             took = time.perf_counter() - start
             state = f"built in {took:.1f} s" if rebuilt else "cached, nothing to rebuild"
-            size = sum(len(s.code) for s in lib.ops.values())
-            print(f"{target}: {len(lib.ops)} stencils + shim, {size} bytes of code, {state} (key {lib.key})")
+            size = sum(len(lib.ops[op.name].code) for op in optable())
+            print(
+                f"{target}: {len(optable())} ops, {len(lib.ops) - len(optable())} stack-caching variants + shim,"
+                f" {size} bytes of code in the ops, {state} (key {lib.key})"
+            )
             if args.keep_objects:
                 dest = args.keep_objects / target
                 shutil.copytree(objects_dir(target), dest, dirs_exist_ok=True)

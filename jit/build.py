@@ -22,6 +22,7 @@ from .errors import StencilBuildError, ToolchainError
 from .optable import optable
 from .paths import ROOT, STENCILS_DIR, cache_dir
 from .process import process_object
+from .stackcache import stencil_name, variants
 from .stencils import FORMAT_VERSION, Stencil, StencilLibrary
 from .toolchain import Clang, Target, compile_flags, find_clang, get_target, local_flags
 
@@ -57,8 +58,16 @@ class Job:
 
 
 def jobs_for_library() -> list[Job]:
-    ops = [Job(op.name, STENCILS_DIR / "template.c", (f"-DTHIS_OP=OP_{op.name}",)) for op in optable()]
-    return [Job(SHIM, STENCILS_DIR / "shim.c"), *ops]
+    """The shim, every op, then every op's stack-caching variants (jit.stackcache)."""
+    template = STENCILS_DIR / "template.c"
+    ops = [Job(op.name, template, (f"-DTHIS_OP=OP_{op.name}",)) for op in optable()]
+    cached = [
+        Job(stencil_name(op.name, i, o), template, (f"-DTHIS_OP=OP_{op.name}", f"-DCACHE_IN={i}", f"-DCACHE_OUT={o}"))
+        for op in optable()
+        for i, o in variants(op)
+        if i or o
+    ]
+    return [Job(SHIM, STENCILS_DIR / "shim.c"), *ops, *cached]
 
 
 def compile_object(clang: Clang, target: Target, job: Job, variant: Variant = DEFAULT) -> bytes:
@@ -91,6 +100,7 @@ def cache_key(clang: Clang, target: Target, variant: Variant = DEFAULT) -> str:
     put("clang", clang.version.encode())
     put("flags", "\0".join(compile_flags(target, variant.opt)).encode())
     put("clean_tail", str(variant.clean_tail).encode())
+    put("jobs", "\0".join(f"{j.name} {' '.join(j.flags)}" for j in jobs_for_library()).encode())
     for path in sorted(STENCILS_DIR.iterdir()):
         if path.is_file():
             put(f"stencils/{path.name}", path.read_bytes())
@@ -179,7 +189,7 @@ def build_library(
         clang.version,
         compile_flags(target, variant.opt),
         results[SHIM][0],
-        {op.name: results[op.name][0] for op in optable()},
+        {job.name: results[job.name][0] for job in work if job.name != SHIM},
     )
     _write_atomic(path, lib.dumps().encode())
     return lib, True

@@ -17,20 +17,26 @@ from .errors import JitError, ProgramError
 from .ir import INT64_MAX, INT64_MIN
 from .optable import optable
 from .outcome import ERROR
+from .stackcache import base_op, stencil_name, variants
 from .toolchain import TARGETS, host_target
 
 
 def _stencil_names(op: str | None) -> list[str] | None:
+    """An op (by name or mnemonic) with its stack-caching variants, or one
+    variant by its own name (add_rr), or the shim."""
     if op is None:
         return None
     wanted = op.lower()
     if wanted == SHIM:
         return [SHIM]
+    base, suffix = base_op(wanted.upper()), wanted.upper()[len(base_op(wanted.upper())) :]
     for info in optable():
-        if wanted in (info.name.lower(), info.mnemonic):
-            return [info.name]
+        if base.lower() in (info.name.lower(), info.mnemonic):
+            if suffix:
+                return [info.name + suffix]
+            return [stencil_name(info.name, i, o) for i, o in [(0, 0), *(v for v in variants(info) if any(v))]]
     names = ", ".join(i.mnemonic for i in optable())
-    raise JitError(f"unknown op {op!r}; ops are: {names}, and {SHIM}")
+    raise JitError(f"unknown op {op!r}; ops are: {names} (a variant: add_rr, add_mr, add_rm), and {SHIM}")
 
 
 def cmd_stencils(args: argparse.Namespace) -> int:
@@ -184,7 +190,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("stencils", help="show the stencil library: disassembly with holes named, or JSON")
     p.add_argument("--target", action="append", choices=sorted(TARGETS), help="repeatable; default: the host")
-    p.add_argument("--op", help="one op, by name or mnemonic (or 'shim')")
+    p.add_argument("--op", help="one op and its variants, by name or mnemonic; one variant (add_rr); or 'shim'")
     p.add_argument("--json", action="store_true", help="machine-readable dump: code and data as hex, holes")
     p.set_defaults(func=cmd_stencils)
 

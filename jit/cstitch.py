@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 
 from .hostlib import hostlib
-from .optable import helper_names
+from .optable import helper_names, optable
 from .paths import STENCILS_DIR
+from .stackcache import enters_in_memory, natural, stencil_name
 from .stencils import HELPER_PREFIX, Hole, HoleKind, StencilLibrary
 from .stitch import SHORT_BRANCHES, Layout, Step, StitchError, op_shapes
 
@@ -69,7 +70,38 @@ class Plans:
             plan.helper_mask = sum(1 << helpers[h] for h in shape.helpers)
             plan.nshort = len(shape.short)
             plan.short_reach = min((SHORT_BRANCHES[r] for r in shape.short), default=0)
+        self.names = list(library.ops)
+        self.cache_table = self._cache_table(library)
         self.error = ffi.new("char[]", 200)
+
+    def _cache_table(self, library: StencilLibrary) -> array:
+        """jit_cache_stack's table: per stencil, its variants and its states."""
+        table = array("q", [-1, -1, -1, -1, 0, 0, 0, 0] * len(library.ops))
+        for info in optable():
+            if info.name not in self.index:
+                continue
+            row = 8 * self.index[info.name]
+            for i, o in ((0, 0), (0, 1), (1, 0), (1, 1)):
+                table[row + 2 * i + o] = self.index.get(stencil_name(info.name, i, o), -1)
+            table[row + 4], table[row + 5] = natural(info, 0), natural(info, 1)
+            table[row + 6] = enters_in_memory(info)
+        return table
+
+    def cache_stack(self, packed: bytearray) -> None:
+        """Choose each packed step's stack-caching variant (jit.stackcache.assign), in place."""
+        n = len(packed) // _STEP.size
+        ffi = self.ffi
+        self.lib.jit_cache_stack(
+            ffi.from_buffer("StepPlan[]", packed, require_writable=True),
+            n,
+            ffi.from_buffer("int64_t[]", self.cache_table),
+            ffi.new("uint8_t[]", n + 1),
+        )
+
+    def stencils(self, packed: bytes | bytearray) -> list[str]:
+        """The stencil each packed step uses."""
+        names = self.names
+        return [names[k] for k in memoryview(packed).cast("q")[0::8]]
 
     def _holes(self, holes: tuple[Hole, ...], relocs: dict[str, int], helpers: dict[str, int]):
         out = self.ffi.new("HolePlan[]", max(1, len(holes)))
@@ -78,11 +110,11 @@ class Plans:
             out[k].helper, out[k].addend = helpers.get(h.symbol, 0), h.addend
         return out
 
-    def pack(self, steps: Sequence[Step]) -> bytes:
+    def pack(self, steps: Sequence[Step]) -> bytearray:
         """The steps as the C StepPlan array."""
         index, pack = self.index, _STEP.pack
         try:
-            return b"".join(
+            return bytearray().join(
                 [
                     pack(
                         index[s.op],
@@ -98,9 +130,9 @@ class Plans:
                 ]
             )
         except struct.error:  # an operand given as unsigned 64 bits: slow path
-            return b"".join([pack(*map(_s64, _fields(index, s))) for s in steps])
+            return bytearray().join([pack(*map(_s64, _fields(index, s))) for s in steps])
 
-    def layout(self, packed: bytes) -> Layout:
+    def layout(self, packed: bytes | bytearray) -> Layout:
         """jit.stitch.layout, in C, of packed steps."""
         n = len(packed) // _STEP.size
         code_at, data_at = array("q", bytes(8 * (n + 1))), array("q", bytes(8 * max(1, n)))
@@ -119,7 +151,9 @@ class Plans:
     def helper_values(self, helpers: Mapping[str, int]) -> array:
         return array("Q", [helpers.get(name, 0) for name in self.helper_order])
 
-    def stitch_packed(self, packed: bytes, lay: Layout, address: int, base: int, helper_values: array) -> int:
+    def stitch_packed(
+        self, packed: bytes | bytearray, lay: Layout, address: int, base: int, helper_values: array
+    ) -> int:
         """Stitch packed steps into writable memory at `address` (as if it were
         at `base`); returns how many trampolines were used."""
         ffi = self.ffi

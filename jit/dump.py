@@ -15,15 +15,15 @@ from .stitch import TRAMPOLINE_SIZE
 
 def describe_compiled(compiled, library: StencilLibrary, program: Program, title: str) -> str:
     """`compiled` is native (jit.native.Compiled) or emulated code: anything with
-    layout, steps, trampolines, address(step) and read()."""
+    layout, steps, stencils, trampolines, address(step) and read()."""
     lay, base = compiled.layout, compiled.address(0)
     code = compiled.read()
     out = [f"== {title}: {len(compiled.steps)} steps, {lay.code_offsets[-1]} bytes of code at {base:#x}"]
-    for i, step in enumerate(compiled.steps):
-        stencil = library.ops[step.op]
+    for i, (step, name) in enumerate(zip(compiled.steps, compiled.stencils, strict=True)):
+        stencil = library.ops[name]
         start, end = lay.code_offsets[i], lay.code_offsets[i + 1]
         line = program.code[step.position].line if step.position < len(program.code) else 0
-        out.append(f"-- step {i}: {step.op.lower()} (pc {step.position}, line {line}) at {base + start:#x}")
+        out.append(f"-- step {i}: {name.lower()} (pc {step.position}, line {line}) at {base + start:#x}")
         for text in disassemble(library.target, code[start:end], stencil.holes, base + start):
             out.append(text)
     if compiled.trampolines:

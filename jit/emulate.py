@@ -32,6 +32,7 @@ from .ir import Program
 from .limits import MAX_CALL_DEPTH, STACK_SLOTS
 from .optable import helper_names
 from .outcome import ERROR, HALTED, Outcome, error_message, format_float
+from .stackcache import assign
 from .stencils import HELPER_PREFIX, StencilLibrary
 from .stitch import Layout, Step, layout, stitch
 
@@ -95,6 +96,10 @@ class EmuCode:
     steps: tuple[Step, ...]
     trampolines: int = 0
 
+    @property
+    def stencils(self) -> list[str]:
+        return [s.op for s in self.steps]
+
     def address(self, step: int) -> int:
         return self.base + self.layout.code_offsets[step]
 
@@ -115,11 +120,14 @@ class Emulator:
         args: Sequence[int],
         library: StencilLibrary | None = None,
         stitcher: str = "c",
+        stack_cache: bool = True,
     ):
-        """stitcher: "c" (the fast path) or "python" (jit.stitch, the reference)."""
+        """stitcher: "c" (the fast path) or "python" (jit.stitch, the reference);
+        stack_cache: as for jit.native.NativeRuntime."""
         if target not in ABIS:
             raise EmulationError(f"no emulation for target {target!r}")
         self.target, self.abi, self.stitcher = target, ABIS[target], stitcher
+        self.stack_cache = stack_cache
         self.library = library or load_library(target)
         self.program = program
         self.out = bytearray()
@@ -223,6 +231,8 @@ class Emulator:
         self.uc.ctl_remove_cache(address, address + len(code))
 
     def compile(self, steps: Sequence[Step]) -> EmuCode:
+        if self.stack_cache:
+            steps = assign(steps, self.library.ops)
         lay = layout(self.library, steps)
         address = self._code_top
         if self.stitcher == "c":

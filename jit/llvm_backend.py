@@ -31,6 +31,7 @@ from .build import Job, jobs_for_library
 from .errors import StencilBuildError, ToolchainError
 from .hostlib import hostlib
 from .memory import PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, protect
+from .optable import optable
 from .patch import jump
 from .paths import ROOT, cache_dir
 from .stitch import Step
@@ -70,9 +71,10 @@ def op_ir() -> dict[str, str]:
         return json.loads(out.read_text())
     functions: dict[str, str] = {}
     types: set[str] = set()
+    ops = {op.name for op in optable()}
     for job in jobs_for_library():
-        if job.name == "shim":
-            continue
+        if job.name not in ops:
+            continue  # the shim, and stack-caching variants: LLVM does its own register allocation
         functions[job.name], op_types = _emit(clang.path, flags, job, target)
         types.update(op_types)
     functions[""] = "\n".join(sorted(types))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
 from .build import load_library
 from .cinterp import NativeVM
@@ -23,6 +23,7 @@ from .memory import Arena, Region
 from .optable import helper_names
 from .outcome import Outcome
 from .patch import jump
+from .stackcache import assign
 from .stencils import HELPER_PREFIX, StencilLibrary
 from .stitch import Layout, Step, layout, stitch
 from .toolchain import host_target
@@ -36,6 +37,12 @@ class Compiled:
     layout: Layout
     steps: tuple[Step, ...]
     trampolines: int = 0
+    _stencils: Callable[[], list[str]] | None = None
+
+    @property
+    def stencils(self) -> list[str]:
+        """The stencil each step was stitched from (its stack-caching variant)."""
+        return self._stencils() if self._stencils else [s.op for s in self.steps]
 
     def address(self, step: int) -> int:
         return self.region.address + self.layout.code_offsets[step]
@@ -48,11 +55,15 @@ class Compiled:
 
 
 class NativeRuntime:
-    def __init__(self, library: StencilLibrary, arena: Arena | None = None, stitcher: str = "c") -> None:
-        """stitcher: "c" (the fast path) or "python" (jit.stitch, the reference)."""
+    def __init__(
+        self, library: StencilLibrary, arena: Arena | None = None, stitcher: str = "c", stack_cache: bool = True
+    ) -> None:
+        """stitcher: "c" (the fast path) or "python" (jit.stitch, the reference);
+        stack_cache: choose stencils that keep the top of the stack in a register."""
         self.library = library
         self.arena = arena or Arena()
         self.stitcher = stitcher
+        self.stack_cache = stack_cache
         self.ffi, self.lib = hostlib()
         self.helpers = {
             HELPER_PREFIX + name: int(self.ffi.cast("uintptr_t", getattr(self.lib, name))) for name in helper_names()
@@ -65,11 +76,17 @@ class NativeRuntime:
         self._shim = self.ffi.cast("int64_t (*)(VMState *)", self.shim_region.address)
 
     def compile(self, steps: Sequence[Step]) -> Compiled:
+        stencils = None
         if self.stitcher == "c":
             plans = plans_for(self.library)
             packed = plans.pack(steps)
+            if self.stack_cache:
+                plans.cache_stack(packed)
             lay = plans.layout(packed)
+            stencils = partial(plans.stencils, packed)
         else:
+            if self.stack_cache:
+                steps = assign(steps, self.library.ops)
             lay = layout(self.library, steps)
         region = self.arena.allocate(lay.size)
         try:
@@ -83,7 +100,7 @@ class NativeRuntime:
         except BaseException:
             region.free()
             raise
-        return Compiled(region, lay, tuple(steps), trampolines)
+        return Compiled(region, lay, tuple(steps), trampolines, stencils)
 
     def link(self, compiled: Compiled, step: int, destination: int) -> None:
         """Re-patch step `step` (an exit) to jump to `destination`, W^X throughout."""

@@ -5,7 +5,10 @@ For each op and each sample, a VM state is set up with random operands and
 stack values (edge values first: 0, -1, 1, the int64 extremes, NaN, the
 infinities, -0.0), the stencil is stitched between two HALTs (its
 continuation, and its jump target, side exit or callee), and run once in the
-emulator.  The same instruction runs in the Python reference interpreter
+emulator.  Every stack-caching variant of the op is checked the same way: one
+that takes the top of the stack in the register is preceded by a push_int
+that leaves it there, and one that leaves it there is followed by a HALT
+that takes it from there.  The same instruction runs in the Python reference interpreter
 (jit.interp) from the same state; trace-only ops, which the interpreter does
 not have, are checked against the few lines of semantics written here.  Status,
 position, stack, locals, frames, memory, output and counters must agree, bit
@@ -18,7 +21,7 @@ import math
 import random
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .disasm import describe_stencil
 from .emulate import EXIT_COUNTS, FRAMES, MEMORY, VM_STACK, Emulator
@@ -28,6 +31,7 @@ from .ir import BY_NAME, INT64_MAX, INT64_MIN, OPS, Function, Instr, Program, bi
 from .limits import MAX_CALL_DEPTH
 from .optable import OpInfo
 from .outcome import ERR_CALL_DEPTH
+from .stackcache import stencil_name, variants
 from .stitch import Step
 
 LOCALS, MEMORY_SLOTS, ARGS = 4, 6, (7, -3, INT64_MAX)
@@ -246,26 +250,33 @@ class Bench:
     def __init__(self, target: str, op: OpInfo, stitcher: str = "c") -> None:
         self.op = op
         program = _program(op, Sample(0, 0, [], []))
-        self.emu = Emulator(target, program, ARGS, stitcher=stitcher)
+        # The steps name their stencils: no variant is chosen for them.
+        self.emu = Emulator(target, program, ARGS, stitcher=stitcher, stack_cache=False)
         self.library = self.emu.library
 
-    def run(self, sample: Sample, depth_limit: bool) -> State:
+    def run(self, sample: Sample, depth_limit: bool, cached_in: int = 0, cached_out: int = 0) -> State:
         emu, op = self.emu, self.op
         ret = CONTINUE_PC if op.name == "RET" else TARGET_PC
+        at = 1 if cached_in else 0  # the op's step; 0, or 1 after the push_int
+        name = stencil_name(op.name, cached_in, cached_out)
         steps = [
-            Step(op.name, sample.operand0, sample.operand1, 0, target=2, exit=2),
-            Step("HALT", position=CONTINUE_PC),
+            Step(name, sample.operand0, sample.operand1, 0, target=at + 2, exit=at + 2),
+            Step(stencil_name("HALT", cached_out, 0), position=CONTINUE_PC),
             Step("HALT", position=TARGET_PC if op.name != "RET" else ret),
         ]
         if op.name == "CALL":
-            steps[0] = Step(op.name, TARGET_PC, sample.operand1, 0, target=2)
+            steps[0] = Step(name, TARGET_PC, sample.operand1, 0, target=at + 2)
+        stack = sample.stack
+        if cached_in:  # the top goes in the register, pushed there by the step before
+            steps.insert(0, Step(stencil_name("PUSH_INT", 0, 1), sample.stack[-1], position=0))
+            stack = stack[:-1]
         code = emu.compile(steps)
         uc = emu.uc
         out_before = len(emu.out)
-        uc.mem_write(VM_STACK, b"".join(struct.pack("<q", _s(v)) for v in sample.stack))
+        uc.mem_write(VM_STACK, b"".join(struct.pack("<q", _s(v)) for v in stack))
         uc.mem_write(MEMORY, b"".join(struct.pack("<q", _s(v)) for v in sample.memory))
         frames = b"".join(
-            struct.pack("<qqq", r, code.address(1) if to_code else 0, VM_STACK + 8 * fp)
+            struct.pack("<qqq", r, code.address(at + 1) if to_code else 0, VM_STACK + 8 * fp)
             for r, fp, to_code in sample.frames
         )
         if frames:
@@ -273,7 +284,7 @@ class Bench:
         uc.mem_write(EXIT_COUNTS, struct.pack("<q", sample.exit_counts))
         depth = MAX_CALL_DEPTH if depth_limit else len(sample.frames)
         for name, value in (
-            ("sp", VM_STACK + 8 * len(sample.stack)),
+            ("sp", VM_STACK + 8 * len(stack)),
             ("fp", VM_STACK),
             ("depth", depth),
             ("status", 0),
@@ -283,7 +294,7 @@ class Bench:
             ("exit_index", 0),
         ):
             emu.put(name, value)
-        emu.enter(code.address(0))
+        emu.enter(code.address(0))  # (the push_int's position is 0 too: it cannot fail)
         ndepth = emu.get("depth")
         raw = struct.unpack(f"<{3 * ndepth}q", uc.mem_read(FRAMES, 24 * ndepth)) if ndepth and not depth_limit else ()
         frames_after = [(raw[3 * k], (raw[3 * k + 2] - VM_STACK) // 8) for k in range(len(raw) // 3)]
@@ -312,7 +323,7 @@ class Failure:
 @dataclass
 class Report:
     target: str
-    results: dict[str, tuple[int, int]] = field(default_factory=dict)  # op -> (passed, samples)
+    results: dict[str, tuple[int, int]] = field(default_factory=dict)  # stencil -> (passed, samples)
     failures: list[Failure] = field(default_factory=list)
 
     @property
@@ -325,27 +336,31 @@ def validate(target: str, ops: list[OpInfo], count: int, seed: int = 0, stitcher
     report = Report(target)
     for op in ops:
         bench = Bench(target, op, stitcher)
-        passed = 0
-        for k, sample in enumerate(samples(op, count, seed)):
-            depth_limit = op.name == "CALL" and k % 5 == 4  # every fifth call finds the frames full
-            want = expected(op, sample, depth_limit)
-            if depth_limit:
-                want.error = ERR_CALL_DEPTH
-            try:
-                got: State | str = bench.run(sample, depth_limit)
-            except Exception as e:
-                got = f"{type(e).__name__}: {e}"
-            if isinstance(got, State) and got.same_as(want):
-                passed += 1
-            else:
-                report.failures.append(Failure(op.name, sample, want, got))
-        report.results[op.mnemonic] = (passed, count)
+        for cached_in, cached_out in [(0, 0), *(v for v in variants(op) if any(v))]:
+            name = stencil_name(op.name, cached_in, cached_out)
+            passed = 0
+            for k, sample in enumerate(samples(op, count, seed)):
+                if cached_in and len(sample.stack) == LOCALS:  # the cached top is an operand, never a local
+                    sample = replace(sample, stack=[*sample.stack, _value(random.Random(k), k, sample.floats)])
+                depth_limit = op.name == "CALL" and k % 5 == 4  # every fifth call finds the frames full
+                want = expected(op, sample, depth_limit)
+                if depth_limit:
+                    want.error = ERR_CALL_DEPTH
+                try:
+                    got: State | str = bench.run(sample, depth_limit, cached_in, cached_out)
+                except Exception as e:
+                    got = f"{type(e).__name__}: {e}"
+                if isinstance(got, State) and got.same_as(want):
+                    passed += 1
+                else:
+                    report.failures.append(Failure(name, sample, want, got))
+            report.results[name.lower() if any((cached_in, cached_out)) else op.mnemonic] = (passed, count)
     return report
 
 
 def format_report(report: Report, library=None, limit: int = 3) -> str:
-    lines = [f"validate {report.target}: {len(report.results)} ops"]
-    lines.append(f"  {'op':<16}{'passed':>8}{'samples':>9}  result")
+    lines = [f"validate {report.target}: {len(report.results)} stencils (ops and their stack-caching variants)"]
+    lines.append(f"  {'stencil':<16}{'passed':>8}{'samples':>9}  result")
     for name, (passed, total) in report.results.items():
         lines.append(f"  {name:<16}{passed:>8}{total:>9}  {'pass' if passed == total else 'FAIL'}")
     shown: dict[str, int] = {}
@@ -361,7 +376,7 @@ def format_report(report: Report, library=None, limit: int = 3) -> str:
         if library is not None:
             lines.append(describe_stencil(report.target, library.ops[f.op]).rstrip())
     bad = sum(1 for p, t in report.results.values() if p != t)
-    lines.append(f"\n{len(report.results) - bad} of {len(report.results)} ops pass on {report.target}")
+    lines.append(f"\n{len(report.results) - bad} of {len(report.results)} stencils pass on {report.target}")
     return "\n".join(lines) + "\n"
 
 

@@ -15,16 +15,32 @@
  * and has `state`, `sp` (one past the top of stack) and `fp` (locals) in
  * scope.  Every body ends by transferring control; none falls through.
  *
+ * The operand stack is reached only through POP() and PUSH(), or directly
+ * after SPILL(): the stencils that keep the top of the stack in a register
+ * (template.c, STACK_CACHE) define those three, so the same bodies serve
+ * every variant.  An op that fails puts back what it took, with PUSH.
+ *
  * Integer arithmetic wraps (it is done on uint64_t), shift counts are taken
  * modulo 64, and every case C leaves undefined is defined here, because the
  * Python reference interpreter must be able to agree bit for bit.
  */
 
-#define PUSH_I(v) ((sp++)->i = (v))
-#define PUSH_U(v) ((sp++)->u = (v))
-#define PUSH_F(v) ((sp++)->f = (v))
-#define POP_I() ((--sp)->i)
-#define POP_F() ((--sp)->f)
+#ifndef STACK_CACHE /* the interpreters: the whole stack is in memory */
+#define POP() (*--sp)
+#define PUSH(v)            \
+    do {                   \
+        Slot pushed_ = (v); \
+        *sp++ = pushed_;   \
+    } while (0)
+#define SPILL() ((void)0)
+#endif
+
+#define PUSH_I(v) PUSH(((Slot){.i = (v)}))
+#define PUSH_U(v) PUSH(((Slot){.u = (v)}))
+#define PUSH_F(v) PUSH(((Slot){.f = (v)}))
+#define POP_I() (POP().i)
+#define POP_U() (POP().u)
+#define POP_F() (POP().f)
 
 #ifndef LEAVE_HOOK
 #define LEAVE_HOOK() ((void)0)
@@ -33,6 +49,7 @@
 /* Leave the machine code or the interpreter loop with the state saved. */
 #define LEAVE(st, where)          \
     do {                          \
+        SPILL();                  \
         LEAVE_HOOK();             \
         state->status = (st);     \
         state->pc = (where);      \
@@ -49,8 +66,8 @@
 
 #define BINARY_INT(NAME, expr)                  \
     BODY(NAME) {                                \
-        uint64_t b = (uint64_t)POP_I();         \
-        uint64_t a = (uint64_t)POP_I();         \
+        uint64_t b = POP_U();                   \
+        uint64_t a = POP_U();                   \
         PUSH_U(expr);                           \
         NEXT();                                 \
     }
@@ -90,12 +107,12 @@ BODY(PUSH_FLOAT) {
 }
 
 BODY(LOAD) {
-    *sp++ = fp[OPARG];
+    PUSH(fp[OPARG]);
     NEXT();
 }
 
 BODY(STORE) {
-    fp[OPARG] = *--sp;
+    fp[OPARG] = POP();
     NEXT();
 }
 
@@ -105,26 +122,31 @@ BODY(ARG) {
 }
 
 BODY(DUP) {
-    sp[0] = sp[-1];
-    sp++;
+    Slot t = POP();
+    PUSH(t);
+    PUSH(t);
     NEXT();
 }
 
 BODY(SWAP) {
-    Slot t = sp[-1];
-    sp[-1] = sp[-2];
-    sp[-2] = t;
+    Slot b = POP();
+    Slot a = POP();
+    PUSH(b);
+    PUSH(a);
     NEXT();
 }
 
 BODY(OVER) {
-    sp[0] = sp[-2];
-    sp++;
+    Slot b = POP();
+    Slot a = POP();
+    PUSH(a);
+    PUSH(b);
+    PUSH(a);
     NEXT();
 }
 
 BODY(DROP) {
-    sp--;
+    (void)POP();
     NEXT();
 }
 
@@ -143,7 +165,8 @@ BODY(DIV) {
     int64_t b = POP_I();
     int64_t a = POP_I();
     if (b == 0) {
-        sp += 2;
+        PUSH_I(a);
+        PUSH_I(b);
         FAIL(VM_ERR_DIV_ZERO);
     }
     PUSH_I(b == -1 ? (int64_t)(0 - (uint64_t)a) : a / b);
@@ -154,7 +177,8 @@ BODY(MOD) {
     int64_t b = POP_I();
     int64_t a = POP_I();
     if (b == 0) {
-        sp += 2;
+        PUSH_I(a);
+        PUSH_I(b);
         FAIL(VM_ERR_DIV_ZERO);
     }
     PUSH_I(b == -1 ? 0 : a % b);
@@ -162,7 +186,7 @@ BODY(MOD) {
 }
 
 BODY(NEG) {
-    sp[-1].u = 0 - sp[-1].u;
+    PUSH_U(0 - POP_U());
     NEXT();
 }
 
@@ -179,12 +203,12 @@ BINARY_FLOAT(FMUL, *)
 BINARY_FLOAT(FDIV, /)
 
 BODY(FNEG) {
-    sp[-1].f = -sp[-1].f;
+    PUSH_F(-POP_F());
     NEXT();
 }
 
 BODY(FSQRT) {
-    sp[-1].f = __builtin_sqrt(sp[-1].f);
+    PUSH_F(__builtin_sqrt(POP_F()));
     NEXT();
 }
 
@@ -196,13 +220,13 @@ COMPARE_FLOAT(FGT, >)
 COMPARE_FLOAT(FGE, >=)
 
 BODY(ITOF) {
-    sp[-1].f = (double)sp[-1].i;
+    PUSH_F((double)POP_I());
     NEXT();
 }
 
 /* Truncation toward zero, saturating; NaN gives 0. */
 BODY(FTOI) {
-    double x = sp[-1].f;
+    double x = POP_F();
     int64_t r;
     if (x != x) {
         r = 0;
@@ -213,27 +237,30 @@ BODY(FTOI) {
     } else {
         r = (int64_t)x;
     }
-    sp[-1].i = r;
+    PUSH_I(r);
     NEXT();
 }
 
 BODY(MLOAD) {
-    uint64_t index = (uint64_t)sp[-1].i;
+    uint64_t index = POP_U();
     if (index >= (uint64_t)state->mem_size) {
+        PUSH_U(index);
         FAIL(VM_ERR_MEM_RANGE);
     }
-    sp[-1] = state->mem[index];
+    PUSH(state->mem[index]);
     NEXT();
 }
 
 /* Stack: ... index value  ->  ... */
 BODY(MSTORE) {
-    uint64_t index = (uint64_t)sp[-2].i;
+    Slot value = POP();
+    uint64_t index = POP_U();
     if (index >= (uint64_t)state->mem_size) {
+        PUSH_U(index);
+        PUSH(value);
         FAIL(VM_ERR_MEM_RANGE);
     }
-    state->mem[index] = sp[-1];
-    sp -= 2;
+    state->mem[index] = value;
     NEXT();
 }
 
@@ -258,6 +285,7 @@ BODY(JNZ) {
 /* The arguments stay where they are and become the callee's first locals;
  * the remaining locals are zeroed above them. */
 BODY(CALL) {
+    SPILL();
     int64_t info = OPARG1;
     if (state->depth >= state->max_depth) {
         FAIL(VM_ERR_CALL_DEPTH);
@@ -278,6 +306,7 @@ BODY(CALL) {
 
 /* The results move down to where the callee's locals began. */
 BODY(RET) {
+    SPILL();
     int64_t n = OPARG;
     Frame *f = &state->frames[--state->depth];
     for (int64_t k = 0; k < n; k++) {
@@ -293,24 +322,27 @@ BODY(HALT) {
 }
 
 BODY(PRINT_INT) {
-    if (HELPER(print_int)(state, POP_I())) {
-        sp++;
+    int64_t v = POP_I();
+    if (HELPER(print_int)(state, v)) {
+        PUSH_I(v);
         FAIL(VM_ERR_OUTPUT);
     }
     NEXT();
 }
 
 BODY(PRINT_FLOAT) {
-    if (HELPER(print_float)(state, POP_F(), OPARG)) {
-        sp++;
+    double v = POP_F();
+    if (HELPER(print_float)(state, v, OPARG)) {
+        PUSH_F(v);
         FAIL(VM_ERR_OUTPUT);
     }
     NEXT();
 }
 
 BODY(PRINT_BYTE) {
-    if (HELPER(print_byte)(state, POP_I())) {
-        sp++;
+    int64_t v = POP_I();
+    if (HELPER(print_byte)(state, v)) {
+        PUSH_I(v);
         FAIL(VM_ERR_OUTPUT);
     }
     NEXT();
@@ -363,9 +395,8 @@ BODY(TAKE_EXIT) {
 
 /* load a; load b */
 BODY(LOAD2) {
-    sp[0] = fp[OPARG];
-    sp[1] = fp[OPARG1];
-    sp += 2;
+    PUSH(fp[OPARG]);
+    PUSH(fp[OPARG1]);
     NEXT();
 }
 
@@ -377,19 +408,19 @@ BODY(INC_LOCAL) {
 
 /* load a; push_int k; add   (sub: k negated) */
 BODY(LOAD_ADDK) {
-    (sp++)->u = fp[OPARG].u + (uint64_t)OPARG1;
+    PUSH_U(fp[OPARG].u + (uint64_t)OPARG1);
     NEXT();
 }
 
 /* push_int k; add   (sub: k negated) */
 BODY(ADDK) {
-    sp[-1].u += (uint64_t)OPARG;
+    PUSH_U(POP_U() + (uint64_t)OPARG);
     NEXT();
 }
 
 /* store a; load b */
 BODY(STORE_LOAD) {
-    fp[OPARG] = sp[-1];
-    sp[-1] = fp[OPARG1];
+    fp[OPARG] = POP();
+    PUSH(fp[OPARG1]);
     NEXT();
 }

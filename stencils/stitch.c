@@ -190,6 +190,39 @@ align_up(int64_t n, int64_t a)
     return (n + a - 1) / a * a;
 }
 
+/* Stack caching, as jit.stackcache.assign: rewrites each step's op to the
+ * variant chosen for it.  table has 8 entries per op: the variants for
+ * (in, out) = MM, MR, RM, RR (-1: not built), the natural out state for in
+ * M and in R, and whether the op is always entered with the stack in
+ * memory.  entry is scratch for nsteps + 1 flags. */
+void
+jit_cache_stack(StepPlan *steps, int64_t nsteps, const int64_t *table, uint8_t *entry)
+{
+    memset(entry, 0, (size_t)nsteps + 1);
+    entry[0] = 1;
+    for (int64_t i = 0; i < nsteps; i++) {
+        const StepPlan *s = &steps[i];
+        if (s->target >= 0 && s->target < nsteps) entry[s->target] = 1;
+        if (s->exit >= 0 && s->exit < nsteps) entry[s->exit] = 1;
+        if (s->continue_to >= 0 && s->continue_to < nsteps) entry[s->continue_to] = 1;
+        if (table[8 * s->op + 6]) entry[i] = 1;
+    }
+    entry[nsteps] = 1;
+    int64_t state = 0;
+    for (int64_t i = 0; i < nsteps; i++) {
+        const int64_t *t = &table[8 * steps[i].op];
+        int64_t in = entry[i] ? 0 : state;
+        int64_t out = entry[i + 1] ? 0 : t[4 + in];
+        int64_t chosen = t[2 * in + out];
+        if (chosen < 0) {
+            out = 0;
+            chosen = t[2 * in];
+        }
+        steps[i].op = chosen;
+        state = out;
+    }
+}
+
 /* Fills code_at[0..nsteps], data_at[0..nsteps-1] and trampolines[0..1]
  * (offset, slots); returns the total size. */
 int64_t

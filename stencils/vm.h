@@ -106,6 +106,7 @@ typedef struct StepPlan {
     int64_t target_address;  /* or 0 */
 } StepPlan;
 
+void jit_cache_stack(StepPlan *steps, int64_t nsteps, const int64_t *table, uint8_t *entry);
 int64_t jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, int64_t *code_at,
                    int64_t *data_at, int64_t *trampolines);
 int64_t jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, const int64_t *code_at,
@@ -148,6 +149,7 @@ enum {
 #define CALL_NEXTRA(info) (((info) >> 16) & 0xffff)
 #define CALL_NEED(info) ((int64_t)((uint64_t)(info) >> 32))
 
-typedef PRESERVE_NONE void (*jit_fn)(VMState *state, Slot *sp, Slot *fp);
+/* tos: the top of the operand stack, for stencils entered with it cached. */
+typedef PRESERVE_NONE void (*jit_fn)(VMState *state, Slot *sp, Slot *fp, uint64_t tos);
 
 #endif

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cache
 
 from jit.emulate import prepare_emulated_eager
 from jit.engines import ENGINES
 from jit.ir import Program
+from jit.native import NativeRuntime, native_runtime, prepare_eager
 from jit.outcome import Outcome
 from jit.tiering import TierConfig, prepare_tiered
 from jit.uop import parse
@@ -27,12 +29,30 @@ def _emulated(target: str, eager: bool, emulate: bool = False):
     return run
 
 
+@cache
+def _uncached_runtime() -> NativeRuntime:
+    """Copy-and-patch with every step's plain stencil: the whole stack in memory."""
+    return NativeRuntime(native_runtime().library, stack_cache=False)
+
+
+def _no_stack_cache(eager: bool):
+    def run(program: Program, args: Sequence[int]) -> Outcome:
+        if eager:
+            return prepare_eager(program, args, backend=_uncached_runtime())()
+        config = TierConfig(hot_loop=1, hot_exit=1, max_trace=50)
+        return prepare_tiered(program, args, config, backend=_uncached_runtime())()
+
+    return run
+
+
 RUNNERS: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
     **ENGINES,
     "jit-hot": _eager_tiering,
     "aarch64-eager": _emulated("aarch64-linux", eager=True),
     "aarch64-jit-hot": _emulated("aarch64-linux", eager=False),
     "x86_64-emulated-jit-hot": _emulated("x86_64-linux", eager=False, emulate=True),
+    "jit-eager:no-stack-cache": _no_stack_cache(eager=True),
+    "jit-hot:no-stack-cache": _no_stack_cache(eager=False),
 }
 ALL = sorted(RUNNERS)
 

@@ -19,6 +19,9 @@ def test_every_hole_is_named_on_its_instruction(library, target):
     for stencil in [library.shim, *library.ops.values()]:
         lines = disassemble(target, stencil.code, stencil.holes)
         starts = [int(line.split(":")[0], 16) for line in lines]
+        if not stencil.code:  # e.g. DROP_RM: the dropped top was only in the register
+            assert not lines and not stencil.holes, stencil.name
+            continue
         assert starts[0] == 0
         for hole in stencil.holes:
             # The instruction that contains the hole is the last one starting at or before it.

@@ -7,6 +7,7 @@ import json
 from jit import relocs
 from jit.build import build_library, library_path
 from jit.optable import helper_names, optable
+from jit.stackcache import stencil_name, variants
 from jit.stencils import HELPER_PREFIX, HOLE_SYMBOLS, HoleKind, StencilLibrary
 from jit.toolchain import TARGETS
 
@@ -18,10 +19,27 @@ MACHINE_RELOCS = {
 FIELD = {"R_X86_64_64": 8, "R_AARCH64_ABS64": 8}
 
 
-def test_every_op_has_a_stencil(library):
-    assert list(library.ops) == [op.name for op in optable()]
-    for stencil in library.ops.values():
-        assert stencil.code, stencil.name
+def test_every_op_has_a_stencil_and_its_stack_caching_variants(library):
+    names = [op.name for op in optable()]
+    assert list(library.ops)[: len(names)] == names
+    for op in optable():
+        assert library.ops[op.name].code, op.name
+        for cached_in, cached_out in variants(op):
+            assert stencil_name(op.name, cached_in, cached_out) in library.ops
+    # memory in, memory out is the op itself; the rest are named by their states
+    assert {n.rpartition("_")[2] for n in list(library.ops)[len(names) :]} == {"MR", "RM", "RR"}
+    assert len(library.ops) == len(names) + sum(len(variants(op)) - 1 for op in optable())
+
+
+def test_cached_variants_use_the_register_and_skip_memory(library):
+    """add with the top in the register on both sides: one load, no store.
+    x86-64: add r15, [r13 - 8]; add r13, -8.  AArch64: ldr; add; (sp -= 8)."""
+    plain, cached = library.ops["ADD"].code, library.ops["ADD_RR"].code
+    assert len(cached) < len(plain)
+    if library.target.startswith("x86_64"):
+        assert cached == bytes.fromhex("4d037df8 4983c5f8")  # add r15,[r13-8]; add r13,-8 (tos in r15, sp in r13)
+    # popping the top when it is only in the register costs nothing
+    assert library.ops["DROP_RM"].code == b""
 
 
 def test_every_hole_is_understood(library, target):

@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
-from jit import patch
+from jit import patch, stackcache
 from jit.build import load_library
 from jit.ir import BY_NAME, OPS
 from jit.paths import ROOT
+from jit.stackcache import stencil_name
 from jit.validate import format_report, validate
 
 
@@ -20,7 +21,9 @@ from jit.validate import format_report, validate
 def test_every_op_passes(target, stitcher):
     report = validate(target, list(OPS), 40 if stitcher == "c" else 10, seed=1, stitcher=stitcher)
     assert report.ok, format_report(report, load_library(target))
-    assert set(report.results) == {op.mnemonic for op in OPS}
+    variants = {stencil_name(op.name, i, o).lower() for op in OPS for i, o in stackcache.variants(op) if i or o}
+    assert set(report.results) == {op.mnemonic for op in OPS} | variants
+    assert len(variants) > 100
     assert all(passed == total for passed, total in report.results.values())
 
 
@@ -82,5 +85,26 @@ def test_validate_command_line():
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "1 of 1 ops pass on aarch64-linux" in out.stdout and "1 of 1 ops pass on x86_64-linux" in out.stdout
+    # fdiv and its variants fdiv_mr, fdiv_rm, fdiv_rr
+    for target in ("aarch64-linux", "x86_64-linux"):
+        assert f"4 of 4 stencils pass on {target}" in out.stdout
     assert "  fdiv                  25       25  pass" in out.stdout
+    assert "  fdiv_rr               25       25  pass" in out.stdout
+
+
+def test_a_stack_caching_variant_with_the_wrong_code_is_caught():
+    """add_rr stitched from sub_rr's bytes: only that variant fails."""
+    from jit.cstitch import plans_for
+
+    library = load_library("x86_64-linux")
+    plans = plans_for(library)
+    add, sub = plans.plans[plans.index["ADD_RR"]], plans.plans[plans.index["SUB_RR"]]
+    saved = add.code, add.code_size
+    try:
+        add.code, add.code_size = sub.code, sub.code_size
+        report = validate("x86_64-linux", [BY_NAME["ADD"]], 20, stitcher="c")
+    finally:
+        add.code, add.code_size = saved
+    assert report.results["add_rr"][0] < 20
+    assert all(report.results[name] == (20, 20) for name in ("add", "add_mr", "add_rm"))
+    assert "FAIL add_rr on x86_64-linux" in format_report(report, library)
