@@ -36,12 +36,12 @@ class Variant:
     """How a library is built: the default, or with one technique switched for
     an ablation (another optimisation level, no tail clean-up)."""
 
-    opt: str = "-O3"
+    opt: str = "-Os"
     clean_tail: bool = True
 
     @property
     def tag(self) -> str:
-        parts = [] if self.opt == "-O3" else [self.opt.lstrip("-")]
+        parts = [] if self.opt == "-Os" else [self.opt.lstrip("-")]
         return "-".join(parts + ([] if self.clean_tail else ["keep-tails"]))
 
 

@@ -49,7 +49,7 @@ def _ir_flags(target_name: str) -> list[str]:
     """The stencils' flags, but stopping at unoptimised LLVM IR: clang 19's
     optimised IR can hold constant expressions that llvmlite's newer LLVM no
     longer reads, so llvmlite's own LLVM optimises each op instead."""
-    flags = [f for f in compile_flags(get_target(target_name)) if f not in ("-c", "-O3")]
+    flags = [f for f in compile_flags(get_target(target_name)) if f != "-c" and not f.startswith("-O")]
     return [*flags, "-O0", "-Xclang", "-disable-O0-optnone", "-S", "-emit-llvm"]
 
 

@@ -23,7 +23,7 @@ INSTALL_HINT = (
 COMMON_FLAGS = (
     "-c",
     "-std=c11",
-    "-O3",
+    "-Os",  # measured against -O3 (bench --ablation): as fast or faster, and smaller
     "-ffreestanding",
     "-fno-builtin",
     "-fno-stack-protector",
@@ -138,13 +138,13 @@ def find_clang() -> Clang:
     raise ToolchainError(f"no clang found on PATH; {INSTALL_HINT}")
 
 
-def compile_flags(target: Target, opt: str = "-O3") -> tuple[str, ...]:
+def compile_flags(target: Target, opt: str = "-Os") -> tuple[str, ...]:
     """The flags that shape the output: recorded in the library and hashed.
 
     Clang runs in the checkout's root with relative paths, so nothing here
-    depends on where the checkout is.  `opt` replaces -O3 (ablation: -Os).
+    depends on where the checkout is.  `opt` replaces -Os (ablation: -O3).
     """
-    common = tuple(opt if f == "-O3" else f for f in COMMON_FLAGS)
+    common = tuple(opt if f == "-Os" else f for f in COMMON_FLAGS)
     return (f"--target={target.triple}", *common, *target.flags, "-Istencils")
 
 

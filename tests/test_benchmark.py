@@ -41,7 +41,7 @@ def test_ablation_measures_each_technique_it_has():
     result = benchmark.measure_ablation(quick=True, sizes={"count": 300, "branchy": 301})
     rows = result["ablation"]
     techniques = {row["technique"].split(" (")[0].split(":")[0] for row in rows}
-    assert {"C stitcher", "tail clean-up", "superinstructions", "stencils at -O3"} <= techniques
+    assert {"C stitcher", "tail clean-up", "superinstructions", "stencils at -Os", "stack caching"} <= techniques
     for row in rows:
         assert row["on"] > 0 and row["off"] > 0 and row["contribution"] > 0
     sizes = {row["technique"]: row for row in rows if row["figure"].startswith("code bytes")}
