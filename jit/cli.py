@@ -89,7 +89,13 @@ def tier_config(args: argparse.Namespace):
     from .tiering import TierConfig
 
     try:
-        return TierConfig(args.hot_loop, args.hot_exit, args.max_trace, args.perf_map)
+        return TierConfig(
+            hot_loop=args.hot_loop,
+            hot_call=args.hot_call,
+            hot_exit=args.hot_exit,
+            max_trace=args.max_trace,
+            perf_map=args.perf_map,
+        )
     except ValueError as e:
         raise JitError(f"--{str(e).split()[0].replace('_', '-')}: must be at least 1") from None
 
@@ -206,6 +212,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--dump-traces", action="store_true", help="print the compiled code (stderr)")
     p.add_argument("--stats", action="store_true", help="tiering statistics (stderr)")
     p.add_argument("--hot-loop", type=int, default=50, metavar="N", help="back-edges before a loop is traced (50)")
+    p.add_argument(
+        "--hot-call", type=int, default=50, metavar="N", help="calls before a function is compiled whole (50)"
+    )
     p.add_argument("--hot-exit", type=int, default=10, metavar="N", help="exits taken before a side trace (10)")
     p.add_argument("--max-trace", type=int, default=1000, metavar="N", help="micro-ops per trace at most (1000)")
     p.add_argument("--perf-map", action="store_true", help="write /tmp/perf-PID.map so perf names each trace")

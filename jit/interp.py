@@ -83,15 +83,18 @@ class _Stop(Exception):
         self.pc, self.code = pc, code
 
 
-class _Hot(Exception):
-    """Tier 1 reached a loop header whose back-edge counter ran out."""
+RUNNING, HALT, FAIL, HOT, RECORDED, HOT_CALL = 0, 1, 2, 4, 5, 6
 
-    def __init__(self, pc: int) -> None:
-        self.pc = pc
+
+class _Hot(Exception):
+    """Tier 1 reached a loop header whose back-edge counter ran out (HOT), or
+    called a function whose call counter did (HOT_CALL)."""
+
+    def __init__(self, pc: int, status: int = HOT) -> None:
+        self.pc, self.status = pc, status
 
 
 # Where tier 1 stopped (the same codes as stencils/vm.h).
-RUNNING, HALT, FAIL, HOT, RECORDED = 0, 1, 2, 4, 5
 
 
 _INT_BINARY: dict[str, Callable[[int, int], int]] = {
@@ -138,10 +141,12 @@ class Machine:
         args: Sequence[int],
         memory: MutableSequence[int | float] | None = None,
         counters: list[int] | None = None,
+        call_counters: list[int] | None = None,
     ) -> None:
         """`memory` may be any sequence of slots (the emulator passes its own);
         `counters` (one per IR position) makes this a tier 1 that counts
-        back-edges and stops at hot loop headers."""
+        back-edges and stops at hot loop headers; `call_counters` (the same
+        shape) counts calls and stops at hot functions."""
         self.program = program
         self.args = list(args)
         self.stack: list[int | float] = [0] * program.main.locals
@@ -151,6 +156,7 @@ class Machine:
         self.fp = 0
         self.out = bytearray()
         self.counters = counters
+        self.call_counters = call_counters if call_counters is not None else counters
         self.counting = counters is not None
         self.status, self.pc, self.error = RUNNING, 0, 0
         self.ops = 0  # micro-ops executed (tier 1 and recording)
@@ -335,6 +341,11 @@ class Machine:
                 self.frames.append((pc + 1, self.fp, 0))
                 self.fp = len(S) - params
                 S.extend([0] * extra)
+                if self.counting:  # tier 1: a hot function is compiled whole
+                    counters = self.call_counters
+                    counters[a] -= 1
+                    if counters[a] <= 0:
+                        raise _Hot(a, HOT_CALL)
                 return a
 
             return h
@@ -420,7 +431,7 @@ class Machine:
         except _Stop as stop:
             self._stopped(stop)
         except _Hot as hot:
-            self.status, self.pc = HOT, hot.pc
+            self.status, self.pc = hot.status, hot.pc
             n += 1
         self.ops += n
         return self.status

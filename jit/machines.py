@@ -11,12 +11,13 @@ A machine pairs a tier 1 with a place to run traces, over one VM state:
 
 The controller (jit.tiering) sees only this interface:
 
-    interpret(pc) -> status       run tier 1 until the program ends or a loop is hot
+    interpret(pc) -> status       run tier 1 until the program ends or a loop or function is hot
     record(start, limit) -> pcs   tier 1 executes one path, noting IR positions
     compile(steps) -> code        code.address(step), code.free()
     enter(address) -> status      run a trace until it returns
     link(code, step, address)     re-patch an exit to jump to `address`
     mark_head(pc), never(pc)      a loop header got a trace / is not traced again
+    never_call(pc)                a function is not compiled (tier 1 keeps running it)
     status, pc, exit_index, exit_count(id), trace_ops, interp_ops, outcome(), close()
 """
 
@@ -40,7 +41,9 @@ MAX_EXITS = 1 << 16
 
 
 class NativeMachine:
-    def __init__(self, program: Program, args: Sequence[int], hot_loop: int, max_trace: int, backend=None) -> None:
+    def __init__(
+        self, program: Program, args: Sequence[int], hot_loop: int, hot_call: int, max_trace: int, backend=None
+    ) -> None:
         """`backend` compiles and links traces: copy-and-patch (the default) or
         an LLVM backend (jit.llvm_backend)."""
         self.rt: NativeRuntime = native_runtime()
@@ -51,12 +54,14 @@ class NativeMachine:
         self.lib, self.state = self.vm.lib, self.vm.state
         self.code = encode(program, ffi)
         self.counters = ffi.new("int64_t[]", [hot_loop] * n)
+        self.call_counters = ffi.new("int64_t[]", [hot_call] * n)
         self.exit_counts = ffi.new("int64_t[]", MAX_EXITS)
         self.heads = ffi.new("int8_t[]", n)
         self.pcs = ffi.new("int64_t[]", max_trace)
         self.rec = ffi.new("Recorder *")
         self.rec.pcs, self.rec.heads, self.rec.max = self.pcs, self.heads, max_trace
         self.state.counters, self.state.exit_counts = self.counters, self.exit_counts
+        self.state.call_counters = self.call_counters
         self.compiled: list[Compiled] = []
 
     status = property(lambda self: self.state.status)
@@ -93,6 +98,9 @@ class NativeMachine:
     def never(self, pc: int) -> None:
         self.counters[pc] = NEVER
 
+    def never_call(self, pc: int) -> None:
+        self.call_counters[pc] = NEVER
+
     def exit_count(self, exit_id: int) -> int:
         return self.exit_counts[exit_id]
 
@@ -127,11 +135,12 @@ def _pack(value: int | float) -> bytes:
 
 
 class EmulatedMachine:
-    def __init__(self, program: Program, args: Sequence[int], target: str, hot_loop: int) -> None:
+    def __init__(self, program: Program, args: Sequence[int], target: str, hot_loop: int, hot_call: int) -> None:
         self.program = program
         self.emu = Emulator(target, program, args)
         self.library = self.emu.library
-        self.py = Machine(program, args, EmuMemory(self.emu, program.memory), [hot_loop] * len(program.code))
+        n = len(program.code)
+        self.py = Machine(program, args, EmuMemory(self.emu, program.memory), [hot_loop] * n, [hot_call] * n)
         self.emu.out = self.py.out  # one output, whoever prints
         self.heads: set[int] = set()
         self.in_emulator = False  # where the stack and frames are now
@@ -203,6 +212,9 @@ class EmulatedMachine:
 
     def never(self, pc: int) -> None:
         self.py.counters[pc] = NEVER  # type: ignore[index]
+
+    def never_call(self, pc: int) -> None:
+        self.py.call_counters[pc] = NEVER  # type: ignore[index]
 
     def exit_count(self, exit_id: int) -> int:
         return self.emu.slot(EXIT_COUNTS + 8 * exit_id)

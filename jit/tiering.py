@@ -29,21 +29,22 @@ from .ir import Program
 from .machines import MAX_EXITS, EmulatedMachine, NativeMachine
 from .outcome import Outcome
 from .toolchain import host_target
-from .trace import LINK, LOOP, ExitInfo, TraceShape, form_trace
+from .trace import LINK, LOOP, ExitInfo, TraceShape, form_function, form_trace
 
-VM_EXITED, VM_HOT, VM_RECORDED = 3, 4, 5
+VM_EXITED, VM_HOT, VM_RECORDED, VM_HOT_CALL = 3, 4, 5, 6
 
 
 @dataclass
 class TierConfig:
     hot_loop: int = 50  # back-edges before a loop header is traced
+    hot_call: int = 50  # calls before a function is compiled whole
     hot_exit: int = 10  # times a side exit is taken before it gets its own trace
     max_trace: int = 1000  # micro-ops recorded at most per trace
     perf_map: bool = False  # write /tmp/perf-PID.map for perf report
     superinstructions: bool = True  # fuse common runs of steps (jit.fuse)
 
     def __post_init__(self) -> None:
-        for name in ("hot_loop", "hot_exit", "max_trace"):
+        for name in ("hot_loop", "hot_call", "hot_exit", "max_trace"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 
@@ -51,6 +52,7 @@ class TierConfig:
 @dataclass
 class TierStats:
     hot_loops: int = 0
+    functions: int = 0  # hot functions compiled whole
     traces: int = 0
     side_traces: int = 0
     linked: int = 0
@@ -59,6 +61,7 @@ class TierStats:
     record_seconds: float = 0.0
     side_exits: int = 0
     entries: int = 0  # times tier 1 handed over to a trace
+    calls: int = 0  # times tier 1 called a compiled function
     trace_ops: int = 0
     interp_ops: int = 0
 
@@ -71,10 +74,12 @@ class TierStats:
         total = self.trace_ops + self.interp_ops
         return (
             f"jit: hot loops {self.hot_loops}, traces compiled {self.traces} ({self.side_traces} side), "
-            f"exits linked {self.linked}, micro-ops compiled {self.uops_compiled}\n"
+            f"hot functions compiled {self.functions}, exits linked {self.linked}, "
+            f"micro-ops compiled {self.uops_compiled}\n"
             f"jit: compile time {self.compile_seconds * 1e3:.2f} ms, recording {self.record_seconds * 1e3:.2f} ms, "
-            f"side exits taken {self.side_exits}, trace entries from tier 1 {self.entries}\n"
-            f"jit: micro-ops run in traces {self.trace_share:.1%} ({self.trace_ops} of {total}), "
+            f"side exits taken {self.side_exits}, trace entries from tier 1 {self.entries}, "
+            f"calls of compiled functions from tier 1 {self.calls}\n"
+            f"jit: micro-ops run in compiled code {self.trace_share:.1%} ({self.trace_ops} of {total}), "
             f"in tier 1 {1 - self.trace_share if total else 0:.1%} ({self.interp_ops})\n"
         )
 
@@ -107,13 +112,15 @@ class TieredRun:
         target = target or host
         if target is None:
             raise JitError("this machine has no native target: choose one with --target")
+        c = self.config
         if target == host and not emulate:
-            self.machine = NativeMachine(program, args, self.config.hot_loop, self.config.max_trace, backend)
+            self.machine = NativeMachine(program, args, c.hot_loop, c.hot_call, c.max_trace, backend)
         elif backend is not None:
             raise JitError("the LLVM backends run natively only, not under emulation")
         else:
-            self.machine = EmulatedMachine(program, args, target, self.config.hot_loop)
+            self.machine = EmulatedMachine(program, args, target, c.hot_loop, c.hot_call)
         self.traces: dict[int, object] = {}  # root traces by loop header
+        self.functions: dict[int, object] = {}  # hot functions' code by their first instruction
         self.exits: dict[int, _Exit] = {}
         self.next_exit = 0
 
@@ -124,11 +131,21 @@ class TieredRun:
         pc = 0
         try:
             while True:
-                if m.interpret(pc) != VM_HOT:
+                status = m.interpret(pc)
+                if status == VM_HOT:
+                    if m.pc not in self.traces:
+                        self._trace_loop(m.pc)  # (recording moves the pc on)
+                    code = self.traces.get(m.pc)
+                elif status == VM_HOT_CALL:
+                    function = self.functions.get(m.pc) or self._compile_function(m.pc)
+                    if function is not None:
+                        self.stats.calls += 1
+                        if m.enter(function.address(0)) == VM_EXITED:
+                            self._exit_taken(m.exit_index)
+                    code = self.traces.get(m.pc)
+                else:
                     break
-                if m.pc not in self.traces:
-                    self._trace_loop(m.pc)
-                resume = self._run_traces()
+                resume = self._run_traces(code)
                 if resume is None:
                     break
                 pc = resume
@@ -138,19 +155,19 @@ class TieredRun:
             self.stats.side_exits = sum(m.exit_count(k) for k in range(self.next_exit))
             m.close()
 
-    def _run_traces(self) -> int | None:
-        """Run traces while the state sits at a trace head; then the pc for
-        tier 1, or None once the program has ended."""
+    def _run_traces(self, code) -> int | None:
+        """Run `code`, then traces while the state sits at a trace head; then
+        the pc for tier 1, or None once the program has ended."""
         m = self.machine
         while True:
             if m.status in (VM_HALTED, VM_ERROR):
                 return None
-            trace = self.traces.get(m.pc)
-            if trace is None:
+            if code is None:
                 return m.pc
             self.stats.entries += 1
-            if m.enter(trace.address(0)) == VM_EXITED:
+            if m.enter(code.address(0)) == VM_EXITED:
                 self._exit_taken(m.exit_index)
+            code = self.traces.get(m.pc)
 
     # -- making traces ---------------------------------------------------------
 
@@ -163,11 +180,41 @@ class TieredRun:
         self.traces[header] = code
         self.machine.mark_head(header)
 
+    def _compile_function(self, start: int):
+        """Compile the hot function starting at `start` whole.  Its start is
+        not marked as a trace head, so loop traces still inline calls of it."""
+        m = self.machine
+        t0 = time.perf_counter()
+        shape = form_function(self.program, start, self.next_exit, self.config.superinstructions)
+        if self.next_exit + len(shape.exits) > MAX_EXITS:
+            m.never_call(start)
+            return None
+        code = m.compile(shape.steps)
+        self.stats.compile_seconds += time.perf_counter() - t0
+        for exit_id, info in shape.exits.items():
+            self.exits[exit_id] = _Exit(code, info)
+        self.next_exit += len(shape.exits)
+        self.stats.functions += 1
+        self.stats.uops_compiled += len(shape.steps)
+        self.functions[start] = code
+        if self.config.perf_map:
+            self._perf_map(code, start, "function")
+        if self.on_compile:
+            self.on_compile(code, shape, False)
+        return code
+
     def _exit_taken(self, exit_id: int) -> None:
         ex = self.exits.get(exit_id)
         if ex is None or ex.linked or ex.failed or self.machine.exit_count(exit_id) < self.config.hot_exit:
             return
         resume = self.machine.pc
+        if ex.info.call:  # a call out of a compiled function: to the callee's code, whole
+            callee = self.functions.get(resume) or self._compile_function(resume)
+            if callee is None:
+                ex.failed = True
+            else:
+                self._link(ex, callee.address(0))
+            return
         if resume in self.traces:
             self._link(ex, self.traces[resume].address(0))
             return
@@ -201,7 +248,7 @@ class TieredRun:
         self.stats.side_traces += side
         self.stats.uops_compiled += len(shape.steps)
         if self.config.perf_map:
-            self._perf_map(code, start, side)
+            self._perf_map(code, start, "side" if side else "loop")
         if self.on_compile:
             self.on_compile(code, shape, side)
         return code
@@ -212,9 +259,9 @@ class TieredRun:
         ex.linked = True
         self.stats.linked += 1
 
-    def _perf_map(self, code, start: int, side: bool) -> None:
+    def _perf_map(self, code, start: int, kind: str) -> None:
         line = self.program.code[start].line
-        name = f"jit:{os.path.basename(self.program.filename)}:{line}:{'side' if side else 'loop'}"
+        name = f"jit:{os.path.basename(self.program.filename)}:{line}:{kind}"
         with open(f"/tmp/perf-{os.getpid()}.map", "a") as f:
             f.write(f"{code.address(0):x} {code.layout.size:x} {name}\n")
 

@@ -23,7 +23,7 @@ from .fuse import fuse
 from .ir import Program
 from .stitch import Step
 
-LOOP, LINK, EXIT, RETURN = "loop", "link", "exit", "return"
+LOOP, LINK, EXIT, RETURN, FUNCTION = "loop", "link", "exit", "return", "function"
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class ExitInfo:
     resume_pc: int  # where tier 1 resumes
     ops: int  # micro-ops executed on the pass that leaves here
     step: int  # index of its EXIT step (what linking re-patches)
+    call: bool = False  # a call of another function, out of a compiled function
 
 
 @dataclass
@@ -127,3 +128,63 @@ def form_trace(
         steps, where = fuse(steps)
         exits = {k: replace(e, step=where[e.step]) for k, e in exits.items()}
     return TraceShape(pcs[0] if pcs else stop_pc, steps, exits, len(pcs))
+
+
+def form_function(program: Program, start: int, first_exit: int, superinstructions: bool = True) -> TraceShape:
+    """Steps for the whole function that starts at IR position `start`: hot
+    functions are compiled like this, as copy-and-patch compiles a program
+    eagerly.  Jumps stay inside; a recursive call enters the function's own
+    first step, and a call of another function leaves through an exit to
+    tier 1 at the callee's first instruction (which linking later points at
+    the callee's code, once it has some).  Each basic block begins with a
+    COUNT of its instructions, so --stats sees the micro-ops run here."""
+    func = next(f for f in program.functions if f.start == start)
+    pcs = range(func.start, func.end)
+    leaders = {func.start}
+    for pc in pcs:
+        ins = program.code[pc]
+        if ins.info.operand == "LABEL" and func.start <= ins.a < func.end:
+            leaders.add(ins.a)
+        if ins.info.flags & {"JUMP", "CALL", "RETURN", "TERMINATOR"}:
+            leaders.add(pc + 1)
+    block_len = {}
+    for pc in sorted(leaders & set(pcs)):
+        end = min((x for x in leaders if x > pc), default=func.end)
+        block_len[pc] = min(end, func.end) - pc
+    # step index of each pc: every leader is preceded by its COUNT
+    index: dict[int, int] = {}
+    n = 0
+    for pc in pcs:
+        n += pc in block_len
+        index[pc] = n - 1 if pc in block_len else n
+        n += 1
+    steps: list[Step] = []
+    exits: dict[int, ExitInfo] = {}
+    stubs: dict[tuple[int, bool], int] = {}  # (IR position, a call?) -> first step of the stub resuming there
+    tail: list[Step] = []
+
+    def stub(resume: int, call: bool) -> int:
+        if (resume, call) not in stubs:
+            exit_id = first_exit + len(exits)
+            stubs[resume, call] = n + len(tail)
+            tail.append(Step("TAKE_EXIT", 0, exit_id, position=resume))
+            tail.append(Step("EXIT", resume, exit_id, position=resume))
+            exits[exit_id] = ExitInfo(resume, 0, n + len(tail) - 1, call)
+        return stubs[resume, call]
+
+    for pc in pcs:
+        ins = program.code[pc]
+        name = ins.info.name
+        if pc in block_len:
+            steps.append(Step("COUNT", block_len[pc], position=pc))
+        target = None
+        if ins.info.operand == "LABEL":
+            target = index[ins.a] if ins.a in index else stub(ins.a, call=False)
+        elif name == "CALL":
+            target = 0 if ins.a == func.start else stub(ins.a, call=True)
+        steps.append(Step(name, ins.a, ins.b, pc, target))
+    steps += tail
+    if superinstructions:
+        steps, where = fuse(steps)
+        exits = {k: replace(e, step=where[e.step]) for k, e in exits.items()}
+    return TraceShape(start, steps, exits, 0)

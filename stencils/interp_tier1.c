@@ -1,6 +1,7 @@
 /* Tier 1 of the tiered engine: the switch interpreter over the same op
  * bodies, plus what tiering needs.  run_tier1 counts the back-edges into
- * each loop header and stops (VM_HOT) when one runs out; run_record executes
+ * each loop header, and the calls of each function, and stops (VM_HOT)
+ * when a counter runs out; run_record executes
  * the path a hot loop takes and writes down its IR positions (a ret out of
  * the frame the path started in is its last instruction).  Both count
  * the micro-ops they execute.  The baseline interpreters stay free of this. */
@@ -14,7 +15,6 @@
 #define POSITION ((int64_t)(ip - code))
 #define NEXT() { ip++; continue; }
 #define SIDE_EXIT() JUMP()
-#define ENTER_CALLEE() { ip = code + ip->a; continue; }
 #define RETURN_CODE ((void *)0)
 #define RETURN_TO(f) { ip = code + (f)->ret_pc; continue; }
 #define HELPER(name) name
@@ -29,6 +29,17 @@
             LEAVE(VM_HOT, (int64_t)(ip - code));                    \
         }                                                           \
         ip = to_;                                                   \
+        continue;                                                   \
+    }
+
+/* A call counts down the callee's counter (hot functions are compiled whole). */
+#define ENTER_CALLEE()                                              \
+    {                                                               \
+        int64_t to_ = ip->a;                                        \
+        ip = code + to_;                                            \
+        if (--state->call_counters[to_] <= 0) {                     \
+            LEAVE(VM_HOT_CALL, to_);                                \
+        }                                                           \
         continue;                                                   \
     }
 
@@ -50,7 +61,9 @@ run_tier1(VMState *state, const Inst *code, int64_t pc)
 }
 
 #undef JUMP
+#undef ENTER_CALLEE
 #define JUMP() { ip = code + ip->a; continue; }
+#define ENTER_CALLEE() JUMP()
 
 /* Stop recording, before executing the instruction at ip. */
 #define STOP()                                      \

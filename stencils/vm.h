@@ -47,6 +47,7 @@ typedef struct VMState {
     void *entry;           /* machine code the shim jumps to */
     int64_t exit_index;    /* which side exit was taken */
     int64_t *counters;     /* tier 1: per IR position, back-edges left before it is hot */
+    int64_t *call_counters; /* tier 1: per function start, calls left before it is hot */
     int64_t *exit_counts;  /* per side exit: how often it was taken */
     int64_t trace_ops;     /* micro-ops executed in traces */
     int64_t interp_ops;    /* micro-ops executed by tier 1 */
@@ -133,6 +134,7 @@ enum {
     VM_EXITED = 3,
     VM_HOT = 4,       /* tier 1 reached a hot loop header (pc) */
     VM_RECORDED = 5,  /* recording stopped at pc */
+    VM_HOT_CALL = 6,  /* tier 1 called a hot function (pc: its first instruction) */
 };
 
 enum {

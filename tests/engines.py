@@ -19,12 +19,20 @@ def _eager_tiering(program: Program, args: Sequence[int]) -> Outcome:
     return prepare_tiered(program, args, TierConfig(hot_loop=1, hot_exit=1, max_trace=50))()
 
 
-def _emulated(target: str, eager: bool, emulate: bool = False):
+def _hot_calls(program: Program, args: Sequence[int]) -> Outcome:
+    """Every function compiled whole at its first call, loops traced soon after."""
+    return prepare_tiered(program, args, HOT_CALLS)()
+
+
+HOT_CALLS = TierConfig(hot_loop=3, hot_call=1, hot_exit=1, max_trace=50)
+
+
+def _emulated(target: str, eager: bool, emulate: bool = False, config: TierConfig | None = None):
     def run(program: Program, args: Sequence[int]) -> Outcome:
         if eager:
             return prepare_emulated_eager(program, args, target)()
-        config = TierConfig(hot_loop=1, hot_exit=1, max_trace=50)
-        return prepare_tiered(program, args, config, target=target, emulate=emulate)()
+        hot = config or TierConfig(hot_loop=1, hot_exit=1, max_trace=50)
+        return prepare_tiered(program, args, hot, target=target, emulate=emulate)()
 
     return run
 
@@ -48,8 +56,10 @@ def _no_stack_cache(eager: bool):
 RUNNERS: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
     **ENGINES,
     "jit-hot": _eager_tiering,
+    "jit-hot-calls": _hot_calls,
     "aarch64-eager": _emulated("aarch64-linux", eager=True),
     "aarch64-jit-hot": _emulated("aarch64-linux", eager=False),
+    "aarch64-jit-hot-calls": _emulated("aarch64-linux", eager=False, config=HOT_CALLS),
     "x86_64-emulated-jit-hot": _emulated("x86_64-linux", eager=False, emulate=True),
     "jit-eager:no-stack-cache": _no_stack_cache(eager=True),
     "jit-hot:no-stack-cache": _no_stack_cache(eager=False),

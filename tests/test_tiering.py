@@ -177,7 +177,7 @@ def test_known_outputs_under_the_default_engine():
     )  # fmt: skip
     assert out.returncode == 0
     assert out.stdout == "1.274219991\n"
-    assert "micro-ops run in traces" in out.stderr and "traces compiled" in out.stderr
+    assert "micro-ops run in compiled code" in out.stderr and "traces compiled" in out.stderr
 
 
 def test_linking_never_makes_memory_writable_and_executable(monkeypatch):
@@ -211,7 +211,7 @@ def test_perf_map_names_each_trace():
     finally:
         if os.path.exists(path):
             os.unlink(path)
-    compiled = int(err.split("traces compiled ")[1].split()[0])
+    compiled = int(err.split("traces compiled ")[1].split()[0]) + int(err.split("functions compiled ")[1].split(",")[0])
     assert len(lines) == compiled >= 2
     for line in lines:
         start, size, name = line.split(" ", 2)
@@ -245,3 +245,101 @@ def test_llvm_backends_trace_and_link_like_copy_and_patch(name, backend):
     assert peer() == ours() == ENGINES["py"](program, [SMALL[name]])
     for field in ("hot_loops", "traces", "side_traces", "linked", "uops_compiled", "side_exits", "trace_ops"):
         assert getattr(peer.stats, field) == getattr(ours.stats, field), field
+
+
+CALLS = """
+.args 1
+.func main locals=2
+    arg 0
+    store 1
+again:
+    load 1
+    jz done
+    load 1
+    call outer
+    print_int
+    print_str " "
+    load 1
+    push_int 1
+    sub
+    store 1
+    jump again
+done:
+    halt
+.func outer params=1 results=1
+    load 0
+    call inner
+    push_int 3
+    add
+    ret
+.func inner params=1 results=1
+    load 0
+    load 0
+    mul
+    push_int 7
+    load 0
+    mod
+    div
+    ret
+"""
+
+
+def test_recursion_runs_in_a_hot_function_compiled_whole():
+    program = parse_file(PROGRAMS / "fib.uop")
+    outcome, stats = tiered(program, [20])
+    assert outcome.output == b"6765\n"
+    assert stats.functions == 1 and stats.hot_loops == 0
+    assert stats.trace_share > 0.99, stats.report()  # its blocks count what they run
+    assert stats.calls < 2 * 20, stats.report()  # only from frames tier 1 had open when it was compiled
+
+
+def test_a_call_out_of_a_compiled_function_links_to_the_callee_compiled_whole():
+    program = parse(CALLS, "calls.uop")
+    # no loop traces: tier 1 calls outer, whose call of inner leaves it until linked
+    outcome, stats = tiered(program, [60], hot_loop=1 << 40, hot_call=3, hot_exit=2)
+    assert outcome == ENGINES["py"](program, [60])
+    assert stats.functions == 2 and stats.traces == 0
+    assert stats.linked == 1, stats.report()
+
+
+def test_an_error_deep_in_a_compiled_function_matches_the_interpreter():
+    program = parse(CALLS, "calls.uop")
+    # inner divides by (7 mod x): x = 7 fails, after outer and inner are compiled
+    outcome, stats = tiered(program, [40], hot_loop=1 << 40, hot_call=2, hot_exit=1)
+    assert outcome == ENGINES["py"](program, [40])
+    assert outcome.error == "calls.uop:33: div: integer division by zero"
+    assert stats.functions == 2
+
+
+def test_a_function_whose_first_instruction_heads_a_loop_gets_both():
+    """Back-edges to `top` make a loop trace; calls of `countdown` compile it whole."""
+    source = """
+.func main locals=1
+    push_int 6
+    store 0
+again:
+    push_int 100
+    call countdown
+    print_int
+    load 0
+    push_int 1
+    sub
+    store 0
+    load 0
+    jnz again
+    halt
+.func countdown params=1 results=1
+top:
+    load 0
+    push_int 1
+    sub
+    store 0
+    load 0
+    jnz top
+    push_int 42
+    ret
+"""
+    program = parse(source, "both.uop")
+    outcome, stats = tiered(program, [], hot_loop=3, hot_call=2)
+    assert outcome == ENGINES["py"](program, []) and outcome.output == b"42" * 6
+    assert stats.hot_loops >= 1 and stats.traces >= 1 and stats.functions == 1, stats.report()
