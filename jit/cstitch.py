@@ -14,6 +14,7 @@ import re
 import struct
 from array import array
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 
 from .hostlib import hostlib
@@ -72,6 +73,7 @@ class Plans:
             plan.short_reach = min((SHORT_BRANCHES[r] for r in shape.short), default=0)
         self.names = list(library.ops)
         self.cache_table = self._cache_table(library)
+        self._table = ffi.from_buffer("int64_t[]", self.cache_table)
         self.error = ffi.new("char[]", 200)
 
     def _cache_table(self, library: StencilLibrary) -> array:
@@ -87,21 +89,14 @@ class Plans:
             table[row + 6] = enters_in_memory(info)
         return table
 
-    def cache_stack(self, packed: bytearray) -> None:
+    def cache_stack(self, packed: Packed) -> None:
         """Choose each packed step's stack-caching variant (jit.stackcache.assign), in place."""
-        n = len(packed) // _STEP.size
-        ffi = self.ffi
-        self.lib.jit_cache_stack(
-            ffi.from_buffer("StepPlan[]", packed, require_writable=True),
-            n,
-            ffi.from_buffer("int64_t[]", self.cache_table),
-            ffi.new("uint8_t[]", n + 1),
-        )
+        self.lib.jit_cache_stack(packed.pointer, packed.n, self._table, self.ffi.new("uint8_t[]", packed.n + 1))
 
-    def stencils(self, packed: bytes | bytearray) -> list[str]:
+    def stencils(self, packed: Packed) -> list[str]:
         """The stencil each packed step uses."""
         names = self.names
-        return [names[k] for k in memoryview(packed).cast("q")[0::8]]
+        return [names[k] for k in memoryview(packed.data).cast("q")[0::8]]
 
     def _holes(self, holes: tuple[Hole, ...], relocs: dict[str, int], helpers: dict[str, int]):
         out = self.ffi.new("HolePlan[]", max(1, len(holes)))
@@ -110,11 +105,11 @@ class Plans:
             out[k].helper, out[k].addend = helpers.get(h.symbol, 0), h.addend
         return out
 
-    def pack(self, steps: Sequence[Step]) -> bytearray:
+    def pack(self, steps: Sequence[Step]) -> Packed:
         """The steps as the C StepPlan array."""
         index, pack = self.index, _STEP.pack
         try:
-            return bytearray().join(
+            data = bytearray().join(
                 [
                     pack(
                         index[s.op],
@@ -130,49 +125,46 @@ class Plans:
                 ]
             )
         except struct.error:  # an operand given as unsigned 64 bits: slow path
-            return bytearray().join([pack(*map(_s64, _fields(index, s))) for s in steps])
+            data = bytearray().join([pack(*map(_s64, _fields(index, s))) for s in steps])
+        return Packed(data, len(steps), self.ffi.from_buffer("StepPlan[]", data, require_writable=True))
 
-    def layout(self, packed: bytes | bytearray) -> Layout:
+    def layout(self, packed: Packed) -> Layout:
         """jit.stitch.layout, in C, of packed steps."""
-        n = len(packed) // _STEP.size
+        n = packed.n
         code_at, data_at = array("q", bytes(8 * (n + 1))), array("q", bytes(8 * max(1, n)))
-        tramp = array("q", bytes(16))
         ffi = self.ffi
-        size = self.lib.jit_layout(
-            self.plans,
-            ffi.from_buffer("StepPlan[]", packed),
-            n,
-            ffi.from_buffer("int64_t[]", code_at, require_writable=True),
-            ffi.from_buffer("int64_t[]", data_at, require_writable=True),
-            ffi.from_buffer("int64_t[]", tramp, require_writable=True),
-        )
-        return Layout(code_at, tramp[0], tramp[1], data_at[:n], size)
+        code_ptr = ffi.from_buffer("int64_t[]", code_at, require_writable=True)
+        data_ptr = ffi.from_buffer("int64_t[]", data_at, require_writable=True)
+        tramp = ffi.new("int64_t[2]")
+        size = self.lib.jit_layout(self.plans, packed.pointer, n, code_ptr, data_ptr, tramp)
+        return Layout(code_at, tramp[0], tramp[1], data_at[:n], size, (code_ptr, data_ptr))
 
-    def helper_values(self, helpers: Mapping[str, int]) -> array:
-        return array("Q", [helpers.get(name, 0) for name in self.helper_order])
+    def helper_values(self, helpers: Mapping[str, int]):
+        """The helpers' addresses in plan order, for stitch_packed."""
+        return self.ffi.new("uint64_t[]", [helpers.get(name, 0) for name in self.helper_order])
 
-    def stitch_packed(
-        self, packed: bytes | bytearray, lay: Layout, address: int, base: int, helper_values: array
-    ) -> int:
+    def stitch_packed(self, packed: Packed, lay: Layout, address: int, base: int, helper_values) -> int:
         """Stitch packed steps into writable memory at `address` (as if it were
         at `base`); returns how many trampolines were used."""
         ffi = self.ffi
         scratch = ffi.new("uint64_t[]", max(1, lay.trampoline_slots))
-        code_at, data_at = lay.code_offsets, lay.data_offsets or (0,)
-        if not isinstance(code_at, array):
-            code_at, data_at = array("q", code_at), array("q", data_at)
+        if lay.native is not None:
+            code_ptr, data_ptr = lay.native
+        else:  # laid out by jit.stitch.layout
+            code_ptr = ffi.new("int64_t[]", list(lay.code_offsets))
+            data_ptr = ffi.new("int64_t[]", list(lay.data_offsets) or [0])
         used = self.lib.jit_stitch(
             self.plans,
-            ffi.from_buffer("StepPlan[]", packed),
-            len(packed) // _STEP.size,
-            ffi.from_buffer("int64_t[]", code_at),
-            ffi.from_buffer("int64_t[]", data_at),
+            packed.pointer,
+            packed.n,
+            code_ptr,
+            data_ptr,
             lay.trampolines,
             lay.trampoline_slots,
             lay.size,
             ffi.cast("uint8_t *", address),
             base,
-            ffi.from_buffer("uint64_t[]", helper_values),
+            helper_values,
             self.x86,
             scratch,
             self.error,
@@ -187,6 +179,15 @@ class Plans:
     ) -> int:
         """stitch_packed, from steps and a helper mapping."""
         return self.stitch_packed(self.pack(steps), lay, address, base, self.helper_values(helpers))
+
+
+@dataclass
+class Packed:
+    """Steps packed as C StepPlans, with the pointer C reads them through."""
+
+    data: bytearray
+    n: int
+    pointer: object
 
 
 _STEP = struct.Struct("8q")  # StepPlan

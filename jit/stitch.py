@@ -11,7 +11,7 @@ executable region (jit.native) or into an emulator (later).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 
 from .errors import JitError
@@ -45,6 +45,7 @@ class Layout:
     trampoline_slots: int
     data_offsets: Sequence[int]  # one per step
     size: int  # code + trampolines + data
+    native: object = field(default=None, compare=False, repr=False)  # the C stitcher's views of the offsets
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ class TraceShape:
     start_pc: int
     steps: list[Step]
     exits: dict[int, ExitInfo] = field(default_factory=dict)  # exit id -> info
-    ops: int = 0  # micro-ops on one full pass
+    ops: int = 0  # micro-ops on one full pass (a whole function: its instructions)
 
 
 _GUARDS = {  # (branch, taken) -> guard that holds on the recorded path
@@ -187,4 +187,4 @@ def form_function(program: Program, start: int, first_exit: int, superinstructio
     if superinstructions:
         steps, where = fuse(steps)
         exits = {k: replace(e, step=where[e.step]) for k, e in exits.items()}
-    return TraceShape(start, steps, exits, 0)
+    return TraceShape(start, steps, exits, func.end - func.start)
