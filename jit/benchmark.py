@@ -311,35 +311,58 @@ def main(quick: bool, json_path: str | None, plot_path: str | None, ablation: bo
 
 NOT_BUILT: list[str] = []
 
+# Each technique, the setting that switches it off alone, and the figures it
+# can move.  STEADY: eager run time; TIERED: end-to-end tiered run time;
+# THROUGHPUT: compile throughput; CODE: code bytes for the traces (for
+# superinstructions: for the programs compiled whole, since traces are
+# formed with them).
+STEADY, TIERED, THROUGHPUT, CODE = "steady", "tiered", "throughput", "code"
+TECHNIQUES = [
+    ("C stitcher (off: the Python reference loop)", "python-stitcher", (THROUGHPUT, TIERED)),
+    ("tail clean-up: final-jump removal, branch inversion (off: stencils as compiled)", "keep-tails",
+     (STEADY, TIERED, CODE)),
+    ("superinstructions (off: one stencil per micro-op)", "no-superinstructions", (STEADY, TIERED, CODE)),
+    ("stack caching: top of stack in a pinned register (off: all in memory)", "no-stack-cache",
+     (STEADY, TIERED, CODE, THROUGHPUT)),
+    ("stencils at -Os (off: -O3)", "O3", (STEADY, TIERED, CODE)),
+    ("hot functions compiled whole (off: only loops are compiled)", "no-hot-functions", (TIERED,)),
+]  # fmt: skip
+FIGURE_NAMES = {
+    STEADY: "steady-state run time (off/on, geomean)",
+    TIERED: "end-to-end tiered run time (off/on, geomean)",
+    THROUGHPUT: "compile_uops_per_s",
+    CODE: "code bytes for the traces",
+}
+
 
 def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[str, object]:
-    """Each technique we have, switched off alone: what it contributes.
-
-    * the C stitcher, against the Python reference: compile throughput;
-    * the tail clean-up (final-jump removal, branch inversion), against the
-      stencils as clang emitted them: steady-state run time and code size;
-    * superinstructions, against one stencil per micro-op: the same;
-    * stack caching, against the whole stack in memory: the same, and what
-      choosing the variants costs the compile;
-    * -Os stencils (the default), against -O3: steady-state run time and code size.
-    """
+    """Each technique we have, switched off alone: what it contributes to each
+    figure it can move (TECHNIQUES), all timed interleaved in one run."""
     from .build import DEFAULT, Variant, load_library
     from .native import NativeRuntime, native_runtime, prepare_eager, program_steps
+    from .tiering import TierConfig, prepare_tiered
 
     sizes = sizes or SIZES
     reps = 3 if quick else 7
     programs = load_programs(sizes)
     target = native_runtime().library.target
-    variants = {"default": DEFAULT, "keep-tails": Variant(clean_tail=False), "O3": Variant(opt="-O3")}
-    runtimes = {name: NativeRuntime(load_library(target, v)) for name, v in variants.items()}
-    runtimes["no-superinstructions"] = runtimes["default"]
+    libraries = {"default": DEFAULT, "keep-tails": Variant(clean_tail=False), "O3": Variant(opt="-O3")}
+    runtimes = {name: NativeRuntime(load_library(target, v)) for name, v in libraries.items()}
     runtimes["no-stack-cache"] = NativeRuntime(load_library(target), stack_cache=False)
     runtimes["python-stitcher"] = NativeRuntime(load_library(target), stitcher="python")
+    for name in ("no-superinstructions", "no-hot-functions"):
+        runtimes[name] = runtimes["default"]
+    configs = {name: TierConfig() for name in runtimes}
+    configs["no-superinstructions"] = TierConfig(superinstructions=False)
+    configs["no-hot-functions"] = TierConfig(hot_call=1 << 62)
+    settings = ["default", *(off for _, off, _ in TECHNIQUES)]
+    wanted = {fig: ["default", *(off for _, off, figs in TECHNIQUES if fig in figs)] for fig in FIGURE_NAMES}
+
     progress = Progress(1 + 2 * reps)
     traces = collect_traces(programs, sizes)
     progress.step(f"collected {len(traces)} traces")
     uops = sum(t.uops for t in traces)
-    compile_times: dict[str, list[float]] = {"default": [], "python-stitcher": [], "no-stack-cache": []}
+    compile_times: dict[str, list[float]] = {name: [] for name in wanted[THROUGHPUT]}
     for rep in range(reps):
         for name in compile_times:
             rt = runtimes[name]
@@ -349,122 +372,75 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[s
             for code in codes:
                 code.free()
         progress.step(f"compile, repetition {rep + 1} of {reps}")
-    kinds = [*variants, "no-superinstructions", "no-stack-cache"]
-    run_times: dict[str, dict[str, list[float]]] = {n: {v: [] for v in kinds} for n in programs}
+    times: dict[str, dict[str, dict[str, list[float]]]] = {
+        fig: {p: {v: [] for v in wanted[fig]} for p in programs} for fig in (STEADY, TIERED)
+    }
     for rep in range(reps):
         for pname, program in programs.items():
-            for vname in kinds:
-                fused = vname != "no-superinstructions"
-                run = prepare_eager(program, [sizes[pname]], backend=runtimes[vname], superinstructions=fused)
-                run_times[pname][vname].append(_time(run))
+            args = [sizes[pname]]
+            for vname in settings:
+                rt, config = runtimes[vname], configs[vname]
+                if vname in wanted[STEADY]:
+                    fused = config.superinstructions
+                    run = prepare_eager(program, args, backend=rt, superinstructions=fused)
+                    times[STEADY][pname][vname].append(_time(run))
+                if vname in wanted[TIERED]:
+                    run = prepare_tiered(program, args, config, backend=None if rt is runtimes["default"] else rt)
+                    times[TIERED][pname][vname].append(_time(run))
         progress.step(f"run time, repetition {rep + 1} of {reps}")
     progress.finish()
-    medians = {p: {v: statistics.median(t) for v, t in row.items()} for p, row in run_times.items()}
+    medians = {
+        fig: {p: {v: statistics.median(t) for v, t in row.items()} for p, row in per.items()}
+        for fig, per in times.items()
+    }
+    throughput = {n: uops / statistics.median(t) for n, t in compile_times.items()}
 
     def code_size(vname: str) -> int:
+        if vname == "no-superinstructions":  # traces are formed fused: compare the programs compiled whole
+            lib = runtimes["default"].library
+            return sum(emitted_size(lib, program_steps(p, superinstructions=False)) for p in programs.values())
+        if vname == "default-whole":
+            lib = runtimes["default"].library
+            return sum(emitted_size(lib, program_steps(p)) for p in programs.values())
         rt = runtimes[vname]
         return sum(emitted_size(rt.library, t.steps, rt.stack_cache) for t in traces)
 
-    def unfused_code_size() -> tuple[int, int]:
-        lib = runtimes["default"].library
-        unfused = [program_steps(p, superinstructions=False) for p in programs.values()]
-        fused = [program_steps(p) for p in programs.values()]
-        return sum(emitted_size(lib, s) for s in unfused), sum(emitted_size(lib, s) for s in fused)
+    def row(technique: str, off: str, fig: str) -> dict[str, object]:
+        if fig in (STEADY, TIERED):
+            ratio = geomean([r[off] / r["default"] for r in medians[fig].values()])
+            on_value, off_value = 1.0, ratio
+        elif fig == THROUGHPUT:
+            on_value, off_value = throughput["default"], throughput[off]
+            ratio = on_value / off_value
+        else:
+            on_value = code_size("default-whole" if off == "no-superinstructions" else "default")
+            off_value = code_size(off)
+            ratio = off_value / on_value
+        name = FIGURE_NAMES[fig]
+        if fig == CODE and off == "no-superinstructions":
+            name = "code bytes for the programs compiled whole"
+        return {"technique": technique, "figure": name, "on": on_value, "off": off_value, "contribution": ratio}
 
-    def speedup(off: str) -> float:
-        return geomean([row[off] / row["default"] for row in medians.values()])
-
-    throughput = {n: uops / statistics.median(t) for n, t in compile_times.items()}
     return {
         "ablation": [
-            {
-                "technique": "C stitcher (off: the Python reference loop)",
-                "figure": "compile_uops_per_s",
-                "on": throughput["default"],
-                "off": throughput["python-stitcher"],
-                "contribution": throughput["default"] / throughput["python-stitcher"],
-            },
-            {
-                "technique": "tail clean-up: final-jump removal, branch inversion (off: stencils as compiled)",
-                "figure": "steady-state run time (off/on, geomean)",
-                "on": 1.0,
-                "off": speedup("keep-tails"),
-                "contribution": speedup("keep-tails"),
-            },
-            {
-                "technique": "tail clean-up",
-                "figure": "code bytes for the traces",
-                "on": code_size("default"),
-                "off": code_size("keep-tails"),
-                "contribution": code_size("keep-tails") / code_size("default"),
-            },
-            {
-                "technique": "superinstructions (off: one stencil per micro-op)",
-                "figure": "steady-state run time (off/on, geomean)",
-                "on": 1.0,
-                "off": speedup("no-superinstructions"),
-                "contribution": speedup("no-superinstructions"),
-            },
-            {
-                "technique": "superinstructions",
-                "figure": "code bytes for the programs compiled whole",
-                "on": unfused_code_size()[1],
-                "off": unfused_code_size()[0],
-                "contribution": unfused_code_size()[0] / unfused_code_size()[1],
-            },
-            {
-                "technique": "stack caching: top of stack in a pinned register (off: all in memory)",
-                "figure": "steady-state run time (off/on, geomean)",
-                "on": 1.0,
-                "off": speedup("no-stack-cache"),
-                "contribution": speedup("no-stack-cache"),
-            },
-            {
-                "technique": "stack caching",
-                "figure": "code bytes for the traces",
-                "on": code_size("default"),
-                "off": code_size("no-stack-cache"),
-                "contribution": code_size("no-stack-cache") / code_size("default"),
-            },
-            {
-                "technique": "stack caching (choosing the variants)",
-                "figure": "compile_uops_per_s",
-                "on": throughput["default"],
-                "off": throughput["no-stack-cache"],
-                "contribution": throughput["default"] / throughput["no-stack-cache"],
-            },
-            {
-                "technique": "stencils at -Os (off: -O3)",
-                "figure": "steady-state run time (off/on, geomean)",
-                "on": 1.0,
-                "off": speedup("O3"),
-                "contribution": speedup("O3"),
-            },
-            {
-                "technique": "stencils at -Os",
-                "figure": "code bytes for the traces",
-                "on": code_size("default"),
-                "off": code_size("O3"),
-                "contribution": code_size("O3") / code_size("default"),
-            },
+            row(t if k == 0 else t.split(" (")[0].split(":")[0], off, fig)
+            for t, off, figs in TECHNIQUES
+            for k, fig in enumerate(figs)
         ],
         "not_built": NOT_BUILT,
-        "run_seconds_by_variant": medians,
+        "run_seconds_by_variant": medians[STEADY],
+        "tiered_seconds_by_variant": medians[TIERED],
         "machine_info": machine_info(),
     }
 
 
 def format_ablation(result: dict[str, object]) -> str:
-    lines = [f"{'technique':<80}{'figure':<42}{'on':>14}{'off':>14}{'on vs off':>11}"]
+    lines = [f"{'technique':<80}{'figure':<46}{'on':>14}{'off':>14}{'on vs off':>11}"]
     for row in result["ablation"]:  # type: ignore[union-attr]
         on, off = row["on"], row["off"]
-        fmt = (
-            (lambda v: f"{v:,.0f}")
-            if row["figure"] != "steady-state run time (off/on, geomean)"
-            else (lambda v: f"{v:.3f}")
-        )
+        fmt = (lambda v: f"{v:.3f}") if "off/on" in row["figure"] else (lambda v: f"{v:,.0f}")
         lines.append(
-            f"{row['technique']:<80}{row['figure']:<42}{fmt(on):>14}{fmt(off):>14}{row['contribution']:>10.2f}x"
+            f"{row['technique']:<80}{row['figure']:<46}{fmt(on):>14}{fmt(off):>14}{row['contribution']:>10.2f}x"
         )
     if NOT_BUILT:
         lines.append("")

@@ -213,7 +213,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", action="store_true", help="tiering statistics (stderr)")
     p.add_argument("--hot-loop", type=int, default=50, metavar="N", help="back-edges before a loop is traced (50)")
     p.add_argument(
-        "--hot-call", type=int, default=50, metavar="N", help="calls before a function is compiled whole (50)"
+        "--hot-call", type=int, default=1000, metavar="N", help="calls before a function is compiled whole (1000)"
     )
     p.add_argument("--hot-exit", type=int, default=10, metavar="N", help="exits taken before a side trace (10)")
     p.add_argument("--max-trace", type=int, default=1000, metavar="N", help="micro-ops per trace at most (1000)")

@@ -25,13 +25,18 @@ def _neg(k: int) -> int:
     return v - (1 << 64) if v >> 63 else v
 
 
+_HEADS = frozenset({"LOAD", "STORE", "PUSH_INT"})  # the ops a run can start with
+
+
 def _match(steps: Sequence[Step], i: int) -> tuple[Step, int] | None:
     """The superinstruction for the run starting at i, and its length."""
+    s = steps[i]
+    if s.op not in _HEADS:
+        return None
 
     def op(k: int) -> str | None:
         return steps[i + k].op if i + k < len(steps) else None
 
-    s = steps[i]
     if s.op == "LOAD" and op(1) == "PUSH_INT" and op(2) in ("ADD", "SUB"):
         k = steps[i + 1].operand0 if op(2) == "ADD" else _neg(steps[i + 1].operand0)
         if op(3) == "STORE" and steps[i + 3].operand0 == s.operand0:
@@ -70,9 +75,12 @@ def fuse(steps: Sequence[Step]) -> tuple[list[Step], list[int]]:
     def remap(v: int | None) -> int | None:
         return None if v is None else where[v]
 
-    return [
-        replace(s, target=remap(s.target), exit=remap(s.exit), continue_to=remap(s.continue_to)) for s in out
-    ], where
+    def renumbered(s: Step) -> Step:
+        if s.target is None and s.exit is None and s.continue_to is None:
+            return s  # (most steps: no replace() to pay for)
+        return replace(s, target=remap(s.target), exit=remap(s.exit), continue_to=remap(s.continue_to))
+
+    return [renumbered(s) for s in out], where
 
 
 def expand(op: str, a: int, b: int) -> list[tuple[str, int]]:

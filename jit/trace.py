@@ -130,6 +130,9 @@ def form_trace(
     return TraceShape(pcs[0] if pcs else stop_pc, steps, exits, len(pcs))
 
 
+_BLOCK_ENDS = frozenset({"JUMP", "CALL", "RETURN", "TERMINATOR"})  # flags of ops that end a basic block
+
+
 def form_function(program: Program, start: int, first_exit: int, superinstructions: bool = True) -> TraceShape:
     """Steps for the whole function that starts at IR position `start`: hot
     functions are compiled like this, as copy-and-patch compiles a program
@@ -140,17 +143,15 @@ def form_function(program: Program, start: int, first_exit: int, superinstructio
     COUNT of its instructions, so --stats sees the micro-ops run here."""
     func = next(f for f in program.functions if f.start == start)
     pcs = range(func.start, func.end)
+    code = [(pc, program.code[pc], program.code[pc].info) for pc in pcs]
     leaders = {func.start}
-    for pc in pcs:
-        ins = program.code[pc]
-        if ins.info.operand == "LABEL" and func.start <= ins.a < func.end:
+    for pc, ins, info in code:
+        if info.operand == "LABEL" and func.start <= ins.a < func.end:
             leaders.add(ins.a)
-        if ins.info.flags & {"JUMP", "CALL", "RETURN", "TERMINATOR"}:
+        if info.flags & _BLOCK_ENDS:
             leaders.add(pc + 1)
-    block_len = {}
-    for pc in sorted(leaders & set(pcs)):
-        end = min((x for x in leaders if x > pc), default=func.end)
-        block_len[pc] = min(end, func.end) - pc
+    starts = sorted(x for x in leaders if func.start <= x < func.end)
+    block_len = {pc: end - pc for pc, end in zip(starts, [*starts[1:], func.end], strict=True)}
     # step index of each pc: every leader is preceded by its COUNT
     index: dict[int, int] = {}
     n = 0
@@ -172,13 +173,12 @@ def form_function(program: Program, start: int, first_exit: int, superinstructio
             exits[exit_id] = ExitInfo(resume, 0, n + len(tail) - 1, call)
         return stubs[resume, call]
 
-    for pc in pcs:
-        ins = program.code[pc]
-        name = ins.info.name
+    for pc, ins, info in code:
+        name = info.name
         if pc in block_len:
             steps.append(Step("COUNT", block_len[pc], position=pc))
         target = None
-        if ins.info.operand == "LABEL":
+        if info.operand == "LABEL":
             target = index[ins.a] if ins.a in index else stub(ins.a, call=False)
         elif name == "CALL":
             target = 0 if ins.a == func.start else stub(ins.a, call=True)

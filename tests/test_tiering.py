@@ -286,7 +286,7 @@ done:
 
 def test_recursion_runs_in_a_hot_function_compiled_whole():
     program = parse_file(PROGRAMS / "fib.uop")
-    outcome, stats = tiered(program, [20])
+    outcome, stats = tiered(program, [20], hot_call=50)
     assert outcome.output == b"6765\n"
     assert stats.functions == 1 and stats.hot_loops == 0
     assert stats.trace_share > 0.99, stats.report()  # its blocks count what they run
