@@ -122,10 +122,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         backend = llvm_backend(0 if args.backend == "llvm-O0" else 2)
     if engine == "jit":
         from .tiering import prepare_tiered
+        from .trace import FUNCTION
 
         def dump(compiled, shape, side):
             line = program.code[shape.start_pc].line
-            title = f"{'side ' if side else ''}trace from pc {shape.start_pc} (line {line}), {target}"
+            if shape.kind == FUNCTION:
+                name = next(f.name for f in program.functions if f.start == shape.start_pc)
+                title = f"function {name}, compiled whole, from pc {shape.start_pc} (line {line}), {target}"
+            else:
+                title = f"{'side ' if side else ''}trace from pc {shape.start_pc} (line {line}), {target}"
             sys.stderr.write(describe_compiled(compiled, load_library(target), program, title))
 
         on_compile = dump if args.dump_traces else None

@@ -29,7 +29,7 @@ from .ir import Program
 from .machines import MAX_EXITS, EmulatedMachine, NativeMachine
 from .outcome import Outcome
 from .toolchain import host_target
-from .trace import LINK, LOOP, ExitInfo, TraceShape, form_function, form_trace
+from .trace import EXIT, LINK, LOOP, ExitInfo, TraceShape, form_function, form_trace
 
 VM_EXITED, VM_HOT, VM_RECORDED, VM_HOT_CALL = 3, 4, 5, 6
 
@@ -229,7 +229,7 @@ class TieredRun:
         if m.status != VM_RECORDED or not pcs:
             return None
         stop = m.pc
-        kind = LOOP if stop == start else LINK if stop in self.traces else "exit"
+        kind = LOOP if stop == start else LINK if stop in self.traces else EXIT
         if self.next_exit + len(pcs) + 2 > MAX_EXITS:
             return None
         link = self.traces[stop].address(0) if kind == LINK else None

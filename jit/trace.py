@@ -40,6 +40,7 @@ class TraceShape:
     steps: list[Step]
     exits: dict[int, ExitInfo] = field(default_factory=dict)  # exit id -> info
     ops: int = 0  # micro-ops on one full pass (a whole function: its instructions)
+    kind: str = LOOP  # how it ends (LOOP, LINK, EXIT, RETURN), or FUNCTION: a whole function
 
 
 _GUARDS = {  # (branch, taken) -> guard that holds on the recorded path
@@ -127,7 +128,7 @@ def form_trace(
     if superinstructions:
         steps, where = fuse(steps)
         exits = {k: replace(e, step=where[e.step]) for k, e in exits.items()}
-    return TraceShape(pcs[0] if pcs else stop_pc, steps, exits, len(pcs))
+    return TraceShape(pcs[0] if pcs else stop_pc, steps, exits, len(pcs), kind)
 
 
 _BLOCK_ENDS = frozenset({"JUMP", "CALL", "RETURN", "TERMINATOR"})  # flags of ops that end a basic block
@@ -187,4 +188,4 @@ def form_function(program: Program, start: int, first_exit: int, superinstructio
     if superinstructions:
         steps, where = fuse(steps)
         exits = {k: replace(e, step=where[e.step]) for k, e in exits.items()}
-    return TraceShape(start, steps, exits, func.end - func.start)
+    return TraceShape(start, steps, exits, func.end - func.start, FUNCTION)

@@ -233,18 +233,21 @@ def test_agreement_includes_the_tiered_engines():
 
 
 @pytest.mark.parametrize("backend", ["llvm-O0", "llvm-O2"])
-@pytest.mark.parametrize("name", ["nbody", "mandelbrot", "fannkuch"])
+@pytest.mark.parametrize("name", ["nbody", "mandelbrot", "fannkuch", "fib"])
 def test_llvm_backends_trace_and_link_like_copy_and_patch(name, backend):
-    """Same traces, same exits, same links: only the code generator differs."""
+    """Same traces, same functions, same exits, same links: only the code
+    generator differs."""
     from jit.llvm_backend import llvm_backend
 
     program = parse_file(PROGRAMS / f"{name}.uop")
-    config = TierConfig(hot_loop=5, hot_exit=3)
+    config = TierConfig(hot_loop=5, hot_call=5, hot_exit=3)
     ours = prepare_tiered(program, [SMALL[name]], config)
     peer = prepare_tiered(program, [SMALL[name]], config, backend=llvm_backend(int(backend[-1])))
     assert peer() == ours() == ENGINES["py"](program, [SMALL[name]])
-    for field in ("hot_loops", "traces", "side_traces", "linked", "uops_compiled", "side_exits", "trace_ops"):
+    for field in ("hot_loops", "functions", "traces", "side_traces", "linked", "uops_compiled", "side_exits"):
         assert getattr(peer.stats, field) == getattr(ours.stats, field), field
+    assert peer.stats.trace_ops == ours.stats.trace_ops
+    assert ours.stats.functions >= (name == "fib")
 
 
 CALLS = """
