@@ -322,8 +322,9 @@ TECHNIQUES = [
     ("tail clean-up: final-jump removal, branch inversion (off: stencils as compiled)", "keep-tails",
      (STEADY, TIERED, CODE)),
     ("superinstructions (off: one stencil per micro-op)", "no-superinstructions", (STEADY, TIERED, CODE)),
-    ("stack caching: top of stack in a pinned register (off: all in memory)", "no-stack-cache",
+    ("stack caching: top of stack in pinned registers (off: all in memory)", "no-stack-cache",
      (STEADY, TIERED, CODE, THROUGHPUT)),
+    ("stack caching two slots deep (off: one)", "depth-1", (STEADY, TIERED, CODE)),
     ("stencils at -Os (off: -O3)", "O3", (STEADY, TIERED, CODE)),
     ("hot functions compiled whole (off: only loops are compiled)", "no-hot-functions", (TIERED,)),
 ]  # fmt: skip
@@ -346,7 +347,12 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[s
     reps = 3 if quick else 7
     programs = load_programs(sizes)
     target = native_runtime().library.target
-    libraries = {"default": DEFAULT, "keep-tails": Variant(clean_tail=False), "O3": Variant(opt="-O3")}
+    libraries = {
+        "default": DEFAULT,
+        "keep-tails": Variant(clean_tail=False),
+        "O3": Variant(opt="-O3"),
+        "depth-1": Variant(stack_depth=1),
+    }
     runtimes = {name: NativeRuntime(load_library(target, v)) for name, v in libraries.items()}
     runtimes["no-stack-cache"] = NativeRuntime(load_library(target), stack_cache=False)
     runtimes["python-stitcher"] = NativeRuntime(load_library(target), stitcher="python")

@@ -22,7 +22,7 @@ from .errors import StencilBuildError, ToolchainError
 from .optable import optable
 from .paths import ROOT, STENCILS_DIR, cache_dir
 from .process import process_object
-from .stackcache import stencil_name, variants
+from .stackcache import DEPTH, stencil_name, variants
 from .stencils import FORMAT_VERSION, Stencil, StencilLibrary
 from .toolchain import Clang, Target, compile_flags, find_clang, get_target, local_flags
 
@@ -34,15 +34,19 @@ SHIM = "shim"
 @dataclass(frozen=True)
 class Variant:
     """How a library is built: the default, or with one technique switched for
-    an ablation (another optimisation level, no tail clean-up)."""
+    an ablation (another optimisation level, no tail clean-up, a shallower
+    stack cache)."""
 
     opt: str = "-Os"
     clean_tail: bool = True
+    stack_depth: int = DEPTH  # stack slots its variants can keep in registers (0: none)
 
     @property
     def tag(self) -> str:
         parts = [] if self.opt == "-Os" else [self.opt.lstrip("-")]
-        return "-".join(parts + ([] if self.clean_tail else ["keep-tails"]))
+        parts += [] if self.clean_tail else ["keep-tails"]
+        parts += [] if self.stack_depth == DEPTH else [f"depth{self.stack_depth}"]
+        return "-".join(parts)
 
 
 DEFAULT = Variant()
@@ -57,14 +61,14 @@ class Job:
     flags: tuple[str, ...] = ()  # extra clang flags: -D for the op, or a test's own
 
 
-def jobs_for_library() -> list[Job]:
+def jobs_for_library(stack_depth: int = DEPTH) -> list[Job]:
     """The shim, every op, then every op's stack-caching variants (jit.stackcache)."""
     template = STENCILS_DIR / "template.c"
     ops = [Job(op.name, template, (f"-DTHIS_OP=OP_{op.name}",)) for op in optable()]
     cached = [
         Job(stencil_name(op.name, i, o), template, (f"-DTHIS_OP=OP_{op.name}", f"-DCACHE_IN={i}", f"-DCACHE_OUT={o}"))
         for op in optable()
-        for i, o in variants(op)
+        for i, o in variants(op, stack_depth)
         if i or o
     ]
     return [Job(SHIM, STENCILS_DIR / "shim.c"), *ops, *cached]
@@ -100,7 +104,8 @@ def cache_key(clang: Clang, target: Target, variant: Variant = DEFAULT) -> str:
     put("clang", clang.version.encode())
     put("flags", "\0".join(compile_flags(target, variant.opt)).encode())
     put("clean_tail", str(variant.clean_tail).encode())
-    put("jobs", "\0".join(f"{j.name} {' '.join(j.flags)}" for j in jobs_for_library()).encode())
+    jobs = jobs_for_library(variant.stack_depth)
+    put("jobs", "\0".join(f"{j.name} {' '.join(j.flags)}" for j in jobs).encode())
     for path in sorted(STENCILS_DIR.iterdir()):
         if path.is_file():
             put(f"stencils/{path.name}", path.read_bytes())
@@ -166,7 +171,7 @@ def build_library(
                 return lib, False
         except ValueError:
             pass  # corrupt or stale: rebuild below
-    work = jobs_for_library()
+    work = jobs_for_library(variant.stack_depth)
     show = progress or _progress_printer()
     done = 0
 

@@ -23,7 +23,7 @@ from .toolchain import TARGETS, host_target
 
 def _stencil_names(op: str | None) -> list[str] | None:
     """An op (by name or mnemonic) with its stack-caching variants, or one
-    variant by its own name (add_rr), or the shim."""
+    variant by its own name (add_21), or the shim."""
     if op is None:
         return None
     wanted = op.lower()
@@ -36,7 +36,8 @@ def _stencil_names(op: str | None) -> list[str] | None:
                 return [info.name + suffix]
             return [stencil_name(info.name, i, o) for i, o in [(0, 0), *(v for v in variants(info) if any(v))]]
     names = ", ".join(i.mnemonic for i in optable())
-    raise JitError(f"unknown op {op!r}; ops are: {names} (a variant: add_rr, add_mr, add_rm), and {SHIM}")
+    variant = "a variant: add_21 takes 2 slots in registers, leaves 1"
+    raise JitError(f"unknown op {op!r}; ops are: {names} ({variant}), and {SHIM}")
 
 
 def cmd_stencils(args: argparse.Namespace) -> int:
@@ -201,7 +202,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("stencils", help="show the stencil library: disassembly with holes named, or JSON")
     p.add_argument("--target", action="append", choices=sorted(TARGETS), help="repeatable; default: the host")
-    p.add_argument("--op", help="one op and its variants, by name or mnemonic; one variant (add_rr); or 'shim'")
+    p.add_argument("--op", help="one op and its variants, by name or mnemonic; one variant (add_21); or 'shim'")
     p.add_argument("--json", action="store_true", help="machine-readable dump: code and data as hex, holes")
     p.set_defaults(func=cmd_stencils)
 

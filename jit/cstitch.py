@@ -20,7 +20,7 @@ from functools import cache
 from .hostlib import hostlib
 from .optable import helper_names, optable
 from .paths import STENCILS_DIR
-from .stackcache import enters_in_memory, natural, stencil_name
+from .stackcache import enters_in_memory, library_depth, natural, stencil_name
 from .stencils import HELPER_PREFIX, Hole, HoleKind, StencilLibrary
 from .stitch import SHORT_BRANCHES, Layout, Step, StitchError, op_shapes
 
@@ -78,15 +78,17 @@ class Plans:
 
     def _cache_table(self, library: StencilLibrary) -> array:
         """jit_cache_stack's table: per stencil, its variants and its states."""
-        table = array("q", [-1, -1, -1, -1, 0, 0, 0, 0] * len(library.ops))
+        table = array("q", ([-1] * 9 + [0] * 7) * len(library.ops))
+        depth = library_depth(library.ops)
         for info in optable():
             if info.name not in self.index:
                 continue
-            row = 8 * self.index[info.name]
-            for i, o in ((0, 0), (0, 1), (1, 0), (1, 1)):
-                table[row + 2 * i + o] = self.index.get(stencil_name(info.name, i, o), -1)
-            table[row + 4], table[row + 5] = natural(info, 0), natural(info, 1)
-            table[row + 6] = enters_in_memory(info)
+            row = 16 * self.index[info.name]
+            for i in range(3):
+                for o in range(3):
+                    table[row + 3 * i + o] = self.index.get(stencil_name(info.name, i, o), -1)
+                table[row + 9 + i] = natural(info, i, depth)
+            table[row + 12] = enters_in_memory(info)
         return table
 
     def cache_stack(self, packed: Packed) -> None:

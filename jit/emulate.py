@@ -32,7 +32,7 @@ from .ir import Program
 from .limits import MAX_CALL_DEPTH, STACK_SLOTS
 from .optable import helper_names
 from .outcome import ERROR, HALTED, Outcome, error_message, format_float
-from .stackcache import assign
+from .stackcache import assign, library_depth
 from .stencils import HELPER_PREFIX, StencilLibrary
 from .stitch import Layout, Step, layout, stitch
 
@@ -129,6 +129,7 @@ class Emulator:
         self.target, self.abi, self.stitcher = target, ABIS[target], stitcher
         self.stack_cache = stack_cache
         self.library = library or load_library(target)
+        self.stack_depth = library_depth(self.library.ops)
         self.program = program
         self.out = bytearray()
         uc = self.uc = Uc(self.abi.arch, self.abi.mode)
@@ -232,7 +233,7 @@ class Emulator:
 
     def compile(self, steps: Sequence[Step]) -> EmuCode:
         if self.stack_cache:
-            steps = assign(steps, self.library.ops)
+            steps = assign(steps, self.library.ops, self.stack_depth)
         lay = layout(self.library, steps)
         address = self._code_top
         if self.stitcher == "c":

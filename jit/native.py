@@ -23,7 +23,7 @@ from .memory import Arena, Region
 from .optable import helper_names
 from .outcome import Outcome
 from .patch import jump
-from .stackcache import assign
+from .stackcache import assign, library_depth
 from .stencils import HELPER_PREFIX, StencilLibrary
 from .stitch import Layout, Step, layout, stitch
 from .toolchain import host_target
@@ -64,6 +64,7 @@ class NativeRuntime:
         self.arena = arena or Arena()
         self.stitcher = stitcher
         self.stack_cache = stack_cache
+        self.stack_depth = library_depth(library.ops)
         self.ffi, self.lib = hostlib()
         self.helpers = {
             HELPER_PREFIX + name: int(self.ffi.cast("uintptr_t", getattr(self.lib, name))) for name in helper_names()
@@ -86,7 +87,7 @@ class NativeRuntime:
             stencils = partial(plans.stencils, packed)
         else:
             if self.stack_cache:
-                steps = assign(steps, self.library.ops)
+                steps = assign(steps, self.library.ops, self.stack_depth)
             lay = layout(self.library, steps)
         region = self.arena.allocate(lay.size)
         try:

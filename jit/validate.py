@@ -6,10 +6,10 @@ stack values (edge values first: 0, -1, 1, the int64 extremes, NaN, the
 infinities, -0.0), the stencil is stitched between two HALTs (its
 continuation, and its jump target, side exit or callee), and run once in the
 emulator.  Every stack-caching variant of the op is checked the same way: one
-that takes the top of the stack in the register is preceded by a push_int
-that leaves it there, and one that leaves it there is followed by a HALT
-that takes it from there.  The same instruction runs in the Python reference interpreter
-(jit.interp) from the same state; trace-only ops, which the interpreter does
+that takes the top slots of the stack in registers is preceded by push_ints
+that leave them there, and one that leaves slots there is followed by a HALT
+that takes them from there.  The same instruction runs in the Python
+reference interpreter (jit.interp) from the same state; trace-only ops, which the interpreter does
 not have, are checked against the few lines of semantics written here.  Status,
 position, stack, locals, frames, memory, output and counters must agree, bit
 for bit (two NaNs count as equal: their sign and payload are the machine's).
@@ -257,7 +257,7 @@ class Bench:
     def run(self, sample: Sample, depth_limit: bool, cached_in: int = 0, cached_out: int = 0) -> State:
         emu, op = self.emu, self.op
         ret = CONTINUE_PC if op.name == "RET" else TARGET_PC
-        at = 1 if cached_in else 0  # the op's step; 0, or 1 after the push_int
+        at = cached_in  # the op's step: after the push_ints that fill the registers
         name = stencil_name(op.name, cached_in, cached_out)
         steps = [
             Step(name, sample.operand0, sample.operand1, 0, target=at + 2, exit=at + 2),
@@ -267,9 +267,12 @@ class Bench:
         if op.name == "CALL":
             steps[0] = Step(name, TARGET_PC, sample.operand1, 0, target=at + 2)
         stack = sample.stack
-        if cached_in:  # the top goes in the register, pushed there by the step before
-            steps.insert(0, Step(stencil_name("PUSH_INT", 0, 1), sample.stack[-1], position=0))
-            stack = stack[:-1]
+        if cached_in:  # the top slots go in the registers, pushed there by the steps before
+            stack = stack[:-cached_in]
+            fill = [
+                Step(stencil_name("PUSH_INT", k, k + 1), v, position=0) for k, v in enumerate(sample.stack[-cached_in:])
+            ]
+            steps[:0] = fill
         code = emu.compile(steps)
         uc = emu.uc
         out_before = len(emu.out)
@@ -294,7 +297,7 @@ class Bench:
             ("exit_index", 0),
         ):
             emu.put(name, value)
-        emu.enter(code.address(0))  # (the push_int's position is 0 too: it cannot fail)
+        emu.enter(code.address(0))  # (the push_ints' position is 0 too: they cannot fail)
         ndepth = emu.get("depth")
         raw = struct.unpack(f"<{3 * ndepth}q", uc.mem_read(FRAMES, 24 * ndepth)) if ndepth and not depth_limit else ()
         frames_after = [(raw[3 * k], (raw[3 * k + 2] - VM_STACK) // 8) for k in range(len(raw) // 3)]
@@ -340,8 +343,10 @@ def validate(target: str, ops: list[OpInfo], count: int, seed: int = 0, stitcher
             name = stencil_name(op.name, cached_in, cached_out)
             passed = 0
             for k, sample in enumerate(samples(op, count, seed)):
-                if cached_in and len(sample.stack) == LOCALS:  # the cached top is an operand, never a local
-                    sample = replace(sample, stack=[*sample.stack, _value(random.Random(k), k, sample.floats)])
+                short = LOCALS + cached_in - len(sample.stack)
+                if short > 0:  # cached slots are operands, never locals
+                    extra = [_value(random.Random(k + j), k, sample.floats) for j in range(short)]
+                    sample = replace(sample, stack=[*sample.stack, *extra])
                 depth_limit = op.name == "CALL" and k % 5 == 4  # every fifth call finds the frames full
                 want = expected(op, sample, depth_limit)
                 if depth_limit:

@@ -191,10 +191,11 @@ align_up(int64_t n, int64_t a)
 }
 
 /* Stack caching, as jit.stackcache.assign: rewrites each step's op to the
- * variant chosen for it.  table has 8 entries per op: the variants for
- * (in, out) = MM, MR, RM, RR (-1: not built), the natural out state for in
- * M and in R, and whether the op is always entered with the stack in
- * memory.  entry is scratch for nsteps + 1 flags. */
+ * variant chosen for it.  table has 16 entries per op: the variants for
+ * (in, out) slots cached, 3 * in + out with in, out in 0..2 (-1: not
+ * built), the natural out state for in = 0, 1, 2, and whether the op is
+ * always entered with the stack in memory.  entry is scratch for nsteps + 1
+ * flags. */
 void
 jit_cache_stack(StepPlan *steps, int64_t nsteps, const int64_t *table, uint8_t *entry)
 {
@@ -205,18 +206,18 @@ jit_cache_stack(StepPlan *steps, int64_t nsteps, const int64_t *table, uint8_t *
         if (s->target >= 0 && s->target < nsteps) entry[s->target] = 1;
         if (s->exit >= 0 && s->exit < nsteps) entry[s->exit] = 1;
         if (s->continue_to >= 0 && s->continue_to < nsteps) entry[s->continue_to] = 1;
-        if (table[8 * s->op + 6]) entry[i] = 1;
+        if (table[16 * s->op + 12]) entry[i] = 1;
     }
     entry[nsteps] = 1;
     int64_t state = 0;
     for (int64_t i = 0; i < nsteps; i++) {
-        const int64_t *t = &table[8 * steps[i].op];
+        const int64_t *t = &table[16 * steps[i].op];
         int64_t in = entry[i] ? 0 : state;
-        int64_t out = entry[i + 1] ? 0 : t[4 + in];
-        int64_t chosen = t[2 * in + out];
+        int64_t out = entry[i + 1] ? 0 : t[9 + in];
+        int64_t chosen = t[3 * in + out];
         if (chosen < 0) {
             out = 0;
-            chosen = t[2 * in];
+            chosen = t[3 * in];
         }
         steps[i].op = chosen;
         state = out;

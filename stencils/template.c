@@ -14,14 +14,15 @@
  * and materialises full 64-bit addresses (movabs; movz/movk).  Jumps are
  * declared as functions so that musttail gives a direct branch.
  *
- * Stack caching: -DCACHE_IN=1 builds the variant entered with the top of
- * the operand stack in the `tos` argument (a pinned register) rather than in
- * memory, and -DCACHE_OUT=1 the one that leaves it there for the next
- * stencil.  `cached` says where the top is while the body runs; it is a
- * constant on every path, so clang folds POP, PUSH and SPILL into plain
- * register moves and only the memory traffic that is really needed stays.
- * Jumps, side exits, calls and returns always leave with the whole stack in
- * memory: code is only ever entered that way at a jump target.
+ * Stack caching: -DCACHE_IN=n builds the variant entered with the top n
+ * slots of the operand stack (n = 0, 1 or 2) in the `tos0` (the top) and
+ * `tos1` arguments, pinned registers, rather than in memory; -DCACHE_OUT=n
+ * the one that leaves n slots there for the next stencil.  `cached` counts
+ * the slots held in t0/t1 while the body runs; it is a constant on every
+ * path, so clang folds POP, PUSH and SPILL into register moves and only the
+ * memory traffic that is really needed stays.  Jumps, side exits, calls and
+ * returns always leave with the whole stack in memory: code is only ever
+ * entered that way at a jump target.
  */
 #include "vm.h"
 #include "helpers.h"
@@ -38,9 +39,9 @@ extern char _JIT_OPERAND0[];
 extern char _JIT_OPERAND1[];
 extern char _JIT_POSITION[];
 extern char _JIT_CONTINUE_ADDR[];
-PRESERVE_NONE void _JIT_CONTINUE(VMState *, Slot *, Slot *, uint64_t);
-PRESERVE_NONE void _JIT_TARGET(VMState *, Slot *, Slot *, uint64_t);
-PRESERVE_NONE void _JIT_EXIT(VMState *, Slot *, Slot *, uint64_t);
+PRESERVE_NONE void _JIT_CONTINUE(VMState *, Slot *, Slot *, uint64_t, uint64_t);
+PRESERVE_NONE void _JIT_TARGET(VMState *, Slot *, Slot *, uint64_t, uint64_t);
+PRESERVE_NONE void _JIT_EXIT(VMState *, Slot *, Slot *, uint64_t, uint64_t);
 
 #define DECLARE_HELPER(name) extern char _JIT_HELPER_##name[];
 HELPERS(DECLARE_HELPER)
@@ -52,38 +53,64 @@ HELPERS(DECLARE_HELPER)
 #define POSITION VALUE(_JIT_POSITION)
 #define BODY(name) case OP_##name:
 #define STACK_CACHE
-#define POP() (cached ? (cached = 0, top) : *--sp)
-#define PUSH(v)                 \
-    do {                        \
-        Slot pushed_ = (v);     \
-        if (cached) {           \
-            *sp++ = top;        \
-        }                       \
-        top = pushed_;          \
-        cached = 1;             \
+#define POP()                           \
+    ({                                  \
+        Slot popped_;                   \
+        if (cached == 2) {              \
+            popped_ = t0;               \
+            t0 = t1;                    \
+        } else if (cached == 1) {       \
+            popped_ = t0;               \
+        } else {                        \
+            popped_ = *--sp;            \
+        }                               \
+        cached -= cached > 0;           \
+        popped_;                        \
+    })
+#define PUSH(v)                         \
+    do {                                \
+        Slot pushed_ = (v);             \
+        if (cached == 2) {              \
+            *sp++ = t1;                 \
+        }                               \
+        if (cached >= 1) {              \
+            t1 = t0;                    \
+        }                               \
+        t0 = pushed_;                   \
+        cached += cached < 2;           \
     } while (0)
-#define SPILL()                 \
-    do {                        \
-        if (cached) {           \
-            *sp++ = top;        \
-            cached = 0;         \
-        }                       \
+/* Put the deepest cached slot back in memory. */
+#define SPILL_ONE()                     \
+    do {                                \
+        *sp++ = cached == 2 ? t1 : t0;  \
+        cached--;                       \
     } while (0)
-/* Put the top where the continuation expects it. */
-#define SETTLE(want)                       \
-    do {                                   \
-        if (!(want)) {                     \
-            SPILL();                       \
-        } else if (!cached) {              \
-            top = *--sp;                   \
-            cached = 1;                    \
-        }                                  \
+#define SPILL()                         \
+    do {                                \
+        while (cached > 0) {            \
+            SPILL_ONE();                \
+        }                               \
     } while (0)
-/* With the top in memory, `tos` passes on untouched: no register moves. */
-#define GO(fn, want)                                          \
-    do {                                                      \
-        SETTLE(want);                                         \
-        MUSTTAIL return fn(state, sp, fp, (want) ? top.u : tos); \
+/* Leave `want` slots cached, as the continuation expects. */
+#define SETTLE(want)                    \
+    do {                                \
+        while (cached > (want)) {       \
+            SPILL_ONE();                \
+        }                               \
+        if (cached == 0 && (want) >= 1) { \
+            t0 = *--sp;                 \
+            cached = 1;                 \
+        }                               \
+        if (cached == 1 && (want) >= 2) { \
+            t1 = *--sp;                 \
+            cached = 2;                 \
+        }                               \
+    } while (0)
+/* A register the continuation does not read passes on untouched: no moves. */
+#define GO(fn, want)                                                              \
+    do {                                                                          \
+        SETTLE(want);                                                             \
+        MUSTTAIL return fn(state, sp, fp, (want) >= 1 ? t0.u : tos0, (want) >= 2 ? t1.u : tos1); \
     } while (0)
 #define NEXT() GO(_JIT_CONTINUE, CACHE_OUT)
 #define JUMP() GO(_JIT_TARGET, 0)
@@ -101,9 +128,9 @@ HELPERS(DECLARE_HELPER)
 #define HELPER(name) ((__typeof__(&name))(void *)_JIT_HELPER_##name)
 
 PRESERVE_NONE void
-_JIT_ENTRY(VMState *state, Slot *sp, Slot *fp, uint64_t tos)
+_JIT_ENTRY(VMState *state, Slot *sp, Slot *fp, uint64_t tos0, uint64_t tos1)
 {
-    Slot top = {.u = tos};
+    Slot t0 = {.u = tos0}, t1 = {.u = tos1};
     int cached = CACHE_IN;
     switch (THIS_OP) {
 #include "bodies.h"

@@ -151,7 +151,8 @@ enum {
 #define CALL_NEXTRA(info) (((info) >> 16) & 0xffff)
 #define CALL_NEED(info) ((int64_t)((uint64_t)(info) >> 32))
 
-/* tos: the top of the operand stack, for stencils entered with it cached. */
-typedef PRESERVE_NONE void (*jit_fn)(VMState *state, Slot *sp, Slot *fp, uint64_t tos);
+/* tos0, tos1: the top two slots of the operand stack, for stencils entered
+ * with them cached (template.c). */
+typedef PRESERVE_NONE void (*jit_fn)(VMState *state, Slot *sp, Slot *fp, uint64_t tos0, uint64_t tos1);
 
 #endif

@@ -19,7 +19,7 @@ def test_every_hole_is_named_on_its_instruction(library, target):
     for stencil in [library.shim, *library.ops.values()]:
         lines = disassemble(target, stencil.code, stencil.holes)
         starts = [int(line.split(":")[0], 16) for line in lines]
-        if not stencil.code:  # e.g. DROP_RM: the dropped top was only in the register
+        if not stencil.code:  # e.g. DROP_10: the dropped top was only in a register
             assert not lines and not stencil.holes, stencil.name
             continue
         assert starts[0] == 0

@@ -9,19 +9,14 @@ from jit.cstitch import plans_for
 from jit.native import program_steps
 from jit.optable import optable
 from jit.paths import ROOT
-from jit.stackcache import assign, base_op, entry_points, stencil_name, variants
+from jit.stackcache import DEPTH, assign, base_op, entry_points, library_depth, stencil_name, variants
+from jit.stackcache import states as _states
 from jit.tiering import TierConfig, prepare_tiered
 from jit.uop import parse_file
 
 PROGRAMS = sorted(p.stem for p in (ROOT / "bench" / "programs").glob("*.uop"))
 SMALL = {"nbody": 3, "fannkuch": 5, "spectralnorm": 4, "mandelbrot": 8}
 SMALL |= {"sieve": 100, "fib": 8, "branchy": 200, "count": 100}
-
-
-def _states(name: str) -> tuple[int, int]:
-    """(in, out) of a stencil name: 0 memory, 1 register."""
-    suffix = name[len(base_op(name)) :]
-    return (0, 0) if not suffix else ("MR".index(suffix[1]), "MR".index(suffix[2]))
 
 
 def _step_lists(name: str) -> list[list]:
@@ -63,14 +58,16 @@ def test_arithmetic_keeps_its_top_in_the_register(library):
     """nbody's traces are float arithmetic: most steps find the top in the register."""
     traces = _step_lists("nbody")[1:]
     chosen = [[s.op for s in assign(steps, library.ops)] for steps in traces]
-    cached = sum(_states(n)[0] for names in chosen for n in names)
+    cached = sum(_states(n)[0] > 0 for names in chosen for n in names)
     assert cached >= 0.6 * sum(map(len, chosen))
+    both = sum(_states(n)[0] == 2 for names in chosen for n in names)
+    assert both >= 0.2 * sum(map(len, chosen))  # binary ops find both operands in registers
     plain = sum(len(library.ops[s.op].code) for steps in traces for s in steps)
     assert sum(len(library.ops[n].code) for names in chosen for n in names) < plain  # and the code is smaller
 
 
 def test_a_missing_variant_falls_back_to_the_stack_in_memory(library):
-    ops = {n: s for n, s in library.ops.items() if not n.endswith("_MR")}
+    ops = {n: s for n, s in library.ops.items() if _states(n)[0] > 0 or _states(n) == (0, 0)}
     steps = program_steps(parse_file(ROOT / "bench" / "programs" / "count.uop"))
     chosen = [s.op for s in assign(steps, ops)]
     assert all(n in ops for n in chosen)
@@ -78,8 +75,31 @@ def test_a_missing_variant_falls_back_to_the_stack_in_memory(library):
     assert all(_states(n) == (0, 0) for n in chosen)
 
 
-def test_every_op_can_be_entered_either_way_except_exit():
+def test_every_op_can_be_entered_every_way_except_exit(library):
+    assert library_depth(library.ops) == DEPTH == 2
     for op in optable():
         ins = {i for i, _ in variants(op)}
-        assert ins == ({0} if op.name == "EXIT" else {0, 1}), op.name
+        assert ins == ({0} if op.name == "EXIT" else {0, 1, 2}), op.name
         assert stencil_name(op.name, 0, 0) == op.name
+        for i, o in variants(op):
+            assert _states(stencil_name(op.name, i, o)) == (i, o)
+            assert base_op(stencil_name(op.name, i, o)) == op.name
+
+
+def test_a_shallower_cache_is_a_build_setting(target):
+    """Variant(stack_depth=1): one register; the choices never go deeper,
+    and the C pass still makes the Python reference's."""
+    from jit.build import Variant, load_library
+
+    lib = load_library(target, Variant(stack_depth=1))
+    assert library_depth(lib.ops) == 1
+    deepest = 0
+    for steps in _step_lists("spectralnorm"):
+        python = [s.op for s in assign(steps, lib.ops)]
+        deepest = max(deepest, *(max(_states(n)) for n in python))
+        plans = plans_for(lib)
+        packed = plans.pack(steps)
+        plans.cache_stack(packed)
+        assert plans.stencils(packed) == python
+        _check_consistent(steps, python)
+    assert deepest == 1
