@@ -27,7 +27,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .engines import PREPARE
@@ -109,6 +109,12 @@ def collect_traces(programs: dict[str, Program], sizes: dict[str, int]) -> list[
     return traces
 
 
+def _alternate(items: Sequence[str], rep: int) -> list[str]:
+    """Every other repetition runs the contenders in reverse, so that none is
+    always the one that runs just after another (caches, frequency)."""
+    return list(items) if rep % 2 == 0 else list(reversed(items))
+
+
 def _time(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
@@ -145,7 +151,7 @@ def time_runs(
     results: dict[str, dict[str, list[float]]] = {n: {e: [] for e in RUN_ENGINES} for n in programs}
     for rep in range(reps):
         for name, program in programs.items():
-            for engine in RUN_ENGINES:
+            for engine in _alternate(RUN_ENGINES, rep):
                 if engine == "py" and rep > 0:
                     continue  # one run of the Python interpreter is enough, and slow enough
                 run = PREPARE[engine](program, [sizes[name]])
@@ -384,7 +390,7 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[s
     for rep in range(reps):
         for pname, program in programs.items():
             args = [sizes[pname]]
-            for vname in settings:
+            for vname in _alternate(settings, rep):
                 rt, config = runtimes[vname], configs[vname]
                 if vname in wanted[STEADY]:
                     fused = config.superinstructions

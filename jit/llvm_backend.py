@@ -203,8 +203,8 @@ class LLVMBackend:
         protect(start, size, PROT_READ | PROT_WRITE)
         ctypes.memmove(at, patch, len(patch))
         protect(start, size, PROT_READ | PROT_EXEC)
-        ffi, lib = hostlib()
-        lib.jit_flush_icache(ffi.cast("char *", at), ffi.cast("char *", at + len(patch)))
+        _, lib = hostlib()
+        lib.jit_flush_icache(at, at + len(patch))
 
 
 def _const(v: int) -> str:

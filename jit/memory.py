@@ -42,7 +42,7 @@ def _libc() -> tuple[FFI, object]:
     ffi.cdef(
         """
         void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
-        int mprotect(void *addr, size_t len, int prot);
+        int mprotect(uintptr_t addr, size_t len, int prot);  /* (an address as an integer: no cast per call) */
         int munmap(void *addr, size_t length);
         """
     )
@@ -54,7 +54,7 @@ def protect(address: int, size: int, prot: int) -> None:
     if prot & PROT_WRITE and prot & PROT_EXEC:
         raise ExecMemoryError("refusing a writable and executable mapping")
     ffi, libc = _libc()
-    if libc.mprotect(ffi.cast("void *", address), size, prot) != 0:
+    if libc.mprotect(address, size, prot) != 0:
         raise ExecMemoryError(f"mprotect({address:#x}, {size}, {prot}) failed: {os.strerror(ffi.errno)}")
 
 
@@ -122,8 +122,8 @@ class Region:
         """Read-execute from now on, with the instruction cache made coherent."""
         protect(self.address, self.size, PROT_READ | PROT_EXEC)
         self.writable = False
-        hffi, lib = hostlib()
-        lib.jit_flush_icache(hffi.cast("char *", self.address), hffi.cast("char *", self.address + self.size))
+        _, lib = hostlib()
+        lib.jit_flush_icache(self.address, self.address + self.size)
 
     @contextmanager
     def unsealed(self) -> Iterator[Region]:

@@ -120,7 +120,7 @@ void run_tier1(VMState *state, const Inst *code, int64_t pc);
 void run_record(VMState *state, const Inst *code, int64_t pc, Recorder *rec);
 void run_tailcall(VMState *state, const Inst *code, int64_t pc);
 void vm_free_output(VMState *state);
-void jit_flush_icache(char *start, char *end);
+void jit_flush_icache(uintptr_t start, uintptr_t end);
 int64_t print_int(VMState *state, int64_t value);
 int64_t print_float(VMState *state, double value, int64_t precision);
 int64_t print_byte(VMState *state, int64_t value);
