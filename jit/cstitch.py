@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import struct
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -109,25 +109,10 @@ class Plans:
 
     def pack(self, steps: Sequence[Step]) -> Packed:
         """The steps as the C StepPlan array."""
-        index, pack = self.index, _STEP.pack
         try:
-            data = bytearray().join(
-                [
-                    pack(
-                        index[s.op],
-                        s.operand0,
-                        s.operand1,
-                        s.position,
-                        -1 if s.target is None else s.target,
-                        -1 if s.exit is None else s.exit,
-                        -1 if s.continue_to is None else s.continue_to,
-                        s.target_address or 0,
-                    )
-                    for s in steps
-                ]
-            )
+            data = _pack_all(self.index, steps, _STEP.pack)
         except struct.error:  # an operand given as unsigned 64 bits: slow path
-            data = bytearray().join([pack(*map(_s64, _fields(index, s))) for s in steps])
+            data = _pack_all(self.index, steps, _pack_s64)
         return Packed(data, len(steps), self.ffi.from_buffer("StepPlan[]", data, require_writable=True))
 
     def layout(self, packed: Packed) -> Layout:
@@ -195,18 +180,28 @@ class Packed:
 _STEP = struct.Struct("8q")  # StepPlan
 
 
-def _fields(index: Mapping[str, int], s: Step) -> tuple[int, ...]:
-    """A StepPlan's fields (pack() has the same inline, for speed)."""
-    return (
-        index[s.op],
-        s.operand0,
-        s.operand1,
-        s.position,
-        -1 if s.target is None else s.target,
-        -1 if s.exit is None else s.exit,
-        -1 if s.continue_to is None else s.continue_to,
-        s.target_address or 0,
+def _pack_all(index: Mapping[str, int], steps: Sequence[Step], pack: Callable[..., bytes]) -> bytearray:
+    """Every step's StepPlan fields through `pack` (one comprehension: this is
+    the hot part of a compile's Python)."""
+    return bytearray().join(
+        [
+            pack(
+                index[s.op],
+                s.operand0,
+                s.operand1,
+                s.position,
+                -1 if s.target is None else s.target,
+                -1 if s.exit is None else s.exit,
+                -1 if s.continue_to is None else s.continue_to,
+                s.target_address or 0,
+            )
+            for s in steps
+        ]
     )
+
+
+def _pack_s64(*fields: int) -> bytes:
+    return _STEP.pack(*map(_s64, fields))
 
 
 def _s64(v: int) -> int:
