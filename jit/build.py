@@ -41,6 +41,10 @@ class Variant:
     clean_tail: bool = True
     stack_depth: int = DEPTH  # stack slots its variants can keep in registers (0: none)
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.stack_depth <= DEPTH:
+            raise ValueError(f"stack_depth must be 0 to {DEPTH}: the template has {DEPTH} registers for the stack")
+
     @property
     def tag(self) -> str:
         parts = [] if self.opt == "-Os" else [self.opt.lstrip("-")]

@@ -2,10 +2,12 @@
 
 Each library gets patch plans once: per stencil its bytes and its holes as
 small integer records (relocation number, what fills it, which helper,
-addend).  A compile then packs its steps into one array (struct), lays them out with
-one call and stitches them with another, which writes straight into the
-(still writable) region.  jit.stitch
-stays the readable reference; the tests require the same bytes from both.
+addend), and a table of its stack-caching variants.  A compile packs its
+steps into one StepPlan array, and three calls do the rest: choose each
+step's variant (jit_cache_stack), lay the steps out (jit_layout) and stitch
+them straight into the (still writable) region (jit_stitch).  jit.stitch,
+jit.stackcache.assign and jit.stitch.layout stay the readable reference;
+the tests require the same choices, offsets and bytes from both.
 """
 
 from __future__ import annotations

@@ -95,10 +95,11 @@ class EmuCode:
     layout: Layout
     steps: tuple[Step, ...]
     trampolines: int = 0
+    chosen: tuple[str, ...] = ()  # each step's stencil (its stack-caching variant)
 
     @property
     def stencils(self) -> list[str]:
-        return [s.op for s in self.steps]
+        return list(self.chosen) or [s.op for s in self.steps]
 
     def address(self, step: int) -> int:
         return self.base + self.layout.code_offsets[step]
@@ -232,17 +233,16 @@ class Emulator:
         self.uc.ctl_remove_cache(address, address + len(code))
 
     def compile(self, steps: Sequence[Step]) -> EmuCode:
-        if self.stack_cache:
-            steps = assign(steps, self.library.ops, self.stack_depth)
-        lay = layout(self.library, steps)
+        chosen = assign(steps, self.library.ops, self.stack_depth) if self.stack_cache else list(steps)
+        lay = layout(self.library, chosen)
         address = self._code_top
         if self.stitcher == "c":
-            code, trampolines = stitch_bytes(self.library, steps, lay, address, self.helpers)
+            code, trampolines = stitch_bytes(self.library, chosen, lay, address, self.helpers)
         else:
-            stitched = stitch(self.library, steps, lay, address, self.helpers)
+            stitched = stitch(self.library, chosen, lay, address, self.helpers)
             code, trampolines = stitched.code, stitched.trampolines
         self.load(code)
-        return EmuCode(self, address, lay, tuple(steps), trampolines)
+        return EmuCode(self, address, lay, tuple(steps), trampolines, tuple(s.op for s in chosen))
 
     # -- running -------------------------------------------------------------------
 

@@ -59,7 +59,8 @@ class NativeRuntime:
         self, library: StencilLibrary, arena: Arena | None = None, stitcher: str = "c", stack_cache: bool = True
     ) -> None:
         """stitcher: "c" (the fast path) or "python" (jit.stitch, the reference);
-        stack_cache: choose stencils that keep the top of the stack in a register."""
+        stack_cache: choose stencils that keep the top of the stack in registers
+        (jit.stackcache), as deep as the library's variants go."""
         self.library = library
         self.arena = arena or Arena()
         self.stitcher = stitcher
@@ -86,15 +87,15 @@ class NativeRuntime:
             lay = plans.layout(packed)
             stencils = partial(plans.stencils, packed)
         else:
-            if self.stack_cache:
-                steps = assign(steps, self.library.ops, self.stack_depth)
-            lay = layout(self.library, steps)
+            chosen = assign(steps, self.library.ops, self.stack_depth) if self.stack_cache else list(steps)
+            stencils = partial(list, [s.op for s in chosen])
+            lay = layout(self.library, chosen)
         region = self.arena.allocate(lay.size)
         try:
             if self.stitcher == "c":
                 trampolines = plans.stitch_packed(packed, lay, region.address, region.address, self._helper_values)
             else:
-                stitched = stitch(self.library, steps, lay, region.address, self.helpers)
+                stitched = stitch(self.library, chosen, lay, region.address, self.helpers)
                 region.write(0, stitched.code)
                 trampolines = stitched.trampolines
             region.seal()

@@ -1,4 +1,4 @@
-"""The tiered engine: tier 1 finds hot loops, traces run them natively.
+"""The tiered engine: tier 1 finds hot loops and functions, which then run natively.
 
 Tier 1 (the C interpreter in jit/interp_tier1.c) counts back-edges per loop
 header and stops when one runs out.  The controller here then records the
@@ -14,6 +14,12 @@ Calls are inlined: a trace follows a CALL into its callee, keeping the real
 frame push and pop, so recursion and deep call chains are traced as far as
 the maximum trace length allows.  A loop header that cannot be traced is
 not tried again.
+
+Tier 1 also counts calls, apart from back-edges.  A function called often
+enough from tier 1 is compiled whole (jit.trace.form_function) and every
+later call from tier 1 enters it; that is what recursion needs, since it
+has no loop to trace.  Its calls of other functions leave through exits
+that, once hot, are linked to the callee's own compiled code.
 """
 
 from __future__ import annotations

@@ -103,3 +103,10 @@ def test_a_shallower_cache_is_a_build_setting(target):
         assert plans.stencils(packed) == python
         _check_consistent(steps, python)
     assert deepest == 1
+
+
+def test_a_cache_deeper_than_the_template_is_refused():
+    from jit.build import Variant
+
+    with pytest.raises(ValueError, match="stack_depth must be 0 to 2"):
+        Variant(stack_depth=3)
