@@ -407,17 +407,21 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[s
     }
     throughput = {n: uops / statistics.median(t) for n, t in compile_times.items()}
 
-    def code_size(vname: str) -> int:
-        if vname == "no-superinstructions":  # traces are formed fused: compare the programs compiled whole
-            lib = runtimes["default"].library
-            return sum(emitted_size(lib, program_steps(p, superinstructions=False)) for p in programs.values())
-        if vname == "default-whole":
-            lib = runtimes["default"].library
-            return sum(emitted_size(lib, program_steps(p)) for p in programs.values())
-        rt = runtimes[vname]
-        return sum(emitted_size(rt.library, t.steps, rt.stack_cache) for t in traces)
+    def code_sizes_on_off(off: str) -> tuple[int, int, str]:
+        """Code bytes with the technique on and off, and what was measured.
+        Traces are always formed with superinstructions, so those are
+        compared on the programs compiled whole."""
+        lib = runtimes["default"].library
+        if off == "no-superinstructions":
+            whole = [(program_steps(p), program_steps(p, superinstructions=False)) for p in programs.values()]
+            on = sum(emitted_size(lib, fused) for fused, _ in whole)
+            return on, sum(emitted_size(lib, plain) for _, plain in whole), "code bytes for the programs compiled whole"
+        rt = runtimes[off]
+        on = sum(emitted_size(lib, t.steps) for t in traces)
+        return on, sum(emitted_size(rt.library, t.steps, rt.stack_cache) for t in traces), FIGURE_NAMES[CODE]
 
     def row(technique: str, off: str, fig: str) -> dict[str, object]:
+        name = FIGURE_NAMES[fig]
         if fig in (STEADY, TIERED):
             ratio = geomean([r[off] / r["default"] for r in medians[fig].values()])
             on_value, off_value = 1.0, ratio
@@ -425,12 +429,8 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> dict[s
             on_value, off_value = throughput["default"], throughput[off]
             ratio = on_value / off_value
         else:
-            on_value = code_size("default-whole" if off == "no-superinstructions" else "default")
-            off_value = code_size(off)
+            on_value, off_value, name = code_sizes_on_off(off)
             ratio = off_value / on_value
-        name = FIGURE_NAMES[fig]
-        if fig == CODE and off == "no-superinstructions":
-            name = "code bytes for the programs compiled whole"
         return {"technique": technique, "figure": name, "on": on_value, "off": off_value, "contribution": ratio}
 
     return {
