@@ -151,8 +151,7 @@ class TieredRun:
                     function = self.functions.get(m.pc) or self._compile_function(m.pc)
                     if function is not None:
                         self.stats.calls += 1
-                        if m.enter(function.address(0)) == VM_EXITED:
-                            self._exit_taken(m.exit_index)
+                        self._enter(function)
                     code = self.traces.get(m.pc)
                 else:
                     break
@@ -176,9 +175,13 @@ class TieredRun:
             if code is None:
                 return m.pc
             self.stats.entries += 1
-            if m.enter(code.address(0)) == VM_EXITED:
-                self._exit_taken(m.exit_index)
+            self._enter(code)
             code = self.traces.get(m.pc)
+
+    def _enter(self, code) -> None:
+        """Run compiled code from its first step until it returns."""
+        if self.machine.enter(code.address(0)) == VM_EXITED:
+            self._exit_taken(self.machine.exit_index)
 
     # -- making traces ---------------------------------------------------------
 
