@@ -1,5 +1,7 @@
 /* The semantics of every micro-op, written once.  Included by template.c
- * (one stencil per op), by switch.c and by tailcall.c, each of which defines:
+ * (one stencil per op), by the interpreters (interp_switch.c,
+ * interp_tailcall.c, interp_tier1.c) and by peer.c (the LLVM peer's
+ * lowering), each of which defines:
  *
  *   BODY(NAME)      opens the code of op NAME (a case label or a function)
  *   OPARG, OPARG1   the instruction's operands, as int64_t
@@ -46,7 +48,18 @@
 #define LEAVE_HOOK() ((void)0)
 #endif
 
-/* Leave the machine code or the interpreter loop with the state saved. */
+/* The program's memory array and its size in slots.  The LLVM peer
+ * (peer.c) reads them once per compiled region, since they never change
+ * during a run. */
+#ifndef MEMORY
+#define MEMORY (state->mem)
+#define MEMORY_SIZE (state->mem_size)
+#endif
+
+/* Leave the machine code or the interpreter loop with the state saved.
+ * (The LLVM peer defines its own: its stack lives in SSA values, and the
+ * code around the op writes it back.) */
+#ifndef LEAVE
 #define LEAVE(st, where)          \
     do {                          \
         SPILL();                  \
@@ -57,6 +70,7 @@
         state->fp = fp;           \
         return;                   \
     } while (0)
+#endif
 
 #define FAIL(err)                             \
     do {                                      \
@@ -243,11 +257,11 @@ BODY(FTOI) {
 
 BODY(MLOAD) {
     uint64_t index = POP_U();
-    if (index >= (uint64_t)state->mem_size) {
+    if (index >= (uint64_t)MEMORY_SIZE) {
         PUSH_U(index);
         FAIL(VM_ERR_MEM_RANGE);
     }
-    PUSH(state->mem[index]);
+    PUSH(MEMORY[index]);
     NEXT();
 }
 
@@ -255,12 +269,12 @@ BODY(MLOAD) {
 BODY(MSTORE) {
     Slot value = POP();
     uint64_t index = POP_U();
-    if (index >= (uint64_t)state->mem_size) {
+    if (index >= (uint64_t)MEMORY_SIZE) {
         PUSH_U(index);
         PUSH(value);
         FAIL(VM_ERR_MEM_RANGE);
     }
-    state->mem[index] = value;
+    MEMORY[index] = value;
     NEXT();
 }
 

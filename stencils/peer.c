@@ -1,0 +1,67 @@
+/* One micro-op as a plain C function, for the LLVM peer's whole-function
+ * lowering (jit/llvm_backend.py).  Compile with -DTHIS_OP=OP_<NAME> to LLVM
+ * IR; the lowering inlines one call of it per step into a function that
+ * keeps the operand stack and the locals in allocas, which LLVM promotes to
+ * SSA values.  So, unlike a stencil, the op does not continue anywhere: it
+ * returns which way control goes, and the lowering branches there.
+ *
+ *   sp, fp         the operand stack and the locals: pointers into the
+ *                  lowering's allocas, at offsets it knows statically
+ *   mem, mem_size  the program's memory, loaded once per region (they do
+ *                  not change during a run)
+ *   oparg, oparg1  the instruction's operands; position its IR position
+ *
+ * LEAVE records why and where (status, pc) but not sp and fp: those point
+ * into the allocas, so the lowering writes the stack back to the VM and
+ * stores the real pointers.  An op that fails has put back what it took,
+ * so the stack then has the depth it had before the op.
+ *
+ * CALL, RET and EXIT are not built this way: the lowering leaves its
+ * region for them and uses their ordinary stencil IR (template.c), which
+ * works on the VM's own stack.
+ */
+#include "vm.h"
+#include "helpers.h"
+#include "opcodes.h"
+
+enum {
+    PEER_NEXT = 0,      /* on to the next step */
+    PEER_JUMP = 1,      /* to the step's jump target */
+    PEER_SIDE_EXIT = 2, /* to the step's side exit */
+    PEER_LEAVE = 3,     /* out of compiled code: state->status and pc are set */
+    PEER_NEVER = 4,     /* control the lowering handles itself (calls, returns) */
+};
+
+#define DECLARE_HELPER(name) extern char _JIT_HELPER_##name[];
+HELPERS(DECLARE_HELPER)
+#undef DECLARE_HELPER
+
+#define BODY(name) case OP_##name:
+#define OPARG oparg
+#define OPARG1 oparg1
+#define POSITION position
+#define MEMORY mem
+#define MEMORY_SIZE mem_size
+#define NEXT() return PEER_NEXT
+#define JUMP() return PEER_JUMP
+#define SIDE_EXIT() return PEER_SIDE_EXIT
+#define LEAVE(st, where)          \
+    do {                          \
+        state->status = (st);     \
+        state->pc = (where);      \
+        return PEER_LEAVE;        \
+    } while (0)
+#define ENTER_CALLEE() return PEER_NEVER
+#define RETURN_CODE ((void *)0)
+#define RETURN_TO(f) return PEER_NEVER
+#define HELPER(name) ((__typeof__(&name))(void *)_JIT_HELPER_##name)
+
+int64_t
+_JIT_ENTRY(VMState *state, Slot *sp, Slot *fp, Slot *mem, int64_t mem_size, int64_t oparg, int64_t oparg1,
+           int64_t position)
+{
+    switch (THIS_OP) {
+#include "bodies.h"
+    }
+    __builtin_unreachable();
+}
