@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .hostlib import hostlib
 from .ir import Program
 from .limits import MAX_CALL_DEPTH, STACK_SLOTS
-from .outcome import ERROR, HALTED, Outcome, error_message
+from .outcome import ERROR, HALTED, Outcome, Prepared, error_message
 
 VM_HALTED, VM_ERROR = 1, 2
 
@@ -87,20 +87,12 @@ def encode(program: Program, ffi) -> object:
     return code
 
 
-def prepare_c(program: Program, args: Sequence[int], engine: str = "switch") -> Callable[[], Outcome]:
-    """Set up a run; the returned function runs it (once) and frees the output."""
+def prepare_c(program: Program, args: Sequence[int], engine: str = "switch") -> Prepared:
+    """Set up a run; calling the result runs it (once) and frees the output."""
     vm = NativeVM.create(program, args)
     code = encode(program, vm.ffi)
     entry = {"switch": vm.lib.run_switch, "tailcall": vm.lib.run_tailcall}[engine]
-
-    def run() -> Outcome:
-        try:
-            entry(vm.state, code, 0)
-            return vm.outcome()
-        finally:
-            vm.close()
-
-    return run
+    return Prepared(lambda: entry(vm.state, code, 0), vm.outcome, vm.close)
 
 
 def run_c(program: Program, args: Sequence[int], engine: str = "switch") -> Outcome:

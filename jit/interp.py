@@ -24,6 +24,7 @@ from .outcome import (
     ERROR,
     HALTED,
     Outcome,
+    Prepared,
     error_message,
     format_float,
 )
@@ -478,8 +479,10 @@ class Machine:
         return Outcome(bytes(self.out), ERROR, self.pc, error_message(self.program, self.error, self.pc, top))
 
 
-def prepare_py(program: Program, args: Sequence[int]) -> Callable[[], Outcome]:
-    return Machine(program, args).run
+def prepare_py(program: Program, args: Sequence[int]) -> Prepared:
+    machine = Machine(program, args)
+    done: list[Outcome] = []
+    return Prepared(lambda: done.append(machine.run()), lambda: done[0])
 
 
 def run_py(program: Program, args: Sequence[int]) -> Outcome:

@@ -21,7 +21,7 @@ from .hostlib import hostlib
 from .ir import Program
 from .memory import Arena, Region
 from .optable import helper_names
-from .outcome import Outcome
+from .outcome import Prepared
 from .patch import jump
 from .stackcache import assign, library_depth
 from .stencils import HELPER_PREFIX, StencilLibrary
@@ -137,21 +137,15 @@ def program_steps(program: Program, superinstructions: bool = True) -> list[Step
     return fuse(steps)[0] if superinstructions else steps
 
 
-def prepare_eager(
-    program: Program, args: Sequence[int], backend=None, superinstructions: bool = True
-) -> Callable[[], Outcome]:
+def prepare_eager(program: Program, args: Sequence[int], backend=None, superinstructions: bool = True) -> Prepared:
     """Compile the whole program up front (with copy-and-patch, or `backend`);
-    the returned function runs it natively."""
+    calling the result runs it natively, then frees the code."""
     rt = native_runtime()
     compiled = (backend or rt).compile(program_steps(program, superinstructions))
     vm = NativeVM.create(program, args)
 
-    def run() -> Outcome:
-        try:
-            rt.enter(vm.state, compiled.address(0))
-            return vm.outcome()
-        finally:
-            vm.close()
-            compiled.free()
+    def close() -> None:
+        vm.close()
+        compiled.free()
 
-    return run
+    return Prepared(lambda: rt.enter(vm.state, compiled.address(0)), vm.outcome, close)

@@ -6,6 +6,8 @@ message is made here, once, so that it is the same for all of them.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .ir import Program
@@ -54,3 +56,31 @@ def format_float(value: float, precision: int) -> bytes:
     if value != value:
         return b"nan"
     return b"%.*f" % (precision, value)
+
+
+class Prepared:
+    """A run that is set up and ready.  Calling it runs the program once and
+    returns the Outcome; `seconds` is then how long the engine ran, and
+    nothing else: set-up came before, and reading the outcome and freeing
+    the VM and the code come after (a benchmark must time one thing).
+    `stats` is the tiered engine's TierStats, or None."""
+
+    def __init__(
+        self,
+        enter: Callable[[], object],
+        outcome: Callable[[], Outcome],
+        close: Callable[[], object] = lambda: None,
+        stats: object = None,
+    ) -> None:
+        self._enter, self._outcome, self._close = enter, outcome, close
+        self.stats = stats
+        self.seconds = float("nan")
+
+    def __call__(self) -> Outcome:
+        try:
+            t0 = time.perf_counter()
+            self._enter()
+            self.seconds = time.perf_counter() - t0
+            return self._outcome()
+        finally:
+            self._close()

@@ -33,7 +33,7 @@ from .cinterp import VM_ERROR, VM_HALTED
 from .errors import JitError
 from .ir import Program
 from .machines import MAX_EXITS, EmulatedMachine, NativeMachine
-from .outcome import Outcome
+from .outcome import Outcome, Prepared
 from .toolchain import host_target
 from .trace import EXIT, LINK, LOOP, ExitInfo, TraceShape, form_function, form_trace
 
@@ -138,32 +138,42 @@ class TieredRun:
     # -- the loop between the tiers ------------------------------------------
 
     def run(self) -> Outcome:
+        """Run the program once, then free everything."""
+        try:
+            self.execute()
+            return self.machine.outcome()
+        finally:
+            self.close()
+
+    def execute(self) -> None:
+        """The tiers, until the program halts or fails."""
         m = self.machine
         pc = 0
-        try:
-            while True:
-                status = m.interpret(pc)
-                if status == VM_HOT:
-                    if m.pc not in self.traces:
-                        self._trace_loop(m.pc)  # (recording moves the pc on)
-                    code = self.traces.get(m.pc)
-                elif status == VM_HOT_CALL:
-                    function = self.functions.get(m.pc) or self._compile_function(m.pc)
-                    if function is not None:
-                        self.stats.calls += 1
-                        self._enter(function)
-                    code = self.traces.get(m.pc)
-                else:
-                    break
-                resume = self._run_traces(code)
-                if resume is None:
-                    break
-                pc = resume
-            return m.outcome()
-        finally:
-            self.stats.trace_ops, self.stats.interp_ops = m.trace_ops, m.interp_ops
-            self.stats.side_exits = sum(m.exit_count(k) for k in range(self.next_exit))
-            m.close()
+        while True:
+            status = m.interpret(pc)
+            if status == VM_HOT:
+                if m.pc not in self.traces:
+                    self._trace_loop(m.pc)  # (recording moves the pc on)
+                code = self.traces.get(m.pc)
+            elif status == VM_HOT_CALL:
+                function = self.functions.get(m.pc) or self._compile_function(m.pc)
+                if function is not None:
+                    self.stats.calls += 1
+                    self._enter(function)
+                code = self.traces.get(m.pc)
+            else:
+                break
+            resume = self._run_traces(code)
+            if resume is None:
+                break
+            pc = resume
+
+    def close(self) -> None:
+        """Take the last counts, then free the code and the VM."""
+        m = self.machine
+        self.stats.trace_ops, self.stats.interp_ops = m.trace_ops, m.interp_ops
+        self.stats.side_exits = sum(m.exit_count(k) for k in range(self.next_exit))
+        m.close()
 
     def _run_traces(self, code) -> int | None:
         """Run `code`, then traces while the state sits at a trace head; then
@@ -287,16 +297,5 @@ def prepare_tiered(
 ):
     """Set up a tiered run (natively, or emulated for another target); the
     returned object runs it once when called and keeps its stats."""
-    return _Runner(TieredRun(program, args, config, target, emulate, on_compile, backend))
-
-
-@dataclass
-class _Runner:
-    run_: TieredRun
-
-    @property
-    def stats(self) -> TierStats:
-        return self.run_.stats
-
-    def __call__(self) -> Outcome:
-        return self.run_.run()
+    run = TieredRun(program, args, config, target, emulate, on_compile, backend)
+    return Prepared(run.execute, run.machine.outcome, run.close, run.stats)
