@@ -1,10 +1,10 @@
-"""Trace compile latency and throughput, and code size (pytest-benchmark).
+"""Trace compile cost end to end, and code size (pytest-benchmark).
 
     pytest bench/test_compile.py --benchmark-group-by=param:program
 
 The traces are the ones the bundled programs really produce (the tiered
-engine records them on a run); each backend compiles all of a program's
-traces per round.  Throughput (micro-ops per second) and code size (bytes
+engine records them on a run); each backend forms and compiles all of a
+program's traces per round, from what tier 1 handed over.  Throughput (micro-ops per second) and code size (bytes
 laid down against the stencils used, as clang emitted them) go into each
 benchmark's extra_info.
 """
@@ -16,11 +16,13 @@ from functools import cache
 import pytest
 
 from jit.benchmark import SIZES, code_sizes, collect_traces, load_programs
+from jit.trace import form
 
 
 @cache
 def traces_of(program: str):
-    return collect_traces(load_programs({program: SIZES[program]}), SIZES)
+    programs = load_programs({program: SIZES[program]})
+    return programs[program], collect_traces(programs, SIZES)
 
 
 def _backend(name: str):
@@ -36,13 +38,13 @@ def _backend(name: str):
 @pytest.mark.parametrize("backend", ["copy-and-patch", "llvm-O0", "llvm-O2"])
 @pytest.mark.parametrize("program", sorted(SIZES))
 def test_compile_traces(benchmark, program, backend):
-    traces = traces_of(program)
+    prog, traces = traces_of(program)
     if not traces:
         pytest.skip(f"{program} has no loops, so the tiered engine compiles no trace")
     compiler = _backend(backend)
 
     def compile_all():
-        return [compiler.compile(t.steps) for t in traces]
+        return [compiler.compile(form(prog, t.handover).steps) for t in traces]
 
     rounds = 20 if backend == "copy-and-patch" else 3
     codes = benchmark.pedantic(compile_all, rounds=rounds, warmup_rounds=1)

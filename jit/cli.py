@@ -238,7 +238,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("bench", help="measure every figure DESIGN.md sets a goal for, side by side")
+    p = sub.add_parser("bench", help="measure every figure in jit.goals side by side, with intervals")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (under 3 minutes on 2 cores)")
     p.add_argument("--json", metavar="FILE", help="write the figures, machine and versions as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw run time per program and engine (log scale)")

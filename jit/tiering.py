@@ -35,7 +35,7 @@ from .ir import Program
 from .machines import MAX_EXITS, EmulatedMachine, NativeMachine
 from .outcome import Outcome, Prepared
 from .toolchain import host_target
-from .trace import EXIT, LINK, LOOP, ExitInfo, TraceShape, form_function, form_trace
+from .trace import EXIT, FUNCTION, LINK, LOOP, ExitInfo, Handover, TraceShape, form
 
 VM_EXITED, VM_HOT, VM_RECORDED, VM_HOT_CALL = 3, 4, 5, 6
 
@@ -209,7 +209,8 @@ class TieredRun:
         not marked as a trace head, so loop traces still inline calls of it."""
         m = self.machine
         t0 = time.perf_counter()
-        shape = form_function(self.program, start, self.next_exit, self.config.superinstructions)
+        handover = Handover(FUNCTION, (), start, self.next_exit, superinstructions=self.config.superinstructions)
+        shape = self._form(handover)
         if self.next_exit + len(shape.exits) > MAX_EXITS:
             m.never_call(start)
             return None
@@ -253,11 +254,16 @@ class TieredRun:
             return None
         link = self.traces[stop].address(0) if kind == LINK else None
         t0 = time.perf_counter()
-        shape = form_trace(self.program, pcs, stop, kind, self.next_exit, link, self.config.superinstructions)
+        shape = self._form(Handover(kind, pcs, stop, self.next_exit, link, self.config.superinstructions))
         code = self._install(shape, t0, "side" if side else "loop")
         self.stats.traces += 1
         self.stats.side_traces += side
         return code
+
+    def _form(self, handover: Handover) -> TraceShape:
+        shape = form(self.program, handover)
+        shape.handover = handover
+        return shape
 
     def _install(self, shape: TraceShape, t0: float, kind: str):
         """Compile a shape (timed from t0) and take charge of its exits."""

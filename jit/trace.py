@@ -17,6 +17,7 @@ how much of the program ran in traces.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from .fuse import fuse
@@ -41,6 +42,30 @@ class TraceShape:
     exits: dict[int, ExitInfo] = field(default_factory=dict)  # exit id -> info
     ops: int = 0  # micro-ops on one full pass (a whole function: its instructions)
     kind: str = LOOP  # how it ends (LOOP, LINK, EXIT, RETURN), or FUNCTION: a whole function
+    handover: Handover | None = None  # what it was formed from (set by the tiered engine)
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What tier 1 hands the compiler: a path it recorded (a trace: `pcs`,
+    stopped at `stop_pc` for `kind`), or the start of a hot function (kind
+    FUNCTION, `pcs` empty, `stop_pc` its first instruction).  Compiling
+    starts here, so end-to-end compile times (jit.benchmark) start here too."""
+
+    kind: str  # LOOP, LINK or EXIT for a path; FUNCTION for a whole function
+    pcs: Sequence[int]
+    stop_pc: int
+    first_exit: int  # the id of the first exit the code may use
+    link_address: int | None = None  # LINK: the code of the trace it jumps into
+    superinstructions: bool = True
+
+
+def form(program: Program, handover: Handover) -> TraceShape:
+    """The steps for a handover, with its exits."""
+    h = handover
+    if h.kind == FUNCTION:
+        return form_function(program, h.stop_pc, h.first_exit, h.superinstructions)
+    return form_trace(program, list(h.pcs), h.stop_pc, h.kind, h.first_exit, h.link_address, h.superinstructions)
 
 
 _GUARDS = {  # (branch, taken) -> guard that holds on the recorded path

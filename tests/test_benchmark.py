@@ -1,51 +1,83 @@
-"""`python -m jit bench` produces every figure, a table and a plot (tiny sizes here:
-the figures themselves are for bench runs, not for tests)."""
+"""`python -m jit bench` produces every figure with its interval, a table, JSON and a plot
+(tiny sizes here: the figures themselves are for bench runs, not for tests)."""
 
 from __future__ import annotations
 
 import json
 import math
+import random
+
+import pytest
 
 from jit import benchmark
+from jit.goals import GOALS, Better, Goal, Verdict
 
 TINY = {"nbody": 20, "fib": 10, "count": 500, "branchy": 301}
 
 
-def test_measure_gives_every_figure(tmp_path):
-    result = benchmark.measure(quick=True, sizes=TINY)
-    for key, *_ in benchmark.GOALS:
-        assert isinstance(result[key], float) and math.isfinite(result[key]) and result[key] > 0, key
-    assert result["traces"] >= 3 and result["trace_uops"] > 0
-    assert set(result["run_seconds"]) == set(TINY)
-    for row in result["run_seconds"].values():
-        assert set(row) == set(benchmark.RUN_ENGINES)
-    info = result["machine_info"]
+def test_measure_gives_every_figure_with_an_interval(tmp_path):
+    report = benchmark.measure(quick=True, sizes=TINY)
+    data = report.to_json()
+    for g in GOALS:
+        value = data[g.key]
+        low, high = data["intervals"][g.key]
+        assert isinstance(value, float) and math.isfinite(value) and value > 0, g.key
+        assert low <= value <= high, g.key
+        assert data["goals"][g.key]["verdict"] in {v.value for v in Verdict}
+    assert report.traces >= 3 and report.trace_uops > 0
+    assert set(report.run_seconds) == set(TINY)
+    for row in report.run_seconds.values():
+        assert set(row) == set(benchmark.contenders())
+        assert len(row["c_O2"]) == report.repetitions["run"] and len(row["py"]) == 1
+    info = report.machine_info
     assert info["clang"] and info["llvmlite"] and info["cores"]
-    table = benchmark.format_table(result)
-    assert "trace compile latency, llvm-O0 / copy-and-patch" in table and ">= 1000x" in table
+    table = benchmark.format_table(report)
+    assert "fair llvm-O2 / copy-and-patch" in table and ">= 1000x" in table and ">= 10,000,000" in table and "c_O0" in table
     png = tmp_path / "out.png"
-    benchmark.plot(result, str(png))
+    benchmark.plot(report, str(png))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    json.dumps(result)  # serialisable as it is
+    json.dumps(data)  # serialisable as it is
+
+
+def test_paired_ratio_is_the_geomean_of_per_program_medians():
+    runs = {"a": {"x": [2.0, 4.0, 6.0], "y": [1.0, 1.0, 1.0]}, "b": {"x": [8.0, 8.0, 8.0], "y": [1.0, 2.0, 4.0]}}
+    value, low, high = benchmark.paired_ratio(runs, "x", "y", random.Random(0))
+    assert value == pytest.approx(math.sqrt(4.0 * 4.0))  # medians: a 4, b 4
+    assert low <= value <= high and low >= 2.0 and high <= 8.0
+
+
+def test_a_goal_is_met_only_when_the_whole_interval_clears_it():
+    at_least = Goal("k", "what", 2.0)
+    assert at_least.verdict(2.1, 3.0) is Verdict.MET
+    assert at_least.verdict(1.9, 3.0) is Verdict.NOISE
+    assert at_least.verdict(1.0, 1.9) is Verdict.MISSED
+    at_most = Goal("k", "what", 1.0, Better.LOWER)
+    assert at_most.verdict(0.8, 0.9) is Verdict.MET
+    assert at_most.verdict(0.9, 1.1) is Verdict.NOISE
+    assert at_most.verdict(1.1, 1.2) is Verdict.MISSED
 
 
 def test_code_size_counts_the_removed_jumps():
     from jit.stitch import Step
 
     steps = [Step("PUSH_INT", 1), Step("PUSH_INT", 2), Step("ADD"), Step("HALT")]
-    emitted, original = benchmark.code_sizes([benchmark.Trace("t", steps, 4)])
+    emitted, original = benchmark.code_sizes([benchmark.Trace("t", None, steps, 4)])
     assert emitted < original  # three of the four lost their final jump
 
 
 def test_ablation_measures_each_technique_it_has():
-    result = benchmark.measure_ablation(quick=True, sizes={"count": 300, "branchy": 301})
-    rows = result["ablation"]
-    techniques = {row["technique"].split(" (")[0].split(":")[0] for row in rows}
+    from jit.ablation import format_ablation, measure_ablation
+
+    result = measure_ablation(quick=True, sizes={"count": 300, "branchy": 301})
+    rows = result.rows
+    techniques = {row.technique.split(" (")[0].split(":")[0] for row in rows}
     assert {"C stitcher", "tail clean-up", "superinstructions", "stencils at -Os", "stack caching"} <= techniques
     for row in rows:
-        assert row["on"] > 0 and row["off"] > 0 and row["contribution"] > 0
-    sizes = {row["technique"]: row for row in rows if row["figure"].startswith("code bytes")}
-    assert sizes["tail clean-up"]["off"] > sizes["tail clean-up"]["on"]  # removing jumps saves bytes
-    assert sizes["superinstructions"]["off"] > sizes["superinstructions"]["on"]
-    assert sizes["stack caching"]["off"] > sizes["stack caching"]["on"]  # register moves instead of memory
-    assert "stack caching" in benchmark.format_ablation(result)
+        assert row.on > 0 and row.off > 0 and row.contribution > 0
+        assert row.interval[0] <= row.contribution <= row.interval[1]
+    sizes = {row.technique: row for row in rows if row.figure.startswith("code bytes")}
+    assert sizes["tail clean-up"].off > sizes["tail clean-up"].on  # removing jumps saves bytes
+    assert sizes["superinstructions"].off > sizes["superinstructions"].on
+    assert sizes["stack caching"].off > sizes["stack caching"].on  # register moves instead of memory
+    assert "stack caching" in format_ablation(result)
+    json.dumps(result.to_json())
