@@ -46,6 +46,11 @@ def call_info(params: int, extra_locals: int, need: int) -> int:
     return params | (extra_locals << 16) | (need << 32)
 
 
+def call_shape(info: int) -> tuple[int, int]:
+    """The parameters and extra locals of a packed call_info."""
+    return info & 0xFFFF, (info >> 16) & 0xFFFF
+
+
 @dataclass(frozen=True)
 class Instr:
     op: int  # opcode (index into the op table)

@@ -40,7 +40,7 @@ import hashlib
 import json
 import re
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -50,6 +50,7 @@ from .build import Job, jobs_for_library
 from .errors import StencilBuildError, ToolchainError
 from .fuse import expand
 from .hostlib import hostlib
+from .ir import call_shape
 from .memory import PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, protect
 from .optable import OpInfo, optable
 from .patch import jump
@@ -65,8 +66,9 @@ _TYPE = re.compile(r"^%[\w.]+ = type .*$", re.M)
 _DEFINE_END = re.compile(r"^(define [^\n]*?) ?\{$", re.M)
 
 # What a peer op function returns (the PEER_* values in stencils/peer.c).
-NEXT, JUMP, SIDE_EXIT, LEAVE = 0, 1, 2, 3
+NEXT, JUMP, SIDE_EXIT, LEAVE, PEER_CALL, PEER_RETURN = 0, 1, 2, 3, 4, 5
 PEER_PREFIX = "peer:"  # op_ir() key of an op's peer function
+_IR_FORMAT = "2"  # part of op_ir()'s cache key: change it when _emit's processing changes
 
 
 def _ir_flags(target_name: str) -> list[str]:
@@ -88,7 +90,7 @@ def op_ir() -> dict[str, str]:
     clang = find_clang()
     flags = _ir_flags(target)
     _target_machine(2)  # initialises LLVM
-    h = hashlib.sha256("\0".join([clang.version, *flags]).encode())
+    h = hashlib.sha256("\0".join([clang.version, *flags, _IR_FORMAT]).encode())
     for path in sorted(STENCILS_DIR.iterdir()):
         h.update(path.name.encode() + path.read_bytes())
     out = cache_dir() / "llvm" / f"{target}-{h.hexdigest()[:24]}.json"
@@ -116,7 +118,12 @@ def _emit(clang: str, flags: list[str], job: Job, target: str) -> tuple[str, lis
     if result.returncode != 0:
         raise StencilBuildError(job.name, target, f"clang -emit-llvm failed:\n{result.stderr.strip()}")
     module = llvm.parse_assembly(result.stdout)
-    _optimise(module, 2)
+    # A peer function's loops (a call zeroing locals, a return moving its
+    # results) run a constant number of times once inlined: left simple
+    # here, the unit's own -O2 unrolls them and then promotes the stack.
+    # Vectorised now, they would index the stack at variable offsets, and
+    # no slot of it would reach a register.
+    _optimise(module, 2, simple_loops=job.name.startswith(PEER_PREFIX))
     ir = str(module)
     m = _DEFINE.search(ir)
     if not m:
@@ -125,8 +132,10 @@ def _emit(clang: str, flags: list[str], job: Job, target: str) -> tuple[str, lis
     return text.replace("define dso_local ", "define ", 1), _TYPE.findall(ir)
 
 
-def _optimise(module, level: int) -> None:
+def _optimise(module, level: int, simple_loops: bool = False) -> None:
     pto = llvm.create_pipeline_tuning_options(speed_level=level)
+    if simple_loops:
+        pto.loop_vectorization = pto.slp_vectorization = pto.loop_unrolling = pto.loop_interleaving = False
     pb = llvm.create_pass_builder(_target_machine(level), pto)
     pb.getModulePassManager().run(module, pb)
 
@@ -165,40 +174,30 @@ class LLVMCode:
 
 # -- whole-function lowering ------------------------------------------------------
 
+MAX_INLINE = 4  # calls inlined inside one another at most
+# A callee is inlined when its own region holds at most this many steps.
+# (Measured, eager -O2: spectralnorm's eval_A and times inlined run 2.7x
+# faster; nbody with advance and energy inlined into main 1.25x slower.)
+MAX_INLINE_STEPS = 100
+
 
 @dataclass(frozen=True)
-class _Edge:
-    kind: int  # NEXT, JUMP or SIDE_EXIT
-    to: int | None  # step index, or None: the step cannot go this way
+class _Frame:
+    """A call the region inlined."""
+
+    call: int  # the CALL step
+    after: int  # the step the callee returns to
+    caller_fp: int | None  # the caller's locals: None for the entry frame's (in L), else an offset in S
+    callee: int  # the callee's first step
 
 
-class _Region:
-    """The steps reachable from one entry without crossing a boundary, with
-    the stack depth before each (relative to the depth at the entry)."""
+@dataclass(frozen=True)
+class _Node:
+    """A step as a region reaches it: inside which inlined calls, with which locals."""
 
-    def __init__(self, steps: Sequence[Step], info: Sequence[OpInfo], entry: int, boundary: Sequence[bool]) -> None:
-        self.entry = entry
-        self.depth: dict[int, int] = {}
-        self.locals: set[int] = set()
-        self.low = 0  # the deepest slot below the entry's stack top that the region reads
-        self.high = 0  # the highest stack depth it reaches
-        work = [(entry, 0)]
-        while work:
-            i, depth = work.pop()
-            if i in self.depth:
-                if self.depth[i] != depth:
-                    seen = f"step {i} is reached at stack depths {depth} and {self.depth[i]}"
-                    raise StencilBuildError(steps[i].op, "llvm", seen)
-                continue
-            self.depth[i] = depth
-            op = info[i]
-            self.locals.update(_locals(steps[i], op))
-            after = depth - op.pops + op.pushes
-            self.low = min(self.low, depth - op.pops)
-            self.high = max(self.high, depth, after)
-            for edge in _edges(steps, info, i):
-                if edge.to is not None and not boundary[edge.to]:
-                    work.append((edge.to, after))
+    step: int
+    ctx: tuple[_Frame, ...] = ()
+    fp: int | None = None  # the locals: None for the entry frame's (in L), else an offset in S
 
 
 def _locals(step: Step, op: OpInfo) -> Iterator[int]:
@@ -209,65 +208,170 @@ def _locals(step: Step, op: OpInfo) -> Iterator[int]:
         yield step.operand0
 
 
-def _edges(steps: Sequence[Step], info: Sequence[OpInfo], i: int) -> list[_Edge]:
-    """Where step i can go besides leaving compiled code."""
-    step, op = steps[i], info[i]
-    falls = not op.has("TERMINATOR") and i + 1 < len(steps)
-    jumps = op.has("JUMP") and step.target is not None
-    return [
-        _Edge(NEXT, i + 1 if falls else None),
-        _Edge(JUMP, step.target if jumps else None),
-        _Edge(SIDE_EXIT, step.exit),
-    ]
-
-
 class _Lowering:
-    """The LLVM IR text for one compile: regions, boundary functions, peer functions."""
+    """The LLVM IR text for one compile: regions, boundary functions, peer functions.
+
+    A region is explored from its entry node by the ways each step can go;
+    a successor that crosses a boundary ends the path there.  A CALL whose
+    callee is known and small becomes an inlined frame (up to MAX_INLINE
+    deep, never recursively); its RET, reached inside the region, goes back to the
+    step after the call.  Stack slots are counted from the entry's stack
+    top (S offsets, negative below it), locals of the entry frame sit in L.
+    """
 
     def __init__(self, backend: LLVMBackend, steps: Sequence[Step], prefix: str) -> None:
         self.backend, self.steps, self.prefix = backend, steps, prefix
-        table = backend.ops
-        self.info = [table[s.op] for s in steps]
-        self.boundary = [
-            op.has("CALL") or op.has("RETURN") or s.op == "EXIT" or s.target_address is not None
-            for s, op in zip(steps, self.info, strict=True)
-        ]
-        entries = {0}
-        for i, s in enumerate(steps):
-            if self.info[i].has("CALL"):
-                entries.add(i + 1 if s.continue_to is None else s.continue_to)
-                if s.target is not None:
-                    entries.add(s.target)
-        self.entries = sorted(entries)
-        self.names: dict[int, str] = {}
-        for i in range(len(steps)):
-            if self.boundary[i]:
-                self.names[i] = f"{prefix}_b{i}"
-            elif i in entries:
-                self.names[i] = f"{prefix}_e{i}"
+        self.info = [backend.ops[s.op] for s in steps]
+        self.names: dict[int, str] = {}  # region entries
+        self.boundaries: dict[int, str] = {}  # boundary functions
+        self._regions: list[int] = []
+        self._bounds: list[int] = []
         self.peers: set[str] = set()
+        self._sizes: dict[int, int] = {}  # callee's first step -> steps in its region
 
-    def module(self) -> str:
-        b = self.backend
-        steps = self.steps
-        parts = [
-            b.backend_function(steps, self.names, i, noinline=steps[i].op == "EXIT")
-            for i in range(len(steps))
-            if self.boundary[i]
-        ]
-        regions = [_Region(steps, self.info, e, self.boundary) for e in self.entries if not self.boundary[e]]
-        parts += [self.region(r) for r in regions]
+    # -- what enters where ----------------------------------------------------
+
+    def _after(self, i: int) -> int:
+        s = self.steps[i]
+        return i + 1 if s.continue_to is None else s.continue_to
+
+    def _always_crosses(self, i: int) -> bool:
+        s = self.steps[i]
+        return s.op == "EXIT" or s.target_address is not None
+
+    def boundary(self, i: int) -> str:
+        """The stencil function of step i (registered to be emitted)."""
+        if i not in self.boundaries:
+            self.boundaries[i] = f"{self.prefix}_b{i}"
+            self._bounds.append(i)
+        return self.boundaries[i]
+
+    def entry(self, i: int) -> str:
+        """The function that enters the code at step i with nothing inlined."""
+        op = self.info[i]
+        if self._always_crosses(i) or op.has("RETURN"):
+            return self.boundary(i)
+        if i not in self.names:
+            self.names[i] = f"{self.prefix}_e{i}"
+            self._regions.append(i)
+        return self.names[i]
+
+    def module(self) -> tuple[str, dict[int, str]]:
+        """The module's text, and the function of each step code enters at."""
+        b, steps = self.backend, self.steps
+        addresses = {0: self.entry(0)}
+        addresses.update((i, self.boundary(i)) for i, s in enumerate(steps) if s.op == "EXIT")
+        parts = []
+        while self._regions or self._bounds:
+            if self._regions:
+                parts.append(self.region(self._regions.pop()))
+                continue
+            i = self._bounds.pop()
+            if self.info[i].has("CALL"):  # its callee and its return point are entries
+                self.entry(self._after(i))
+                if steps[i].target is not None:
+                    self.entry(steps[i].target)
+            parts.append(b.backend_function(steps, i, self._resolve, self.boundaries[i], steps[i].op == "EXIT"))
+        # Leaving compiled code (a runtime error, halt) is rare: blocks that
+        # call this are laid out of the hot path.
+        parts.append("define internal void @jit_cold() cold noinline {\n  ret void\n}")
         for op in sorted(self.peers):
             text = _HOLE.sub(b.hole_value, b.ir[PEER_PREFIX + op].replace("@_JIT_ENTRY(", f"@peer_{op}(", 1))
             parts.append(_DEFINE_END.sub(r"\1 alwaysinline {", text.replace("define ", "define internal ", 1), count=1))
-        return "\n".join(parts)
+        return "\n".join(parts), addresses
 
-    def region(self, r: _Region) -> str:
-        b, low = self.backend, r.low
-        size = max(1, r.high - low)
-        nlocals = max(r.locals, default=-1) + 1
+    def _resolve(self, i: int) -> str:
+        return self.entry(i)
+
+    # -- one region -------------------------------------------------------------
+
+    def region(self, entry: int) -> str:
+        return self._emit(entry, *self._explore(entry))
+
+    def _callee_size(self, start: int) -> int:
+        """Steps in the region of a callee's first step (its nested inlined calls included)."""
+        if start not in self._sizes:
+            self._sizes[start] = MAX_INLINE_STEPS + 1  # (while it is measured: a recursive call is not inlined)
+            self._sizes[start] = len(self._explore(start)[0])
+        return self._sizes[start]
+
+    def _explore(self, entry: int):
+        """The nodes of the region from `entry`, in order, with the stack depth
+        before each; each one's ways on; and what the emitter needs besides."""
+        steps, info = self.steps, self.info
+        ids: dict[_Node, int] = {}
+        order: list[tuple[_Node, int]] = []  # node, stack depth before it
+        edges: dict[int, list[tuple[int, _Node, int, bool]]] = {}  # id -> (kind, successor, depth, crosses)
+        locals_: set[int] = set()
+        low = high = 0
+        work = [(_Node(entry), 0)]
+        while work:
+            node, depth = work.pop()
+            if node in ids:
+                seen = order[ids[node]][1]
+                if seen != depth:
+                    msg = f"step {node.step} is reached at stack depths {depth} and {seen}"
+                    raise StencilBuildError(steps[node.step].op, "llvm", msg)
+                continue
+            ids[node] = len(order)
+            order.append((node, depth))
+            i, s, op = node.step, steps[node.step], info[node.step]
+            if node.fp is None:
+                locals_.update(_locals(s, op))
+            out: list[tuple[int, _Node, int]] = []
+            if op.has("CALL"):
+                params, extra = call_shape(s.operand1)
+                low, high = min(low, depth - params), max(high, depth + extra)
+                frame = _Frame(i, self._after(i), node.fp, s.target)  # type: ignore[arg-type]
+                out.append((PEER_CALL, _Node(s.target, (*node.ctx, frame), depth - params), depth + extra))  # type: ignore[arg-type]
+            elif op.has("RETURN"):
+                frame, n = node.ctx[-1], s.operand0
+                assert node.fp is not None
+                low = min(low, depth - n)
+                out.append((PEER_RETURN, _Node(frame.after, node.ctx[:-1], frame.caller_fp), node.fp + n))
+            else:
+                after = depth - op.pops + op.pushes
+                low, high = min(low, depth - op.pops), max(high, depth, after)
+                falls = not op.has("TERMINATOR") and i + 1 < len(steps)
+                jumps = op.has("JUMP") and s.target is not None
+                ways = ((NEXT, i + 1 if falls else None), (JUMP, s.target if jumps else None), (SIDE_EXIT, s.exit))
+                for kind, to in ways:
+                    if to is not None:
+                        out.append((kind, _Node(to, node.ctx, node.fp), after))
+            edges[ids[node]] = []
+            for kind, succ, d in out:
+                crosses = self._crosses(succ)
+                edges[ids[node]].append((kind, succ, d, crosses))
+                if not crosses:
+                    work.append((succ, d))
+
+        # Frames whose callee can leave the region need a return point others can enter.
+        escaping: set[tuple[_Frame, ...]] = set()
+        for k, (node, _) in enumerate(order):
+            if any(crosses for *_, crosses in edges[k]):
+                escaping.update(node.ctx[: n + 1] for n in range(len(node.ctx)))
+        return order, edges, ids, locals_, low, high, escaping
+
+    def _crosses(self, node: _Node) -> bool:
+        """Whether reaching `node` leaves the region (through its step's stencil)."""
+        i, s, op = node.step, self.steps[node.step], self.info[node.step]
+        if self._always_crosses(i):
+            return True
+        if op.has("RETURN"):
+            return not node.ctx
+        if op.has("CALL"):
+            recursive = s.target in {f.callee for f in node.ctx}
+            if s.target is None or recursive or len(node.ctx) >= MAX_INLINE:
+                return True
+            return self._callee_size(s.target) > MAX_INLINE_STEPS
+        return False
+
+    def _emit(self, entry, order, edges, ids, locals_, low, high, escaping) -> str:
+        b, steps = self.backend, self.steps
+        size = max(1, high - low)
+        nlocals = max(locals_, default=-1) + 1
         out = [
-            f"define preserve_nonecc void @{self.names[r.entry]}(ptr %state, ptr %sp, ptr %fp, i64 %t0, i64 %t1) {{",
+            f"define preserve_nonecc void @{self.names[entry]}(ptr %state, ptr %sp, ptr %fp, i64 %t0, i64 %t1) {{",
             "entry:",
             f"  %S = alloca [{size} x i64], align 8",
             f"  %L = alloca [{max(1, nlocals)} x i64], align 8",
@@ -276,58 +380,79 @@ class _Lowering:
             f"  %msz.p = getelementptr i8, ptr %state, i64 {b.offsets['mem_size']}",
             "  %msz = load i64, ptr %msz.p, align 8",
         ]
-        for k in sorted(r.locals):
+        for k in sorted(locals_):
             out += _copy(f"l.in{k}", "%fp", k, "%L", k)
         for j in range(low, 0):
             out += _copy(f"s.in{-j}", "%sp", j, "%S", j - low)
-        out.append(f"  br label %s{r.entry}")
+        out.append("  br label %n0")
 
-        def writeback(tag: str, depth: int) -> list[str]:
-            lines = []
-            for k in sorted(r.locals):
-                lines += _copy(f"{tag}.l{k}", "%L", k, "%fp", k)
+        def slot(tag: str, offset: int) -> str:
+            out_lines.append(f"  %{tag} = getelementptr inbounds [{size} x i64], ptr %S, i64 0, i64 {offset - low}")
+            return f"%{tag}"
+
+        def real_fp(tag: str, fp: int | None) -> str:
+            if fp is None:
+                return "%fp"
+            out_lines.append(f"  %{tag} = getelementptr i64, ptr %sp, i64 {fp}")
+            return f"%{tag}"
+
+        def writeback(tag: str, depth: int) -> None:
+            for k in sorted(locals_):
+                out_lines.extend(_copy(f"{tag}.l{k}", "%L", k, "%fp", k))
             for j in range(low, depth):
-                lines += _copy(f"{tag}.s{j - low}", "%S", j - low, "%sp", j)
-            return lines
+                out_lines.extend(_copy(f"{tag}.s{j - low}", "%S", j - low, "%sp", j))
 
-        for i in sorted(r.depth):
-            step, op, depth = self.steps[i], self.info[i], r.depth[i]
-            after = depth - op.pops + op.pushes
-            self.peers.add(step.op)
-            out.append(f"s{i}:")
-            out.append(f"  %sp{i} = getelementptr inbounds [{size} x i64], ptr %S, i64 0, i64 {depth - low}")
-            out.append(
-                f"  %r{i} = call i64 @peer_{step.op}(ptr %state, ptr %sp{i}, ptr %L, ptr %mem, i64 %msz, "
-                f"i64 {step.operand0}, i64 {step.operand1}, i64 {step.position})"
+        for k, (node, depth) in enumerate(order):
+            i, s = node.step, steps[node.step]
+            self.peers.add(s.op)
+            out_lines: list[str] = [f"n{k}:"]
+            sp = slot(f"sp{k}", depth)
+            fp = "%L" if node.fp is None else slot(f"fp{k}", node.fp)
+            rsp, rfp, ret = "null", "null", "null"
+            if self.info[i].has("CALL"):
+                out_lines.append(f"  %rsp{k} = getelementptr i64, ptr %sp, i64 {depth}")
+                rsp, rfp = f"%rsp{k}", real_fp(f"rfp{k}", node.fp)
+                frame = _Frame(i, self._after(i), node.fp, s.target)  # type: ignore[arg-type]
+                if (*node.ctx, frame) in escaping:
+                    ret = f"@{self.entry(frame.after)}"
+            out_lines.append(
+                f"  %r{k} = call i64 @peer_{s.op}(ptr %state, ptr {sp}, ptr {fp}, ptr %mem, i64 %msz, "
+                f"i64 {s.operand0}, i64 {s.operand1}, i64 {s.position}, ptr {rsp}, ptr {rfp}, ptr {ret})"
             )
             cases, tails = [], []
-            for edge in _edges(self.steps, self.info, i):
-                if edge.to is None:
+            for kind, succ, d, crosses in edges[k]:
+                if not crosses:
+                    cases.append(f"i64 {kind}, label %n{ids[succ]}")
                     continue
-                if not self.boundary[edge.to]:
-                    cases.append(f"i64 {edge.kind}, label %s{edge.to}")
-                    continue
-                label = f"o{i}.{edge.kind}"
-                cases.append(f"i64 {edge.kind}, label %{label}")
-                tails += [f"{label}:", *writeback(label, after)]
-                tails += [
-                    f"  %{label}.sp = getelementptr i64, ptr %sp, i64 {after}",
-                    f"  musttail call preserve_nonecc void @{self.names[edge.to]}"
-                    f"(ptr %state, ptr %{label}.sp, ptr %fp, i64 0, i64 0)",
+                label = f"o{k}.{kind}"
+                cases.append(f"i64 {kind}, label %{label}")
+                main, out_lines = out_lines, [f"{label}:"]
+                writeback(label, d)
+                target_fp = real_fp(f"{label}.fp", succ.fp)
+                out_lines += [
+                    f"  %{label}.sp = getelementptr i64, ptr %sp, i64 {d}",
+                    f"  musttail call preserve_nonecc void @{self.boundary(succ.step)}"
+                    f"(ptr %state, ptr %{label}.sp, ptr {target_fp}, i64 0, i64 0)",
                     "  ret void",
                 ]
-            cases.append(f"i64 {LEAVE}, label %x{i}")
-            out.append(f"  switch i64 %r{i}, label %never [ {' '.join(cases)} ]")
+                tails += out_lines
+                out_lines = main
+            cases.append(f"i64 {LEAVE}, label %x{k}")
+            out_lines.append(f"  switch i64 %r{k}, label %never [ {' '.join(cases)} ]")
+            out += out_lines
             out += tails
-            out += [f"x{i}:", *writeback(f"x{i}", depth)]
-            out += [
-                f"  %x{i}.sp = getelementptr i64, ptr %sp, i64 {depth}",
-                f"  %x{i}.spp = getelementptr i8, ptr %state, i64 {b.offsets['sp']}",
-                f"  store ptr %x{i}.sp, ptr %x{i}.spp, align 8",
-                f"  %x{i}.fpp = getelementptr i8, ptr %state, i64 {b.offsets['fp']}",
-                f"  store ptr %fp, ptr %x{i}.fpp, align 8",
+            out_lines = [f"x{k}:", "  call void @jit_cold()"]
+            writeback(f"x{k}", depth)
+            leave_fp = real_fp(f"x{k}.fp", node.fp)
+            out_lines += [
+                f"  %x{k}.sp = getelementptr i64, ptr %sp, i64 {depth}",
+                f"  %x{k}.spp = getelementptr i8, ptr %state, i64 {b.offsets['sp']}",
+                f"  store ptr %x{k}.sp, ptr %x{k}.spp, align 8",
+                f"  %x{k}.fpp = getelementptr i8, ptr %state, i64 {b.offsets['fp']}",
+                f"  store ptr {leave_fp}, ptr %x{k}.fpp, align 8",
                 "  ret void",
             ]
+            out += out_lines
         out += ["never:", "  unreachable", "}"]
         return "\n".join(out)
 
@@ -366,8 +491,11 @@ class LLVMBackend:
             return _const(self.helpers[m.group(1)])
         raise StencilBuildError("?", str(self.target), f"unknown hole {m.group(1)} in the LLVM IR")
 
-    def backend_function(self, steps: Sequence[Step], names: dict[int, str], i: int, noinline: bool) -> str:
-        """Step i as its stencil function, every hole a constant or a function of `names`."""
+    def backend_function(
+        self, steps: Sequence[Step], i: int, entry: Callable[[int], str], own: str, noinline: bool
+    ) -> str:
+        """Step i as its stencil function `own`, every hole a constant or the
+        function `entry(j)` that enters the code at step j."""
         step = steps[i]
         after = i + 1 if step.continue_to is None else step.continue_to
 
@@ -377,15 +505,15 @@ class LLVMBackend:
                 v = {"_JIT_OPERAND0": step.operand0, "_JIT_OPERAND1": step.operand1}.get(sym, step.position)
                 return _const(v)
             if sym in ("_JIT_CONTINUE", "_JIT_CONTINUE_ADDR"):
-                return f"@{names[after]}"
+                return f"@{entry(after)}"
             if sym == "_JIT_TARGET":
                 if step.target_address is not None:
                     return _const(step.target_address)
-                return f"@{names[step.target]}"
+                return f"@{entry(step.target)}"
             if sym == "_JIT_EXIT":
-                return f"@{names[step.exit]}"
+                return f"@{entry(step.exit)}"
             if sym == "_JIT_ENTRY":
-                return f"@{names[i]}"
+                return f"@{own}"
             if sym in self.helpers:
                 return _const(self.helpers[sym])
             raise StencilBuildError(step.op, str(self.target), f"unknown hole {sym} in the LLVM IR")
@@ -399,12 +527,12 @@ class LLVMBackend:
         LLVMBackend._serial += 1
         prefix = f"t{LLVMBackend._serial}"
         if self.whole:
-            lowering = _Lowering(self, steps, prefix)
-            body, names = lowering.module(), lowering.names
+            body, names = _Lowering(self, steps, prefix).module()
         else:
             names = {i: f"{prefix}_s{i}" for i in range(len(steps))}
             body = "\n".join(
-                self.backend_function(steps, names, i, noinline=s.op == "EXIT") for i, s in enumerate(steps)
+                self.backend_function(steps, i, names.__getitem__, names[i], s.op == "EXIT")
+                for i, s in enumerate(steps)
             )
         header = f'target triple = "{llvm.get_process_triple()}"\n{self.ir[""]}\n'
         module = llvm.parse_assembly(header + body + "\n")

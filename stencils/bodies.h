@@ -56,6 +56,14 @@
 #define MEMORY_SIZE (state->mem_size)
 #endif
 
+/* What a call needs of the VM's real stack: the slots left above sp, and
+ * the caller's locals as its frame records them.  (The LLVM peer's sp and
+ * fp point into its own allocas, so it defines both from the real ones.) */
+#ifndef STACK_ROOM
+#define STACK_ROOM() (state->stack_limit - sp)
+#define CALLER_FP fp
+#endif
+
 /* Leave the machine code or the interpreter loop with the state saved.
  * (The LLVM peer defines its own: its stack lives in SSA values, and the
  * code around the op writes it back.) */
@@ -304,13 +312,13 @@ BODY(CALL) {
     if (state->depth >= state->max_depth) {
         FAIL(VM_ERR_CALL_DEPTH);
     }
-    if (CALL_NEED(info) > state->stack_limit - sp) {
+    if (CALL_NEED(info) > STACK_ROOM()) {
         FAIL(VM_ERR_STACK_OVERFLOW);
     }
     Frame *f = &state->frames[state->depth++];
     f->ret_pc = POSITION + 1;
     f->ret_code = RETURN_CODE;
-    f->fp = fp;
+    f->fp = CALLER_FP;
     fp = sp - CALL_NPARAMS(info);
     for (int64_t n = CALL_NEXTRA(info); n > 0; n--) {
         (sp++)->i = 0;

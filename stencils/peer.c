@@ -16,9 +16,13 @@
  * stores the real pointers.  An op that fails has put back what it took,
  * so the stack then has the depth it had before the op.
  *
- * CALL, RET and EXIT are not built this way: the lowering leaves its
- * region for them and uses their ordinary stencil IR (template.c), which
- * works on the VM's own stack.
+ * A call the lowering inlines runs CALL here too: real_sp and real_fp are
+ * where sp and fp stand in the VM's stack (for the stack-room check and
+ * the frame record), ret_code the code a return that is not inlined goes
+ * to; it returns PEER_CALL, and the lowering goes on in the callee.  RET
+ * returns PEER_RETURN, and the lowering goes on where the call was.
+ * EXIT, and calls and returns it does not inline, use their ordinary
+ * stencil IR (template.c), which works on the VM's own stack.
  */
 #include "vm.h"
 #include "helpers.h"
@@ -29,7 +33,8 @@ enum {
     PEER_JUMP = 1,      /* to the step's jump target */
     PEER_SIDE_EXIT = 2, /* to the step's side exit */
     PEER_LEAVE = 3,     /* out of compiled code: state->status and pc are set */
-    PEER_NEVER = 4,     /* control the lowering handles itself (calls, returns) */
+    PEER_CALL = 4,      /* into the called function (its first step) */
+    PEER_RETURN = 5,    /* back to the caller (the step after its call) */
 };
 
 #define DECLARE_HELPER(name) extern char _JIT_HELPER_##name[];
@@ -51,14 +56,16 @@ HELPERS(DECLARE_HELPER)
         state->pc = (where);      \
         return PEER_LEAVE;        \
     } while (0)
-#define ENTER_CALLEE() return PEER_NEVER
-#define RETURN_CODE ((void *)0)
-#define RETURN_TO(f) return PEER_NEVER
+#define ENTER_CALLEE() return PEER_CALL
+#define RETURN_CODE ret_code
+#define RETURN_TO(f) return PEER_RETURN
+#define STACK_ROOM() (state->stack_limit - real_sp)
+#define CALLER_FP real_fp
 #define HELPER(name) ((__typeof__(&name))(void *)_JIT_HELPER_##name)
 
 int64_t
 _JIT_ENTRY(VMState *state, Slot *sp, Slot *fp, Slot *mem, int64_t mem_size, int64_t oparg, int64_t oparg1,
-           int64_t position)
+           int64_t position, Slot *real_sp, Slot *real_fp, void *ret_code)
 {
     switch (THIS_OP) {
 #include "bodies.h"

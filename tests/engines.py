@@ -53,6 +53,20 @@ def _no_stack_cache(eager: bool):
     return run
 
 
+def _llvm(opt: int, whole: bool = True, config: TierConfig | None = None):
+    """The LLVM peer (whole-function lowering, or one function per step), eager or tiered with `config`."""
+
+    def run(program: Program, args: Sequence[int]) -> Outcome:
+        from jit.llvm_backend import llvm_backend
+
+        backend = llvm_backend(opt, whole)
+        if config is None:
+            return prepare_eager(program, args, backend=backend)()
+        return prepare_tiered(program, args, config, backend=backend)()
+
+    return run
+
+
 RUNNERS: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
     **ENGINES,
     "jit-hot": _eager_tiering,
@@ -63,6 +77,10 @@ RUNNERS: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
     "x86_64-emulated-jit-hot": _emulated("x86_64-linux", eager=False, emulate=True),
     "jit-eager:no-stack-cache": _no_stack_cache(eager=True),
     "jit-hot:no-stack-cache": _no_stack_cache(eager=False),
+    "jit-eager:llvm-steps-O2": _llvm(2, whole=False),
+    "jit-hot:llvm-O2": _llvm(2, config=TierConfig(hot_loop=1, hot_exit=1, max_trace=50)),
+    "jit-hot-calls:llvm-O0": _llvm(0, config=HOT_CALLS),
+    "jit-hot-calls:llvm-O2": _llvm(2, config=HOT_CALLS),
 }
 ALL = sorted(RUNNERS)
 

@@ -32,7 +32,12 @@ def test_measure_gives_every_figure_with_an_interval(tmp_path):
     info = report.machine_info
     assert info["clang"] and info["llvmlite"] and info["cores"]
     table = benchmark.format_table(report)
-    assert "fair llvm-O2 / copy-and-patch" in table and ">= 1000x" in table and ">= 10,000,000" in table and "c_O0" in table
+    assert (
+        "fair llvm-O2 / copy-and-patch" in table
+        and ">= 1000x" in table
+        and ">= 10,000,000" in table
+        and "c_O0" in table
+    )
     png = tmp_path / "out.png"
     benchmark.plot(report, str(png))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
