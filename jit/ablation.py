@@ -190,7 +190,7 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> Ablati
 def format_ablation(result: Ablation) -> str:
     lines = [f"{'technique':<80}{'figure':<46}{'on':>14}{'off':>14}{'on vs off':>11}  95% interval"]
     for r in result.rows:
-        timed = "off/on" in r.figure
+        timed = r.figure in (Figure.STEADY.value, Figure.TIERED.value)
         fmt = (lambda v: f"{v:.3f}") if timed else (lambda v: f"{v:,.0f}")
         low, high = r.interval
         lines.append(
