@@ -179,6 +179,7 @@ MAX_INLINE = 4  # calls inlined inside one another at most
 # (Measured, eager -O2: spectralnorm's eval_A and times inlined run 2.7x
 # faster; nbody with advance and energy inlined into main 1.25x slower.)
 MAX_INLINE_STEPS = 100
+MAX_INLINE_LOCALS = 64  # nor when its frame needs more locals than this (each is a value to keep and write back)
 
 
 @dataclass(frozen=True)
@@ -248,8 +249,7 @@ class _Lowering:
 
     def entry(self, i: int) -> str:
         """The function that enters the code at step i with nothing inlined."""
-        op = self.info[i]
-        if self._always_crosses(i) or op.has("RETURN"):
+        if self._crosses(_Node(i)):
             return self.boundary(i)
         if i not in self.names:
             self.names[i] = f"{self.prefix}_e{i}"
@@ -362,6 +362,8 @@ class _Lowering:
         if op.has("CALL"):
             recursive = s.target in {f.callee for f in node.ctx}
             if s.target is None or recursive or len(node.ctx) >= MAX_INLINE:
+                return True
+            if sum(call_shape(s.operand1)) > MAX_INLINE_LOCALS:
                 return True
             return self._callee_size(s.target) > MAX_INLINE_STEPS
         return False
