@@ -9,9 +9,7 @@ from .hostlib import hostlib
 from .ir import Program
 from .limits import MAX_CALL_DEPTH, STACK_SLOTS
 from .outcome import ERROR, HALTED, Outcome, Prepared, error_message
-
-VM_HALTED, VM_ERROR = 1, 2
-
+from .vmdef import VM_ERROR, VM_HALTED
 
 _ALLOCATORS: dict[int, object] = {}
 

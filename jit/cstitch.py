@@ -20,23 +20,17 @@ from dataclasses import dataclass
 from functools import cache
 
 from .hostlib import hostlib
+from .ir import wrap64
 from .optable import helper_names, optable
 from .paths import STENCILS_DIR
 from .stackcache import enters_in_memory, library_depth, natural, stencil_name
 from .stencils import HELPER_PREFIX, Hole, HoleKind, StencilLibrary
 from .stitch import SHORT_BRANCHES, Layout, Step, StitchError, op_shapes
+from .vmdef import constant
 
-KINDS = [
-    HoleKind.OPERAND0,
-    HoleKind.OPERAND1,
-    HoleKind.POSITION,
-    HoleKind.CONTINUE,
-    HoleKind.TARGET,
-    HoleKind.EXIT,
-    HoleKind.HELPER,
-    HoleKind.CODE,
-    HoleKind.DATA,
-]
+# Each hole kind as the C stitcher numbers it (vm.h's HOLE_* constants).
+KIND_NUMBERS = {kind: constant(f"HOLE_{kind.name}") for kind in HoleKind}
+ROW, NATURAL, VARIANTS = constant("CACHE_ROW"), constant("CACHE_NATURAL"), constant("CACHE_VARIANTS")
 
 
 @cache
@@ -80,17 +74,17 @@ class Plans:
 
     def _cache_table(self, library: StencilLibrary) -> array:
         """jit_cache_stack's table: per stencil, its variants and its states."""
-        table = array("q", ([-1] * 9 + [0] * 7) * len(library.ops))
+        table = array("q", ([-1] * NATURAL + [0] * (ROW - NATURAL)) * len(library.ops))
         depth = library_depth(library.ops)
         for info in optable():
             if info.name not in self.index:
                 continue
-            row = 16 * self.index[info.name]
+            row = ROW * self.index[info.name]
             for i in range(3):
                 for o in range(3):
-                    table[row + 3 * i + o] = self.index.get(stencil_name(info.name, i, o), -1)
-                table[row + 9 + i] = natural(info, i, depth)
-            table[row + 12] = enters_in_memory(info)
+                    table[row + VARIANTS + 3 * i + o] = self.index.get(stencil_name(info.name, i, o), -1)
+                table[row + NATURAL + i] = natural(info, i, depth)
+            table[row + constant("CACHE_ENTERS_IN_MEMORY")] = enters_in_memory(info)
         return table
 
     def cache_stack(self, packed: Packed) -> None:
@@ -105,7 +99,7 @@ class Plans:
     def _holes(self, holes: tuple[Hole, ...], relocs: dict[str, int], helpers: dict[str, int]):
         out = self.ffi.new("HolePlan[]", max(1, len(holes)))
         for k, h in enumerate(holes):
-            out[k].offset, out[k].reloc, out[k].kind = h.offset, relocs[h.reloc], KINDS.index(h.kind)
+            out[k].offset, out[k].reloc, out[k].kind = h.offset, relocs[h.reloc], KIND_NUMBERS[h.kind]
             out[k].helper, out[k].addend = helpers.get(h.symbol, 0), h.addend
         return out
 
@@ -206,10 +200,7 @@ def _pack_s64(*fields: int) -> bytes:
     return _STEP.pack(*map(_s64, fields))
 
 
-def _s64(v: int) -> int:
-    """An unsigned 64-bit value as the signed one with the same bits."""
-    v &= 0xFFFFFFFFFFFFFFFF
-    return v - (1 << 64) if v >> 63 else v
+_s64 = wrap64  # an unsigned 64-bit value as the signed one with the same bits
 
 
 _PLANS: dict[tuple[str, str], Plans] = {}

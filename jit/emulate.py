@@ -27,14 +27,14 @@ from unicorn import x86_const as X
 from .build import load_library
 from .cstitch import stitch_bytes
 from .errors import JitError
-from .hostlib import hostlib
-from .ir import Program
-from .limits import MAX_CALL_DEPTH, STACK_SLOTS
+from .ir import Program, u64, wrap64
+from .limits import MAX_CALL_DEPTH, MAX_EXITS, STACK_SLOTS
 from .optable import helper_names
 from .outcome import ERROR, HALTED, Outcome, error_message, format_float
 from .stackcache import assign, library_depth
 from .stencils import HELPER_PREFIX, StencilLibrary
 from .stitch import Layout, Step, layout, stitch
+from .vmdef import FRAME_SIZE, VM_ERROR, VM_HALTED, offset
 
 PAGE = 0x1000
 HELPERS = 0x0010_0000
@@ -43,7 +43,6 @@ STATE = 0x0030_0000
 STRINGS = 0x0040_0000
 STRINGS_SIZE = 0x0010_0000
 EXIT_COUNTS = 0x0060_0000
-MAX_EXITS = 1 << 16
 NATIVE_STACK = 0x0100_0000
 NATIVE_STACK_SIZE = 0x0010_0000
 VM_STACK = 0x1000_0000
@@ -51,9 +50,6 @@ FRAMES = 0x2000_0000
 MEMORY = 0x3000_0000
 CODE = 0x4000_0000
 CODE_SIZE = 0x0400_0000
-
-VM_HALTED, VM_ERROR, VM_EXITED = 1, 2, 3
-_FRAME = 24
 
 
 class EmulationError(JitError):
@@ -134,7 +130,6 @@ class Emulator:
         self.program = program
         self.out = bytearray()
         uc = self.uc = Uc(self.abi.arch, self.abi.mode)
-        self.ffi, _ = hostlib()
         for base, size in (
             (HELPERS, PAGE),
             (SENTINEL, PAGE),
@@ -143,7 +138,7 @@ class Emulator:
             (EXIT_COUNTS, _round(MAX_EXITS * 8)),
             (NATIVE_STACK, NATIVE_STACK_SIZE),
             (VM_STACK, _round(STACK_SLOTS * 8)),
-            (FRAMES, _round(MAX_CALL_DEPTH * _FRAME)),
+            (FRAMES, _round(MAX_CALL_DEPTH * FRAME_SIZE)),
             (MEMORY, _round(program.memory * 8)),
             (CODE, CODE_SIZE),
         ):
@@ -165,13 +160,13 @@ class Emulator:
     # -- the VM state ------------------------------------------------------------
 
     def field(self, name: str) -> int:
-        return STATE + self.ffi.offsetof("VMState", name)
+        return STATE + offset("VMState", name)
 
     def get(self, name: str) -> int:
         return struct.unpack("<q", self.uc.mem_read(self.field(name), 8))[0]
 
     def put(self, name: str, value: int) -> None:
-        self.uc.mem_write(self.field(name), struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
+        self.uc.mem_write(self.field(name), struct.pack("<Q", u64(value)))
 
     def _write_strings(self) -> None:
         strings = self.program.strings
@@ -273,7 +268,7 @@ class Emulator:
             return
         try:
             a1 = uc.reg_read(self.abi.args[1])
-            signed = a1 - (1 << 64) if a1 >> 63 else a1
+            signed = wrap64(a1)
             if name == "print_int":
                 self.out += b"%d" % signed
             elif name == "print_float":

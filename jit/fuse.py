@@ -14,15 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from .ir import wrap64
 from .stitch import Step
-
-_M = (1 << 64) - 1
 
 
 def _neg(k: int) -> int:
     """-k, wrapped to int64 like the C: sub k is add -k."""
-    v = -k & _M
-    return v - (1 << 64) if v >> 63 else v
+    return wrap64(-k)
 
 
 _HEADS = frozenset({"LOAD", "STORE", "PUSH_INT"})  # the ops a run can start with

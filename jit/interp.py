@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, MutableSequence, Sequence
 
-from .ir import INT64_MAX, INT64_MIN, Program, bits_float, float_bits
+from .ir import INT64_MAX, INT64_MIN, Program, bits_float, call_shape, float_bits, wrap64
 from .limits import MAX_CALL_DEPTH, STACK_SLOTS
 from .outcome import (
     ERR_CALL_DEPTH,
@@ -28,15 +28,9 @@ from .outcome import (
     error_message,
     format_float,
 )
+from .vmdef import VM_ERROR, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_RECORDED, VM_RUNNING
 
-_MASK = (1 << 64) - 1
-_SIGN = 1 << 63
-
-
-def wrap(x: int) -> int:
-    """Two's-complement wrap to int64."""
-    x &= _MASK
-    return x - (1 << 64) if x & _SIGN else x
+wrap = wrap64  # integer arithmetic wraps to int64
 
 
 def as_int(v: int | float) -> int:
@@ -84,7 +78,8 @@ class _Stop(Exception):
         self.pc, self.code = pc, code
 
 
-RUNNING, HALT, FAIL, HOT, RECORDED, HOT_CALL = 0, 1, 2, 4, 5, 6
+# Where tier 1 stopped: the status codes of stencils/vm.h.
+RUNNING, HALT, FAIL, HOT, RECORDED, HOT_CALL = VM_RUNNING, VM_HALTED, VM_ERROR, VM_HOT, VM_RECORDED, VM_HOT_CALL
 
 
 class _Hot(Exception):
@@ -93,9 +88,6 @@ class _Hot(Exception):
 
     def __init__(self, pc: int, status: int = HOT) -> None:
         self.pc, self.status = pc, status
-
-
-# Where tier 1 stopped (the same codes as stencils/vm.h).
 
 
 _INT_BINARY: dict[str, Callable[[int, int], int]] = {
@@ -332,7 +324,7 @@ class Machine:
 
             return h
         if name == "call":
-            params, extra, need = b & 0xFFFF, (b >> 16) & 0xFFFF, b >> 32
+            (params, extra), need = call_shape(b), b >> 32
 
             def h(pc):
                 if len(self.frames) >= MAX_CALL_DEPTH:

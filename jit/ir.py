@@ -21,6 +21,18 @@ OPS: tuple[OpInfo, ...] = optable()
 BY_MNEMONIC: dict[str, OpInfo] = {op.mnemonic: op for op in OPS}
 BY_NAME: dict[str, OpInfo] = {op.name: op for op in OPS}
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+UINT64_MASK = (1 << 64) - 1
+
+
+def wrap64(x: int) -> int:
+    """x as an int64: two's-complement wrap (the signed value with x's low 64 bits)."""
+    x &= UINT64_MASK
+    return x - (1 << 64) if x >> 63 else x
+
+
+def u64(x: int) -> int:
+    """x's low 64 bits, as an unsigned value."""
+    return x & UINT64_MASK
 
 
 class _Invalid:

@@ -7,3 +7,4 @@ MAX_LOCALS = 0xFFFF  # CALL packs params and locals in 16 bits each
 MAX_FUNCTION_STACK = 1 << 16  # deepest operand stack one function may need
 MAX_PRECISION = 60  # print_float digits after the point
 MAX_ARGS = 64
+MAX_EXITS = 1 << 16  # side exits one tiered run may create (each has a counter)

@@ -50,13 +50,14 @@ from .build import Job, jobs_for_library
 from .errors import StencilBuildError, ToolchainError
 from .fuse import expand
 from .hostlib import hostlib
-from .ir import call_shape
+from .ir import call_shape, wrap64
 from .memory import PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, protect
 from .optable import OpInfo, optable
 from .patch import jump
 from .paths import ROOT, STENCILS_DIR, cache_dir
 from .stitch import Step
 from .toolchain import compile_flags, find_clang, get_target, host_target, local_flags
+from .vmdef import offset
 
 _DEFINE = re.compile(r"^define [^\n]*@_JIT_ENTRY\(.*?^}$", re.M | re.S)
 _HOLE = re.compile(r"@(_JIT_[A-Za-z0-9_]+)\b")
@@ -484,7 +485,7 @@ class LLVMBackend:
         from .stencils import HELPER_PREFIX
 
         self.helpers = {HELPER_PREFIX + n: int(ffi.cast("uintptr_t", getattr(lib, n))) for n in helper_names()}
-        self.offsets = {field: ffi.offsetof("VMState", field) for field in ("mem", "mem_size", "sp", "fp")}
+        self.offsets = {field: offset("VMState", field) for field in ("mem", "mem_size", "sp", "fp")}
         self.target = host_target()
 
     def hole_value(self, m: re.Match) -> str:
@@ -558,10 +559,7 @@ class LLVMBackend:
 
 
 def _const(v: int) -> str:
-    v &= 0xFFFFFFFFFFFFFFFF
-    if v >> 63:
-        v -= 1 << 64
-    return f"inttoptr (i64 {v} to ptr)"
+    return f"inttoptr (i64 {wrap64(v)} to ptr)"
 
 
 @cache

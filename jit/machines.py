@@ -30,14 +30,15 @@ from .cinterp import NativeVM, encode
 from .emulate import EXIT_COUNTS, FRAMES, MEMORY, VM_STACK, EmuCode, Emulator
 from .interp import Machine
 from .ir import Program
+from .limits import MAX_EXITS
 from .native import Compiled, NativeRuntime, native_runtime
 from .outcome import Outcome
 from .patch import jump
 from .stencils import StencilLibrary
 from .stitch import Step
+from .vmdef import FRAME_SIZE
 
 NEVER = 1 << 62  # a counter that never runs out
-MAX_EXITS = 1 << 16
 
 
 class NativeMachine:
@@ -164,7 +165,7 @@ class EmulatedMachine:
         py.stack[:] = emu.stack()
         py.fp = (emu.get("fp") - VM_STACK) // 8
         depth = emu.get("depth")
-        raw = struct.unpack(f"<{3 * depth}q", emu.uc.mem_read(FRAMES, 24 * depth)) if depth else ()
+        raw = struct.unpack(f"<{3 * depth}q", emu.uc.mem_read(FRAMES, FRAME_SIZE * depth)) if depth else ()
         py.frames[:] = [(raw[3 * k], (raw[3 * k + 2] - VM_STACK) // 8, raw[3 * k + 1]) for k in range(depth)]
         py.status, py.pc, py.error = emu.get("status"), emu.get("pc"), emu.get("error")
         self.in_emulator = False

@@ -12,16 +12,10 @@ from dataclasses import dataclass
 
 from .ir import Program
 from .limits import MAX_CALL_DEPTH, STACK_SLOTS
+from .vmdef import ERR_CALL_DEPTH, ERR_DIV_ZERO, ERR_MEM_RANGE, ERR_OUTPUT, ERR_STACK_OVERFLOW
 
 HALTED = "halted"
 ERROR = "error"
-
-# Error codes, as in stencils/vm.h.
-ERR_DIV_ZERO = 1
-ERR_MEM_RANGE = 2
-ERR_CALL_DEPTH = 3
-ERR_STACK_OVERFLOW = 4
-ERR_OUTPUT = 5
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,8 @@ from itertools import accumulate
 from .errors import JitError
 from .patch import RelocationError, is_branch_instruction, patch, trampoline
 from .stencils import Hole, HoleKind, Stencil, StencilLibrary
+from .vmdef import DATA_ALIGN, TRAMPOLINE_SIZE
 
-TRAMPOLINE_SIZE = 16
-DATA_ALIGN = 16
 # Branches whose reach is short enough that a large body may exceed it.
 SHORT_BRANCHES = {"R_AARCH64_TSTBR14": 1 << 15, "R_AARCH64_CONDBR19": 1 << 20, "R_AARCH64_JUMP26": 1 << 27}
 

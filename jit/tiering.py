@@ -29,15 +29,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .cinterp import VM_ERROR, VM_HALTED
 from .errors import JitError
 from .ir import Program
-from .machines import MAX_EXITS, EmulatedMachine, NativeMachine
+from .limits import MAX_EXITS
+from .machines import EmulatedMachine, NativeMachine
 from .outcome import Outcome, Prepared
 from .toolchain import host_target
 from .trace import EXIT, FUNCTION, LINK, LOOP, ExitInfo, Handover, TraceShape, form
-
-VM_EXITED, VM_HOT, VM_RECORDED, VM_HOT_CALL = 3, 4, 5, 6
+from .vmdef import VM_ERROR, VM_EXITED, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_RECORDED
 
 
 @dataclass

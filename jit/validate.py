@@ -27,12 +27,25 @@ from .disasm import describe_stencil
 from .emulate import EXIT_COUNTS, FRAMES, MEMORY, VM_STACK, Emulator
 from .fuse import expand
 from .interp import Machine, _Stop
-from .ir import BY_NAME, INT64_MAX, INT64_MIN, OPS, Function, Instr, Program, bits_float, call_info, float_bits
+from .ir import (
+    BY_NAME,
+    INT64_MAX,
+    INT64_MIN,
+    OPS,
+    Function,
+    Instr,
+    Program,
+    bits_float,
+    call_info,
+    float_bits,
+    u64,
+    wrap64,
+)
 from .limits import MAX_CALL_DEPTH
 from .optable import OpInfo
-from .outcome import ERR_CALL_DEPTH
 from .stackcache import stencil_name, variants
 from .stitch import Step
+from .vmdef import ERR_CALL_DEPTH, FRAME_SIZE
 
 LOCALS, MEMORY_SLOTS, ARGS = 4, 6, (7, -3, INT64_MAX)
 CONTINUE_PC, TARGET_PC = 1, 2  # where the two HALTs say execution went
@@ -40,13 +53,7 @@ INT_EDGES = [0, -1, 1, INT64_MIN, INT64_MAX, 2, -2, 63, 64, MEMORY_SLOTS - 1, ME
 FLOAT_EDGES = [math.nan, math.inf, -math.inf, -0.0, 0.0, 1.0, -1.5, 1e308, 5e-324, 2.5]
 
 
-def _u(v: int) -> int:
-    return v & 0xFFFFFFFFFFFFFFFF
-
-
-def _s(v: int) -> int:
-    v = _u(v)
-    return v - (1 << 64) if v >> 63 else v
+_u, _s = u64, wrap64
 
 
 def _is_nan(bits: int) -> bool:
@@ -299,7 +306,11 @@ class Bench:
             emu.put(name, value)
         emu.enter(code.address(0))  # (the push_ints' position is 0 too: they cannot fail)
         ndepth = emu.get("depth")
-        raw = struct.unpack(f"<{3 * ndepth}q", uc.mem_read(FRAMES, 24 * ndepth)) if ndepth and not depth_limit else ()
+        raw = (
+            struct.unpack(f"<{3 * ndepth}q", uc.mem_read(FRAMES, FRAME_SIZE * ndepth))
+            if ndepth and not depth_limit
+            else ()
+        )
         frames_after = [(raw[3 * k], (raw[3 * k + 2] - VM_STACK) // 8) for k in range(len(raw) // 3)]
         return State(
             emu.get("status"),

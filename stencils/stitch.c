@@ -16,8 +16,6 @@ enum {
 #undef RELOC
 };
 
-/* What fills a hole (jit.stencils.HoleKind, in cstitch.KINDS order). */
-enum { K_OPERAND0, K_OPERAND1, K_POSITION, K_CONTINUE, K_TARGET, K_EXIT, K_HELPER, K_CODE, K_DATA };
 
 static int
 fits_signed(int64_t v, int bits)
@@ -182,8 +180,6 @@ write_trampoline(uint8_t *p, uint64_t destination, int x86)
     }
 }
 
-enum { TRAMPOLINE_SIZE = 16, DATA_ALIGN = 16 };
-
 static int64_t
 align_up(int64_t n, int64_t a)
 {
@@ -191,11 +187,8 @@ align_up(int64_t n, int64_t a)
 }
 
 /* Stack caching, as jit.stackcache.assign: rewrites each step's op to the
- * variant chosen for it.  table has 16 entries per op: the variants for
- * (in, out) slots cached, 3 * in + out with in, out in 0..2 (-1: not
- * built), the natural out state for in = 0, 1, 2, and whether the op is
- * always entered with the stack in memory.  entry is scratch for nsteps + 1
- * flags. */
+ * variant chosen for it.  table is laid out as vm.h's CACHE_* say; entry is
+ * scratch for nsteps + 1 flags. */
 void
 jit_cache_stack(StepPlan *steps, int64_t nsteps, const int64_t *table, uint8_t *entry)
 {
@@ -206,18 +199,18 @@ jit_cache_stack(StepPlan *steps, int64_t nsteps, const int64_t *table, uint8_t *
         if (s->target >= 0 && s->target < nsteps) entry[s->target] = 1;
         if (s->exit >= 0 && s->exit < nsteps) entry[s->exit] = 1;
         if (s->continue_to >= 0 && s->continue_to < nsteps) entry[s->continue_to] = 1;
-        if (table[16 * s->op + 12]) entry[i] = 1;
+        if (table[CACHE_ROW * s->op + CACHE_ENTERS_IN_MEMORY]) entry[i] = 1;
     }
     entry[nsteps] = 1;
     int64_t state = 0;
     for (int64_t i = 0; i < nsteps; i++) {
-        const int64_t *t = &table[16 * steps[i].op];
+        const int64_t *t = &table[CACHE_ROW * steps[i].op];
         int64_t in = entry[i] ? 0 : state;
-        int64_t out = entry[i + 1] ? 0 : t[9 + in];
-        int64_t chosen = t[3 * in + out];
+        int64_t out = entry[i + 1] ? 0 : t[CACHE_NATURAL + in];
+        int64_t chosen = t[CACHE_VARIANTS + 3 * in + out];
         if (chosen < 0) {
             out = 0;
-            chosen = t[3 * in];
+            chosen = t[CACHE_VARIANTS + 3 * in];
         }
         steps[i].op = chosen;
         state = out;
@@ -269,7 +262,7 @@ jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, cons
            int64_t error_size)
 {
     int64_t ntramp = 0;
-    int64_t tramp_end = tramp_at + 16 * tramp_slots;
+    int64_t tramp_end = tramp_at + TRAMPOLINE_SIZE * tramp_slots;
     memset(out, 0, (size_t)total);
     memset(out + code_at[nsteps], x86 ? 0xCC : 0, (size_t)(tramp_end - code_at[nsteps]));
     for (int64_t i = 0; i < nsteps; i++) {
@@ -285,25 +278,25 @@ jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, cons
             int64_t off = (h < st->nholes ? code_at[i] : data_at[i]) + hole->offset;
             uint64_t value;
             switch (hole->kind) {
-            case K_OPERAND0: value = (uint64_t)s->operand0; break;
-            case K_OPERAND1: value = (uint64_t)s->operand1; break;
-            case K_POSITION: value = (uint64_t)s->position; break;
-            case K_CONTINUE:
+            case HOLE_OPERAND0: value = (uint64_t)s->operand0; break;
+            case HOLE_OPERAND1: value = (uint64_t)s->operand1; break;
+            case HOLE_POSITION: value = (uint64_t)s->position; break;
+            case HOLE_CONTINUE:
                 if (after >= nsteps) goto nothing_follows;
                 value = base + (uint64_t)code_at[after];
                 break;
-            case K_TARGET:
+            case HOLE_TARGET:
                 if (s->target_address) { value = (uint64_t)s->target_address; break; }
                 if (s->target < 0) goto nothing_follows;
                 value = base + (uint64_t)code_at[s->target];
                 break;
-            case K_EXIT:
+            case HOLE_EXIT:
                 if (s->exit < 0) goto nothing_follows;
                 value = base + (uint64_t)code_at[s->exit];
                 break;
-            case K_HELPER: value = helpers[hole->helper]; break;
-            case K_CODE: value = base + (uint64_t)code_at[i]; break;
-            case K_DATA: value = base + (uint64_t)data_at[i]; break;
+            case HOLE_HELPER: value = helpers[hole->helper]; break;
+            case HOLE_CODE: value = base + (uint64_t)code_at[i]; break;
+            case HOLE_DATA: value = base + (uint64_t)data_at[i]; break;
             default: goto nothing_follows;
             }
             uint64_t place = base + (uint64_t)off;
@@ -318,10 +311,10 @@ jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, cons
                         snprintf(error, (size_t)error_size, "step %lld: out of trampoline slots", (long long)i);
                         return -1;
                     }
-                    write_trampoline(out + tramp_at + 16 * t, dest, (int)x86);
+                    write_trampoline(out + tramp_at + TRAMPOLINE_SIZE * t, dest, (int)x86);
                     tramp_dest[ntramp++] = dest;
                 }
-                r = patch_one(out + off, hole->reloc, base + (uint64_t)(tramp_at + 16 * t) - bias, place);
+                r = patch_one(out + off, hole->reloc, base + (uint64_t)(tramp_at + TRAMPOLINE_SIZE * t) - bias, place);
             }
             if (r) {
                 snprintf(error, (size_t)error_size, "step %lld: relocation %d at offset %lld: %s", (long long)i,

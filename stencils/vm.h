@@ -125,8 +125,6 @@ int64_t print_int(VMState *state, int64_t value);
 int64_t print_float(VMState *state, double value, int64_t precision);
 int64_t print_byte(VMState *state, int64_t value);
 int64_t print_str(VMState *state, int64_t index);
-/* cdef-end */
-
 enum {
     VM_RUNNING = 0,
     VM_HALTED = 1,
@@ -145,6 +143,47 @@ enum {
     VM_ERR_STACK_OVERFLOW = 4,
     VM_ERR_OUTPUT = 5,
 };
+
+/* What fills a hole, as the C stitcher numbers it (jit.stencils.HoleKind
+ * has the same names; jit.vmdef reads these lines). */
+enum {
+    HOLE_OPERAND0 = 0,
+    HOLE_OPERAND1 = 1,
+    HOLE_POSITION = 2,
+    HOLE_CONTINUE = 3,
+    HOLE_TARGET = 4,
+    HOLE_EXIT = 5,
+    HOLE_HELPER = 6,
+    HOLE_CODE = 7,
+    HOLE_DATA = 8,
+};
+
+/* The stack-caching table jit_cache_stack reads: one row per stencil, and
+ * in it the variant for (slots cached in, slots cached out) at
+ * CACHE_VARIANTS + 3 * in + out (-1: not built), the op's natural out
+ * state for in = 0, 1, 2 at CACHE_NATURAL + in, and at CACHE_ENTERS_IN_MEMORY
+ * whether the op is always entered with the whole stack in memory. */
+enum {
+    CACHE_VARIANTS = 0,
+    CACHE_NATURAL = 9,
+    CACHE_ENTERS_IN_MEMORY = 12,
+    CACHE_ROW = 16,
+};
+
+/* The architectures the C stitcher patches for (jit.targets: Target.arch). */
+enum {
+    ARCH_X86_64 = 0,
+    ARCH_AARCH64 = 1,
+};
+
+/* Trampolines (a far jump through an absolute address) and data are laid
+ * out in units of these many bytes. */
+enum {
+    TRAMPOLINE_SIZE = 16,
+    DATA_ALIGN = 16,
+};
+
+/* cdef-end */
 
 /* CALL's second operand packs the callee's frame shape. */
 #define CALL_NPARAMS(info) ((info) & 0xffff)
