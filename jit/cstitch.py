@@ -12,20 +12,18 @@ the tests require the same choices, offsets and bytes from both.
 
 from __future__ import annotations
 
-import re
 import struct
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 
+from . import relocs
 from .hostlib import hostlib
 from .ir import wrap64
 from .optable import helper_names, optable
-from .paths import STENCILS_DIR
 from .stackcache import enters_in_memory, library_depth, natural, stencil_name
 from .stencils import HELPER_PREFIX, Hole, HoleKind, StencilLibrary
-from .stitch import SHORT_BRANCHES, Layout, Step, StitchError, op_shapes
+from .stitch import Layout, Step, StitchError, op_shapes
 from .vmdef import constant
 
 # Each hole kind as the C stitcher numbers it (vm.h's HOLE_* constants).
@@ -33,10 +31,9 @@ KIND_NUMBERS = {kind: constant(f"HOLE_{kind.name}") for kind in HoleKind}
 ROW, NATURAL, VARIANTS = constant("CACHE_ROW"), constant("CACHE_NATURAL"), constant("CACHE_VARIANTS")
 
 
-@cache
 def reloc_numbers() -> dict[str, int]:
-    names = re.findall(r"^RELOC\((\w+)\)", (STENCILS_DIR / "relocs.def").read_text(), re.M)
-    return {name: k for k, name in enumerate(names)}
+    """Each relocation type as the C stitcher numbers it (its row in relocs.def)."""
+    return {r.name: r.index for r in relocs.table()}
 
 
 class Plans:
@@ -49,15 +46,15 @@ class Plans:
         self.index = {name: k for k, name in enumerate(library.ops)}
         helpers = {HELPER_PREFIX + n: k for k, n in enumerate(helper_names())}
         self.helper_order = list(helpers)
-        relocs = reloc_numbers()
+        numbers = reloc_numbers()
         self.keep: list[object] = []
         self.plans = ffi.new("StencilPlan[]", len(library.ops))
         shapes = op_shapes(library)
         for k, (name, stencil) in enumerate(library.ops.items()):
             plan = self.plans[k]
             code, data = ffi.new("uint8_t[]", stencil.code or b"\0"), ffi.new("uint8_t[]", stencil.data or b"\0")
-            holes = self._holes(stencil.holes, relocs, helpers)
-            data_holes = self._holes(stencil.data_holes, relocs, helpers)
+            holes = self._holes(stencil.holes, numbers, helpers)
+            data_holes = self._holes(stencil.data_holes, numbers, helpers)
             self.keep += [code, data, holes, data_holes]
             plan.code, plan.code_size = code, len(stencil.code)
             plan.data, plan.data_size = data, len(stencil.data)
@@ -66,7 +63,7 @@ class Plans:
             shape = shapes[name]
             plan.helper_mask = sum(1 << helpers[h] for h in shape.helpers)
             plan.nshort = len(shape.short)
-            plan.short_reach = min((SHORT_BRANCHES[r] for r in shape.short), default=0)
+            plan.short_reach = min((relocs.get(r).reach for r in shape.short), default=0)
         self.names = list(library.ops)
         self.cache_table = self._cache_table(library)
         self._table = ffi.from_buffer("int64_t[]", self.cache_table)
@@ -96,10 +93,10 @@ class Plans:
         names = self.names
         return [names[k] for k in memoryview(packed.data).cast("q")[0::8]]
 
-    def _holes(self, holes: tuple[Hole, ...], relocs: dict[str, int], helpers: dict[str, int]):
+    def _holes(self, holes: tuple[Hole, ...], numbers: dict[str, int], helpers: dict[str, int]):
         out = self.ffi.new("HolePlan[]", max(1, len(holes)))
         for k, h in enumerate(holes):
-            out[k].offset, out[k].reloc, out[k].kind = h.offset, relocs[h.reloc], KIND_NUMBERS[h.kind]
+            out[k].offset, out[k].reloc, out[k].kind = h.offset, numbers[h.reloc], KIND_NUMBERS[h.kind]
             out[k].helper, out[k].addend = helpers.get(h.symbol, 0), h.addend
         return out
 

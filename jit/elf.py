@@ -75,7 +75,7 @@ def read_object(blob: bytes) -> ObjectFile:
         if elf["e_type"] != "ET_REL":
             raise ValueError(f"not a relocatable object (e_type {elf['e_type']})")
         machine = elf["e_machine"]
-        names = relocs.BY_MACHINE.get(machine, {})
+        names = {number: row.name for number, row in relocs.by_number(machine).items()}
         sections = []
         for index, sec in enumerate(elf.iter_sections()):
             sections.append(

@@ -1,10 +1,12 @@
-"""One patch function per relocation type: write a value into an instruction.
+"""Patching a hole: write a value into an instruction, as its relocation type says.
 
-Each takes the code, the hole's offset, the value S + A (symbol plus addend)
-and the place P (the hole's address), computes what the relocation type
-says, range-checks it as a linker would, and rewrites only the bits that
-the type owns.  Encodings follow the x86-64 psABI and Arm's "ELF for the
-Arm 64-bit Architecture"; the tests check every type against ld.lld.
+One encoder per encoding of the relocation table (stencils/relocs.def),
+parameterised by its row; PATCHERS binds each type to its row.  A patch
+takes the code, the hole's offset, the value S + A (symbol plus addend) and
+the place P (the hole's address), computes what the type says, range-checks
+it as a linker would, and rewrites only the bits that the type owns.
+Encodings follow the x86-64 psABI and Arm's "ELF for the Arm 64-bit
+Architecture"; the tests check every type against ld.lld.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+from . import relocs
 from .errors import JitError
+from .relocs import Branch, Encoding, Relocation
 
 
 class RelocationError(JitError):
@@ -62,73 +66,48 @@ def _insn(code: bytearray, off: int, mask: int, bits: int) -> None:
     _u32(code, off, (word & ~mask) | (bits & mask))
 
 
-# -- x86-64 ------------------------------------------------------------------
+# -- one encoder per encoding (stencils/relocs.def says what each does) ---------------
+
+PatchFn = Callable[[bytearray, int, int, int], None]
+Encoder = Callable[[Relocation, bytearray, int, int, int], None]
 
 
-def x86_64_abs64(code: bytearray, off: int, value: int, place: int) -> None:
-    _u64(code, off, value)
+def _abs(r: Relocation, code: bytearray, off: int, value: int, place: int) -> None:
+    (_u64 if r.bits == 64 else _u32)(code, off, value)
 
 
-def x86_64_pc64(code: bytearray, off: int, value: int, place: int) -> None:
-    _u64(code, off, value - place)
-
-
-def x86_64_pc32(code: bytearray, off: int, value: int, place: int, reloc: str = "R_X86_64_PC32") -> None:
-    v = value - place
-    _check_signed(reloc, v, 32)
-    _u32(code, off, v)
-
-
-def x86_64_plt32(code: bytearray, off: int, value: int, place: int) -> None:
-    x86_64_pc32(code, off, value, place, "R_X86_64_PLT32")
-
-
-def x86_64_abs32(code: bytearray, off: int, value: int, place: int) -> None:
-    _check_unsigned("R_X86_64_32", value, 32)
+def _abs_u(r: Relocation, code: bytearray, off: int, value: int, place: int) -> None:
+    _check_unsigned(r.name, value, r.bits)
     _u32(code, off, value)
 
 
-def x86_64_abs32s(code: bytearray, off: int, value: int, place: int) -> None:
-    _check_signed("R_X86_64_32S", value, 32)
+def _abs_s(r: Relocation, code: bytearray, off: int, value: int, place: int) -> None:
+    _check_signed(r.name, value, r.bits)
     _u32(code, off, value)
 
 
-# -- AArch64 -----------------------------------------------------------------
-
-
-def _page(v: int) -> int:
-    return v & ~0xFFF
-
-
-def aarch64_abs64(code: bytearray, off: int, value: int, place: int) -> None:
-    _u64(code, off, value)
-
-
-def aarch64_abs32(code: bytearray, off: int, value: int, place: int) -> None:
-    _check_either("R_AARCH64_ABS32", value, 32)
+def _abs_x(r: Relocation, code: bytearray, off: int, value: int, place: int) -> None:
+    _check_either(r.name, value, r.bits)
     _u32(code, off, value)
 
 
-def aarch64_prel64(code: bytearray, off: int, value: int, place: int) -> None:
-    _u64(code, off, value - place)
+def _prel(r: Relocation, code: bytearray, off: int, value: int, place: int) -> None:
+    (_u64 if r.bits == 64 else _u32)(code, off, value - place)
 
 
-def aarch64_prel32(code: bytearray, off: int, value: int, place: int) -> None:
-    v = value - place
-    _check_either("R_AARCH64_PREL32", v, 32)
-    _u32(code, off, v)
+def _prel_s(r: Relocation, code: bytearray, off: int, value: int, place: int) -> None:
+    _abs_s(r, code, off, value - place, place)
 
 
-def _movw(shift: int, check_bits: int | None, reloc: str) -> Callable[[bytearray, int, int, int], None]:
-    def patch(code: bytearray, off: int, value: int, place: int) -> None:
-        v = value & 0xFFFFFFFFFFFFFFFF
-        if check_bits is not None:
-            _check_unsigned(reloc, v, check_bits)
-        _insn(code, off, 0xFFFF << 5, ((v >> shift) & 0xFFFF) << 5)
+def _prel_x(r: Relocation, code: bytearray, off: int, value: int, place: int) -> None:
+    _abs_x(r, code, off, value - place, place)
 
-    patch.__name__ = reloc.lower()
-    patch.__doc__ = f"{reloc}: bits {shift + 15}:{shift} of S + A into a movz/movk."
-    return patch
+
+def _movw(r: Relocation, code: bytearray, off: int, value: int, place: int) -> None:
+    v = value & 0xFFFFFFFFFFFFFFFF
+    if r.bits:
+        _check_unsigned(r.name, v, r.bits)
+    _insn(code, off, 0xFFFF << 5, ((v >> r.shift) & 0xFFFF) << 5)
 
 
 def _adr_bits(imm: int) -> int:
@@ -138,90 +117,64 @@ def _adr_bits(imm: int) -> int:
 _ADR_MASK = (3 << 29) | (0x7FFFF << 5)
 
 
-def aarch64_adr_prel_lo21(code: bytearray, off: int, value: int, place: int) -> None:
+def _adr(r: Relocation, code: bytearray, off: int, value: int, place: int) -> None:
     v = value - place
-    _check_signed("R_AARCH64_ADR_PREL_LO21", v, 21)
+    _check_signed(r.name, v, r.bits)
     _insn(code, off, _ADR_MASK, _adr_bits(v))
 
 
-def aarch64_adr_prel_pg_hi21(code: bytearray, off: int, value: int, place: int) -> None:
+def _page(v: int) -> int:
+    return v & ~0xFFF
+
+
+def _adrp(r: Relocation, code: bytearray, off: int, value: int, place: int) -> None:
     v = _page(value) - _page(place)
-    _check_signed("R_AARCH64_ADR_PREL_PG_HI21", v, 33)
+    _check_signed(r.name, v, r.bits)
     _insn(code, off, _ADR_MASK, _adr_bits(v >> 12))
 
 
-def aarch64_add_abs_lo12_nc(code: bytearray, off: int, value: int, place: int) -> None:
-    _insn(code, off, 0xFFF << 10, (value & 0xFFF) << 10)
+def _lo12(r: Relocation, code: bytearray, off: int, value: int, place: int) -> None:
+    _check_aligned(r.name, value, 1 << r.shift)
+    _insn(code, off, 0xFFF << 10, ((value & 0xFFF) >> r.shift) << 10)
 
 
-def _ldst(size: int, reloc: str) -> Callable[[bytearray, int, int, int], None]:
-    scale = size.bit_length() - 1
-
-    def patch(code: bytearray, off: int, value: int, place: int) -> None:
-        _check_aligned(reloc, value, size)
-        _insn(code, off, 0xFFF << 10, ((value & 0xFFF) >> scale) << 10)
-
-    patch.__name__ = reloc.lower()
-    patch.__doc__ = f"{reloc}: the low 12 bits of S + A, scaled by {size}, into a load/store."
-    return patch
+def _branch(r: Relocation, code: bytearray, off: int, value: int, place: int) -> None:
+    v = value - place
+    _check_aligned(r.name, v, 4)
+    _check_signed(r.name, v, r.bits)
+    field = ((1 << (r.bits - 2)) - 1) << r.shift
+    _insn(code, off, field, (v >> 2) << r.shift)
 
 
-def _branch(bits: int, field_mask: int, reloc: str) -> Callable[[bytearray, int, int, int], None]:
-    def patch(code: bytearray, off: int, value: int, place: int) -> None:
-        v = value - place
-        _check_aligned(reloc, v, 4)
-        _check_signed(reloc, v, bits)
-        shift = (field_mask & -field_mask).bit_length() - 1
-        _insn(code, off, field_mask, (v >> 2) << shift)
-
-    patch.__name__ = reloc.lower()
-    patch.__doc__ = f"{reloc}: S + A - P, a {bits}-bit signed byte offset, into a branch."
-    return patch
-
-
-PATCHERS: dict[str, Callable[[bytearray, int, int, int], None]] = {
-    "R_X86_64_64": x86_64_abs64,
-    "R_X86_64_PC64": x86_64_pc64,
-    "R_X86_64_PC32": x86_64_pc32,
-    "R_X86_64_PLT32": x86_64_plt32,
-    "R_X86_64_32": x86_64_abs32,
-    "R_X86_64_32S": x86_64_abs32s,
-    "R_AARCH64_ABS64": aarch64_abs64,
-    "R_AARCH64_ABS32": aarch64_abs32,
-    "R_AARCH64_PREL64": aarch64_prel64,
-    "R_AARCH64_PREL32": aarch64_prel32,
-    "R_AARCH64_MOVW_UABS_G0": _movw(0, 16, "R_AARCH64_MOVW_UABS_G0"),
-    "R_AARCH64_MOVW_UABS_G0_NC": _movw(0, None, "R_AARCH64_MOVW_UABS_G0_NC"),
-    "R_AARCH64_MOVW_UABS_G1": _movw(16, 32, "R_AARCH64_MOVW_UABS_G1"),
-    "R_AARCH64_MOVW_UABS_G1_NC": _movw(16, None, "R_AARCH64_MOVW_UABS_G1_NC"),
-    "R_AARCH64_MOVW_UABS_G2": _movw(32, 48, "R_AARCH64_MOVW_UABS_G2"),
-    "R_AARCH64_MOVW_UABS_G2_NC": _movw(32, None, "R_AARCH64_MOVW_UABS_G2_NC"),
-    "R_AARCH64_MOVW_UABS_G3": _movw(48, None, "R_AARCH64_MOVW_UABS_G3"),
-    "R_AARCH64_ADR_PREL_LO21": aarch64_adr_prel_lo21,
-    "R_AARCH64_ADR_PREL_PG_HI21": aarch64_adr_prel_pg_hi21,
-    "R_AARCH64_ADD_ABS_LO12_NC": aarch64_add_abs_lo12_nc,
-    "R_AARCH64_LDST8_ABS_LO12_NC": _ldst(1, "R_AARCH64_LDST8_ABS_LO12_NC"),
-    "R_AARCH64_LDST16_ABS_LO12_NC": _ldst(2, "R_AARCH64_LDST16_ABS_LO12_NC"),
-    "R_AARCH64_LDST32_ABS_LO12_NC": _ldst(4, "R_AARCH64_LDST32_ABS_LO12_NC"),
-    "R_AARCH64_LDST64_ABS_LO12_NC": _ldst(8, "R_AARCH64_LDST64_ABS_LO12_NC"),
-    "R_AARCH64_LDST128_ABS_LO12_NC": _ldst(16, "R_AARCH64_LDST128_ABS_LO12_NC"),
-    "R_AARCH64_TSTBR14": _branch(16, 0x3FFF << 5, "R_AARCH64_TSTBR14"),
-    "R_AARCH64_CONDBR19": _branch(21, 0x7FFFF << 5, "R_AARCH64_CONDBR19"),
-    "R_AARCH64_JUMP26": _branch(28, 0x3FFFFFF, "R_AARCH64_JUMP26"),
-    "R_AARCH64_CALL26": _branch(28, 0x3FFFFFF, "R_AARCH64_CALL26"),
+ENCODERS: dict[Encoding, Encoder] = {
+    Encoding.ABS: _abs,
+    Encoding.ABS_U: _abs_u,
+    Encoding.ABS_S: _abs_s,
+    Encoding.ABS_X: _abs_x,
+    Encoding.PREL: _prel,
+    Encoding.PREL_S: _prel_s,
+    Encoding.PREL_X: _prel_x,
+    Encoding.MOVW: _movw,
+    Encoding.ADR: _adr,
+    Encoding.ADRP: _adrp,
+    Encoding.LO12: _lo12,
+    Encoding.BRANCH: _branch,
 }
 
-# Relocations of branches, which can reach a far target through a trampoline.
-BRANCHES = frozenset(
-    {
-        "R_X86_64_PC32",
-        "R_X86_64_PLT32",
-        "R_AARCH64_TSTBR14",
-        "R_AARCH64_CONDBR19",
-        "R_AARCH64_JUMP26",
-        "R_AARCH64_CALL26",
-    }
-)
+
+def _bind(r: Relocation) -> PatchFn:
+    encode = ENCODERS[r.encoding]
+
+    def patch_fn(code: bytearray, off: int, value: int, place: int) -> None:
+        encode(r, code, off, value, place)
+
+    patch_fn.__name__ = r.name.lower()
+    patch_fn.__doc__ = f"{r.name}: {r.encoding.value} ({r.bits} bits, shift {r.shift})."
+    return patch_fn
+
+
+# Every patchable type's patch function (GOT references are rewritten at build time).
+PATCHERS: dict[str, PatchFn] = {r.name: _bind(r) for r in relocs.table() if r.encoding is not Encoding.GOT}
 
 
 def patch(code: bytearray, offset: int, reloc: str, value: int, place: int) -> None:
@@ -236,10 +189,9 @@ def patch(code: bytearray, offset: int, reloc: str, value: int, place: int) -> N
 def is_branch_instruction(target: str, code: bytes, offset: int, reloc: str) -> bool:
     """Whether the hole at `offset` is the displacement of a jump or call (so a
     trampoline can stand in for a far target)."""
-    if reloc not in BRANCHES:
-        return False
-    if reloc.startswith("R_AARCH64"):
-        return True
+    branch = relocs.get(reloc).branch
+    if branch is not Branch.MAYBE:
+        return branch is not Branch.NONE
     # x86-64: e8 call rel32, e9 jmp rel32, 0f 80-8f jcc rel32.
     if offset >= 1 and code[offset - 1] in (0xE8, 0xE9):
         return True

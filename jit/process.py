@@ -132,7 +132,7 @@ class _Holes:
         if key not in self.got:
             _align(self.lay.data, 8, b"\0")
             self.got[key] = len(self.lay.data)
-            self.data.append(Hole(len(self.lay.data), relocs.ABS64[self.obj.machine], kind, symbol, addend))
+            self.data.append(Hole(len(self.lay.data), relocs.abs64(self.obj.machine), kind, symbol, addend))
             self.lay.data += bytes(8)
         return self.got[key]
 
@@ -146,13 +146,14 @@ class _Holes:
         else:
             self.fail(f"{self.where(rel)} patches a section that is neither code nor data")
         reloc = rel.name
-        if reloc in relocs.GOT_REWRITE:
+        becomes = relocs.get(reloc).becomes
+        if becomes is not None:
             # The GOT entry holds the symbol's address; the instruction keeps
             # its form and now addresses our entry (the addend stays its own).
             sym_rel = Relocation(rel.section, rel.offset, rel.type, rel.name, rel.description, rel.symbol, 0)
             kind, symbol, value = self.value_of(sym_rel)
             entry = self.got_entry(kind, symbol, value)
-            out.append(Hole(base + rel.offset, relocs.GOT_REWRITE[reloc], HoleKind.DATA, "", entry + rel.addend))
+            out.append(Hole(base + rel.offset, becomes, HoleKind.DATA, "", entry + rel.addend))
             return
         kind, symbol, addend = self.value_of(rel)
         out.append(Hole(base + rel.offset, reloc, kind, symbol, addend))

@@ -1,66 +1,128 @@
-"""The relocation types stencils may carry, by ELF number, per machine.
+"""The relocation table, read from stencils/relocs.def (its one copy; C includes the same file).
 
-pyelftools does not name every type we meet (R_X86_64_GOTPCRELX,
-R_AARCH64_LDST128_ABS_LO12_NC), so the numbers here come from the x86-64
-psABI and Arm's ELF for the Arm 64-bit Architecture.  A type missing from
-these tables is an error at build time, never skipped.
+One row per type: its ELF number and machine, how it is encoded, its
+range, whether it can be a branch, and for GOT references what the hole
+becomes once the stencil has its own GOT entry.  Everything else that
+needs to know about relocations derives from these rows: the build's
+number lookup, the patch functions (jit.patch), the trampoline and
+tail clean-up rules, the C stitcher's numbering.
 """
 
 from __future__ import annotations
 
-X86_64: dict[int, str] = {
-    1: "R_X86_64_64",
-    2: "R_X86_64_PC32",
-    4: "R_X86_64_PLT32",
-    9: "R_X86_64_GOTPCREL",
-    10: "R_X86_64_32",
-    11: "R_X86_64_32S",
-    24: "R_X86_64_PC64",
-    41: "R_X86_64_GOTPCRELX",
-    42: "R_X86_64_REX_GOTPCRELX",
-}
+import re
+from dataclasses import dataclass
+from enum import Enum
+from functools import cache
 
-AARCH64: dict[int, str] = {
-    257: "R_AARCH64_ABS64",
-    258: "R_AARCH64_ABS32",
-    260: "R_AARCH64_PREL64",
-    261: "R_AARCH64_PREL32",
-    263: "R_AARCH64_MOVW_UABS_G0",
-    264: "R_AARCH64_MOVW_UABS_G0_NC",
-    265: "R_AARCH64_MOVW_UABS_G1",
-    266: "R_AARCH64_MOVW_UABS_G1_NC",
-    267: "R_AARCH64_MOVW_UABS_G2",
-    268: "R_AARCH64_MOVW_UABS_G2_NC",
-    269: "R_AARCH64_MOVW_UABS_G3",
-    274: "R_AARCH64_ADR_PREL_LO21",
-    275: "R_AARCH64_ADR_PREL_PG_HI21",
-    277: "R_AARCH64_ADD_ABS_LO12_NC",
-    278: "R_AARCH64_LDST8_ABS_LO12_NC",
-    279: "R_AARCH64_TSTBR14",
-    280: "R_AARCH64_CONDBR19",
-    282: "R_AARCH64_JUMP26",
-    283: "R_AARCH64_CALL26",
-    284: "R_AARCH64_LDST16_ABS_LO12_NC",
-    285: "R_AARCH64_LDST32_ABS_LO12_NC",
-    286: "R_AARCH64_LDST64_ABS_LO12_NC",
-    299: "R_AARCH64_LDST128_ABS_LO12_NC",
-    311: "R_AARCH64_ADR_GOT_PAGE",
-    312: "R_AARCH64_LD64_GOT_LO12_NC",
-}
+from .paths import STENCILS_DIR
 
-BY_MACHINE: dict[str, dict[int, str]] = {"EM_X86_64": X86_64, "EM_AARCH64": AARCH64}
+_ROW = re.compile(r"^RELOC\(([^)]*)\)\s*$", re.M)
 
-# A 64-bit absolute slot, used for the GOT entries we synthesise.
-ABS64 = {"EM_X86_64": "R_X86_64_64", "EM_AARCH64": "R_AARCH64_ABS64"}
 
-# What a reference through a GOT becomes once the GOT entry is ours: the same
-# instruction, now addressing our entry directly.
-GOT_REWRITE = {
-    "R_X86_64_GOTPCREL": "R_X86_64_PC32",
-    "R_X86_64_GOTPCRELX": "R_X86_64_PC32",
-    "R_X86_64_REX_GOTPCRELX": "R_X86_64_PC32",
-    "R_AARCH64_ADR_GOT_PAGE": "R_AARCH64_ADR_PREL_PG_HI21",
-    "R_AARCH64_LD64_GOT_LO12_NC": "R_AARCH64_LDST64_ABS_LO12_NC",
-}
+class Encoding(Enum):
+    """How a relocation writes S + A (and P) into the bytes (relocs.def says each)."""
 
-ALL: frozenset[str] = frozenset(X86_64.values()) | frozenset(AARCH64.values())
+    ABS = "ABS"
+    ABS_U = "ABS_U"
+    ABS_S = "ABS_S"
+    ABS_X = "ABS_X"
+    PREL = "PREL"
+    PREL_S = "PREL_S"
+    PREL_X = "PREL_X"
+    MOVW = "MOVW"
+    ADR = "ADR"
+    ADRP = "ADRP"
+    LO12 = "LO12"
+    BRANCH = "BRANCH"
+    GOT = "GOT"
+
+
+class Branch(Enum):
+    """Whether a hole of the type can be a branch displacement, and which kind."""
+
+    NONE = "NONE"
+    MAYBE = "MAYBE"  # x86-64 rel32: a branch when the opcode is jmp, jcc or call
+    COND = "COND"  # AArch64 b.cond, cbz, tbz
+    JUMP = "JUMP"  # AArch64 b
+    CALL = "CALL"  # AArch64 bl
+
+
+@dataclass(frozen=True)
+class Relocation:
+    name: str
+    number: int  # the ELF r_type
+    machine: str  # pyelftools' e_machine: EM_X86_64, EM_AARCH64
+    encoding: Encoding
+    bits: int
+    shift: int
+    branch: Branch
+    becomes: str | None  # GOT references: the relocation the hole gets instead
+    index: int  # the row's position: the C stitcher's number for it
+
+    @property
+    def reach(self) -> int:
+        """For a branch: how far it reaches either way, in bytes."""
+        return 1 << (self.bits - 1)
+
+
+def parse_relocs(text: str, filename: str = "relocs.def") -> tuple[Relocation, ...]:
+    rows: list[Relocation] = []
+    for m in _ROW.finditer(text):
+        parts = [p.strip() for p in m.group(1).split(",")]
+        line = text.count("\n", 0, m.start()) + 1
+        try:
+            name, number, machine, encoding, bits, shift, branch, becomes = parts
+            row = Relocation(
+                name,
+                int(number),
+                f"EM_{machine}",
+                Encoding(encoding),
+                int(bits),
+                int(shift),
+                Branch(branch),
+                None if becomes == "NONE" else becomes,
+                len(rows),
+            )
+        except ValueError as e:
+            raise ValueError(f"{filename}:{line}: malformed relocation row ({e}): {m.group(0)}") from None
+        rows.append(row)
+    return tuple(rows)
+
+
+@cache
+def table() -> tuple[Relocation, ...]:
+    path = STENCILS_DIR / "relocs.def"
+    return parse_relocs(path.read_text(), str(path))
+
+
+@cache
+def by_name() -> dict[str, Relocation]:
+    return {r.name: r for r in table()}
+
+
+@cache
+def by_number(machine: str) -> dict[int, Relocation]:
+    """The rows of one machine (pyelftools' e_machine) by ELF number."""
+    return {r.number: r for r in table() if r.machine == machine}
+
+
+def get(name: str) -> Relocation:
+    try:
+        return by_name()[name]
+    except KeyError:
+        raise KeyError(f"{name} is not in stencils/relocs.def") from None
+
+
+@cache
+def abs64(machine: str) -> str:
+    """The machine's 64-bit absolute type: the one GOT entries we make carry."""
+    return next(r.name for r in table() if r.machine == machine and r.encoding is Encoding.ABS and r.bits == 64)
+
+
+def short_branch(name: str) -> bool:
+    """A branch whose reach a large body of code may exceed (AArch64 b, b.cond,
+    cbz, tbz): layout keeps trampolines ready for it.  (Calls reach only
+    helpers, which always go through a trampoline slot.)"""
+    r = get(name)
+    return r.branch in (Branch.COND, Branch.JUMP) and r.reach < 1 << 31

@@ -14,13 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
+from . import relocs
 from .errors import JitError
 from .patch import RelocationError, is_branch_instruction, patch, trampoline
+from .relocs import short_branch
 from .stencils import Hole, HoleKind, Stencil, StencilLibrary
 from .vmdef import DATA_ALIGN, TRAMPOLINE_SIZE
-
-# Branches whose reach is short enough that a large body may exceed it.
-SHORT_BRANCHES = {"R_AARCH64_TSTBR14": 1 << 15, "R_AARCH64_CONDBR19": 1 << 20, "R_AARCH64_JUMP26": 1 << 27}
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ def op_shapes(library: StencilLibrary) -> dict[str, _OpShape]:
                 len(st.code),
                 len(st.data),
                 frozenset(h.symbol for h in st.holes if h.kind is HoleKind.HELPER),
-                tuple(h.reloc for h in st.holes if h.reloc in SHORT_BRANCHES and h.kind is not HoleKind.HELPER),
+                tuple(h.reloc for h in st.holes if short_branch(h.reloc) and h.kind is not HoleKind.HELPER),
             )
             for name, st in library.ops.items()
         }
@@ -99,7 +98,7 @@ def layout(library: StencilLibrary, steps: Sequence[Step]) -> Layout:
     # Helpers and other traces may be out of a branch's reach.
     slots = len(helpers) + sum(1 for s in steps if s.target_address is not None)
     short = [r for u in used for r in u.short]
-    if any(code_end >= SHORT_BRANCHES[r] for r in short):
+    if any(code_end >= relocs.get(r).reach for r in short):
         slots += len(short)
     tramp = _align(code_end, TRAMPOLINE_SIZE)
     data = _align(tramp + slots * TRAMPOLINE_SIZE, DATA_ALIGN)

@@ -16,10 +16,15 @@ from functools import cache
 
 import capstone
 
+from . import relocs
+from .relocs import Branch
 from .stencils import Hole, HoleKind
 
-_X86_JUMPS = {"R_X86_64_PC32", "R_X86_64_PLT32"}
-_A64_COND = {"R_AARCH64_CONDBR19", "R_AARCH64_TSTBR14"}
+# From the relocation table: x86-64 rel32 displacements (jmp, jcc), AArch64
+# conditional branches and AArch64 `b`.
+_X86_JUMPS = {r.name for r in relocs.table() if r.machine == "EM_X86_64" and r.branch is Branch.MAYBE}
+_A64_COND = {r.name for r in relocs.table() if r.branch is Branch.COND}
+_A64_JUMP = next(r.name for r in relocs.table() if r.branch is Branch.JUMP)
 
 
 @cache
@@ -112,16 +117,16 @@ def _invert_a64(insn: int) -> int | None:
 def _aarch64(code: bytes, holes: list[Hole]) -> tuple[bytes, list[Hole], list[str]]:
     n = len(code)
     last = _hole_at(holes, n - 4)
-    if n < 4 or last is None or last.reloc != "R_AARCH64_JUMP26":
+    if n < 4 or last is None or last.reloc != _A64_JUMP:
         return code, holes, []
-    if _is_continue(last, {"R_AARCH64_JUMP26"}, 0):
+    if _is_continue(last, {_A64_JUMP}, 0):
         return (
             code[: n - 4],
             [h for h in holes if h is not last],
             ["removed the final `b _JIT_CONTINUE` (4 bytes): the next stencil follows"],
         )
     cond = _hole_at(holes, n - 8)
-    if _is_continue(cond, {"R_AARCH64_JUMP26"}, 0):
+    if _is_continue(cond, {_A64_JUMP}, 0):
         return _a64_retarget(code, holes, last, 8, invert=False)
     if cond is None:
         return _a64_retarget(code, holes, last, 4, invert=True)

@@ -10,12 +10,27 @@
 
 #include "vm.h"
 
+/* The relocation table (relocs.def): each type's number for the C side is
+ * its row, and the row says how it is encoded. */
 enum {
-#define RELOC(name) name,
+#define RELOC(name, number, machine, encoding, bits, shift, branch, becomes) name,
 #include "relocs.def"
 #undef RELOC
 };
 
+enum { ENC_ABS, ENC_ABS_U, ENC_ABS_S, ENC_ABS_X, ENC_PREL, ENC_PREL_S, ENC_PREL_X, ENC_MOVW, ENC_ADR, ENC_ADRP,
+       ENC_LO12, ENC_BRANCH, ENC_GOT };
+enum { BR_NONE, BR_MAYBE, BR_COND, BR_JUMP, BR_CALL };
+
+typedef struct RelocRow {
+    int encoding, bits, shift, branch;
+} RelocRow;
+
+static const RelocRow RELOCS[] = {
+#define RELOC(name, number, machine, encoding, bits, shift, branch, becomes) {ENC_##encoding, bits, shift, BR_##branch},
+#include "relocs.def"
+#undef RELOC
+};
 
 static int
 fits_signed(int64_t v, int bits)
@@ -49,118 +64,88 @@ insn(uint8_t *p, uint32_t mask, uint32_t bits)
     wr32(p, (rd32(p) & ~mask) | (bits & mask));
 }
 
-/* 0: patched; 1: out of range; 2: misaligned or not patchable. */
+static int
+fits_either(int64_t v, int bits)
+{
+    return v >= -((int64_t)1 << (bits - 1)) && (bits >= 64 || v < ((int64_t)1 << bits));
+}
+
+static int
+write_sized(uint8_t *p, int bits, uint64_t v)
+{
+    if (bits == 64) {
+        wr64(p, v);
+    } else {
+        wr32(p, (uint32_t)v);
+    }
+    return 0;
+}
+
+/* 0: patched; 1: out of range; 2: misaligned or not patchable.  As
+ * jit.patch's encoders, one case per encoding. */
 static int
 patch_one(uint8_t *p, int reloc, uint64_t value, uint64_t place)
 {
+    const RelocRow *r = &RELOCS[reloc];
     int64_t rel = (int64_t)(value - place);
     int64_t sv = (int64_t)value;
-    switch (reloc) {
-    case R_X86_64_64:
-    case R_AARCH64_ABS64:
-        wr64(p, value);
+    switch (r->encoding) {
+    case ENC_ABS:
+        return write_sized(p, r->bits, value);
+    case ENC_ABS_U:
+        if (r->bits < 64 && (value >> r->bits)) return 1;
+        return write_sized(p, r->bits, value);
+    case ENC_ABS_S:
+        if (!fits_signed(sv, r->bits)) return 1;
+        return write_sized(p, r->bits, value);
+    case ENC_ABS_X:
+        if (!fits_either(sv, r->bits)) return 1;
+        return write_sized(p, r->bits, value);
+    case ENC_PREL:
+        return write_sized(p, r->bits, (uint64_t)rel);
+    case ENC_PREL_S:
+        if (!fits_signed(rel, r->bits)) return 1;
+        return write_sized(p, r->bits, (uint64_t)rel);
+    case ENC_PREL_X:
+        if (!fits_either(rel, r->bits)) return 1;
+        return write_sized(p, r->bits, (uint64_t)rel);
+    case ENC_MOVW:
+        if (r->bits && r->bits < 64 && (value >> r->bits)) return 1;
+        insn(p, 0xFFFFu << 5, (uint32_t)((value >> r->shift) & 0xFFFF) << 5);
         return 0;
-    case R_X86_64_PC64:
-    case R_AARCH64_PREL64:
-        wr64(p, (uint64_t)rel);
-        return 0;
-    case R_X86_64_PC32:
-    case R_X86_64_PLT32:
-        if (!fits_signed(rel, 32)) return 1;
-        wr32(p, (uint32_t)rel);
-        return 0;
-    case R_X86_64_32:
-        if (value >> 32) return 1;
-        wr32(p, (uint32_t)value);
-        return 0;
-    case R_X86_64_32S:
-        if (!fits_signed(sv, 32)) return 1;
-        wr32(p, (uint32_t)value);
-        return 0;
-    case R_AARCH64_ABS32:
-        if (sv < -((int64_t)1 << 31) || sv >= ((int64_t)1 << 32)) return 1;
-        wr32(p, (uint32_t)value);
-        return 0;
-    case R_AARCH64_PREL32:
-        if (rel < -((int64_t)1 << 31) || rel >= ((int64_t)1 << 32)) return 1;
-        wr32(p, (uint32_t)rel);
-        return 0;
-    case R_AARCH64_MOVW_UABS_G0:
-        if (value >> 16) return 1;
-        /* fall through */
-    case R_AARCH64_MOVW_UABS_G0_NC:
-        insn(p, 0xFFFFu << 5, (uint32_t)(value & 0xFFFF) << 5);
-        return 0;
-    case R_AARCH64_MOVW_UABS_G1:
-        if (value >> 32) return 1;
-        /* fall through */
-    case R_AARCH64_MOVW_UABS_G1_NC:
-        insn(p, 0xFFFFu << 5, (uint32_t)((value >> 16) & 0xFFFF) << 5);
-        return 0;
-    case R_AARCH64_MOVW_UABS_G2:
-        if (value >> 48) return 1;
-        /* fall through */
-    case R_AARCH64_MOVW_UABS_G2_NC:
-        insn(p, 0xFFFFu << 5, (uint32_t)((value >> 32) & 0xFFFF) << 5);
-        return 0;
-    case R_AARCH64_MOVW_UABS_G3:
-        insn(p, 0xFFFFu << 5, (uint32_t)((value >> 48) & 0xFFFF) << 5);
-        return 0;
-    case R_AARCH64_ADR_PREL_LO21:
-        if (!fits_signed(rel, 21)) return 1;
+    case ENC_ADR:
+        if (!fits_signed(rel, r->bits)) return 1;
         insn(p, (3u << 29) | (0x7FFFFu << 5), ((uint32_t)(rel & 3) << 29) | ((uint32_t)((rel >> 2) & 0x7FFFF) << 5));
         return 0;
-    case R_AARCH64_ADR_PREL_PG_HI21: {
+    case ENC_ADRP: {
         int64_t pages = (int64_t)((value & ~(uint64_t)0xFFF) - (place & ~(uint64_t)0xFFF));
-        if (!fits_signed(pages, 33)) return 1;
+        if (!fits_signed(pages, r->bits)) return 1;
         int64_t imm = pages >> 12;
         insn(p, (3u << 29) | (0x7FFFFu << 5), ((uint32_t)(imm & 3) << 29) | ((uint32_t)((imm >> 2) & 0x7FFFF) << 5));
         return 0;
     }
-    case R_AARCH64_ADD_ABS_LO12_NC:
-        insn(p, 0xFFFu << 10, (uint32_t)(value & 0xFFF) << 10);
+    case ENC_LO12:
+        if (value & ((1u << r->shift) - 1)) return 2;
+        insn(p, 0xFFFu << 10, (uint32_t)((value & 0xFFF) >> r->shift) << 10);
         return 0;
-    case R_AARCH64_LDST8_ABS_LO12_NC:
-    case R_AARCH64_LDST16_ABS_LO12_NC:
-    case R_AARCH64_LDST32_ABS_LO12_NC:
-    case R_AARCH64_LDST64_ABS_LO12_NC:
-    case R_AARCH64_LDST128_ABS_LO12_NC: {
-        int scale = reloc == R_AARCH64_LDST8_ABS_LO12_NC ? 0
-                  : reloc == R_AARCH64_LDST16_ABS_LO12_NC ? 1
-                  : reloc == R_AARCH64_LDST32_ABS_LO12_NC ? 2
-                  : reloc == R_AARCH64_LDST64_ABS_LO12_NC ? 3 : 4;
-        if (value & ((1u << scale) - 1)) return 2;
-        insn(p, 0xFFFu << 10, (uint32_t)((value & 0xFFF) >> scale) << 10);
+    case ENC_BRANCH: {
+        if (rel & 3) return 2;
+        if (!fits_signed(rel, r->bits)) return 1;
+        uint32_t field = ((1u << (r->bits - 2)) - 1) << r->shift;
+        insn(p, field, (uint32_t)(rel >> 2) << r->shift);
         return 0;
     }
-    case R_AARCH64_TSTBR14:
-        if (rel & 3) return 2;
-        if (!fits_signed(rel, 16)) return 1;
-        insn(p, 0x3FFFu << 5, (uint32_t)(rel >> 2) << 5);
-        return 0;
-    case R_AARCH64_CONDBR19:
-        if (rel & 3) return 2;
-        if (!fits_signed(rel, 21)) return 1;
-        insn(p, 0x7FFFFu << 5, (uint32_t)(rel >> 2) << 5);
-        return 0;
-    case R_AARCH64_JUMP26:
-    case R_AARCH64_CALL26:
-        if (rel & 3) return 2;
-        if (!fits_signed(rel, 28)) return 1;
-        insn(p, 0x3FFFFFFu, (uint32_t)(rel >> 2));
-        return 0;
     }
     return 2;
 }
 
+/* Whether the hole is a branch displacement (jit.patch.is_branch_instruction). */
 static int
-is_branch(const uint8_t *code, int64_t off, int reloc, int x86)
+is_branch(const uint8_t *code, int64_t off, int reloc)
 {
-    if (!x86) {
-        return reloc == R_AARCH64_TSTBR14 || reloc == R_AARCH64_CONDBR19 || reloc == R_AARCH64_JUMP26
-            || reloc == R_AARCH64_CALL26;
-    }
-    if (reloc != R_X86_64_PC32 && reloc != R_X86_64_PLT32) return 0;
+    int branch = RELOCS[reloc].branch;
+    if (branch != BR_MAYBE) return branch != BR_NONE;
+    /* x86-64 rel32: e8 call, e9 jmp, 0f 80..8f jcc */
     if (off >= 1 && (code[off - 1] == 0xE8 || code[off - 1] == 0xE9)) return 1;
     return off >= 2 && code[off - 2] == 0x0F && code[off - 1] >= 0x80 && code[off - 1] <= 0x8F;
 }
@@ -301,7 +286,7 @@ jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, cons
             }
             uint64_t place = base + (uint64_t)off;
             int r = patch_one(out + off, hole->reloc, value + (uint64_t)hole->addend, place);
-            if (r == 1 && is_branch(out, off, hole->reloc, x86)) {
+            if (r == 1 && is_branch(out, off, hole->reloc)) {
                 uint64_t bias = x86 ? 4 : 0;
                 uint64_t dest = value + (uint64_t)hole->addend + bias;
                 int64_t t = 0;
