@@ -15,7 +15,7 @@ from pathlib import Path
 from jit.build import build_library, objects_dir
 from jit.errors import JitError
 from jit.optable import optable
-from jit.toolchain import TARGETS
+from jit.targets import TARGETS
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,10 +24,22 @@ from .paths import ROOT, STENCILS_DIR, cache_dir
 from .process import process_object
 from .stackcache import DEPTH, stencil_name, variants
 from .stencils import FORMAT_VERSION, Stencil, StencilLibrary
-from .toolchain import Clang, Target, compile_flags, find_clang, get_target, local_flags
+from .targets import Target, get_target
+from .toolchain import Clang, compile_flags, find_clang, local_flags
 
 # The Python modules whose behaviour shapes a library: part of the cache key.
-_PROCESSING_MODULES = ("elf.py", "process.py", "relocs.py", "stencils.py", "tail.py", "toolchain.py")
+_PROCESSING_MODULES = (
+    "elf.py",
+    "process.py",
+    "relocs.py",
+    "stencils.py",
+    "tail.py",
+    "toolchain.py",
+    "vmdef.py",
+    "targets/__init__.py",
+    "targets/x86_64.py",
+    "targets/aarch64.py",
+)
 SHIM = "shim"
 
 

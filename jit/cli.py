@@ -18,7 +18,7 @@ from .ir import INT64_MAX, INT64_MIN
 from .optable import optable
 from .outcome import ERROR
 from .stackcache import base_op, stencil_name, variants
-from .toolchain import TARGETS, host_target
+from .targets import TARGETS, host_target
 
 
 def _stencil_names(op: str | None) -> list[str] | None:

@@ -24,6 +24,7 @@ from .optable import helper_names, optable
 from .stackcache import enters_in_memory, library_depth, natural, stencil_name
 from .stencils import HELPER_PREFIX, Hole, HoleKind, StencilLibrary
 from .stitch import Layout, Step, StitchError, op_shapes
+from .targets import Target, get_target
 from .vmdef import constant
 
 # Each hole kind as the C stitcher numbers it (vm.h's HOLE_* constants).
@@ -42,7 +43,7 @@ class Plans:
     def __init__(self, library: StencilLibrary) -> None:
         ffi, self.lib = hostlib()
         self.ffi = ffi
-        self.x86 = library.target.startswith("x86_64")
+        self.target = _target_plan(ffi, get_target(library.target))
         self.index = {name: k for k, name in enumerate(library.ops)}
         helpers = {HELPER_PREFIX + n: k for k, n in enumerate(helper_names())}
         self.helper_order = list(helpers)
@@ -145,7 +146,7 @@ class Plans:
             ffi.cast("uint8_t *", address),
             base,
             helper_values,
-            self.x86,
+            self.target,
             scratch,
             self.error,
             200,
@@ -159,6 +160,15 @@ class Plans:
     ) -> int:
         """stitch_packed, from steps and a helper mapping."""
         return self.stitch_packed(self.pack(steps), lay, address, base, self.helper_values(helpers))
+
+
+def _target_plan(ffi, target: Target):
+    """The C stitcher's view of a target."""
+    plan = ffi.new("TargetPlan *")
+    plan.arch, plan.pad, plan.branch_bias = target.arch, target.pad[0], target.branch_bias
+    plan.trampoline_address_at = target.trampoline_address_at
+    ffi.memmove(plan.trampoline, target.trampoline_template, len(target.trampoline_template))
+    return plan
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .stencils import Hole, Stencil
-from .tail import disassembler
+from .targets import get_target
 
 
 def _hole_notes(holes: tuple[Hole, ...], start: int, end: int) -> list[str]:
@@ -16,7 +16,8 @@ def disassemble(target: str, code: bytes, holes: tuple[Hole, ...], base: int = 0
     Bytes capstone cannot decode are shown as `.byte` lines, so nothing is
     hidden; a hole that falls in them is still listed.
     """
-    md = disassembler(target)
+    md = get_target(target).disassembler
+    step = get_target(target).insn_align
     lines: list[str] = []
     pos = 0
     while pos < len(code):
@@ -27,7 +28,6 @@ def disassemble(target: str, code: bytes, holes: tuple[Hole, ...], base: int = 0
             lines.append(_line(base + off, code[off : off + insn.size], text, notes))
             pos = off + insn.size
         if pos < len(code):
-            step = 4 if target.startswith("aarch64") else 1
             chunk = code[pos : pos + step]
             text = ".byte " + ", ".join(f"{b:#04x}" for b in chunk)
             lines.append(_line(base + pos, chunk, text, _hole_notes(holes, pos, pos + step)))

@@ -20,9 +20,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from unicorn import UC_ARCH_ARM64, UC_ARCH_X86, UC_HOOK_CODE, UC_MODE_64, UC_MODE_ARM, Uc, UcError
-from unicorn import arm64_const as A
-from unicorn import x86_const as X
+from unicorn import UC_HOOK_CODE, Uc, UcError
 
 from .build import load_library
 from .cstitch import stitch_bytes
@@ -34,6 +32,7 @@ from .outcome import ERROR, HALTED, Outcome, error_message, format_float
 from .stackcache import assign, library_depth
 from .stencils import HELPER_PREFIX, StencilLibrary
 from .stitch import Layout, Step, layout, stitch
+from .targets import TARGETS
 from .vmdef import FRAME_SIZE, VM_ERROR, VM_HALTED, offset
 
 PAGE = 0x1000
@@ -58,28 +57,6 @@ class EmulationError(JitError):
 
 def _round(n: int) -> int:
     return max(PAGE, (n + PAGE - 1) // PAGE * PAGE)
-
-
-@dataclass(frozen=True)
-class _Abi:
-    """What the emulator needs to know of a target's registers and C ABI."""
-
-    arch: int
-    mode: int
-    pc: int
-    sp: int
-    args: tuple[int, ...]  # integer argument registers
-    fp_arg: int  # first floating-point argument register
-    ret: bytes  # a return instruction
-
-
-ABIS = {
-    "x86_64-linux": _Abi(UC_ARCH_X86, UC_MODE_64, X.UC_X86_REG_RIP, X.UC_X86_REG_RSP,
-                         (X.UC_X86_REG_RDI, X.UC_X86_REG_RSI, X.UC_X86_REG_RDX), X.UC_X86_REG_XMM0, b"\xc3"),
-    "aarch64-linux": _Abi(UC_ARCH_ARM64, UC_MODE_ARM, A.UC_ARM64_REG_PC, A.UC_ARM64_REG_SP,
-                          (A.UC_ARM64_REG_X0, A.UC_ARM64_REG_X1, A.UC_ARM64_REG_X2), A.UC_ARM64_REG_D0,
-                          struct.pack("<I", 0xD65F03C0)),
-}  # fmt: skip
 
 
 @dataclass
@@ -121,9 +98,9 @@ class Emulator:
     ):
         """stitcher: "c" (the fast path) or "python" (jit.stitch, the reference);
         stack_cache: as for jit.native.NativeRuntime."""
-        if target not in ABIS:
-            raise EmulationError(f"no emulation for target {target!r}")
-        self.target, self.abi, self.stitcher = target, ABIS[target], stitcher
+        if target not in TARGETS:
+            raise EmulationError(f"no emulation for target {target!r}; choose one of {', '.join(TARGETS)}")
+        self.target, self.abi, self.stitcher = target, TARGETS[target].emulator_abi(), stitcher
         self.stack_cache = stack_cache
         self.library = library or load_library(target)
         self.stack_depth = library_depth(self.library.ops)
@@ -245,11 +222,11 @@ class Emulator:
         """Run from `address` through the shim until a stencil returns; the status."""
         self.put("entry", address)
         top = NATIVE_STACK + NATIVE_STACK_SIZE - 64
-        if self.target.startswith("x86_64"):
+        if self.abi.link is None:
             top -= 8  # as after a call: the return address is on the stack
             self.uc.mem_write(top, struct.pack("<Q", SENTINEL))
         else:
-            self.uc.reg_write(A.UC_ARM64_REG_X30, SENTINEL)
+            self.uc.reg_write(self.abi.link, SENTINEL)
         self.uc.reg_write(self.abi.sp, top)
         self.uc.reg_write(self.abi.args[0], STATE)
         self._fault = None
@@ -278,7 +255,7 @@ class Emulator:
                 self.out.append(a1 & 0xFF)
             elif name == "print_str":
                 self.out += self.program.strings[signed]
-            uc.reg_write(self.abi.args[0] if self.target.startswith("aarch64") else X.UC_X86_REG_RAX, 0)
+            uc.reg_write(self.abi.result, 0)
         except BaseException as e:
             self._fault = e
             uc.emu_stop()

@@ -53,10 +53,10 @@ from .hostlib import hostlib
 from .ir import call_shape, wrap64
 from .memory import PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, protect
 from .optable import OpInfo, optable
-from .patch import jump
 from .paths import ROOT, STENCILS_DIR, cache_dir
 from .stitch import Step
-from .toolchain import compile_flags, find_clang, get_target, host_target, local_flags
+from .targets import get_target, host_target
+from .toolchain import compile_flags, find_clang, local_flags
 from .vmdef import offset
 
 _DEFINE = re.compile(r"^define [^\n]*@_JIT_ENTRY\(.*?^}$", re.M | re.S)
@@ -548,7 +548,7 @@ class LLVMBackend:
 
     def link(self, code: LLVMCode, step: int, destination: int) -> None:
         at = code.address(step)
-        patch = jump(self.target, at, destination)
+        patch = get_target(str(self.target)).jump(at, destination)
         start = at & ~(PAGE - 1)
         size = (at + len(patch) - start + PAGE - 1) // PAGE * PAGE
         protect(start, size, PROT_READ | PROT_WRITE)

@@ -33,9 +33,9 @@ from .ir import Program
 from .limits import MAX_EXITS
 from .native import Compiled, NativeRuntime, native_runtime
 from .outcome import Outcome
-from .patch import jump
 from .stencils import StencilLibrary
 from .stitch import Step
+from .targets import get_target
 from .vmdef import FRAME_SIZE
 
 NEVER = 1 << 62  # a counter that never runs out
@@ -205,7 +205,7 @@ class EmulatedMachine:
 
     def link(self, code: EmuCode, step: int, destination: int) -> None:
         at = code.address(step)
-        self.emu.write_code(at, jump(self.library.target, at, destination))
+        self.emu.write_code(at, get_target(self.library.target).jump(at, destination))
 
     def mark_head(self, pc: int) -> None:
         self.heads.add(pc)

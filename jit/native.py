@@ -22,11 +22,10 @@ from .ir import Program
 from .memory import Arena, Region
 from .optable import helper_names
 from .outcome import Prepared
-from .patch import jump
 from .stackcache import assign, library_depth
 from .stencils import HELPER_PREFIX, StencilLibrary
 from .stitch import Layout, Step, layout, stitch
-from .toolchain import host_target
+from .targets import get_target, host_target
 
 
 @dataclass
@@ -108,7 +107,7 @@ class NativeRuntime:
         """Re-patch step `step` (an exit) to jump to `destination`, W^X throughout."""
         at = compiled.address(step)
         with compiled.region.unsealed() as region:
-            region.write(at - region.address, jump(self.library.target, at, destination))
+            region.write(at - region.address, get_target(self.library.target).jump(at, destination))
 
     def enter(self, state, address: int) -> int:
         state.entry = self.ffi.cast("void *", address)

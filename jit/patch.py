@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from . import relocs
 from .errors import JitError
-from .relocs import Branch, Encoding, Relocation
+from .relocs import Encoding, Relocation
 
 
 class RelocationError(JitError):
@@ -184,37 +184,3 @@ def patch(code: bytearray, offset: int, reloc: str, value: int, place: int) -> N
     except KeyError:
         raise RelocationError(reloc, "no patch function for this relocation type", out_of_range=False) from None
     fn(code, offset, value, place)
-
-
-def is_branch_instruction(target: str, code: bytes, offset: int, reloc: str) -> bool:
-    """Whether the hole at `offset` is the displacement of a jump or call (so a
-    trampoline can stand in for a far target)."""
-    branch = relocs.get(reloc).branch
-    if branch is not Branch.MAYBE:
-        return branch is not Branch.NONE
-    # x86-64: e8 call rel32, e9 jmp rel32, 0f 80-8f jcc rel32.
-    if offset >= 1 and code[offset - 1] in (0xE8, 0xE9):
-        return True
-    return offset >= 2 and code[offset - 2] == 0x0F and 0x80 <= code[offset - 1] <= 0x8F
-
-
-def trampoline(target: str, destination: int) -> bytes:
-    """16 bytes that jump to an absolute address (x86-64: jmp *0(%rip);
-    AArch64: ldr x16, 8; br x16 — x16 is the intra-procedure scratch register)."""
-    if target.startswith("x86_64"):
-        return b"\xff\x25\x00\x00\x00\x00" + struct.pack("<Q", destination) + b"\xcc\xcc"
-    return struct.pack("<IIQ", 0x58000050, 0xD61F0200, destination)
-
-
-def jump(target: str, place: int, destination: int) -> bytes:
-    """The shortest unconditional jump from `place` to `destination`: a direct
-    one where it reaches (x86-64 jmp rel32, AArch64 b), else a trampoline."""
-    if target.startswith("x86_64"):
-        rel = destination - (place + 5)
-        if _signed_fits(rel, 32):
-            return b"\xe9" + struct.pack("<i", rel)
-    else:
-        rel = destination - place
-        if _signed_fits(rel, 28):
-            return struct.pack("<I", 0x14000000 | ((rel >> 2) & 0x3FFFFFF))
-    return trampoline(target, destination)

@@ -54,7 +54,7 @@ def _layout(obj: ObjectFile, target: Target, fail) -> _Layout:
         if what:
             fail(f"unsupported section {sec.name}: {what}; stencils may hold only code and read-only data")
         if sec.flags & SHF_EXECINSTR:
-            _align(lay.code, sec.align, target.nop)
+            _align(lay.code, sec.align, target.pad)
             lay.code_base[sec.index] = len(lay.code)
             lay.code += sec.data
         else:
@@ -183,7 +183,7 @@ def process_object(blob: bytes, name: str, target: Target, *, clean_tail: bool =
         holes.add(rel)
     code, code_holes, notes = bytes(lay.code), sorted(holes.code, key=lambda h: h.offset), []
     if clean_tail:
-        code, code_holes, notes = tail.clean_tail(target.name, code, code_holes)
+        code, code_holes, notes = tail.clean_tail(target, code, code_holes)
     return Stencil(
         name,
         code,

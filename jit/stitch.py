@@ -16,9 +16,10 @@ from itertools import accumulate
 
 from . import relocs
 from .errors import JitError
-from .patch import RelocationError, is_branch_instruction, patch, trampoline
+from .patch import RelocationError, patch
 from .relocs import short_branch
 from .stencils import Hole, HoleKind, Stencil, StencilLibrary
+from .targets import Target, get_target
 from .vmdef import DATA_ALIGN, TRAMPOLINE_SIZE
 
 
@@ -126,7 +127,7 @@ def _values(step: Step, index: int, lay: Layout, base: int) -> dict[HoleKind, in
 
 
 class _Stitcher:
-    def __init__(self, target: str, lay: Layout, base: int, buf: bytearray) -> None:
+    def __init__(self, target: Target, lay: Layout, base: int, buf: bytearray) -> None:
         self.target, self.lay, self.base, self.buf = target, lay, base, buf
         self.trampolines: dict[int, int] = {}  # destination -> address
 
@@ -136,7 +137,7 @@ class _Stitcher:
             if n >= self.lay.trampoline_slots:
                 raise StitchError("out of trampoline slots")
             off = self.lay.trampolines + n * TRAMPOLINE_SIZE
-            self.buf[off : off + TRAMPOLINE_SIZE] = trampoline(self.target, destination)
+            self.buf[off : off + TRAMPOLINE_SIZE] = self.target.trampoline(destination)
             self.trampolines[destination] = self.base + off
         return self.trampolines[destination]
 
@@ -146,11 +147,9 @@ class _Stitcher:
         try:
             patch(self.buf, off, hole.reloc, value + hole.addend, place)
         except RelocationError as e:
-            if not (e.out_of_range and is_branch_instruction(self.target, self.buf, off, hole.reloc)):
+            if not (e.out_of_range and self.target.is_branch_instruction(self.buf, off, hole.reloc)):
                 raise StitchError(f"{where}: {e}") from e
-            # An x86 displacement counts from the end of its 4-byte field;
-            # an AArch64 one from the instruction itself.
-            bias = 4 if self.target.startswith("x86_64") else 0
+            bias = self.target.branch_bias
             via = self.trampoline_to(value + hole.addend + bias)
             try:
                 patch(self.buf, off, hole.reloc, via - bias, place)
@@ -167,10 +166,10 @@ def stitch(
 ) -> Stitched:
     """The bytes of the laid-out steps at address `base`, every hole filled."""
     buf = bytearray(lay.size)
-    pad = b"\xcc" if library.target.startswith("x86_64") else b"\0"
+    target = get_target(library.target)
     tramp_end = lay.trampolines + lay.trampoline_slots * TRAMPOLINE_SIZE
-    buf[lay.code_offsets[-1] : tramp_end] = pad * (tramp_end - lay.code_offsets[-1])
-    st = _Stitcher(library.target, lay, base, buf)
+    buf[lay.code_offsets[-1] : tramp_end] = target.pad * (tramp_end - lay.code_offsets[-1])
+    st = _Stitcher(target, lay, base, buf)
     for index, step in enumerate(steps):
         stencil: Stencil = library.ops[step.op]
         code_at, data_at = lay.code_offsets[index], lay.data_offsets[index]

@@ -34,7 +34,7 @@ from .ir import Program
 from .limits import MAX_EXITS
 from .machines import EmulatedMachine, NativeMachine
 from .outcome import Outcome, Prepared
-from .toolchain import host_target
+from .targets import host_target
 from .trace import EXIT, FUNCTION, LINK, LOOP, ExitInfo, Handover, TraceShape, form
 from .vmdef import VM_ERROR, VM_EXITED, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_RECORDED
 

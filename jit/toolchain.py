@@ -1,4 +1,4 @@
-"""Finding Clang and the flags that turn a template into a stencil, per target."""
+"""Finding Clang, and the flags that turn a template into a stencil for a target (jit.targets)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from functools import cache
 
 from .errors import ToolchainError
 from .paths import ROOT
+from .targets import Target
 
 MIN_CLANG = 19
 INSTALL_HINT = (
@@ -39,55 +40,6 @@ COMMON_FLAGS = (
     "-Wall",
     "-Werror",
 )
-
-
-@dataclass(frozen=True)
-class Target:
-    """A machine we build stencils for."""
-
-    name: str  # our name: x86_64-linux
-    triple: str  # clang's --target
-    flags: tuple[str, ...]
-    elf_machine: str  # pyelftools' e_machine
-    nop: bytes  # padding between sections
-
-
-TARGETS: dict[str, Target] = {
-    t.name: t
-    for t in (
-        # Medium code model with every datum "large": operand holes become
-        # 64-bit movabs immediates, jumps stay rel32 within the arena.
-        Target(
-            "x86_64-linux",
-            "x86_64-unknown-linux-gnu",
-            ("-fno-pic", "-mcmodel=medium", "-mlarge-data-threshold=0"),
-            "EM_X86_64",
-            b"\xcc",
-        ),
-        # Large code model: addresses are built with movz/movk, so any 64-bit
-        # value fits a hole; no GOT is needed.
-        Target(
-            "aarch64-linux",
-            "aarch64-unknown-linux-gnu",
-            ("-fno-pic", "-mcmodel=large", "-mno-outline-atomics"),
-            "EM_AARCH64",
-            b"\x00",
-        ),
-    )
-}
-
-
-def get_target(name: str) -> Target:
-    try:
-        return TARGETS[name]
-    except KeyError:
-        raise ToolchainError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}") from None
-
-
-def host_target() -> str | None:
-    """The target matching this machine, if we have one."""
-    machine = os.uname().machine
-    return {"x86_64": "x86_64-linux", "aarch64": "aarch64-linux", "arm64": "aarch64-linux"}.get(machine)
 
 
 @dataclass(frozen=True)

@@ -139,30 +139,26 @@ patch_one(uint8_t *p, int reloc, uint64_t value, uint64_t place)
     return 2;
 }
 
-/* Whether the hole is a branch displacement (jit.patch.is_branch_instruction). */
+/* Whether the hole is a branch displacement (Target.is_branch_instruction):
+ * the table says, except for x86-64 rel32 fields, where the opcode does. */
 static int
-is_branch(const uint8_t *code, int64_t off, int reloc)
+is_branch(const uint8_t *code, int64_t off, int reloc, int64_t arch)
 {
     int branch = RELOCS[reloc].branch;
     if (branch != BR_MAYBE) return branch != BR_NONE;
-    /* x86-64 rel32: e8 call, e9 jmp, 0f 80..8f jcc */
-    if (off >= 1 && (code[off - 1] == 0xE8 || code[off - 1] == 0xE9)) return 1;
-    return off >= 2 && code[off - 2] == 0x0F && code[off - 1] >= 0x80 && code[off - 1] <= 0x8F;
+    switch (arch) {
+    case ARCH_X86_64: /* e8 call, e9 jmp, 0f 80..8f jcc */
+        if (off >= 1 && (code[off - 1] == 0xE8 || code[off - 1] == 0xE9)) return 1;
+        return off >= 2 && code[off - 2] == 0x0F && code[off - 1] >= 0x80 && code[off - 1] <= 0x8F;
+    }
+    return 0;
 }
 
 static void
-write_trampoline(uint8_t *p, uint64_t destination, int x86)
+write_trampoline(uint8_t *p, uint64_t destination, const TargetPlan *target)
 {
-    if (x86) {
-        static const uint8_t head[6] = {0xFF, 0x25, 0, 0, 0, 0};
-        memcpy(p, head, 6);
-        wr64(p + 6, destination);
-        p[14] = p[15] = 0xCC;
-    } else {
-        wr32(p, 0x58000050u);
-        wr32(p + 4, 0xD61F0200u);
-        wr64(p + 8, destination);
-    }
+    memcpy(p, target->trampoline, TRAMPOLINE_SIZE);
+    wr64(p + target->trampoline_address_at, destination);
 }
 
 static int64_t
@@ -243,13 +239,13 @@ jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, int6
 int64_t
 jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, const int64_t *code_at,
            const int64_t *data_at, int64_t tramp_at, int64_t tramp_slots, int64_t total, uint8_t *out,
-           uint64_t base, const uint64_t *helpers, int64_t x86, uint64_t *tramp_dest, char *error,
-           int64_t error_size)
+           uint64_t base, const uint64_t *helpers, const TargetPlan *target, uint64_t *tramp_dest,
+           char *error, int64_t error_size)
 {
     int64_t ntramp = 0;
     int64_t tramp_end = tramp_at + TRAMPOLINE_SIZE * tramp_slots;
     memset(out, 0, (size_t)total);
-    memset(out + code_at[nsteps], x86 ? 0xCC : 0, (size_t)(tramp_end - code_at[nsteps]));
+    memset(out + code_at[nsteps], (int)target->pad, (size_t)(tramp_end - code_at[nsteps]));
     for (int64_t i = 0; i < nsteps; i++) {
         const StepPlan *s = &steps[i];
         const StencilPlan *st = &plans[s->op];
@@ -286,8 +282,8 @@ jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, cons
             }
             uint64_t place = base + (uint64_t)off;
             int r = patch_one(out + off, hole->reloc, value + (uint64_t)hole->addend, place);
-            if (r == 1 && is_branch(out, off, hole->reloc)) {
-                uint64_t bias = x86 ? 4 : 0;
+            if (r == 1 && is_branch(out, off, hole->reloc, target->arch)) {
+                uint64_t bias = (uint64_t)target->branch_bias;
                 uint64_t dest = value + (uint64_t)hole->addend + bias;
                 int64_t t = 0;
                 while (t < ntramp && tramp_dest[t] != dest) t++;
@@ -296,7 +292,7 @@ jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, cons
                         snprintf(error, (size_t)error_size, "step %lld: out of trampoline slots", (long long)i);
                         return -1;
                     }
-                    write_trampoline(out + tramp_at + TRAMPOLINE_SIZE * t, dest, (int)x86);
+                    write_trampoline(out + tramp_at + TRAMPOLINE_SIZE * t, dest, target);
                     tramp_dest[ntramp++] = dest;
                 }
                 r = patch_one(out + off, hole->reloc, base + (uint64_t)(tramp_at + TRAMPOLINE_SIZE * t) - bias, place);

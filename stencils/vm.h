@@ -107,13 +107,23 @@ typedef struct StepPlan {
     int64_t target_address;  /* or 0 */
 } StepPlan;
 
+/* What the C stitcher needs of the target (jit.targets.Target), so that it
+ * knows no architecture of its own. */
+typedef struct TargetPlan {
+    int64_t arch;                  /* ARCH_* */
+    int64_t pad;                   /* the byte that fills gaps in code */
+    int64_t branch_bias;           /* a branch displacement counts from the hole plus this */
+    int64_t trampoline_address_at; /* where the address goes in the trampoline */
+    uint8_t trampoline[16];        /* TRAMPOLINE_SIZE bytes that jump through that address */
+} TargetPlan;
+
 void jit_cache_stack(StepPlan *steps, int64_t nsteps, const int64_t *table, uint8_t *entry);
 int64_t jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, int64_t *code_at,
                    int64_t *data_at, int64_t *trampolines);
 int64_t jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, const int64_t *code_at,
                    const int64_t *data_at, int64_t tramp_at, int64_t tramp_slots, int64_t total, uint8_t *out,
-                   uint64_t base, const uint64_t *helpers, int64_t x86, uint64_t *tramp_dest, char *error,
-                   int64_t error_size);
+                   uint64_t base, const uint64_t *helpers, const TargetPlan *target, uint64_t *tramp_dest,
+                   char *error, int64_t error_size);
 
 void run_switch(VMState *state, const Inst *code, int64_t pc);
 void run_tier1(VMState *state, const Inst *code, int64_t pc);
@@ -184,6 +194,8 @@ enum {
 };
 
 /* cdef-end */
+
+_Static_assert(sizeof(((TargetPlan *)0)->trampoline) == TRAMPOLINE_SIZE, "TargetPlan.trampoline");
 
 /* CALL's second operand packs the callee's frame shape. */
 #define CALL_NPARAMS(info) ((info) & 0xffff)

@@ -6,7 +6,8 @@ import pytest
 
 from jit.build import load_library
 from jit.stencils import StencilLibrary
-from jit.toolchain import TARGETS, find_clang
+from jit.targets import TARGETS
+from jit.toolchain import find_clang
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 
 from jit.build import Job, build_stencil
 from jit.errors import StencilBuildError
-from jit.toolchain import get_target
+from jit.targets import get_target
 
 BAD = sorted((Path(__file__).parent / "bad_templates").glob("*.c"))
 

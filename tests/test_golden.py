@@ -16,7 +16,7 @@ import pytest
 
 from jit.build import Job, build_stencil
 from jit.disasm import describe_stencil
-from jit.toolchain import get_target
+from jit.targets import get_target
 
 HERE = Path(__file__).parent
 TEMPLATES = sorted((HERE / "templates").glob("*.c"))

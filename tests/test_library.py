@@ -9,7 +9,7 @@ from jit.build import build_library, library_path
 from jit.optable import helper_names, optable
 from jit.stackcache import stencil_name, variants
 from jit.stencils import HELPER_PREFIX, HOLE_SYMBOLS, HoleKind, StencilLibrary
-from jit.toolchain import TARGETS
+from jit.targets import TARGETS
 
 MACHINE_RELOCS = {
     "x86_64-linux": {r.name for r in relocs.by_number("EM_X86_64").values()},

@@ -23,7 +23,7 @@ from jit.optable import optable
 from jit.patch import patch
 from jit.process import process_object
 from jit.stencils import HoleKind, Stencil
-from jit.toolchain import get_target
+from jit.targets import get_target
 
 LLD = shutil.which("ld.lld-19") or shutil.which("ld.lld")
 pytestmark = pytest.mark.skipif(LLD is None, reason="ld.lld (Debian package lld-19) is missing")

@@ -11,7 +11,8 @@ import struct
 import capstone
 import pytest
 
-from jit.patch import PATCHERS, RelocationError, is_branch_instruction, patch, trampoline
+from jit.patch import PATCHERS, RelocationError, patch
+from jit.targets import get_target
 
 
 def word(value: int) -> bytearray:
@@ -76,11 +77,11 @@ def test_abs32_and_abs32s_ranges():
 
 def test_branch_recognition_on_x86():
     code = bytes.fromhex("e800000000e9000000000f8400000000f20f100500000000")
-    assert is_branch_instruction("x86_64-linux", code, 1, "R_X86_64_PLT32")  # call
-    assert is_branch_instruction("x86_64-linux", code, 6, "R_X86_64_PLT32")  # jmp
-    assert is_branch_instruction("x86_64-linux", code, 12, "R_X86_64_PC32")  # je
-    assert not is_branch_instruction("x86_64-linux", code, 20, "R_X86_64_PC32")  # movsd (%rip)
-    assert not is_branch_instruction("x86_64-linux", code, 1, "R_X86_64_64")
+    assert get_target("x86_64-linux").is_branch_instruction(code, 1, "R_X86_64_PLT32")  # call
+    assert get_target("x86_64-linux").is_branch_instruction(code, 6, "R_X86_64_PLT32")  # jmp
+    assert get_target("x86_64-linux").is_branch_instruction(code, 12, "R_X86_64_PC32")  # je
+    assert not get_target("x86_64-linux").is_branch_instruction(code, 20, "R_X86_64_PC32")  # movsd (%rip)
+    assert not get_target("x86_64-linux").is_branch_instruction(code, 1, "R_X86_64_64")
 
 
 # -- AArch64 ------------------------------------------------------------------
@@ -208,7 +209,7 @@ def test_unknown_relocation_is_a_clear_error():
 @pytest.mark.parametrize("target", ["x86_64-linux", "aarch64-linux"])
 def test_trampolines_jump_to_an_absolute_address(target):
     destination = 0x1234_5678_9ABC
-    code = trampoline(target, destination)
+    code = get_target(target).trampoline(destination)
     assert len(code) == 16
     if target.startswith("x86"):
         insn = next(capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64).disasm(code, 0))

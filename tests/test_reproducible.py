@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jit.build import build_library, jobs_for_library, library_path, objects_dir
-from jit.toolchain import TARGETS
+from jit.targets import TARGETS
 
 
 def test_two_forced_builds_are_identical(tmp_path, monkeypatch):

@@ -1,0 +1,125 @@
+"""The machines stencils are built for: one module per architecture says everything about it.
+
+A Target holds what differs between architectures: clang's triple and
+flags, the ELF machine, the padding between pieces of code, how a
+trampoline and a jump are encoded, where a branch displacement counts
+from, which holes are branch displacements, the tail clean-up's rules, the
+disassembler and the emulator's view of the C ABI.  The rest of the code
+asks its Target and never tests a target's name.  Adding an architecture
+means a module here, registered below, plus its rows in
+stencils/relocs.def (docs/targets.md).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from ..errors import ToolchainError
+from ..vmdef import TRAMPOLINE_SIZE, constant
+
+if TYPE_CHECKING:
+    import capstone
+
+    from ..stencils import Hole
+
+TailResult = tuple[bytes, list["Hole"], list[str]]
+
+
+@dataclass(frozen=True)
+class EmulatorAbi:
+    """What the emulator (unicorn) needs of an architecture's registers and C ABI."""
+
+    arch: int  # unicorn UC_ARCH_*
+    mode: int  # unicorn UC_MODE_*
+    pc: int
+    sp: int
+    args: tuple[int, ...]  # integer argument registers
+    fp_arg: int  # first floating-point argument register
+    result: int  # integer return register
+    link: int | None  # the link register, or None when a call pushes the return address
+    ret: bytes  # a return instruction
+
+
+@dataclass(frozen=True)
+class Target:
+    """One architecture on Linux.  Subclasses (one module each) fill in the methods."""
+
+    name: str  # our name: x86_64-linux
+    triple: str  # clang's --target
+    flags: tuple[str, ...]  # clang flags for this target's stencils, each with its reason in the module
+    elf_machine: str  # pyelftools' e_machine
+    arch: int  # the C stitcher's number for it (vm.h ARCH_*)
+    machines: tuple[str, ...]  # os.uname().machine values of hosts that run it natively
+    pad: bytes  # one byte filling gaps in code: traps if ever executed
+    trampoline_template: bytes  # TRAMPOLINE_SIZE bytes jumping to the address at trampoline_address_at
+    trampoline_address_at: int
+    branch_bias: int  # a branch displacement counts from the hole plus this many bytes
+    insn_align: int  # instruction size to step over bytes the disassembler cannot decode
+
+    def trampoline(self, destination: int) -> bytes:
+        """TRAMPOLINE_SIZE bytes that jump to an absolute address."""
+        t, at = self.trampoline_template, self.trampoline_address_at
+        return t[:at] + struct.pack("<Q", destination & 0xFFFFFFFFFFFFFFFF) + t[at + 8 :]
+
+    def jump(self, place: int, destination: int) -> bytes:
+        """The shortest unconditional jump from `place` to `destination`
+        (what linking writes over a side exit)."""
+        raise NotImplementedError
+
+    def is_branch_instruction(self, code: bytes, offset: int, reloc: str) -> bool:
+        """Whether the hole at `offset` is a jump's or call's displacement (so a
+        trampoline can stand in for a far target)."""
+        from .. import relocs
+        from ..relocs import Branch
+
+        return relocs.get(reloc).branch not in (Branch.NONE, Branch.MAYBE)
+
+    def tail_rule(self, code: bytes, holes: list[Hole]) -> TailResult:
+        """One step of the tail clean-up (jit.tail): drop or retarget a final jump."""
+        raise NotImplementedError
+
+    def capstone_mode(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def emulator_abi(self) -> EmulatorAbi:
+        raise NotImplementedError
+
+    @cached_property
+    def disassembler(self) -> capstone.Cs:
+        import capstone
+
+        md = capstone.Cs(*self.capstone_mode())
+        md.detail = True
+        return md
+
+    def __post_init__(self) -> None:
+        if len(self.trampoline_template) != TRAMPOLINE_SIZE:
+            raise ValueError(f"{self.name}: a trampoline is {TRAMPOLINE_SIZE} bytes")
+        if self.arch != constant(f"ARCH_{self.elf_machine.removeprefix('EM_')}"):
+            raise ValueError(f"{self.name}: arch {self.arch} is not vm.h's ARCH_ for {self.elf_machine}")
+
+
+def _registry() -> dict[str, Target]:
+    from . import aarch64, x86_64
+
+    return {t.name: t for t in (x86_64.TARGET, aarch64.TARGET)}
+
+
+TARGETS: dict[str, Target] = _registry()
+
+
+def get_target(name: str) -> Target:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise ToolchainError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}") from None
+
+
+def host_target() -> str | None:
+    """The target matching this machine, if there is one."""
+    machine = os.uname().machine
+    return next((t.name for t in TARGETS.values() if machine in t.machines), None)

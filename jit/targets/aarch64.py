@@ -1,0 +1,170 @@
+"""AArch64 (AAPCS64, Linux): everything the package needs to know about it."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from .. import relocs
+from ..relocs import Branch
+from ..vmdef import constant
+from . import EmulatorAbi, TailResult, Target
+
+if TYPE_CHECKING:
+    from ..stencils import Hole
+
+_COND = frozenset(r.name for r in relocs.table() if r.branch is Branch.COND)  # b.cond, cbz, tbz
+_B = next(r.name for r in relocs.table() if r.branch is Branch.JUMP)  # b
+
+
+def _invert(insn: int) -> int | None:
+    """The branch with the opposite condition, or None (b.al/b.nv cannot flip)."""
+    if insn & 0xFF000010 == 0x54000000:  # b.cond
+        return None if insn & 0xE == 0xE else insn ^ 1
+    if insn & 0x7E000000 in (0x34000000, 0x36000000):  # cbz/cbnz, tbz/tbnz
+        return insn ^ (1 << 24)
+    return None
+
+
+def _local_branch(insn: int) -> tuple[int, int, str] | None:
+    """(byte offset, mask of the offset field, relocation) of a conditional branch."""
+    if insn & 0xFF000010 == 0x54000000 or insn & 0x7E000000 == 0x34000000:
+        mask, bits, reloc = 0x00FFFFE0, 19, "R_AARCH64_CONDBR19"
+    elif insn & 0x7E000000 == 0x36000000:
+        mask, bits, reloc = 0x0007FFE0, 14, "R_AARCH64_TSTBR14"
+    else:
+        return None
+    field = (insn & mask) >> 5
+    if field >> (bits - 1):
+        field -= 1 << bits
+    return field * 4, mask, reloc
+
+
+@dataclass(frozen=True)
+class AArch64(Target):
+    def jump(self, place: int, destination: int) -> bytes:
+        rel = destination - place
+        if -(1 << 27) <= rel < 1 << 27:
+            return struct.pack("<I", 0x14000000 | ((rel >> 2) & 0x3FFFFFF))  # b
+        return self.trampoline(destination)
+
+    def tail_rule(self, code: bytes, holes: list[Hole]) -> TailResult:
+        """`b _JIT_CONTINUE` at the end goes; a conditional branch around a final
+        `b _JIT_CONTINUE; b X` or `b X` is inverted or retargeted to X."""
+        from ..tail import branch_targets, hole_at, is_continue
+
+        n = len(code)
+        last = hole_at(holes, n - 4)
+        if n < 4 or last is None or last.reloc != _B:
+            return code, holes, []
+        if is_continue(last, {_B}, 0):
+            return (
+                code[: n - 4],
+                [h for h in holes if h is not last],
+                ["removed the final `b _JIT_CONTINUE` (4 bytes): the next stencil follows"],
+            )
+        cond = hole_at(holes, n - 8)
+        if is_continue(cond, {_B}, 0):
+            return self._retarget(code, holes, last, 8, invert=False)
+        if cond is None:
+            return self._retarget(code, holes, last, 4, invert=True)
+        if not is_continue(cond, _COND, 0):
+            return code, holes, []
+        flipped = _invert(int.from_bytes(code[n - 8 : n - 4], "little"))
+        targets = branch_targets(self, code, holes)
+        if flipped is None or targets is None or n - 4 in targets:
+            return code, holes, []
+        new = code[: n - 8] + flipped.to_bytes(4, "little")
+        inverted = replace(cond, kind=last.kind, symbol=last.symbol, addend=last.addend)
+        out = [inverted if h is cond else h for h in holes if h is not last]
+        return (
+            new,
+            out,
+            [
+                f"inverted the final `b.cc _JIT_CONTINUE; b {last.symbol}` into one branch to "
+                f"{last.symbol} at {n - 8:#x} (4 bytes removed): the next stencil follows"
+            ],
+        )
+
+    def _retarget(self, code: bytes, holes: list[Hole], last: Hole, drop: int, invert: bool) -> TailResult:
+        """Make the local conditional branch just before the final `b X` (and, when
+        drop is 8, a `b _JIT_CONTINUE`) branch to X itself, dropping what follows.
+
+        `bcc L; b _JIT_CONTINUE; L: b X`  becomes  `bcc X`   (drop 8)
+        `bcc END; b X; END:`              becomes  `b!cc X`  (drop 4, invert)
+        """
+        from ..stencils import Hole
+        from ..tail import branch_targets, hole_at
+
+        n = len(code)
+        at = n - drop - 4
+        if at < 0 or hole_at(holes, at) is not None:
+            return code, holes, []
+        insn = int.from_bytes(code[at : at + 4], "little")
+        decoded = _local_branch(insn)
+        if decoded is None:
+            return code, holes, []
+        offset, mask, reloc = decoded
+        expected = drop if not invert else drop + 4
+        targets = branch_targets(self, code[:at], holes)
+        if offset != expected or targets is None or targets & set(range(at + 4, n + 1, 4)):
+            return code, holes, []
+        if invert:
+            flipped = _invert(insn)
+            if flipped is None:
+                return code, holes, []
+            insn = flipped
+        new = code[:at] + (insn & ~mask).to_bytes(4, "little")
+        branch = Hole(at, reloc, last.kind, last.symbol, last.addend)
+        gone = {at + k for k in range(4, drop + 4, 4)}
+        out = sorted([h for h in holes if h.offset not in gone] + [branch], key=lambda h: h.offset)
+        how = "inverted" if invert else "retargeted"
+        return (
+            new,
+            out,
+            [
+                f"{how} the branch at {at:#x} to go straight to {last.symbol} and removed "
+                f"the final jump(s) ({drop} bytes): the next stencil follows"
+            ],
+        )
+
+    def capstone_mode(self) -> tuple[int, int]:
+        import capstone
+
+        return capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM
+
+    def emulator_abi(self) -> EmulatorAbi:
+        import unicorn
+        from unicorn import arm64_const as A
+
+        return EmulatorAbi(
+            unicorn.UC_ARCH_ARM64,
+            unicorn.UC_MODE_ARM,
+            A.UC_ARM64_REG_PC,
+            A.UC_ARM64_REG_SP,
+            (A.UC_ARM64_REG_X0, A.UC_ARM64_REG_X1, A.UC_ARM64_REG_X2),
+            A.UC_ARM64_REG_D0,
+            A.UC_ARM64_REG_X0,
+            A.UC_ARM64_REG_X30,
+            struct.pack("<I", 0xD65F03C0),  # ret
+        )
+
+
+TARGET = AArch64(
+    name="aarch64-linux",
+    triple="aarch64-unknown-linux-gnu",
+    # Large code model: addresses are built with movz/movk, so any 64-bit
+    # value fits a hole, and no GOT is needed.  No outline atomics: they
+    # would call into libgcc.
+    flags=("-fno-pic", "-mcmodel=large", "-mno-outline-atomics"),
+    elf_machine="EM_AARCH64",
+    arch=constant("ARCH_AARCH64"),
+    machines=("aarch64", "arm64"),
+    pad=b"\x00",  # udf #0 once four of them line up
+    # ldr x16, 8; br x16; the address (x16 is the intra-procedure scratch register)
+    trampoline_template=struct.pack("<II", 0x58000050, 0xD61F0200) + bytes(8),
+    trampoline_address_at=8,
+    branch_bias=0,  # a branch counts from the instruction itself
+    insn_align=4,
+)
