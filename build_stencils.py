@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from jit.build import build_library, objects_dir
+from jit.build.library import build_library, objects_dir
 from jit.errors import JitError
-from jit.optable import optable
+from jit.lang.optable import optable
 from jit.targets import TARGETS
 
 

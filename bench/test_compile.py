@@ -15,8 +15,8 @@ from functools import cache
 
 import pytest
 
-from jit.benchmark import SIZES, code_sizes, collect_traces, load_programs
-from jit.trace import form
+from jit.codegen.trace import form
+from jit.tools.benchmark import SIZES, code_sizes, collect_traces, load_programs
 
 
 @cache
@@ -27,10 +27,10 @@ def traces_of(program: str):
 
 def _backend(name: str):
     if name == "copy-and-patch":
-        from jit.native import native_runtime
+        from jit.runtime.native import native_runtime
 
         return native_runtime()
-    from jit.llvm_backend import llvm_backend
+    from jit.runtime.llvm_backend import llvm_backend
 
     return llvm_backend(0 if name == "llvm-O0" else 2)
 

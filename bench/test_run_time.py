@@ -19,9 +19,9 @@ import statistics
 
 import pytest
 
-from jit.benchmark import SIZES, contenders
+from jit.lang.uop import parse_file
 from jit.paths import ROOT
-from jit.uop import parse_file
+from jit.tools.benchmark import SIZES, contenders
 
 
 @pytest.mark.parametrize("engine", list(contenders()))

@@ -412,7 +412,7 @@ BODY(TAKE_EXIT) {
     NEXT();
 }
 
-/* Superinstructions (jit/fuse.py): each does what the sequence it replaces
+/* Superinstructions (jit/codegen/fuse.py): each does what the sequence it replaces
  * does, bit for bit, and none of them can fail. */
 
 /* load a; load b */

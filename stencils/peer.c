@@ -1,5 +1,5 @@
 /* One micro-op as a plain C function, for the LLVM peer's whole-function
- * lowering (jit/llvm_backend.py).  Compile with -DTHIS_OP=OP_<NAME> to LLVM
+ * lowering (jit/runtime/llvm_backend.py).  Compile with -DTHIS_OP=OP_<NAME> to LLVM
  * IR; the lowering inlines one call of it per step into a function that
  * keeps the operand stack and the locals in allocas, which LLVM promotes to
  * SSA values.  So, unlike a stencil, the op does not continue anywhere: it

@@ -1,4 +1,4 @@
-/* The copy-and-patch loop in C: the fast path of jit/stitch.py, which stays
+/* The copy-and-patch loop in C: the fast path of jit/codegen/stitch.py, which stays
  * the readable reference (the tests require identical bytes).  Python hands
  * over per-stencil patch plans and the packed steps; jit_layout places them
  * exactly as jit.stitch.layout does, and jit_stitch copies each step's code

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from jit.build import load_library
-from jit.stencils import StencilLibrary
+from jit.build.library import load_library
+from jit.build.stencils import StencilLibrary
+from jit.build.toolchain import find_clang
 from jit.targets import TARGETS
-from jit.toolchain import find_clang
 
 
 @pytest.fixture(scope="session")

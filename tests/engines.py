@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import cache
 
-from jit.emulate import prepare_emulated_eager
-from jit.engines import ENGINES
-from jit.ir import Program
-from jit.native import NativeRuntime, native_runtime, prepare_eager
-from jit.outcome import Outcome
-from jit.tiering import TierConfig, prepare_tiered
-from jit.uop import parse
+from jit.lang.ir import Program
+from jit.lang.outcome import Outcome
+from jit.lang.uop import parse
+from jit.runtime.emulate import prepare_emulated_eager
+from jit.runtime.engines import ENGINES
+from jit.runtime.native import NativeRuntime, native_runtime, prepare_eager
+from jit.runtime.tiering import TierConfig, prepare_tiered
 
 
 def _eager_tiering(program: Program, args: Sequence[int]) -> Outcome:
@@ -57,7 +57,7 @@ def _llvm(opt: int, whole: bool = True, config: TierConfig | None = None):
     """The LLVM peer (whole-function lowering, or one function per step), eager or tiered with `config`."""
 
     def run(program: Program, args: Sequence[int]) -> Outcome:
-        from jit.llvm_backend import llvm_backend
+        from jit.runtime.llvm_backend import llvm_backend
 
         backend = llvm_backend(opt, whole)
         if config is None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from jit.anchors import LEVELS, anchor_names, prepare_anchor
-from jit.benchmark import SIZES
-from jit.engines import ENGINES
-from jit.uop import parse_file
+from jit.lang.uop import parse_file
+from jit.runtime.engines import ENGINES
+from jit.tools.anchors import LEVELS, anchor_names, prepare_anchor
+from jit.tools.benchmark import SIZES
 
 from .test_programs import KNOWN, PROGRAMS, check
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jit.build import library_path
+from jit.build.library import library_path
 from jit.paths import ROOT, cache_dir
 
 GOOD = ".func main\n push_int 7\n print_int\n halt\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jit.build import Job, build_stencil
+from jit.build.library import Job, build_stencil
 from jit.errors import StencilBuildError
 from jit.targets import get_target
 
@@ -38,14 +38,14 @@ def test_unsupported_relocations_are_named(clang, target):
 
 
 def test_garbage_object_is_a_build_error():
-    from jit.process import process_object
+    from jit.build.process import process_object
 
     with pytest.raises(StencilBuildError, match="stencil X for x86_64-linux: malformed ELF object"):
         process_object(b"\x7fELF" + bytes(60), "X", get_target("x86_64-linux"))
     with pytest.raises(StencilBuildError, match="object is for EM_X86_64, expected EM_AARCH64"):
         blob = Path(__file__).parent / "templates" / "add_operand.c"
-        from jit.build import compile_object
-        from jit.toolchain import find_clang
+        from jit.build.library import compile_object
+        from jit.build.toolchain import find_clang
 
         obj = compile_object(find_clang(), get_target("x86_64-linux"), Job("X", blob))
         process_object(obj, "X", get_target("aarch64-linux"))

@@ -9,8 +9,8 @@ import random
 
 import pytest
 
-from jit import benchmark
-from jit.goals import GOALS, Better, Goal, Verdict
+from jit.tools import benchmark
+from jit.tools.goals import GOALS, Better, Goal, Verdict
 
 TINY = {"nbody": 20, "fib": 10, "count": 500, "branchy": 301}
 
@@ -63,7 +63,7 @@ def test_a_goal_is_met_only_when_the_whole_interval_clears_it():
 
 
 def test_code_size_counts_the_removed_jumps():
-    from jit.stitch import Step
+    from jit.codegen.step import Step
 
     steps = [Step("PUSH_INT", 1), Step("PUSH_INT", 2), Step("ADD"), Step("HALT")]
     emitted, original = benchmark.code_sizes([benchmark.Trace("t", None, steps, 4)])
@@ -71,7 +71,7 @@ def test_code_size_counts_the_removed_jumps():
 
 
 def test_ablation_measures_each_technique_it_has():
-    from jit.ablation import format_ablation, measure_ablation
+    from jit.tools.ablation import format_ablation, measure_ablation
 
     result = measure_ablation(quick=True, sizes={"count": 300, "branchy": 301})
     rows = result.rows

@@ -7,8 +7,8 @@ import re
 import subprocess
 import sys
 
-from jit.disasm import disassemble
 from jit.paths import ROOT
+from jit.tools.disasm import disassemble
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from jit.cstitch import plans_for, stitch_bytes
-from jit.native import program_steps
+from jit.codegen.cstitch import plans_for, stitch_bytes
+from jit.codegen.step import Step
+from jit.codegen.stitch import StitchError, layout, stitch
+from jit.codegen.trace import LOOP, form_trace, program_steps
+from jit.lang.uop import parse_file
 from jit.paths import ROOT
-from jit.stitch import Step, StitchError, layout, stitch
-from jit.trace import LOOP, form_trace
-from jit.uop import parse_file
 
 HELPERS = {
     "_JIT_HELPER_print_int": 0x7F00_0000_1000,
@@ -20,7 +20,7 @@ HELPERS = {
 
 
 def c_layout_agrees(lib, steps):
-    """jit_layout (C) places everything where jit.stitch.layout does."""
+    """jit_layout (C) places everything where jit.codegen.stitch.layout does."""
     reference = layout(lib, steps)
     plans = plans_for(lib)
     lay = plans.layout(plans.pack(steps))

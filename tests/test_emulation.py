@@ -8,12 +8,13 @@ import struct
 
 import pytest
 
-from jit.cinterp import NativeVM
-from jit.emulate import EmulationError, Emulator, prepare_emulated_eager
-from jit.native import native_runtime, program_steps
+from jit.codegen.trace import program_steps
+from jit.lang.uop import parse, parse_file
 from jit.paths import ROOT
-from jit.tiering import TierConfig, prepare_tiered
-from jit.uop import parse, parse_file
+from jit.runtime.cinterp import NativeVM
+from jit.runtime.emulate import EmulationError, Emulator, prepare_emulated_eager
+from jit.runtime.native import native_runtime
+from jit.runtime.tiering import TierConfig, prepare_tiered
 
 PROGRAMS = ROOT / "bench" / "programs"
 KNOWN = [

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from jit.engines import ENGINES
-from jit.fuse import fuse
-from jit.native import prepare_eager, program_steps
+from jit.codegen.fuse import fuse
+from jit.codegen.step import Step
+from jit.codegen.trace import program_steps
+from jit.lang.uop import parse_file
 from jit.paths import ROOT
-from jit.stitch import Step
-from jit.tiering import TierConfig, prepare_tiered
-from jit.uop import parse_file
+from jit.runtime.engines import ENGINES
+from jit.runtime.native import prepare_eager
+from jit.runtime.tiering import TierConfig, prepare_tiered
 
 PROGRAMS = ROOT / "bench" / "programs"
 

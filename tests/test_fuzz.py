@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jit.fuzzgen import build, programs
-from jit.ir import INT64_MAX, INT64_MIN
-from jit.uop import format_program, parse_file
+from jit.lang.ir import INT64_MAX, INT64_MIN
+from jit.lang.uop import format_program, parse_file
+from jit.tools.fuzzgen import build, programs
 
 from .engines import run_all
 
@@ -75,7 +75,7 @@ def test_the_generator_covers_what_it_should():
         program = build(drawn)
         text = format_program(program)
         seen.update(op for op in ("call", "mload", "mstore", "fsqrt", "jnz", "jz", "print_float", "div") if op in text)
-        from jit.interp import run_py
+        from jit.lang.interp import run_py
 
         statuses.add(run_py(program, [3, 4]).status)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from jit.build import Job, build_stencil
-from jit.disasm import describe_stencil
+from jit.build.library import Job, build_stencil
 from jit.targets import get_target
+from jit.tools.disasm import describe_stencil
 
 HERE = Path(__file__).parent
 TEMPLATES = sorted((HERE / "templates").glob("*.c"))

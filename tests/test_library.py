@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from jit import relocs
-from jit.build import build_library, library_path
-from jit.optable import helper_names, optable
-from jit.stackcache import stencil_name, variants
-from jit.stencils import HELPER_PREFIX, HOLE_SYMBOLS, HoleKind, StencilLibrary
+from jit.build import relocs
+from jit.build.library import build_library, library_path
+from jit.build.stencils import HELPER_PREFIX, HOLE_SYMBOLS, HoleKind, StencilLibrary
+from jit.codegen.stackcache import stencil_name, variants
+from jit.lang.optable import helper_names, optable
 from jit.targets import TARGETS
 
 MACHINE_RELOCS = {

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from jit.build import load_library, objects_dir
-from jit.optable import optable
-from jit.patch import patch
-from jit.process import process_object
-from jit.stencils import HoleKind, Stencil
+from jit.build.library import load_library, objects_dir
+from jit.build.process import process_object
+from jit.build.stencils import HoleKind, Stencil
+from jit.codegen.patch import patch
+from jit.lang.optable import optable
 from jit.targets import get_target
 
 LLD = shutil.which("ld.lld-19") or shutil.which("ld.lld")

@@ -8,10 +8,10 @@ import time
 import llvmlite.binding as llvm
 import pytest
 
-from jit.llvm_backend import LLVMBackend, _Lowering, _optimise
-from jit.native import program_steps
-from jit.outcome import HALTED, Outcome, Prepared
-from jit.uop import parse, parse_file
+from jit.codegen.trace import program_steps
+from jit.lang.outcome import HALTED, Outcome, Prepared
+from jit.lang.uop import parse, parse_file
+from jit.runtime.llvm_backend import LLVMBackend, _Lowering, _optimise
 
 from .engines import agree
 from .test_programs import PROGRAMS
@@ -80,7 +80,7 @@ def test_a_small_callee_is_inlined_and_recursion_is_not(monkeypatch):
     text, steps = optimised(SMALL_CALLEE)
     callee = next(i for i, s in enumerate(steps) if s.position == callee_pc)
     assert f"@t_e{callee}(" not in text  # no function enters the callee: its call was inlined
-    monkeypatch.setattr("jit.llvm_backend.MAX_INLINE_STEPS", 0)
+    monkeypatch.setattr("jit.runtime.llvm_backend.MAX_INLINE_STEPS", 0)
     assert f"@t_e{callee}(" in optimised(SMALL_CALLEE)[0]  # the control: not inlined, it has its own entry
     monkeypatch.undo()
     fib, _ = optimised(PROGRAMS / "fib.uop")

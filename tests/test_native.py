@@ -8,10 +8,11 @@ import time
 
 import pytest
 
-from jit.memory import PROT_EXEC, PROT_READ, PROT_WRITE, Arena, ExecMemoryError, protect
-from jit.native import NativeRuntime, native_runtime, program_steps
+from jit.codegen.trace import program_steps
+from jit.lang.uop import parse, parse_file
 from jit.paths import ROOT
-from jit.uop import parse, parse_file
+from jit.runtime.memory import PROT_EXEC, PROT_READ, PROT_WRITE, Arena, ExecMemoryError, protect
+from jit.runtime.native import NativeRuntime, native_runtime
 
 pytestmark = pytest.mark.skipif(native_runtime is None, reason="no native target")
 
@@ -97,7 +98,7 @@ def rss() -> int:
 
 
 def test_traces_are_freed_when_their_program_ends():
-    from jit.tiering import TierConfig, prepare_tiered
+    from jit.runtime.tiering import TierConfig, prepare_tiered
 
     rt = native_runtime()
     before = rt.arena.stats()
@@ -118,7 +119,7 @@ def test_far_helpers_are_reached_through_trampolines():
     try:
         assert abs(compiled.region.address - helper) > (1 << 32)
         assert compiled.trampolines >= 2  # print_int and print_str
-        from jit.cinterp import NativeVM
+        from jit.runtime.cinterp import NativeVM
 
         vm = NativeVM.create(program, [20])
         rt.enter(vm.state, compiled.address(0))

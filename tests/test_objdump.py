@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from jit.build import objects_dir
+from jit.build.library import objects_dir
 
 OBJDUMP = shutil.which("llvm-objdump-19") or shutil.which("llvm-objdump")
 pytestmark = pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump (Debian package llvm-19) is missing")

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jit.errors import ProgramError
-from jit.ir import ProgramBuilder
+from jit.lang.ir import ProgramBuilder
+from jit.lang.uop import format_program, parse, parse_bytes, parse_file
 from jit.paths import ROOT
-from jit.uop import format_program, parse, parse_bytes, parse_file
 
 OK_MAIN = ".func main\n halt\n"
 

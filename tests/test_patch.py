@@ -11,7 +11,7 @@ import struct
 import capstone
 import pytest
 
-from jit.patch import PATCHERS, RelocationError, patch
+from jit.codegen.patch import PATCHERS, RelocationError, patch
 from jit.targets import get_target
 
 
@@ -24,8 +24,8 @@ def read32(buf: bytearray, off: int = 0) -> int:
 
 
 def test_every_relocation_in_the_table_has_a_patch_function_or_is_rewritten():
-    from jit import relocs
-    from jit.relocs import Encoding
+    from jit.build import relocs
+    from jit.build.relocs import Encoding
 
     for row in relocs.table():
         if row.encoding is Encoding.GOT:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from jit.engines import ENGINES
+from jit.lang.uop import parse_file
 from jit.paths import ROOT
-from jit.uop import parse_file
+from jit.runtime.engines import ENGINES
 
 PROGRAMS = ROOT / "bench" / "programs"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from elftools.elf.enums import ENUM_RELOC_TYPE_AARCH64, ENUM_RELOC_TYPE_x64
 
-from jit import relocs
-from jit.relocs import Branch, Encoding, parse_relocs
+from jit.build import relocs
+from jit.build.relocs import Branch, Encoding, parse_relocs
 
 PYELFTOOLS = {"EM_X86_64": ENUM_RELOC_TYPE_x64, "EM_AARCH64": ENUM_RELOC_TYPE_AARCH64}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jit.build import build_library, jobs_for_library, library_path, objects_dir
+from jit.build.library import build_library, jobs_for_library, library_path, objects_dir
 from jit.targets import TARGETS
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from jit.cstitch import plans_for
-from jit.native import program_steps
-from jit.optable import optable
+from jit.codegen.cstitch import plans_for
+from jit.codegen.stackcache import DEPTH, assign, base_op, entry_points, library_depth, stencil_name, variants
+from jit.codegen.stackcache import states as _states
+from jit.codegen.trace import program_steps
+from jit.lang.optable import optable
+from jit.lang.uop import parse_file
 from jit.paths import ROOT
-from jit.stackcache import DEPTH, assign, base_op, entry_points, library_depth, stencil_name, variants
-from jit.stackcache import states as _states
-from jit.tiering import TierConfig, prepare_tiered
-from jit.uop import parse_file
+from jit.runtime.tiering import TierConfig, prepare_tiered
 
 PROGRAMS = sorted(p.stem for p in (ROOT / "bench" / "programs").glob("*.uop"))
 SMALL = {"nbody": 3, "fannkuch": 5, "spectralnorm": 4, "mandelbrot": 8}
@@ -89,7 +89,7 @@ def test_every_op_can_be_entered_every_way_except_exit(library):
 def test_a_shallower_cache_is_a_build_setting(target):
     """Variant(stack_depth=1): one register; the choices never go deeper,
     and the C pass still makes the Python reference's."""
-    from jit.build import Variant, load_library
+    from jit.build.library import Variant, load_library
 
     lib = load_library(target, Variant(stack_depth=1))
     assert library_depth(lib.ops) == 1
@@ -106,7 +106,7 @@ def test_a_shallower_cache_is_a_build_setting(target):
 
 
 def test_a_cache_deeper_than_the_template_is_refused():
-    from jit.build import Variant
+    from jit.build.library import Variant
 
     with pytest.raises(ValueError, match="stack_depth must be 0 to 2"):
         Variant(stack_depth=3)

@@ -7,7 +7,8 @@ import struct
 import capstone
 import pytest
 
-from jit.stitch import TRAMPOLINE_SIZE, Step, StitchError, layout, stitch
+from jit.codegen.step import Step
+from jit.codegen.stitch import TRAMPOLINE_SIZE, StitchError, layout, stitch
 
 
 def test_far_conditional_branch_goes_through_a_veneer(libraries):

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from jit import memory
-from jit.engines import ENGINES
+from jit.lang.uop import parse, parse_file
 from jit.paths import ROOT
-from jit.tiering import TierConfig, prepare_tiered
-from jit.uop import parse, parse_file
+from jit.runtime import memory
+from jit.runtime.engines import ENGINES
+from jit.runtime.tiering import TierConfig, prepare_tiered
 
 from .engines import agree
 
@@ -237,7 +237,7 @@ def test_agreement_includes_the_tiered_engines():
 def test_llvm_backends_trace_and_link_like_copy_and_patch(name, backend):
     """Same traces, same functions, same exits, same links: only the code
     generator differs."""
-    from jit.llvm_backend import llvm_backend
+    from jit.runtime.llvm_backend import llvm_backend
 
     program = parse_file(PROGRAMS / f"{name}.uop")
     config = TierConfig(hot_loop=5, hot_call=5, hot_exit=3)

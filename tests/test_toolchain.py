@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from jit import toolchain
+from jit.build import toolchain
 from jit.errors import ToolchainError
 from jit.paths import ROOT
 

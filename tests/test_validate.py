@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from jit import patch, stackcache
-from jit.build import load_library
-from jit.ir import BY_NAME, OPS
+from jit.build.library import load_library
+from jit.codegen import patch, stackcache
+from jit.codegen.stackcache import stencil_name
+from jit.lang.ir import BY_NAME, OPS
 from jit.paths import ROOT
-from jit.stackcache import stencil_name
-from jit.validate import format_report, validate
+from jit.tools.validate import format_report, validate
 
 
 @pytest.mark.parametrize("stitcher", ["c", "python"])
@@ -60,7 +60,7 @@ def test_an_x86_operand_off_by_one_page_is_caught(monkeypatch):
 
 def test_a_wrong_patch_plan_in_the_c_stitcher_is_caught():
     """The C path's plan for push_int patches bits 47:32 where bits 31:16 belong."""
-    from jit.cstitch import plans_for, reloc_numbers
+    from jit.codegen.cstitch import plans_for, reloc_numbers
 
     library = load_library("aarch64-linux")
     plans = plans_for(library)
@@ -94,7 +94,7 @@ def test_validate_command_line():
 
 def test_a_stack_caching_variant_with_the_wrong_code_is_caught():
     """add_21 stitched from sub_21's bytes: only that variant fails."""
-    from jit.cstitch import plans_for
+    from jit.codegen.cstitch import plans_for
 
     library = load_library("x86_64-linux")
     plans = plans_for(library)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from jit import vmdef
-from jit.hostlib import hostlib
-from jit.stencils import HoleKind
+from jit.build.hostlib import hostlib
+from jit.build.stencils import HoleKind
 
 
 def test_struct_layouts_match_the_compilers():

@@ -24,7 +24,7 @@ from ..vmdef import TRAMPOLINE_SIZE, constant
 if TYPE_CHECKING:
     import capstone
 
-    from ..stencils import Hole
+    from ..build.stencils import Hole
 
 TailResult = tuple[bytes, list["Hole"], list[str]]
 
@@ -73,13 +73,13 @@ class Target:
     def is_branch_instruction(self, code: bytes, offset: int, reloc: str) -> bool:
         """Whether the hole at `offset` is a jump's or call's displacement (so a
         trampoline can stand in for a far target)."""
-        from .. import relocs
-        from ..relocs import Branch
+        from ..build import relocs
+        from ..build.relocs import Branch
 
         return relocs.get(reloc).branch not in (Branch.NONE, Branch.MAYBE)
 
     def tail_rule(self, code: bytes, holes: list[Hole]) -> TailResult:
-        """One step of the tail clean-up (jit.tail): drop or retarget a final jump."""
+        """One step of the tail clean-up (jit.build.tail): drop or retarget a final jump."""
         raise NotImplementedError
 
     def capstone_mode(self) -> tuple[int, int]:

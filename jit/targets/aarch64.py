@@ -6,13 +6,13 @@ import struct
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .. import relocs
-from ..relocs import Branch
+from ..build import relocs
+from ..build.relocs import Branch
 from ..vmdef import constant
 from . import EmulatorAbi, TailResult, Target
 
 if TYPE_CHECKING:
-    from ..stencils import Hole
+    from ..build.stencils import Hole
 
 _COND = frozenset(r.name for r in relocs.table() if r.branch is Branch.COND)  # b.cond, cbz, tbz
 _B = next(r.name for r in relocs.table() if r.branch is Branch.JUMP)  # b
@@ -52,7 +52,7 @@ class AArch64(Target):
     def tail_rule(self, code: bytes, holes: list[Hole]) -> TailResult:
         """`b _JIT_CONTINUE` at the end goes; a conditional branch around a final
         `b _JIT_CONTINUE; b X` or `b X` is inverted or retargeted to X."""
-        from ..tail import branch_targets, hole_at, is_continue
+        from ..build.tail import branch_targets, hole_at, is_continue
 
         n = len(code)
         last = hole_at(holes, n - 4)
@@ -94,8 +94,8 @@ class AArch64(Target):
         `bcc L; b _JIT_CONTINUE; L: b X`  becomes  `bcc X`   (drop 8)
         `bcc END; b X; END:`              becomes  `b!cc X`  (drop 4, invert)
         """
-        from ..stencils import Hole
-        from ..tail import branch_targets, hole_at
+        from ..build.stencils import Hole
+        from ..build.tail import branch_targets, hole_at
 
         n = len(code)
         at = n - drop - 4

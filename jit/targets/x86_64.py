@@ -6,13 +6,13 @@ import struct
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .. import relocs
-from ..relocs import Branch
+from ..build import relocs
+from ..build.relocs import Branch
 from ..vmdef import constant
 from . import EmulatorAbi, TailResult, Target
 
 if TYPE_CHECKING:
-    from ..stencils import Hole
+    from ..build.stencils import Hole
 
 # rel32 displacements that can be a jmp's or jcc's (the table's MAYBE rows).
 _REL32 = frozenset(r.name for r in relocs.table() if r.machine == "EM_X86_64" and r.branch is Branch.MAYBE)
@@ -40,7 +40,7 @@ class X86_64(Target):
     def tail_rule(self, code: bytes, holes: list[Hole]) -> TailResult:
         """`jmp _JIT_CONTINUE` at the end goes; `jcc _JIT_CONTINUE; jmp X` at
         the end becomes `j!cc X`."""
-        from ..tail import branch_targets, hole_at, is_continue
+        from ..build.tail import branch_targets, hole_at, is_continue
 
         n = len(code)
         if n < 5 or code[n - 5] != 0xE9:

@@ -1,0 +1,80 @@
+"""The host's C library: helpers, the two baseline interpreters and the icache flush, via cffi.
+
+Built by the same clang as the stencils, for the host, with the same
+floating-point flags (so that the baselines and the stencils compute the
+same bits), and cached under a hash of its sources, flags and clang.
+cffi's ABI mode loads it: no C compiler is needed at import time beyond
+the clang that builds the stencils anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+
+from cffi import FFI
+
+from ..errors import ToolchainError
+from ..paths import ROOT, STENCILS_DIR, cache_dir
+from .toolchain import find_clang, local_flags
+
+SOURCES = ("helpers.c", "interp_switch.c", "interp_tailcall.c", "interp_tier1.c", "runtime.c", "stitch.c")
+FLAGS = (
+    "-O3",
+    "-std=c11",
+    "-fPIC",
+    "-shared",
+    "-Wall",
+    "-Werror",
+    "-fno-math-errno",
+    "-ffp-contract=off",
+    "-fno-semantic-interposition",
+    "-Istencils",
+)
+
+
+def cdef_text() -> str:
+    """The declarations cffi needs, cut from stencils/vm.h (one copy)."""
+    text = (STENCILS_DIR / "vm.h").read_text()
+    return text.split("/* cdef-begin */", 1)[1].split("/* cdef-end */", 1)[0]
+
+
+def _key(clang_version: str) -> str:
+    h = hashlib.sha256(clang_version.encode() + b"\0" + "\0".join(FLAGS).encode())
+    for path in sorted(STENCILS_DIR.iterdir()):
+        if path.is_file():
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:24]
+
+
+def build_hostlib(force: bool = False) -> Path:
+    """The shared library's path, compiling it first if the cache has none."""
+    clang = find_clang()
+    out = cache_dir() / "hostlib" / _key(clang.version) / "libjitvm.so"
+    if out.exists() and not force:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".so")
+    os.close(fd)
+    cmd = [clang.path, *FLAGS, *local_flags(), *(f"stencils/{s}" for s in SOURCES), "-o", tmp]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        os.unlink(tmp)
+        raise ToolchainError(f"building the host library failed:\n{result.stderr.strip()}")
+    os.replace(tmp, out)
+    return out
+
+
+@cache
+def hostlib() -> tuple[FFI, object]:
+    ffi = FFI()
+    ffi.cdef(cdef_text())
+    try:
+        return ffi, ffi.dlopen(str(build_hostlib()))
+    except OSError:
+        # A damaged cache entry (truncated, overwritten): build it again, once.
+        return ffi, ffi.dlopen(str(build_hostlib(force=True)))

@@ -1,0 +1,221 @@
+"""Building stencil libraries: compile every op for a target, process, cache.
+
+One clang process per op and target, run in parallel.  The result is cached
+under a key that hashes everything the output depends on (the C sources, the
+flags, clang's version and the processing code), so an unchanged tree
+rebuilds nothing and any change rebuilds everything it affects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..codegen.stackcache import DEPTH, stencil_name, variants
+from ..errors import StencilBuildError, ToolchainError
+from ..lang.optable import optable
+from ..paths import ROOT, STENCILS_DIR, cache_dir
+from ..targets import Target, get_target
+from .process import process_object
+from .stencils import FORMAT_VERSION, Stencil, StencilLibrary
+from .toolchain import Clang, compile_flags, find_clang, local_flags
+
+# The Python modules whose behaviour shapes a library: part of the cache key.
+_PROCESSING_MODULES = (
+    "build/elf.py",
+    "build/process.py",
+    "build/relocs.py",
+    "build/stencils.py",
+    "build/tail.py",
+    "build/toolchain.py",
+    "vmdef.py",
+    "targets/__init__.py",
+    "targets/x86_64.py",
+    "targets/aarch64.py",
+)
+SHIM = "shim"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a library is built: the default, or with one technique switched for
+    an ablation (another optimisation level, no tail clean-up, a shallower
+    stack cache)."""
+
+    opt: str = "-Os"
+    clean_tail: bool = True
+    stack_depth: int = DEPTH  # stack slots its variants can keep in registers (0: none)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.stack_depth <= DEPTH:
+            raise ValueError(f"stack_depth must be 0 to {DEPTH}: the template has {DEPTH} registers for the stack")
+
+    @property
+    def tag(self) -> str:
+        parts = [] if self.opt == "-Os" else [self.opt.lstrip("-")]
+        parts += [] if self.clean_tail else ["keep-tails"]
+        parts += [] if self.stack_depth == DEPTH else [f"depth{self.stack_depth}"]
+        return "-".join(parts)
+
+
+DEFAULT = Variant()
+
+
+@dataclass(frozen=True)
+class Job:
+    """One object to compile: a stencil name, its source and its defines."""
+
+    name: str
+    source: Path
+    flags: tuple[str, ...] = ()  # extra clang flags: -D for the op, or a test's own
+
+
+def jobs_for_library(stack_depth: int = DEPTH) -> list[Job]:
+    """The shim, every op, then every op's stack-caching variants (jit.codegen.stackcache)."""
+    template = STENCILS_DIR / "template.c"
+    ops = [Job(op.name, template, (f"-DTHIS_OP=OP_{op.name}",)) for op in optable()]
+    cached = [
+        Job(stencil_name(op.name, i, o), template, (f"-DTHIS_OP=OP_{op.name}", f"-DCACHE_IN={i}", f"-DCACHE_OUT={o}"))
+        for op in optable()
+        for i, o in variants(op, stack_depth)
+        if i or o
+    ]
+    return [Job(SHIM, STENCILS_DIR / "shim.c"), *ops, *cached]
+
+
+def compile_object(clang: Clang, target: Target, job: Job, variant: Variant = DEFAULT) -> bytes:
+    """Run clang on one source; its diagnostics become a StencilBuildError."""
+    source = job.source.relative_to(ROOT) if job.source.is_relative_to(ROOT) else job.source
+    cmd = [clang.path, *compile_flags(target, variant.opt), *local_flags(), *job.flags, str(source), "-o", "-"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, timeout=300, check=False, cwd=ROOT)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ToolchainError(f"running {clang.path} failed: {e}") from e
+    if out.returncode != 0:
+        msg = out.stderr.decode(errors="replace").strip()
+        raise StencilBuildError(job.name, target.name, f"clang failed:\n{msg}")
+    return out.stdout
+
+
+def build_stencil(clang: Clang, target: Target, job: Job, variant: Variant = DEFAULT) -> tuple[Stencil, bytes]:
+    blob = compile_object(clang, target, job, variant)
+    return process_object(blob, job.name, target, clean_tail=variant.clean_tail), blob
+
+
+def cache_key(clang: Clang, target: Target, variant: Variant = DEFAULT) -> str:
+    h = hashlib.sha256()
+
+    def put(label: str, data: bytes) -> None:
+        h.update(f"{label}\0{len(data)}\0".encode())
+        h.update(data)
+
+    put("format", str(FORMAT_VERSION).encode())
+    put("clang", clang.version.encode())
+    put("flags", "\0".join(compile_flags(target, variant.opt)).encode())
+    put("clean_tail", str(variant.clean_tail).encode())
+    jobs = jobs_for_library(variant.stack_depth)
+    put("jobs", "\0".join(f"{j.name} {' '.join(j.flags)}" for j in jobs).encode())
+    for path in sorted(STENCILS_DIR.iterdir()):
+        if path.is_file():
+            put(f"stencils/{path.name}", path.read_bytes())
+    here = Path(__file__).parent.parent  # the jit package
+    for name in _PROCESSING_MODULES:
+        put(f"jit/{name}", (here / name).read_bytes())
+    return h.hexdigest()[:24]
+
+
+def library_path(target: str, variant: Variant = DEFAULT) -> Path:
+    suffix = f"-{variant.tag}" if variant.tag else ""
+    return cache_dir() / "stencils" / f"{target}{suffix}.json"
+
+
+def objects_dir(target: str, variant: Variant = DEFAULT) -> Path:
+    suffix = f"-{variant.tag}" if variant.tag else ""
+    return cache_dir() / "stencils" / f"{target}{suffix}"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+Progress = Callable[[str], None]
+
+
+def _progress_printer() -> Progress:
+    tty = sys.stderr.isatty()
+
+    def show(line: str) -> None:
+        if tty:
+            sys.stderr.write(f"\r\x1b[K{line}")
+            sys.stderr.flush()
+
+    return show
+
+
+def build_library(
+    target_name: str,
+    *,
+    jobs: int | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    variant: Variant = DEFAULT,
+) -> tuple[StencilLibrary, bool]:
+    """The library for one target, from the cache if it is current.
+
+    Returns (library, rebuilt).  Objects are kept beside the library so that
+    --keep-objects and the tests can compare them with llvm-objdump.
+    """
+    target = get_target(target_name)
+    clang = find_clang()
+    key = cache_key(clang, target, variant)
+    path = library_path(target.name, variant)
+    if not force and path.exists():
+        try:
+            lib = StencilLibrary.load(path)
+            if lib.key == key and lib.target == target.name:
+                return lib, False
+        except ValueError:
+            pass  # corrupt or stale: rebuild below
+    work = jobs_for_library(variant.stack_depth)
+    show = progress or _progress_printer()
+    done = 0
+
+    def run(job: Job) -> tuple[Stencil, bytes]:
+        return build_stencil(clang, target, job, variant)
+
+    results: dict[str, tuple[Stencil, bytes]] = {}
+    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        for job, result in zip(work, pool.map(run, work), strict=True):
+            results[job.name] = result
+            done += 1
+            show(f"[{done}/{len(work)}] {target.name} {job.name}")
+    show("")
+    objdir = objects_dir(target.name, variant)
+    for name, (_, blob) in results.items():
+        _write_atomic(objdir / f"{name}.o", blob)
+    lib = StencilLibrary(
+        target.name,
+        key,
+        clang.version,
+        compile_flags(target, variant.opt),
+        results[SHIM][0],
+        {job.name: results[job.name][0] for job in work if job.name != SHIM},
+    )
+    _write_atomic(path, lib.dumps().encode())
+    return lib, True
+
+
+def load_library(target_name: str, variant: Variant = DEFAULT) -> StencilLibrary:
+    """The current library for a target, building it first if needed."""
+    return build_library(target_name, variant=variant)[0]

@@ -1,0 +1,105 @@
+"""Finding Clang, and the flags that turn a template into a stencil for a target (jit.targets)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+
+from ..errors import ToolchainError
+from ..paths import ROOT
+from ..targets import Target
+
+MIN_CLANG = 19
+INSTALL_HINT = (
+    "install it with `apt-get install clang-19 lld-19 llvm-19` (Debian 12 or later), "
+    "or point CLANG= at a clang 19 or newer"
+)
+
+# Flags every stencil needs, whatever the target: no runtime to lean on, no
+# tables or unwind info to carry, and no paths of this machine in the output.
+COMMON_FLAGS = (
+    "-c",
+    "-std=c11",
+    "-Os",  # measured against -O3 (bench --ablation): as fast or faster, and smaller
+    "-ffreestanding",
+    "-fno-builtin",
+    "-fno-stack-protector",
+    "-fno-asynchronous-unwind-tables",
+    "-fno-unwind-tables",
+    "-fno-jump-tables",
+    "-fomit-frame-pointer",
+    "-fno-math-errno",
+    "-ffp-contract=off",  # no fused multiply-add: results must match IEEE step by step
+    "-fno-common",
+    "-fno-addrsig",
+    "-fno-ident",
+    "-Wall",
+    "-Werror",
+)
+
+
+@dataclass(frozen=True)
+class Clang:
+    path: str
+    version: str  # the first line of --version, which names vendor and version
+    major: int
+
+
+def _candidates() -> list[str]:
+    names = [f"clang-{v}" for v in range(MIN_CLANG, MIN_CLANG + 12)] + ["clang"]
+    return [p for p in (shutil.which(n) for n in names) if p]
+
+
+def probe_clang(path: str) -> Clang:
+    """Ask one clang for its version; refuse it if it is too old."""
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60, check=False)
+    except OSError as e:
+        raise ToolchainError(f"cannot run clang at {path}: {e.strerror}; {INSTALL_HINT}") from e
+    except subprocess.TimeoutExpired as e:
+        raise ToolchainError(f"{path} --version did not answer in 60 s") from e
+    first = out.stdout.splitlines()[0] if out.stdout else ""
+    m = re.search(r"clang version (\d+)\.(\d+)\.(\d+)", out.stdout)
+    if out.returncode != 0 or not m:
+        raise ToolchainError(f"{path} does not look like clang (--version said {first!r})")
+    major = int(m.group(1))
+    if major < MIN_CLANG:
+        raise ToolchainError(
+            f"{path} is clang {m.group(0).split()[-1]}, but stencils need clang {MIN_CLANG} "
+            f"or newer (preserve_none and musttail on both targets); {INSTALL_HINT}"
+        )
+    return Clang(path, first.strip(), major)
+
+
+@cache
+def find_clang() -> Clang:
+    """CLANG=, else clang-19, clang-20, ..., else clang."""
+    explicit = os.environ.get("CLANG")
+    if explicit:
+        path = shutil.which(explicit)
+        if path is None:
+            raise ToolchainError(f"CLANG={explicit} was not found; {INSTALL_HINT}")
+        return probe_clang(path)
+    found = _candidates()
+    if found:
+        return probe_clang(found[0])
+    raise ToolchainError(f"no clang found on PATH; {INSTALL_HINT}")
+
+
+def compile_flags(target: Target, opt: str = "-Os") -> tuple[str, ...]:
+    """The flags that shape the output: recorded in the library and hashed.
+
+    Clang runs in the checkout's root with relative paths, so nothing here
+    depends on where the checkout is.  `opt` replaces -Os (ablation: -O3).
+    """
+    common = tuple(opt if f == "-Os" else f for f in COMMON_FLAGS)
+    return (f"--target={target.triple}", *common, *target.flags, "-Istencils")
+
+
+def local_flags() -> tuple[str, ...]:
+    """Flags that mention this checkout's path; they must not change the bytes."""
+    return (f"-ffile-prefix-map={ROOT}/=",)

@@ -1,0 +1,230 @@
+"""The fast path of stitching: jit/codegen/stitch.py's loop, in C (stencils/stitch.c).
+
+Each library gets patch plans once: per stencil its bytes and its holes as
+small integer records (relocation number, what fills it, which helper,
+addend), and a table of its stack-caching variants.  A compile packs its
+steps into one StepPlan array, and three calls do the rest: choose each
+step's variant (jit_cache_stack), lay the steps out (jit_layout) and stitch
+them straight into the (still writable) region (jit_stitch).  jit.codegen.stitch,
+jit.codegen.stackcache.assign and jit.codegen.stitch.layout stay the readable reference;
+the tests require the same choices, offsets and bytes from both.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ..build import relocs
+from ..build.hostlib import hostlib
+from ..build.stencils import HELPER_PREFIX, Hole, HoleKind, StencilLibrary
+from ..lang.ir import wrap64
+from ..lang.optable import helper_names, optable
+from ..targets import Target, get_target
+from ..vmdef import constant
+from .stackcache import enters_in_memory, library_depth, natural, stencil_name
+from .step import Step
+from .stitch import Layout, StitchError, op_shapes
+
+# Each hole kind as the C stitcher numbers it (vm.h's HOLE_* constants).
+KIND_NUMBERS = {kind: constant(f"HOLE_{kind.name}") for kind in HoleKind}
+ROW, NATURAL, VARIANTS = constant("CACHE_ROW"), constant("CACHE_NATURAL"), constant("CACHE_VARIANTS")
+
+
+def reloc_numbers() -> dict[str, int]:
+    """Each relocation type as the C stitcher numbers it (its row in relocs.def)."""
+    return {r.name: r.index for r in relocs.table()}
+
+
+class Plans:
+    """A library's patch plans, kept alive as long as the plans are used."""
+
+    def __init__(self, library: StencilLibrary) -> None:
+        ffi, self.lib = hostlib()
+        self.ffi = ffi
+        self.target = _target_plan(ffi, get_target(library.target))
+        self.index = {name: k for k, name in enumerate(library.ops)}
+        helpers = {HELPER_PREFIX + n: k for k, n in enumerate(helper_names())}
+        self.helper_order = list(helpers)
+        numbers = reloc_numbers()
+        self.keep: list[object] = []
+        self.plans = ffi.new("StencilPlan[]", len(library.ops))
+        shapes = op_shapes(library)
+        for k, (name, stencil) in enumerate(library.ops.items()):
+            plan = self.plans[k]
+            code, data = ffi.new("uint8_t[]", stencil.code or b"\0"), ffi.new("uint8_t[]", stencil.data or b"\0")
+            holes = self._holes(stencil.holes, numbers, helpers)
+            data_holes = self._holes(stencil.data_holes, numbers, helpers)
+            self.keep += [code, data, holes, data_holes]
+            plan.code, plan.code_size = code, len(stencil.code)
+            plan.data, plan.data_size = data, len(stencil.data)
+            plan.holes, plan.nholes = holes, len(stencil.holes)
+            plan.data_holes, plan.ndata_holes = data_holes, len(stencil.data_holes)
+            shape = shapes[name]
+            plan.helper_mask = sum(1 << helpers[h] for h in shape.helpers)
+            plan.nshort = len(shape.short)
+            plan.short_reach = min((relocs.get(r).reach for r in shape.short), default=0)
+        self.names = list(library.ops)
+        self.cache_table = self._cache_table(library)
+        self._table = ffi.from_buffer("int64_t[]", self.cache_table)
+        self.error = ffi.new("char[]", 200)
+
+    def _cache_table(self, library: StencilLibrary) -> array:
+        """jit_cache_stack's table: per stencil, its variants and its states."""
+        table = array("q", ([-1] * NATURAL + [0] * (ROW - NATURAL)) * len(library.ops))
+        depth = library_depth(library.ops)
+        for info in optable():
+            if info.name not in self.index:
+                continue
+            row = ROW * self.index[info.name]
+            for i in range(3):
+                for o in range(3):
+                    table[row + VARIANTS + 3 * i + o] = self.index.get(stencil_name(info.name, i, o), -1)
+                table[row + NATURAL + i] = natural(info, i, depth)
+            table[row + constant("CACHE_ENTERS_IN_MEMORY")] = enters_in_memory(info)
+        return table
+
+    def cache_stack(self, packed: Packed) -> None:
+        """Choose each packed step's stack-caching variant (jit.codegen.stackcache.assign), in place."""
+        self.lib.jit_cache_stack(packed.pointer, packed.n, self._table, self.ffi.new("uint8_t[]", packed.n + 1))
+
+    def stencils(self, packed: Packed) -> list[str]:
+        """The stencil each packed step uses."""
+        names = self.names
+        return [names[k] for k in memoryview(packed.data).cast("q")[0::8]]
+
+    def _holes(self, holes: tuple[Hole, ...], numbers: dict[str, int], helpers: dict[str, int]):
+        out = self.ffi.new("HolePlan[]", max(1, len(holes)))
+        for k, h in enumerate(holes):
+            out[k].offset, out[k].reloc, out[k].kind = h.offset, numbers[h.reloc], KIND_NUMBERS[h.kind]
+            out[k].helper, out[k].addend = helpers.get(h.symbol, 0), h.addend
+        return out
+
+    def pack(self, steps: Sequence[Step]) -> Packed:
+        """The steps as the C StepPlan array."""
+        try:
+            data = _pack_all(self.index, steps, _STEP.pack)
+        except struct.error:  # an operand given as unsigned 64 bits: slow path
+            data = _pack_all(self.index, steps, _pack_s64)
+        return Packed(data, len(steps), self.ffi.from_buffer("StepPlan[]", data, require_writable=True))
+
+    def layout(self, packed: Packed) -> Layout:
+        """jit.codegen.stitch.layout, in C, of packed steps."""
+        n = packed.n
+        code_at, data_at = array("q", bytes(8 * (n + 1))), array("q", bytes(8 * max(1, n)))
+        ffi = self.ffi
+        code_ptr = ffi.from_buffer("int64_t[]", code_at, require_writable=True)
+        data_ptr = ffi.from_buffer("int64_t[]", data_at, require_writable=True)
+        tramp = ffi.new("int64_t[2]")
+        size = self.lib.jit_layout(self.plans, packed.pointer, n, code_ptr, data_ptr, tramp)
+        return Layout(code_at, tramp[0], tramp[1], data_at[:n], size, (code_ptr, data_ptr))
+
+    def helper_values(self, helpers: Mapping[str, int]):
+        """The helpers' addresses in plan order, for stitch_packed."""
+        return self.ffi.new("uint64_t[]", [helpers.get(name, 0) for name in self.helper_order])
+
+    def stitch_packed(self, packed: Packed, lay: Layout, address: int, base: int, helper_values) -> int:
+        """Stitch packed steps into writable memory at `address` (as if it were
+        at `base`); returns how many trampolines were used."""
+        ffi = self.ffi
+        scratch = ffi.new("uint64_t[]", max(1, lay.trampoline_slots))
+        if lay.native is not None:
+            code_ptr, data_ptr = lay.native
+        else:  # laid out by jit.codegen.stitch.layout
+            code_ptr = ffi.new("int64_t[]", list(lay.code_offsets))
+            data_ptr = ffi.new("int64_t[]", list(lay.data_offsets) or [0])
+        used = self.lib.jit_stitch(
+            self.plans,
+            packed.pointer,
+            packed.n,
+            code_ptr,
+            data_ptr,
+            lay.trampolines,
+            lay.trampoline_slots,
+            lay.size,
+            ffi.cast("uint8_t *", address),
+            base,
+            helper_values,
+            self.target,
+            scratch,
+            self.error,
+            200,
+        )
+        if used < 0:
+            raise StitchError(ffi.string(self.error).decode())
+        return used
+
+    def stitch_into(
+        self, steps: Sequence[Step], lay: Layout, address: int, base: int, helpers: Mapping[str, int]
+    ) -> int:
+        """stitch_packed, from steps and a helper mapping."""
+        return self.stitch_packed(self.pack(steps), lay, address, base, self.helper_values(helpers))
+
+
+def _target_plan(ffi, target: Target):
+    """The C stitcher's view of a target."""
+    plan = ffi.new("TargetPlan *")
+    plan.arch, plan.pad, plan.branch_bias = target.arch, target.pad[0], target.branch_bias
+    plan.trampoline_address_at = target.trampoline_address_at
+    ffi.memmove(plan.trampoline, target.trampoline_template, len(target.trampoline_template))
+    return plan
+
+
+@dataclass
+class Packed:
+    """Steps packed as C StepPlans, with the pointer C reads them through."""
+
+    data: bytearray
+    n: int
+    pointer: object
+
+
+_STEP = struct.Struct("8q")  # StepPlan
+
+
+def _pack_all(index: Mapping[str, int], steps: Sequence[Step], pack: Callable[..., bytes]) -> bytearray:
+    """Every step's StepPlan fields through `pack` (one comprehension: this is
+    the hot part of a compile's Python)."""
+    return bytearray().join(
+        [
+            pack(
+                index[s.op],
+                s.operand0,
+                s.operand1,
+                s.position,
+                -1 if s.target is None else s.target,
+                -1 if s.exit is None else s.exit,
+                -1 if s.continue_to is None else s.continue_to,
+                s.target_address or 0,
+            )
+            for s in steps
+        ]
+    )
+
+
+def _pack_s64(*fields: int) -> bytes:
+    return _STEP.pack(*map(_s64, fields))
+
+
+_s64 = wrap64  # an unsigned 64-bit value as the signed one with the same bits
+
+
+_PLANS: dict[tuple[str, str], Plans] = {}
+
+
+def plans_for(library: StencilLibrary) -> Plans:
+    """One set of plans per library content (its target and cache key)."""
+    key = (library.target, library.key)
+    if key not in _PLANS:
+        _PLANS[key] = Plans(library)
+    return _PLANS[key]
+
+
+def stitch_bytes(library: StencilLibrary, steps: Sequence[Step], lay: Layout, base: int, helpers) -> tuple[bytes, int]:
+    """The C path into a buffer (for the emulator, and for comparing with jit.codegen.stitch)."""
+    plans = plans_for(library)
+    buf = plans.ffi.new("uint8_t[]", max(1, lay.size))
+    used = plans.stitch_into(steps, lay, int(plans.ffi.cast("uintptr_t", buf)), base, helpers)
+    return bytes(plans.ffi.buffer(buf, lay.size)), used

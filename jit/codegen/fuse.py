@@ -1,0 +1,92 @@
+"""Superinstructions: common runs of steps replaced by one stencil.
+
+The patterns are the ones the bundled programs' traces are made of most
+(counted with jit.tools.benchmark's trace collection): counter increments, pairs
+of loads, adding a constant.  A run is fused only where nothing jumps into
+its middle, and every step index the other steps hold (jump targets, exits,
+return points) is mapped to the new numbering.  A fused step keeps the IR
+position of the run's first instruction; none of the fused ops can fail,
+so no error ever needs a position inside one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from ..lang.ir import wrap64
+from .step import Step
+
+
+def _neg(k: int) -> int:
+    """-k, wrapped to int64 like the C: sub k is add -k."""
+    return wrap64(-k)
+
+
+_HEADS = frozenset({"LOAD", "STORE", "PUSH_INT"})  # the ops a run can start with
+
+
+def _match(steps: Sequence[Step], i: int) -> tuple[Step, int] | None:
+    """The superinstruction for the run starting at i, and its length."""
+    s = steps[i]
+    if s.op not in _HEADS:
+        return None
+
+    def op(k: int) -> str | None:
+        return steps[i + k].op if i + k < len(steps) else None
+
+    if s.op == "LOAD" and op(1) == "PUSH_INT" and op(2) in ("ADD", "SUB"):
+        k = steps[i + 1].operand0 if op(2) == "ADD" else _neg(steps[i + 1].operand0)
+        if op(3) == "STORE" and steps[i + 3].operand0 == s.operand0:
+            return Step("INC_LOCAL", s.operand0, k, s.position), 4
+        return Step("LOAD_ADDK", s.operand0, k, s.position), 3
+    if s.op == "LOAD" and op(1) == "LOAD":
+        return Step("LOAD2", s.operand0, steps[i + 1].operand0, s.position), 2
+    if s.op == "STORE" and op(1) == "LOAD":
+        return Step("STORE_LOAD", s.operand0, steps[i + 1].operand0, s.position), 2
+    if s.op == "PUSH_INT" and op(1) in ("ADD", "SUB"):
+        k = s.operand0 if op(1) == "ADD" else _neg(s.operand0)
+        return Step("ADDK", k, 0, s.position), 2
+    return None
+
+
+def fuse(steps: Sequence[Step]) -> tuple[list[Step], list[int]]:
+    """The fused steps, and for each old step index its new one."""
+    entries = {0}
+    for s in steps:
+        entries.update(x for x in (s.target, s.exit, s.continue_to) if x is not None)
+    out: list[Step] = []
+    where = [0] * (len(steps) + 1)
+    i = 0
+    while i < len(steps):
+        found = _match(steps, i)
+        if found and not entries.intersection(range(i + 1, i + found[1])):
+            fused, n = found
+        else:
+            fused, n = steps[i], 1
+        for k in range(i, i + n):
+            where[k] = len(out)
+        out.append(fused)
+        i += n
+    where[len(steps)] = len(out)
+
+    def remap(v: int | None) -> int | None:
+        return None if v is None else where[v]
+
+    def renumbered(s: Step) -> Step:
+        if s.target is None and s.exit is None and s.continue_to is None:
+            return s  # (most steps: no replace() to pay for)
+        return replace(s, target=remap(s.target), exit=remap(s.exit), continue_to=remap(s.continue_to))
+
+    return [renumbered(s) for s in out], where
+
+
+def expand(op: str, a: int, b: int) -> list[tuple[str, int]]:
+    """The ops a superinstruction stands for (validate runs them as the reference)."""
+    return {
+        "LOAD2": [("LOAD", a), ("LOAD", b)],
+        "INC_LOCAL": [("LOAD", a), ("PUSH_INT", b), ("ADD", 0), ("STORE", a)],
+        "LOAD_ADDK": [("LOAD", a), ("PUSH_INT", b), ("ADD", 0)],
+        "ADDK": [("PUSH_INT", a), ("ADD", 0)],
+        "STORE_LOAD": [("STORE", a), ("LOAD", b)],
+    }[op]

@@ -1,0 +1,25 @@
+"""A step: one stencil instance, the compiler's IR between forming and stitching.
+
+Forming (jit.codegen.trace) makes steps from a program or a recorded path,
+fusion and stack caching rewrite them, layout and stitching turn them into
+code; the backends (copy-and-patch, the emulator, the LLVM peer) all take
+them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stencil instance: which op, its operands, and where its jumps go."""
+
+    op: str
+    operand0: int = 0
+    operand1: int = 0
+    position: int = 0  # IR position
+    target: int | None = None  # step index _JIT_TARGET refers to
+    exit: int | None = None  # step index _JIT_EXIT refers to
+    target_address: int | None = None  # or an address outside this code (another trace)
+    continue_to: int | None = None  # CALL in a trace: the step its callee returns to

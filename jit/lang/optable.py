@@ -1,0 +1,64 @@
+"""The op table, read from stencils/ops.def so that C and Python share one copy."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from ..paths import STENCILS_DIR
+
+OPERAND_KINDS = frozenset({"NONE", "INT", "FLOAT", "LOCAL", "ARG", "LABEL", "FUNC", "PREC", "STRING", "COUNT"})
+FLAGS = frozenset({"JUMP", "BRANCH", "TERMINATOR", "CALL", "RETURN", "ERROR", "HELPER", "TRACE_ONLY", "FUSED"})
+
+_OP_LINE = re.compile(r"^OP\(\s*(\w+)\s*,\s*(\w+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\w+)\s*,\s*([\w|]+)\s*\)\s*$")
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """One row of the op table."""
+
+    opcode: int
+    name: str  # C name, e.g. PUSH_INT
+    mnemonic: str  # text-format name, e.g. push_int
+    pops: int  # -1: depends on the operand
+    pushes: int
+    operand: str
+    flags: frozenset[str]
+
+    def has(self, flag: str) -> bool:
+        return flag in self.flags
+
+
+def parse_optable(text: str, filename: str = "ops.def") -> tuple[OpInfo, ...]:
+    """Parse the OP(...) lines; anything malformed is a ValueError with file:line."""
+    ops: list[OpInfo] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped.startswith("OP("):
+            continue
+        m = _OP_LINE.match(stripped)
+        if not m:
+            raise ValueError(f"{filename}:{lineno}: malformed op table entry: {stripped}")
+        name, mnemonic, pops, pushes, operand, flag_text = m.groups()
+        flags = frozenset() if flag_text == "0" else frozenset(flag_text.split("|"))
+        if operand not in OPERAND_KINDS:
+            raise ValueError(f"{filename}:{lineno}: unknown operand kind {operand}")
+        if not flags <= FLAGS:
+            raise ValueError(f"{filename}:{lineno}: unknown flags {sorted(flags - FLAGS)}")
+        ops.append(OpInfo(len(ops), name, mnemonic, int(pops), int(pushes), operand, flags))
+    return tuple(ops)
+
+
+@cache
+def optable() -> tuple[OpInfo, ...]:
+    path = STENCILS_DIR / "ops.def"
+    return parse_optable(path.read_text(), str(path))
+
+
+@cache
+def helper_names() -> tuple[str, ...]:
+    """The helpers listed in stencils/helpers.h (the X(name) lines of HELPERS)."""
+    text = (STENCILS_DIR / "helpers.h").read_text()
+    block = text.split("#define HELPERS(X)", 1)[1].split("\n\n", 1)[0]
+    return tuple(re.findall(r"X\((\w+)\)", block))

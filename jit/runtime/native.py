@@ -1,0 +1,140 @@
+"""Running stitched machine code on this machine.
+
+A NativeRuntime owns an arena, the entry shim (copied once, sealed) and the
+helpers' addresses.  compile() lays out and stitches steps into a fresh
+region and seals it; enter() calls the shim, which jumps to the code with
+the preserve_none convention and comes back when a stencil returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache, partial
+
+from ..build.hostlib import hostlib
+from ..build.library import load_library
+from ..build.stencils import HELPER_PREFIX, StencilLibrary
+from ..codegen.cstitch import plans_for
+from ..codegen.stackcache import assign, library_depth
+from ..codegen.step import Step
+from ..codegen.stitch import Layout, layout, stitch
+from ..codegen.trace import program_steps
+from ..errors import JitError
+from ..lang.ir import Program
+from ..lang.optable import helper_names
+from ..lang.outcome import Prepared
+from ..targets import get_target, host_target
+from .cinterp import NativeVM
+from .memory import Arena, Region
+
+
+@dataclass
+class Compiled:
+    """Stitched code in a sealed region."""
+
+    region: Region
+    layout: Layout
+    steps: tuple[Step, ...]
+    trampolines: int = 0
+    _stencils: Callable[[], list[str]] | None = None
+
+    @property
+    def stencils(self) -> list[str]:
+        """The stencil each step was stitched from (its stack-caching variant)."""
+        return self._stencils() if self._stencils else [s.op for s in self.steps]
+
+    def address(self, step: int) -> int:
+        return self.region.address + self.layout.code_offsets[step]
+
+    def read(self) -> bytes:
+        return self.region.read(0, self.layout.size)
+
+    def free(self) -> None:
+        self.region.free()
+
+
+class NativeRuntime:
+    def __init__(
+        self, library: StencilLibrary, arena: Arena | None = None, stitcher: str = "c", stack_cache: bool = True
+    ) -> None:
+        """stitcher: "c" (the fast path) or "python" (jit.codegen.stitch, the reference);
+        stack_cache: choose stencils that keep the top of the stack in registers
+        (jit.codegen.stackcache), as deep as the library's variants go."""
+        self.library = library
+        self.arena = arena or Arena()
+        self.stitcher = stitcher
+        self.stack_cache = stack_cache
+        self.stack_depth = library_depth(library.ops)
+        self.ffi, self.lib = hostlib()
+        self.helpers = {
+            HELPER_PREFIX + name: int(self.ffi.cast("uintptr_t", getattr(self.lib, name))) for name in helper_names()
+        }
+        self._helper_values = plans_for(library).helper_values(self.helpers)
+        shim = library.shim
+        self.shim_region = self.arena.allocate(len(shim.code))
+        self.shim_region.write(0, shim.code)
+        self.shim_region.seal()
+        self._shim = self.ffi.cast("int64_t (*)(VMState *)", self.shim_region.address)
+
+    def compile(self, steps: Sequence[Step]) -> Compiled:
+        stencils = None
+        if self.stitcher == "c":
+            plans = plans_for(self.library)
+            packed = plans.pack(steps)
+            if self.stack_cache:
+                plans.cache_stack(packed)
+            lay = plans.layout(packed)
+            stencils = partial(plans.stencils, packed)
+        else:
+            chosen = assign(steps, self.library.ops, self.stack_depth) if self.stack_cache else list(steps)
+            stencils = partial(list, [s.op for s in chosen])
+            lay = layout(self.library, chosen)
+        region = self.arena.allocate(lay.size)
+        try:
+            if self.stitcher == "c":
+                trampolines = plans.stitch_packed(packed, lay, region.address, region.address, self._helper_values)
+            else:
+                stitched = stitch(self.library, chosen, lay, region.address, self.helpers)
+                region.write(0, stitched.code)
+                trampolines = stitched.trampolines
+            region.seal()
+        except BaseException:
+            region.free()
+            raise
+        return Compiled(region, lay, tuple(steps), trampolines, stencils)
+
+    def link(self, compiled: Compiled, step: int, destination: int) -> None:
+        """Re-patch step `step` (an exit) to jump to `destination`, W^X throughout."""
+        at = compiled.address(step)
+        with compiled.region.unsealed() as region:
+            region.write(at - region.address, get_target(self.library.target).jump(at, destination))
+
+    def enter(self, state, address: int) -> int:
+        state.entry = self.ffi.cast("void *", address)
+        return self._shim(state)
+
+    def close(self) -> None:
+        self.shim_region.free()
+
+
+@cache
+def native_runtime() -> NativeRuntime:
+    target = host_target()
+    if target is None:
+        raise JitError("no native target for this machine; use --target to run under emulation")
+    return NativeRuntime(load_library(target))
+
+
+def prepare_eager(program: Program, args: Sequence[int], backend=None, superinstructions: bool = True) -> Prepared:
+    """Compile the whole program up front (with copy-and-patch, or `backend`);
+    calling the result runs it natively, then frees the code."""
+    rt = native_runtime()
+    compiled = (backend or rt).compile(program_steps(program, superinstructions))
+    vm = NativeVM.create(program, args)
+
+    def close() -> None:
+        vm.close()
+        compiled.free()
+
+    return Prepared(lambda: rt.enter(vm.state, compiled.address(0)), vm.outcome, close)

@@ -1,0 +1,483 @@
+"""`python -m jit bench`: every figure in jit.tools.goals, measured side by side, with intervals.
+
+How it measures (docs/benchmarks.md says more):
+
+* Contenders run interleaved: each repetition runs every contender once on
+  a program before the next program, in alternating order, so drift in the
+  machine touches them alike.  Each run is set up first (the VM, and for
+  the eager engines the whole program compiled) and timed alone: only
+  running the code counts (`Prepared.seconds`), never reading the outcome,
+  freeing code or tearing down an LLVM engine.
+* Run-time contenders: the interpreters (py, switch, tailcall), the tiered
+  engine end to end (`jit`: tier 1, recording and compiling included),
+  copy-and-patch eager, the fair LLVM peer at -O0 and -O2 (whole-function
+  lowering, eager), the per-step LLVM lowering at -O2 (what whole-function
+  compilation buys), and the C anchors at -O0 and -O2.
+* Compile cost is timed end to end, from what tier 1 hands the compiler
+  (jit.codegen.trace.Handover: the recorded path) to code that can run: forming,
+  fusion, stack-cache choice, layout, stitching and sealing, for
+  copy-and-patch and for each LLVM level, on the same traces (the ones the
+  bundled programs produce when run tiered).  The stitch-only figure, from
+  steps already formed, is kept and labelled so.
+* Every ratio is a median with a bootstrap 95 % interval.  For run times:
+  per program, the paired ratios of the repetitions; the figure is the
+  geometric mean over programs of their medians, and the interval comes
+  from resampling the repetitions.  For compile figures: one value per
+  repetition (all traces), median and resampled interval.  A goal is met
+  only when the whole interval clears it (jit.tools.goals).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from ..codegen.step import Step
+from ..codegen.stitch import layout
+from ..codegen.trace import Handover, form
+from ..lang.ir import Program
+from ..lang.outcome import Prepared
+from ..lang.uop import parse_file
+from ..paths import ROOT
+from .goals import GOALS, Verdict
+
+SIZES = {
+    "nbody": 4000,
+    "fannkuch": 8,
+    "spectralnorm": 100,
+    "mandelbrot": 160,
+    "sieve": 500000,
+    "fib": 25,
+    "branchy": 1000000,
+    "count": 1000000,
+}
+BOOTSTRAP_SAMPLES = 2000
+PrepareFn = Callable[[Program, Sequence[int]], Prepared]
+
+
+def _eager_llvm(opt: int, whole: bool = True) -> PrepareFn:
+    def prepare(program: Program, args: Sequence[int]) -> Prepared:
+        from ..runtime.llvm_backend import llvm_backend
+        from ..runtime.native import prepare_eager
+
+        return prepare_eager(program, args, backend=llvm_backend(opt, whole))
+
+    return prepare
+
+
+def _anchor(level: str) -> PrepareFn:
+    def prepare(program: Program, args: Sequence[int]) -> Prepared:
+        from .anchors import prepare_anchor
+
+        return prepare_anchor(program, args, level)
+
+    return prepare
+
+
+def contenders() -> dict[str, PrepareFn]:
+    """Every run-time contender by name, as the report and the JSON name them."""
+    from ..runtime.engines import PREPARE
+
+    return {
+        "py": PREPARE["py"],
+        "switch": PREPARE["switch"],
+        "tailcall": PREPARE["tailcall"],
+        "jit": PREPARE["jit"],
+        "jit-eager": PREPARE["jit-eager"],
+        "llvm-O0": _eager_llvm(0),
+        "llvm-O2": _eager_llvm(2),
+        "llvm-steps-O2": _eager_llvm(2, whole=False),
+        "c_O0": _anchor("-O0"),
+        "c_O2": _anchor("-O2"),
+    }
+
+
+ONCE = frozenset({"py"})  # contenders run in the first repetition only (slow, and in no ratio)
+
+# Run-time figures: key -> (numerator contender, denominator contender), geomean over programs.
+RUN_RATIOS: dict[str, tuple[str, str]] = {
+    "run_ratio_vs_llvm_O2": ("llvm-O2", "jit-eager"),
+    "run_ratio_vs_c_O0": ("c_O0", "jit-eager"),
+    "run_ratio_vs_c_O2": ("c_O2", "jit-eager"),
+    "run_speedup_vs_switch": ("switch", "jit-eager"),
+    "run_speedup_vs_tailcall": ("tailcall", "jit-eager"),
+    "tiered_speedup_vs_switch": ("switch", "jit"),
+    # no goal; shown for context
+    "run_ratio_vs_llvm_O0": ("llvm-O0", "jit-eager"),
+    "llvm_O2_whole_vs_steps": ("llvm-steps-O2", "llvm-O2"),
+    "tiered_vs_eager": ("jit-eager", "jit"),
+}
+EXPLAINED = {
+    "run_ratio_vs_llvm_O0": "steady state, fair llvm-O0 / copy-and-patch",
+    "llvm_O2_whole_vs_steps": "LLVM -O2: per-step lowering / whole-function lowering",
+    "tiered_vs_eager": "copy-and-patch: eager / tiered end to end",
+    "compile_stitch_uops_per_s": "compile from formed steps (stitch only), micro-ops/s",
+    "compile_e2e_ms_per_trace": "compile end to end, copy-and-patch, ms per trace",
+}
+
+
+@dataclass
+class Progress:
+    total: int
+    done: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    def step(self, what: str) -> None:
+        """One line per step; on a terminal, each replaces the last."""
+        self.done += 1
+        line = f"[{self.done}/{self.total}] {time.perf_counter() - self.start:5.1f}s {what}"
+        sys.stderr.write(f"\r\x1b[K{line}" if sys.stderr.isatty() else f"{line}\n")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+
+
+def load_programs(sizes: dict[str, int]) -> dict[str, Program]:
+    return {name: parse_file(ROOT / "bench" / "programs" / f"{name}.uop") for name in sizes}
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A trace or hot function the tiered engine compiled, as it was handed over."""
+
+    program: str
+    handover: Handover | None  # None: made up by a caller (then only `steps` is used)
+    steps: list[Step]  # as formed: stencils, superinstructions and exits
+    uops: int  # the IR micro-ops it covers (what throughput counts)
+
+
+def collect_traces(programs: dict[str, Program], sizes: dict[str, int]) -> list[Trace]:
+    """The traces and functions the tiered engine compiles for each program (default thresholds)."""
+    from ..runtime.tiering import prepare_tiered
+
+    traces: list[Trace] = []
+    for name, program in programs.items():
+
+        def keep(code, shape, side, name=name):
+            traces.append(Trace(name, shape.handover, shape.steps, shape.ops))
+
+        prepare_tiered(program, [sizes[name]], on_compile=keep)()
+    return traces
+
+
+def _alternate(items: Sequence[str], rep: int) -> list[str]:
+    """Every other repetition runs the contenders in reverse, so that none is
+    always the one that runs just after another (caches, frequency)."""
+    return list(items) if rep % 2 == 0 else list(reversed(items))
+
+
+def _median_interval(samples: Sequence[float], rng: random.Random) -> tuple[float, float, float]:
+    """Median, and a bootstrap 95 % interval of the median."""
+    n = len(samples)
+    medians = sorted(statistics.median(rng.choices(samples, k=n)) for _ in range(BOOTSTRAP_SAMPLES))
+    return statistics.median(samples), medians[int(0.025 * len(medians))], medians[int(0.975 * len(medians)) - 1]
+
+
+def geomean(values: Sequence[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def paired_ratio(
+    runs: dict[str, dict[str, list[float]]], num: str, den: str, rng: random.Random
+) -> tuple[float, float, float]:
+    """Geomean over programs of the median paired ratio num/den, with a
+    bootstrap 95 % interval (repetitions resampled per program)."""
+    ratios = {p: [a / b for a, b in zip(row[num], row[den], strict=True)] for p, row in runs.items()}
+    value = geomean([statistics.median(r) for r in ratios.values()])
+    boot = sorted(
+        geomean([statistics.median(rng.choices(r, k=len(r))) for r in ratios.values()])
+        for _ in range(BOOTSTRAP_SAMPLES)
+    )
+    return value, boot[int(0.025 * len(boot))], boot[int(0.975 * len(boot)) - 1]
+
+
+def time_runs(
+    programs: dict[str, Program], sizes: dict[str, int], reps: int, progress: Progress
+) -> dict[str, dict[str, list[float]]]:
+    """Every run time, per program and contender, interleaved."""
+    table = contenders()
+    runs: dict[str, dict[str, list[float]]] = {p: {c: [] for c in table} for p in programs}
+    for rep in range(reps):
+        for name, program in programs.items():
+            for contender in _alternate(list(table), rep):
+                if contender in ONCE and rep > 0:
+                    continue
+                run = table[contender](program, [sizes[name]])
+                run()
+                runs[name][contender].append(run.seconds)
+            progress.step(f"run time, repetition {rep + 1} of {reps}: {name}")
+    return runs
+
+
+def compile_backends() -> dict[str, object]:
+    from ..runtime.llvm_backend import llvm_backend
+    from ..runtime.native import native_runtime
+
+    return {"copy-and-patch": native_runtime(), "llvm-O0": llvm_backend(0), "llvm-O2": llvm_backend(2)}
+
+
+def time_compiles(
+    programs: dict[str, Program], traces: Sequence[Trace], reps: int, progress: Progress
+) -> tuple[dict[str, list[float]], list[float]]:
+    """Per backend, per repetition: seconds to compile every trace end to end
+    (from its handover); and per repetition, copy-and-patch from formed steps."""
+    backends = compile_backends()
+    e2e: dict[str, list[float]] = {b: [] for b in backends}
+    stitch_only: list[float] = []
+    cp = backends["copy-and-patch"]
+    for rep in range(reps):
+        for name in _alternate(list(backends), rep):
+            backend = backends[name]
+            inner = 10 if name == "copy-and-patch" else 1  # copy-and-patch is too quick to time once
+            total, codes = 0.0, []
+            for t in traces:
+                program, handover = programs[t.program], t.handover
+                assert handover is not None
+                t0 = time.perf_counter()
+                for _ in range(inner):
+                    codes.append(backend.compile(form(program, handover).steps))  # type: ignore[attr-defined]
+                total += (time.perf_counter() - t0) / inner
+            e2e[name].append(total)
+            for code in codes:
+                code.free()
+        t0 = time.perf_counter()
+        codes = [cp.compile(t.steps) for t in traces for _ in range(10)]  # type: ignore[attr-defined]
+        stitch_only.append((time.perf_counter() - t0) / 10)
+        for code in codes:
+            code.free()
+        progress.step(f"compile, repetition {rep + 1} of {reps}")
+    return e2e, stitch_only
+
+
+def emitted_size(library, steps, stack_cache: bool = True) -> int:
+    """Bytes of code copy-and-patch emits for steps (with the variants it would choose)."""
+    from ..codegen.stackcache import assign
+
+    return layout(library, assign(steps, library.ops) if stack_cache else steps).code_offsets[-1]
+
+
+def code_sizes(traces: Sequence[Trace]) -> tuple[int, int]:
+    """Code emitted for the traces, and the size of the stencils it came from as
+    clang emitted them (before jump removal)."""
+    from ..codegen.stackcache import assign
+    from ..runtime.native import native_runtime
+
+    lib = native_runtime().library
+    emitted = sum(emitted_size(lib, t.steps) for t in traces)
+    original = sum(lib.ops[s.op].object_size for t in traces for s in assign(t.steps, lib.ops))
+    return emitted, original
+
+
+def machine_info() -> dict[str, object]:
+    import capstone
+    import llvmlite
+    import llvmlite.binding as llvm
+
+    from ..build.toolchain import find_clang
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "machine": platform.machine(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "clang": find_clang().version,
+        "llvmlite": llvmlite.__version__,
+        "llvm": ".".join(map(str, llvm.llvm_version_info)),
+        "capstone": capstone.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+@dataclass
+class Report:
+    """Everything one `bench` run measured; `to_json()` is the JSON file."""
+
+    figures: dict[str, float]  # every figure (those with goals, and the ones for context)
+    intervals: dict[str, tuple[float, float]]  # bootstrap 95 % interval of each figure
+    run_seconds: dict[str, dict[str, list[float]]]  # program -> contender -> every repetition
+    compile_seconds: dict[str, list[float]]  # backend -> per repetition, all traces end to end
+    sizes: dict[str, int]
+    traces: int
+    trace_uops: int
+    code_bytes: dict[str, int]
+    repetitions: dict[str, int]
+    quick: bool
+    machine_info: dict[str, object]
+
+    def verdicts(self) -> dict[str, Verdict]:
+        return {g.key: g.verdict(*self.intervals[g.key]) for g in GOALS}
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        figures = data.pop("figures")
+        data["intervals"] = {k: list(v) for k, v in self.intervals.items()}
+        data["goals"] = {g.key: {"goal": g.text(), "verdict": self.verdicts()[g.key].value} for g in GOALS}
+        return {**figures, **data}
+
+
+def measure(quick: bool, sizes: dict[str, int] | None = None) -> Report:
+    """All the figures; `sizes` overrides the programs' arguments (the tests use tiny ones)."""
+    reps_compile, reps_run = (3, 5) if quick else (7, 11)
+    sizes = sizes or SIZES
+    programs = load_programs(sizes)
+    progress = Progress(1 + reps_compile + reps_run * len(programs))
+    traces = collect_traces(programs, sizes)
+    progress.step(f"collected {len(traces)} traces and functions from {len(programs)} programs")
+    e2e, stitch_only = time_compiles(programs, traces, reps_compile, progress)
+    runs = time_runs(programs, sizes, reps_run, progress)
+    progress.finish()
+    uops = sum(t.uops for t in traces)
+    emitted, original = code_sizes(traces)
+    rng = random.Random(0)  # the intervals are reproducible from the JSON's samples
+
+    figures: dict[str, float] = {}
+    intervals: dict[str, tuple[float, float]] = {}
+
+    def put(key: str, stats: tuple[float, float, float]) -> None:
+        figures[key], low, high = stats
+        intervals[key] = (low, high)
+
+    timed = {p: {c: v for c, v in row.items() if c not in ONCE} for p, row in runs.items()}
+    for key, (num, den) in RUN_RATIOS.items():
+        put(key, paired_ratio(timed, num, den, rng))
+    cp = e2e["copy-and-patch"]
+    put("compile_e2e_uops_per_s", _median_interval([uops / s for s in cp], rng))
+    for level in ("O0", "O2"):
+        paired = [a / b for a, b in zip(e2e[f"llvm-{level}"], cp, strict=True)]
+        put(f"compile_e2e_speedup_vs_llvm_{level}", _median_interval(paired, rng))
+    put("compile_stitch_uops_per_s", _median_interval([uops / s for s in stitch_only], rng))
+    put("compile_e2e_ms_per_trace", _median_interval([s * 1e3 / len(traces) for s in cp], rng))
+    put("code_size_ratio", (emitted / original,) * 3)
+    return Report(
+        figures,
+        intervals,
+        runs,
+        e2e,
+        sizes,
+        len(traces),
+        uops,
+        {"emitted": emitted, "stencils_used": original},
+        {"compile": reps_compile, "run": reps_run},
+        quick,
+        machine_info(),
+    )
+
+
+def _shown(key: str, value: float) -> str:
+    if key.endswith("_per_s"):
+        return f"{value:,.0f}"
+    if key.endswith("_per_trace"):
+        return f"{value:.3f}"
+    return f"{value:.2f}x"
+
+
+def format_table(report: Report) -> str:
+    f, iv = report.figures, report.intervals
+    lines = [f"{'figure':<66}{'goal':>14}{'median':>13}  {'95% interval':<26}verdict"]
+    verdicts = report.verdicts()
+    for g in GOALS:
+        low, high = iv[g.key]
+        span = f"[{_shown(g.key, low)}, {_shown(g.key, high)}]"
+        lines.append(f"{g.what:<66}{g.text():>14}{_shown(g.key, f[g.key]):>13}  {span:<26}{verdicts[g.key].value}")
+    lines.append("")
+    lines.append("for context (no goal):")
+    for key, what in EXPLAINED.items():
+        low, high = iv[key]
+        span = f"[{_shown(key, low)}, {_shown(key, high)}]"
+        lines.append(f"{what:<66}{'':>14}{_shown(key, f[key]):>13}  {span}")
+    names = list(contenders())
+    lines.append("")
+    reps = report.repetitions
+    lines.append(
+        f"median run time, ms, of {reps['run']} interleaved repetitions (py: one); "
+        + ", ".join(f"{n} {report.sizes[n]}" for n in report.sizes)
+    )
+    lines.append(f"{'program':<14}" + "".join(f"{c:>14}" for c in names))
+    for program, row in report.run_seconds.items():
+        lines.append(f"{program:<14}" + "".join(f"{statistics.median(row[c]) * 1e3:>14.3f}" for c in names))
+    info = report.machine_info
+    lines.append("")
+    lines.append(
+        f"{report.traces} traces and functions, {report.trace_uops} micro-ops; compile: {reps['compile']} repetitions"
+    )
+    lines.append(
+        f"machine: {info['cpu']}, {info['cores']} cores, {info['system']}; python {info['python']}, "
+        f"{info['clang']}, llvmlite {info['llvmlite']} (LLVM {info['llvm']}); {info['date']}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: Report, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = report.run_seconds
+    names = list(contenders())
+    programs = list(runs)
+    fig, ax = plt.subplots(figsize=(13, 5.8))
+    width = 0.84 / len(names)
+    for k, c in enumerate(names):
+        xs = [i + (k - (len(names) - 1) / 2) * width for i in range(len(programs))]
+        meds = [statistics.median(runs[p][c]) * 1e3 for p in programs]
+        low = [m - min(runs[p][c]) * 1e3 for m, p in zip(meds, programs, strict=True)]
+        high = [max(runs[p][c]) * 1e3 - m for m, p in zip(meds, programs, strict=True)]
+        ax.bar(xs, meds, width, label=c, yerr=[low, high], capsize=1.5, error_kw={"elinewidth": 0.6})
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(programs)))
+    ax.set_xticklabels([f"{p}\n{report.sizes[p]}" for p in programs])
+    ax.set_ylabel("run time, ms (log scale): median, whiskers min-max")
+    info = report.machine_info
+    ax.set_title(
+        "Run time per program and contender (lower is better). jit = tiered, compiles included; "
+        "jit-eager, llvm-* = compiled whole,\ncompile not timed; c_* = the C anchors.  "
+        f"{info['cpu']}, {info['date']}",
+        fontsize=10,
+    )
+    ax.legend(ncol=5, fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    ax.grid(axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_json(data: dict[str, object], path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+def main(quick: bool, json_path: str | None, plot_path: str | None, ablation: bool = False) -> int:
+    if ablation:
+        from .ablation import format_ablation, measure_ablation
+
+        result = measure_ablation(quick)
+        sys.stdout.write(format_ablation(result))
+        if json_path:
+            write_json(result.to_json(), json_path)
+        return 0
+    report = measure(quick)
+    sys.stdout.write(format_table(report))
+    if json_path:
+        write_json(report.to_json(), json_path)
+    if plot_path:
+        plot(report, plot_path)
+    return 0

@@ -1,0 +1,263 @@
+"""The `python -m jit` command line.
+
+Exit status: 0 success; 1 a program hit a runtime error; 2 bad usage, or
+anything that cannot be parsed, verified or built (with a one-line message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..build.library import SHIM, load_library
+from ..codegen.stackcache import base_op, stencil_name, variants
+from ..errors import JitError, ProgramError
+from ..lang.ir import INT64_MAX, INT64_MIN
+from ..lang.optable import optable
+from ..lang.outcome import ERROR
+from ..runtime.engines import ENGINES
+from ..targets import TARGETS, host_target
+from .disasm import describe_stencil
+
+
+def _stencil_names(op: str | None) -> list[str] | None:
+    """An op (by name or mnemonic) with its stack-caching variants, or one
+    variant by its own name (add_21), or the shim."""
+    if op is None:
+        return None
+    wanted = op.lower()
+    if wanted == SHIM:
+        return [SHIM]
+    base, suffix = base_op(wanted.upper()), wanted.upper()[len(base_op(wanted.upper())) :]
+    for info in optable():
+        if base.lower() in (info.name.lower(), info.mnemonic):
+            if suffix:
+                return [info.name + suffix]
+            return [stencil_name(info.name, i, o) for i, o in [(0, 0), *(v for v in variants(info) if any(v))]]
+    names = ", ".join(i.mnemonic for i in optable())
+    variant = "a variant: add_21 takes 2 slots in registers, leaves 1"
+    raise JitError(f"unknown op {op!r}; ops are: {names} ({variant}), and {SHIM}")
+
+
+def cmd_stencils(args: argparse.Namespace) -> int:
+    targets = args.target or [host_target() or "x86_64-linux"]
+    names = _stencil_names(args.op)
+    dump: dict[str, dict] = {}
+    for target in targets:
+        lib = load_library(target)
+        if args.json:
+            full = lib.to_json()
+            if names is not None:
+                full["ops"] = [s for s in full["ops"] if s["name"] in names]
+                if SHIM not in names:
+                    del full["shim"]
+            dump[target] = full
+            continue
+        stencils = [lib.shim, *lib.ops.values()]
+        for stencil in stencils:
+            if names is None or stencil.name in names:
+                sys.stdout.write(describe_stencil(target, stencil) + "\n")
+    if args.json:
+        json.dump(dump, sys.stdout, indent=1, sort_keys=True)
+        sys.stdout.write("\n")
+    return 0
+
+
+def parse_args_for(program, values: list[str]) -> list[int]:
+    """The program's integer arguments; a wrong count or a non-integer is a usage error."""
+    if len(values) != program.nargs:
+        raise JitError(f"{program.filename}: expects {program.nargs} integer argument(s), got {len(values)}")
+    out = []
+    for text in values:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise JitError(f"{program.filename}: argument {text!r} is not an integer") from None
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise JitError(f"{program.filename}: argument {text} does not fit in 64 bits")
+        out.append(value)
+    return out
+
+
+def engine_name(args: argparse.Namespace) -> str:
+    if args.eager and args.engine != "jit":
+        raise JitError("--eager goes with --engine jit")
+    return "jit-eager" if args.engine == "jit" and args.eager else args.engine
+
+
+def tier_config(args: argparse.Namespace):
+    from ..runtime.tiering import TierConfig
+
+    try:
+        return TierConfig(
+            hot_loop=args.hot_loop,
+            hot_call=args.hot_call,
+            hot_exit=args.hot_exit,
+            max_trace=args.max_trace,
+            perf_map=args.perf_map,
+        )
+    except ValueError as e:
+        raise JitError(f"--{str(e).split()[0].replace('_', '-')}: must be at least 1") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..lang.uop import parse_file
+    from .dump import describe_compiled
+
+    program = parse_file(args.program)
+    values = parse_args_for(program, args.args)
+    engine = engine_name(args)
+    host = host_target()
+    target = args.target or host
+    emulated = args.emulate or target != host
+    if (args.target or args.emulate) and not engine.startswith("jit"):
+        raise JitError("--target and --emulate go with --engine jit")
+    stats = None
+    backend = None
+    if args.backend != "copy-and-patch":
+        if not engine.startswith("jit") or emulated:
+            raise JitError(f"--backend {args.backend} goes with --engine jit, natively")
+        from ..runtime.llvm_backend import llvm_backend
+
+        backend = llvm_backend(0 if args.backend == "llvm-O0" else 2)
+    if engine == "jit":
+        from ..codegen.trace import FUNCTION
+        from ..runtime.tiering import prepare_tiered
+
+        def dump(compiled, shape, side):
+            line = program.code[shape.start_pc].line
+            if shape.kind == FUNCTION:
+                name = next(f.name for f in program.functions if f.start == shape.start_pc)
+                title = f"function {name}, compiled whole, from pc {shape.start_pc} (line {line}), {target}"
+            else:
+                title = f"{'side ' if side else ''}trace from pc {shape.start_pc} (line {line}), {target}"
+            sys.stderr.write(describe_compiled(compiled, load_library(target), program, title))
+
+        on_compile = dump if args.dump_traces else None
+        runner = prepare_tiered(program, values, tier_config(args), on_compile, target, args.emulate, backend)
+        outcome = runner()
+        stats = runner.stats
+    elif emulated:
+        from ..runtime.emulate import prepare_emulated_eager
+
+        run = prepare_emulated_eager(program, values, target)
+        if args.dump_traces:
+            sys.stderr.write(
+                describe_compiled(
+                    run.code, load_library(target), program, f"{program.filename} (eager, {target}, emulated)"
+                )
+            )
+        outcome = run()
+    else:
+        if backend is not None:
+            from ..runtime.native import prepare_eager
+
+            outcome = prepare_eager(program, values, backend)()
+        elif args.dump_traces and engine == "jit-eager":
+            from ..codegen.trace import program_steps
+            from ..runtime.native import native_runtime
+
+            rt = native_runtime()
+            compiled = rt.compile(program_steps(program))
+            try:
+                sys.stderr.write(describe_compiled(compiled, rt.library, program, f"{program.filename} (eager)"))
+            finally:
+                compiled.free()
+        if backend is None:
+            outcome = ENGINES[engine](program, values)
+    sys.stdout.buffer.write(outcome.output)
+    sys.stdout.flush()
+    if args.stats and stats is not None:
+        sys.stderr.write(stats.report())
+    if outcome.status == ERROR:
+        print(outcome.error, file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .validate import format_report, validate
+
+    if args.samples < 1:
+        raise JitError("--samples must be at least 1")
+    ops = list(optable()) if args.op is None else [i for i in optable() if i.name in _stencil_names(args.op)]
+    if not ops:
+        raise JitError("validate checks ops; the shim is exercised by every run instead")
+    ok = True
+    for target in args.target or sorted(TARGETS):
+        report = validate(target, ops, args.samples, args.seed, args.stitcher)
+        sys.stdout.write(format_report(report, load_library(target)))
+        ok &= report.ok
+    return 0 if ok else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .benchmark import main
+
+    return main(args.quick, args.json, args.plot, args.ablation)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("stencils", help="show the stencil library: disassembly with holes named, or JSON")
+    p.add_argument("--target", action="append", choices=sorted(TARGETS), help="repeatable; default: the host")
+    p.add_argument("--op", help="one op and its variants, by name or mnemonic; one variant (add_21); or 'shim'")
+    p.add_argument("--json", action="store_true", help="machine-readable dump: code and data as hex, holes")
+    p.set_defaults(func=cmd_stencils)
+
+    p = sub.add_parser("run", help="run a .uop program")
+    p.add_argument("program", help="the .uop file")
+    p.add_argument("args", nargs="*", help="the program's integer arguments")
+    p.add_argument("--engine", choices=["py", "switch", "tailcall", "jit"], default="jit", help="default: jit (tiered)")
+    p.add_argument("--eager", action="store_true", help="with --engine jit: compile the whole program up front")
+    p.add_argument(
+        "--backend", choices=["copy-and-patch", "llvm-O0", "llvm-O2"], default="copy-and-patch",
+        help="how --engine jit compiles: copy-and-patch (default), or llvmlite at -O0/-O2",
+    )  # fmt: skip
+    p.add_argument("--dump-traces", action="store_true", help="print the compiled code (stderr)")
+    p.add_argument("--stats", action="store_true", help="tiering statistics (stderr)")
+    p.add_argument("--hot-loop", type=int, default=50, metavar="N", help="back-edges before a loop is traced (50)")
+    p.add_argument(
+        "--hot-call", type=int, default=1000, metavar="N", help="calls before a function is compiled whole (1000)"
+    )
+    p.add_argument("--hot-exit", type=int, default=10, metavar="N", help="exits taken before a side trace (10)")
+    p.add_argument("--max-trace", type=int, default=1000, metavar="N", help="micro-ops per trace at most (1000)")
+    p.add_argument("--perf-map", action="store_true", help="write /tmp/perf-PID.map so perf names each trace")
+    p.add_argument("--target", choices=sorted(TARGETS), help="machine code for this target; not the host's: emulated")
+    p.add_argument("--emulate", action="store_true", help="run the target's code in the emulator even on its own host")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="run each stencil alone in the emulator against the reference semantics")
+    p.add_argument("--target", action="append", choices=sorted(TARGETS), help="repeatable; default: both")
+    p.add_argument("--op", help="one op, by name or mnemonic")
+    p.add_argument("--samples", type=int, default=100, help="random inputs per op, edge values first (100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
+    p.add_argument(
+        "--stitcher", choices=["c", "python"], default="c", help="patch with the C fast path or the reference"
+    )
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("bench", help="measure every figure in jit.tools.goals side by side, with intervals")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (under 3 minutes on 2 cores)")
+    p.add_argument("--json", metavar="FILE", help="write the figures, machine and versions as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="draw run time per program and engine (log scale)")
+    p.add_argument("--ablation", action="store_true", help="what each technique contributes, each switched off alone")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ProgramError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except JitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
