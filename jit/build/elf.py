@@ -13,6 +13,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.descriptions import describe_reloc_type
 from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
+from elftools.elf.sections import SymbolTableSection
 
 from . import relocs
 
@@ -90,7 +91,7 @@ def read_object(blob: bytes) -> ObjectFile:
                 )
             )
         symtab = elf.get_section_by_name(".symtab")
-        symbols = tuple(_symbol(s) for s in symtab.iter_symbols()) if symtab else ()
+        symbols = tuple(_symbol(s) for s in symtab.iter_symbols()) if isinstance(symtab, SymbolTableSection) else ()
         relocations = []
         rel_sections = []
         for sec in elf.iter_sections():

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from cffi import FFI
 
@@ -70,7 +71,8 @@ def build_hostlib(force: bool = False) -> Path:
 
 
 @cache
-def hostlib() -> tuple[FFI, object]:
+def hostlib() -> tuple[FFI, Any]:
+    """cffi's view of the host library (its handles carry no static types)."""
     ffi = FFI()
     ffi.cdef(cdef_text())
     try:

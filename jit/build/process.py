@@ -8,7 +8,9 @@ offending section or relocation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from ..errors import StencilBuildError
 from ..lang.optable import helper_names
@@ -41,7 +43,10 @@ def _align(buf: bytearray, align: int, fill: bytes) -> None:
         buf += fill
 
 
-def _layout(obj: ObjectFile, target: Target, fail) -> _Layout:
+Fail = Callable[[str], NoReturn]  # reports a build error (never returns)
+
+
+def _layout(obj: ObjectFile, target: Target, fail: Fail) -> _Layout:
     lay = _Layout(bytearray(), bytearray(), {}, {})
     for sec in obj.sections:
         if sec.type in _METADATA_TYPES or sec.name in _METADATA_NAMES:
@@ -78,11 +83,12 @@ def _forbidden(sec: Section) -> str | None:
     return None
 
 
-def _check_entry(obj: ObjectFile, lay: _Layout, fail) -> None:
+def _check_entry(obj: ObjectFile, lay: _Layout, fail: Fail) -> None:
     entries = [s for s in obj.symbols if s.name == "_JIT_ENTRY" and s.section is not None]
     if not entries:
         fail("the object defines no _JIT_ENTRY")
     entry = entries[0]
+    assert entry.section is not None
     where = lay.code_base.get(entry.section)
     if where is None:
         fail("_JIT_ENTRY is not in a code section")
@@ -93,7 +99,7 @@ def _check_entry(obj: ObjectFile, lay: _Layout, fail) -> None:
 class _Holes:
     """Turns relocations into holes, synthesising GOT entries in the data."""
 
-    def __init__(self, obj: ObjectFile, lay: _Layout, fail) -> None:
+    def __init__(self, obj: ObjectFile, lay: _Layout, fail: Fail) -> None:
         self.obj, self.lay, self.fail = obj, lay, fail
         self.code: list[Hole] = []
         self.data: list[Hole] = []
@@ -145,7 +151,7 @@ class _Holes:
             base, out = self.lay.data_base[rel.section], self.data
         else:
             self.fail(f"{self.where(rel)} patches a section that is neither code nor data")
-        reloc = rel.name
+        reloc: str = rel.name
         becomes = relocs.get(reloc).becomes
         if becomes is not None:
             # The GOT entry holds the symbol's address; the instruction keeps
@@ -165,7 +171,7 @@ def process_object(blob: bytes, name: str, target: Target, *, clean_tail: bool =
     clean_tail=False keeps the object's code bytes as they are (the tests
     link such stencils with ld.lld to check the patcher)."""
 
-    def fail(what: str):
+    def fail(what: str) -> NoReturn:
         raise StencilBuildError(name, target.name, what)
 
     try:
@@ -181,7 +187,8 @@ def process_object(blob: bytes, name: str, target: Target, *, clean_tail: bool =
     holes = _Holes(obj, lay, fail)
     for rel in obj.relocations:
         holes.add(rel)
-    code, code_holes, notes = bytes(lay.code), sorted(holes.code, key=lambda h: h.offset), []
+    notes: list[str] = []
+    code, code_holes = bytes(lay.code), sorted(holes.code, key=lambda h: h.offset)
     if clean_tail:
         code, code_holes, notes = tail.clean_tail(target, code, code_holes)
     return Stencil(

@@ -16,6 +16,7 @@ import struct
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..build import relocs
 from ..build.hostlib import hostlib
@@ -178,7 +179,7 @@ class Packed:
 
     data: bytearray
     n: int
-    pointer: object
+    pointer: Any  # cffi's StepPlan[]
 
 
 _STEP = struct.Struct("8q")  # StepPlan

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
+from typing import Any
 
 from ..build import relocs
 from ..build.relocs import short_branch
@@ -31,7 +32,7 @@ class Layout:
     trampoline_slots: int
     data_offsets: Sequence[int]  # one per step
     size: int  # code + trampolines + data
-    native: object = field(default=None, compare=False, repr=False)  # the C stitcher's views of the offsets
+    native: Any = field(default=None, compare=False, repr=False)  # the C stitcher's views of the offsets
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
 
 from ..lang.ir import Program
 from .fuse import fuse
 from .step import Step
 
-LOOP, LINK, EXIT, RETURN, FUNCTION = "loop", "link", "exit", "return", "function"
+
+class TraceKind(Enum):
+    """How compiled code ends: a recorded path loops to its start, jumps into
+    another trace, exits to tier 1, or returns out of the frame it started in;
+    or it is a whole function."""
+
+    LOOP = "loop"
+    LINK = "link"
+    EXIT = "exit"
+    RETURN = "return"
+    FUNCTION = "function"
+
+
+LOOP, LINK, EXIT, RETURN, FUNCTION = TraceKind
 
 
 @dataclass(frozen=True)
@@ -41,7 +55,7 @@ class TraceShape:
     steps: list[Step]
     exits: dict[int, ExitInfo] = field(default_factory=dict)  # exit id -> info
     ops: int = 0  # micro-ops on one full pass (a whole function: its instructions)
-    kind: str = LOOP  # how it ends (LOOP, LINK, EXIT, RETURN), or FUNCTION: a whole function
+    kind: TraceKind = LOOP
     handover: Handover | None = None  # what it was formed from (set by the tiered engine)
 
 
@@ -52,7 +66,7 @@ class Handover:
     FUNCTION, `pcs` empty, `stop_pc` its first instruction).  Compiling
     starts here, so end-to-end compile times (jit.tools.benchmark) start here too."""
 
-    kind: str  # LOOP, LINK or EXIT for a path; FUNCTION for a whole function
+    kind: TraceKind  # LOOP, LINK or EXIT for a path; FUNCTION for a whole function
     pcs: Sequence[int]
     stop_pc: int
     first_exit: int  # the id of the first exit the code may use
@@ -80,7 +94,7 @@ def form_trace(
     program: Program,
     pcs: list[int],
     stop_pc: int,
-    kind: str,
+    kind: TraceKind,
     first_exit: int,
     link_address: int | None = None,
     superinstructions: bool = True,

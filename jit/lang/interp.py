@@ -17,7 +17,8 @@ kinds), the status and error codes (jit.vmdef) and the int64 wrap
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, MutableSequence, Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from ..limits import MAX_CALL_DEPTH, STACK_SLOTS
 from ..vmdef import VM_ERROR, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_RECORDED, VM_RUNNING
@@ -39,11 +40,11 @@ wrap = wrap64  # integer arithmetic wraps to int64
 
 
 def as_int(v: int | float) -> int:
-    return float_bits(v) if v.__class__ is float else v  # type: ignore[arg-type]
+    return float_bits(v) if isinstance(v, float) else v
 
 
 def as_float(v: int | float) -> float:
-    return v if v.__class__ is float else bits_float(v)  # type: ignore[arg-type]
+    return v if isinstance(v, float) else bits_float(v)
 
 
 def fdiv(a: float, b: float) -> float:
@@ -137,6 +138,15 @@ _FLOAT_UNARY: dict[str, Callable[[float], float | int]] = {
 # the next position.  SEMANTICS maps every op a program can contain (the op
 # table's ops that are not TRACE_ONLY) to its builder; a test checks that
 # none is missing.
+
+
+class Slots(Protocol):
+    """Memory slots: a list, or the emulator's memory seen through one."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, i: int) -> int | float: ...
+    def __setitem__(self, i: int, value: int | float) -> None: ...
+
 
 Handler = Callable[[int], int]
 Builder = Callable[["Machine", int, int, int], Handler]
@@ -450,11 +460,14 @@ SEMANTICS: dict[str, Builder] = {
 class Machine:
     """One run of one program: the stack, memory, frames and output."""
 
+    args: list[int]
+    memory: Slots
+
     def __init__(
         self,
         program: Program,
         args: Sequence[int],
-        memory: MutableSequence[int | float] | None = None,
+        memory: Slots | None = None,
         counters: list[int] | None = None,
         call_counters: list[int] | None = None,
     ) -> None:

@@ -118,10 +118,10 @@ def _operand(kind: str, tok: str) -> object:
         if math.isinf(value) and "inf" not in tok:
             raise ValueError(f"float literal {tok} out of range")
         return value
-    value = _int_literal(tok)
-    if value is None:
+    integer = _int_literal(tok)
+    if integer is None:
         raise ValueError(f"expected an integer, got {tok!r}")
-    return value
+    return integer
 
 
 def _directive(b: ProgramBuilder, tokens: list[tuple[str, int]], line: int) -> None:
@@ -131,14 +131,15 @@ def _directive(b: ProgramBuilder, tokens: list[tuple[str, int]], line: int) -> N
         if not rest or not _IDENT.fullmatch(rest[0][0]):
             b.error(line, col, ".func needs a function name")
             return
-        name, attrs = rest[0][0], {"params": 0, "locals": None, "results": 0}
+        name, attrs = rest[0][0], {"params": 0, "locals": -1, "results": 0}  # locals -1: as many as params
         for tok, tcol in rest[1:]:
             m = _ATTR.fullmatch(tok)
             if not m:
                 b.error(line, tcol, f"unknown .func attribute {tok!r} (params=N, locals=N, results=N)")
                 continue
             attrs[m.group(1)] = int(m.group(2))
-        b.func(name, attrs["params"], attrs["locals"], attrs["results"], line, col)  # type: ignore[arg-type]
+        nlocals = None if attrs["locals"] < 0 else attrs["locals"]
+        b.func(name, attrs["params"], nlocals, attrs["results"], line, col)
         return
     if word in (".memory", ".args"):
         if len(rest) != 1 or _int_literal(rest[0][0]) is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..build.hostlib import hostlib
 from ..lang.ir import Program
@@ -30,10 +31,10 @@ class NativeVM:
     """
 
     program: Program
-    ffi: object
-    lib: object
-    state: object
-    stack: object
+    ffi: Any  # cffi's handles carry no static types
+    lib: Any
+    state: Any
+    stack: Any
     keep: list
 
     @classmethod

@@ -85,6 +85,9 @@ class EmuCode:
     def free(self) -> None:
         """Nothing to do: the code area goes with the emulator."""
 
+    def size(self) -> int:
+        return self.layout.size
+
 
 class Emulator:
     """One emulated machine running one program's VM."""

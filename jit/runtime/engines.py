@@ -11,12 +11,12 @@ from functools import partial
 
 from ..lang.interp import prepare_py
 from ..lang.ir import Program
-from ..lang.outcome import Outcome
+from ..lang.outcome import Outcome, Prepared
 from .cinterp import prepare_c
 from .native import prepare_eager
 from .tiering import prepare_tiered
 
-Prepare = Callable[[Program, Sequence[int]], Callable[[], Outcome]]
+Prepare = Callable[[Program, Sequence[int]], Prepared]
 
 PREPARE: dict[str, Prepare] = {
     "py": prepare_py,

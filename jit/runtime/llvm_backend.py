@@ -43,6 +43,7 @@ import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import llvmlite.binding as llvm
 
@@ -57,6 +58,7 @@ from ..lang.optable import OpInfo, optable
 from ..paths import ROOT, STENCILS_DIR, cache_dir
 from ..targets import get_target, host_target
 from ..vmdef import offset
+from .interfaces import CompiledCode
 from .memory import PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, protect
 
 _DEFINE = re.compile(r"^define [^\n]*@_JIT_ENTRY\(.*?^}$", re.M | re.S)
@@ -162,7 +164,7 @@ def _target_machine(opt: int):
 class LLVMCode:
     """One compiled module; its engine owns the code memory."""
 
-    engine: object
+    engine: Any  # llvmlite's ExecutionEngine
     names: dict[int, str]  # step index -> the function that enters there
     steps: tuple[Step, ...]
 
@@ -171,6 +173,9 @@ class LLVMCode:
 
     def free(self) -> None:
         self.engine = None  # the execution engine, and its code, go with it
+
+    def size(self) -> None:
+        return None  # MCJIT places the sections where it likes and does not say how big
 
 
 # -- whole-function lowering ------------------------------------------------------
@@ -268,10 +273,11 @@ class _Lowering:
                 parts.append(self.region(self._regions.pop()))
                 continue
             i = self._bounds.pop()
+            callee = steps[i].target
             if self.info[i].has("CALL"):  # its callee and its return point are entries
                 self.entry(self._after(i))
-                if steps[i].target is not None:
-                    self.entry(steps[i].target)
+                if callee is not None:
+                    self.entry(callee)
             parts.append(b.backend_function(steps, i, self._resolve, self.boundaries[i], steps[i].op == "EXIT"))
         # Leaving compiled code (a runtime error, halt) is rare: blocks that
         # call this are laid out of the hot path.
@@ -323,8 +329,10 @@ class _Lowering:
             if op.has("CALL"):
                 params, extra = call_shape(s.operand1)
                 low, high = min(low, depth - params), max(high, depth + extra)
-                frame = _Frame(i, self._after(i), node.fp, s.target)  # type: ignore[arg-type]
-                out.append((PEER_CALL, _Node(s.target, (*node.ctx, frame), depth - params), depth + extra))  # type: ignore[arg-type]
+                callee = s.target
+                assert callee is not None  # (a call with no target is a boundary)
+                frame = _Frame(i, self._after(i), node.fp, callee)
+                out.append((PEER_CALL, _Node(callee, (*node.ctx, frame), depth - params), depth + extra))
             elif op.has("RETURN"):
                 frame, n = node.ctx[-1], s.operand0
                 assert node.fp is not None
@@ -415,7 +423,8 @@ class _Lowering:
             if self.info[i].has("CALL"):
                 out_lines.append(f"  %rsp{k} = getelementptr i64, ptr %sp, i64 {depth}")
                 rsp, rfp = f"%rsp{k}", real_fp(f"rfp{k}", node.fp)
-                frame = _Frame(i, self._after(i), node.fp, s.target)  # type: ignore[arg-type]
+                assert s.target is not None  # (a call with no target is a boundary)
+                frame = _Frame(i, self._after(i), node.fp, s.target)
                 if (*node.ctx, frame) in escaping:
                     ret = f"@{self.entry(frame.after)}"
             out_lines.append(
@@ -512,8 +521,10 @@ class LLVMBackend:
             if sym == "_JIT_TARGET":
                 if step.target_address is not None:
                     return _const(step.target_address)
+                assert step.target is not None, f"step {i} ({step.op}) has a jump but no target"
                 return f"@{entry(step.target)}"
             if sym == "_JIT_EXIT":
+                assert step.exit is not None, f"step {i} ({step.op}) has a side exit but no exit step"
                 return f"@{entry(step.exit)}"
             if sym == "_JIT_ENTRY":
                 return f"@{own}"
@@ -546,7 +557,7 @@ class LLVMBackend:
         engine.finalize_object()
         return LLVMCode(engine, names, tuple(steps))
 
-    def link(self, code: LLVMCode, step: int, destination: int) -> None:
+    def link(self, code: CompiledCode, step: int, destination: int) -> None:
         at = code.address(step)
         patch = get_target(str(self.target)).jump(at, destination)
         start = at & ~(PAGE - 1)

@@ -9,16 +9,8 @@ A machine pairs a tier 1 with a place to run traces, over one VM state:
   emulator and the interpreter reads it there; the operand stack and the
   frames are copied across when control moves between the tiers.
 
-The controller (jit.runtime.tiering) sees only this interface:
-
-    interpret(pc) -> status       run tier 1 until the program ends or a loop or function is hot
-    record(start, limit) -> pcs   tier 1 executes one path, noting IR positions
-    compile(steps) -> code        code.address(step), code.free()
-    enter(address) -> status      run a trace until it returns
-    link(code, step, address)     re-patch an exit to jump to `address`
-    mark_head(pc), never(pc)      a loop header got a trace / is not traced again
-    never_call(pc)                a function is not compiled (tier 1 keeps running it)
-    status, pc, exit_index, exit_count(id), trace_ops, interp_ops, outcome(), close()
+Both implement jit.runtime.interfaces.TierMachine, which is all the
+controller (jit.runtime.tiering) sees.
 """
 
 from __future__ import annotations
@@ -36,19 +28,26 @@ from ..targets import get_target
 from ..vmdef import FRAME_SIZE
 from .cinterp import NativeVM, encode
 from .emulate import EXIT_COUNTS, FRAMES, MEMORY, VM_STACK, EmuCode, Emulator
-from .native import Compiled, NativeRuntime, native_runtime
+from .interfaces import Backend, CompiledCode
+from .native import NativeRuntime, native_runtime
 
 NEVER = 1 << 62  # a counter that never runs out
 
 
 class NativeMachine:
     def __init__(
-        self, program: Program, args: Sequence[int], hot_loop: int, hot_call: int, max_trace: int, backend=None
+        self,
+        program: Program,
+        args: Sequence[int],
+        hot_loop: int,
+        hot_call: int,
+        max_trace: int,
+        backend: Backend | None = None,
     ) -> None:
         """`backend` compiles and links traces: copy-and-patch (the default) or
         an LLVM backend (jit.runtime.llvm_backend)."""
         self.rt: NativeRuntime = native_runtime()
-        self.backend = backend or self.rt
+        self.backend: Backend = backend or self.rt
         self.library: StencilLibrary = self.rt.library
         self.vm = NativeVM.create(program, args)
         ffi, n = self.vm.ffi, len(program.code)
@@ -63,7 +62,7 @@ class NativeMachine:
         self.rec.pcs, self.rec.heads, self.rec.max = self.pcs, self.heads, max_trace
         self.state.counters, self.state.exit_counts = self.counters, self.exit_counts
         self.state.call_counters = self.call_counters
-        self.compiled: list[Compiled] = []
+        self.compiled: list[CompiledCode] = []
 
     status = property(lambda self: self.state.status)
     pc = property(lambda self: self.state.pc)
@@ -81,7 +80,7 @@ class NativeMachine:
         self.lib.run_record(self.state, self.code, start, rec)
         return [self.pcs[k] for k in range(rec.len)]
 
-    def compile(self, steps: Sequence[Step]) -> Compiled:
+    def compile(self, steps: Sequence[Step]) -> CompiledCode:
         compiled = self.backend.compile(steps)
         self.compiled.append(compiled)
         return compiled
@@ -89,7 +88,7 @@ class NativeMachine:
     def enter(self, address: int) -> int:
         return self.rt.enter(self.state, address)
 
-    def link(self, code: Compiled, step: int, destination: int) -> None:
+    def link(self, code: CompiledCode, step: int, destination: int) -> None:
         self.backend.link(code, step, destination)
 
     def mark_head(self, pc: int) -> None:
@@ -141,7 +140,8 @@ class EmulatedMachine:
         self.emu = Emulator(target, program, args)
         self.library = self.emu.library
         n = len(program.code)
-        self.py = Machine(program, args, EmuMemory(self.emu, program.memory), [hot_loop] * n, [hot_call] * n)
+        self.counters, self.call_counters = [hot_loop] * n, [hot_call] * n  # tier 1's, by IR position
+        self.py = Machine(program, args, EmuMemory(self.emu, program.memory), self.counters, self.call_counters)
         self.emu.out = self.py.out  # one output, whoever prints
         self.heads: set[int] = set()
         self.in_emulator = False  # where the stack and frames are now
@@ -203,19 +203,19 @@ class EmulatedMachine:
         self._to_emulator()
         return self.emu.enter(address)
 
-    def link(self, code: EmuCode, step: int, destination: int) -> None:
+    def link(self, code: CompiledCode, step: int, destination: int) -> None:
         at = code.address(step)
         self.emu.write_code(at, get_target(self.library.target).jump(at, destination))
 
     def mark_head(self, pc: int) -> None:
         self.heads.add(pc)
-        self.py.counters[pc] = 0  # type: ignore[index]
+        self.counters[pc] = 0
 
     def never(self, pc: int) -> None:
-        self.py.counters[pc] = NEVER  # type: ignore[index]
+        self.counters[pc] = NEVER
 
     def never_call(self, pc: int) -> None:
-        self.py.call_counters[pc] = NEVER  # type: ignore[index]
+        self.call_counters[pc] = NEVER
 
     def exit_count(self, exit_id: int) -> int:
         return self.emu.slot(EXIT_COUNTS + 8 * exit_id)

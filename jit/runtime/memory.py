@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 from cffi import FFI
 
@@ -37,7 +38,7 @@ class ExecMemoryError(JitError):
 
 
 @cache
-def _libc() -> tuple[FFI, object]:
+def _libc() -> tuple[FFI, Any]:
     ffi = FFI()
     ffi.cdef(
         """

@@ -26,6 +26,7 @@ from ..lang.optable import helper_names
 from ..lang.outcome import Prepared
 from ..targets import get_target, host_target
 from .cinterp import NativeVM
+from .interfaces import Backend, CompiledCode
 from .memory import Arena, Region
 
 
@@ -52,6 +53,9 @@ class Compiled:
 
     def free(self) -> None:
         self.region.free()
+
+    def size(self) -> int:
+        return self.layout.size
 
 
 class NativeRuntime:
@@ -104,8 +108,9 @@ class NativeRuntime:
             raise
         return Compiled(region, lay, tuple(steps), trampolines, stencils)
 
-    def link(self, compiled: Compiled, step: int, destination: int) -> None:
+    def link(self, compiled: CompiledCode, step: int, destination: int) -> None:
         """Re-patch step `step` (an exit) to jump to `destination`, W^X throughout."""
+        assert isinstance(compiled, Compiled), "code from another backend"
         at = compiled.address(step)
         with compiled.region.unsealed() as region:
             region.write(at - region.address, get_target(self.library.target).jump(at, destination))
@@ -126,7 +131,9 @@ def native_runtime() -> NativeRuntime:
     return NativeRuntime(load_library(target))
 
 
-def prepare_eager(program: Program, args: Sequence[int], backend=None, superinstructions: bool = True) -> Prepared:
+def prepare_eager(
+    program: Program, args: Sequence[int], backend: Backend | None = None, superinstructions: bool = True
+) -> Prepared:
     """Compile the whole program up front (with copy-and-patch, or `backend`);
     calling the result runs it natively, then frees the code."""
     rt = native_runtime()

@@ -36,6 +36,7 @@ from ..lang.outcome import Outcome, Prepared
 from ..limits import MAX_EXITS
 from ..targets import host_target
 from ..vmdef import VM_ERROR, VM_EXITED, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_RECORDED
+from .interfaces import Backend, CompiledCode, TierMachine
 from .machines import EmulatedMachine, NativeMachine
 
 
@@ -96,7 +97,7 @@ class TierStats:
 
 @dataclass
 class _Exit:
-    code: object
+    code: CompiledCode
     info: ExitInfo
     linked: bool = False
     failed: bool = False
@@ -112,8 +113,8 @@ class TieredRun:
         config: TierConfig | None = None,
         target: str | None = None,
         emulate: bool = False,
-        on_compile: Callable[[object, TraceShape, bool], None] | None = None,
-        backend=None,
+        on_compile: Callable[[CompiledCode, TraceShape, bool], None] | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.program, self.config = program, config or TierConfig()
         self.on_compile = on_compile
@@ -124,13 +125,13 @@ class TieredRun:
             raise JitError("this machine has no native target: choose one with --target")
         c = self.config
         if target == host and not emulate:
-            self.machine = NativeMachine(program, args, c.hot_loop, c.hot_call, c.max_trace, backend)
+            self.machine: TierMachine = NativeMachine(program, args, c.hot_loop, c.hot_call, c.max_trace, backend)
         elif backend is not None:
             raise JitError("the LLVM backends run natively only, not under emulation")
         else:
             self.machine = EmulatedMachine(program, args, target, c.hot_loop, c.hot_call)
-        self.traces: dict[int, object] = {}  # root traces by loop header
-        self.functions: dict[int, object] = {}  # hot functions' code by their first instruction
+        self.traces: dict[int, CompiledCode] = {}  # root traces by loop header
+        self.functions: dict[int, CompiledCode] = {}  # hot functions' code by their first instruction
         self.exits: dict[int, _Exit] = {}
         self.next_exit = 0
 
@@ -264,7 +265,7 @@ class TieredRun:
         shape.handover = handover
         return shape
 
-    def _install(self, shape: TraceShape, t0: float, kind: str):
+    def _install(self, shape: TraceShape, t0: float, kind: str) -> CompiledCode:
         """Compile a shape (timed from t0) and take charge of its exits."""
         code = self.machine.compile(shape.steps)
         self.stats.compile_seconds += time.perf_counter() - t0
@@ -284,11 +285,14 @@ class TieredRun:
         ex.linked = True
         self.stats.linked += 1
 
-    def _perf_map(self, code, start: int, kind: str) -> None:
+    def _perf_map(self, code: CompiledCode, start: int, kind: str) -> None:
+        size = code.size()
+        if size is None:
+            return  # (the CLI refuses --perf-map where code sizes are unknown)
         line = self.program.code[start].line
         name = f"jit:{os.path.basename(self.program.filename)}:{line}:{kind}"
         with open(f"/tmp/perf-{os.getpid()}.map", "a") as f:
-            f.write(f"{code.address(0):x} {code.layout.size:x} {name}\n")
+            f.write(f"{code.address(0):x} {size:x} {name}\n")
 
 
 def prepare_tiered(
@@ -298,7 +302,7 @@ def prepare_tiered(
     on_compile=None,
     target: str | None = None,
     emulate: bool = False,
-    backend=None,
+    backend: Backend | None = None,
 ):
     """Set up a tiered run (natively, or emulated for another target); the
     returned object runs it once when called and keeps its stats."""

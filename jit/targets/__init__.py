@@ -70,7 +70,7 @@ class Target:
         (what linking writes over a side exit)."""
         raise NotImplementedError
 
-    def is_branch_instruction(self, code: bytes, offset: int, reloc: str) -> bool:
+    def is_branch_instruction(self, code: bytes | bytearray, offset: int, reloc: str) -> bool:
         """Whether the hole at `offset` is a jump's or call's displacement (so a
         trampoline can stand in for a far target)."""
         from ..build import relocs

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 _REL32 = frozenset(r.name for r in relocs.table() if r.machine == "EM_X86_64" and r.branch is Branch.MAYBE)
 
 
-def _is_jcc(code: bytes, at: int) -> bool:
+def _is_jcc(code: bytes | bytearray, at: int) -> bool:
     """0f 80..8f: jcc rel32."""
     return at >= 0 and code[at] == 0x0F and 0x80 <= code[at + 1] <= 0x8F
 
@@ -31,7 +31,7 @@ class X86_64(Target):
             return b"\xe9" + struct.pack("<i", rel)
         return self.trampoline(destination)
 
-    def is_branch_instruction(self, code: bytes, offset: int, reloc: str) -> bool:
+    def is_branch_instruction(self, code: bytes | bytearray, offset: int, reloc: str) -> bool:
         if reloc not in _REL32:
             return super().is_branch_instruction(code, offset, reloc)
         # e8 call rel32, e9 jmp rel32, 0f 80..8f jcc rel32

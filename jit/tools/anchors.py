@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from cffi import FFI
 
@@ -71,7 +72,7 @@ def build_anchor(name: str, level: str) -> Path:
 
 
 @cache
-def _load(name: str, level: str) -> tuple[FFI, object]:
+def _load(name: str, level: str) -> tuple[FFI, Any]:
     ffi = FFI()
     ffi.cdef(_CDEF)
     return ffi, ffi.dlopen(str(build_anchor(name, level)))

@@ -47,6 +47,7 @@ from ..lang.ir import Program
 from ..lang.outcome import Prepared
 from ..lang.uop import parse_file
 from ..paths import ROOT
+from ..runtime.interfaces import Backend
 from .goals import GOALS, Verdict
 
 SIZES = {
@@ -219,7 +220,7 @@ def time_runs(
     return runs
 
 
-def compile_backends() -> dict[str, object]:
+def compile_backends() -> dict[str, Backend]:
     from ..runtime.llvm_backend import llvm_backend
     from ..runtime.native import native_runtime
 
@@ -245,13 +246,13 @@ def time_compiles(
                 assert handover is not None
                 t0 = time.perf_counter()
                 for _ in range(inner):
-                    codes.append(backend.compile(form(program, handover).steps))  # type: ignore[attr-defined]
+                    codes.append(backend.compile(form(program, handover).steps))
                 total += (time.perf_counter() - t0) / inner
             e2e[name].append(total)
             for code in codes:
                 code.free()
         t0 = time.perf_counter()
-        codes = [cp.compile(t.steps) for t in traces for _ in range(10)]  # type: ignore[attr-defined]
+        codes = [cp.compile(t.steps) for t in traces for _ in range(10)]
         stitch_only.append((time.perf_counter() - t0) / 10)
         for code in codes:
             code.free()

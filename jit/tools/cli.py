@@ -110,6 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = engine_name(args)
     host = host_target()
     target = args.target or host
+    if target is None:
+        raise JitError("this machine has no native target: choose one with --target")
     emulated = args.emulate or target != host
     if (args.target or args.emulate) and not engine.startswith("jit"):
         raise JitError("--target and --emulate go with --engine jit")
@@ -118,6 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.backend != "copy-and-patch":
         if not engine.startswith("jit") or emulated:
             raise JitError(f"--backend {args.backend} goes with --engine jit, natively")
+        if args.perf_map:
+            raise JitError("--perf-map needs code sizes, which the LLVM backend does not know")
         from ..runtime.llvm_backend import llvm_backend
 
         backend = llvm_backend(0 if args.backend == "llvm-O0" else 2)
@@ -181,7 +185,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     if args.samples < 1:
         raise JitError("--samples must be at least 1")
-    ops = list(optable()) if args.op is None else [i for i in optable() if i.name in _stencil_names(args.op)]
+    names = _stencil_names(args.op)
+    ops = list(optable()) if names is None else [i for i in optable() if i.name in names]
     if not ops:
         raise JitError("validate checks ops; the shim is exercised by every run instead")
     ok = True

@@ -154,11 +154,13 @@ def _operands(op: OpInfo, rng: random.Random, k: int) -> tuple[int, int]:
 
 def _value(rng: random.Random, k: int, floats: bool) -> int:
     if floats:
-        pool = FLOAT_EDGES
-        x = pool[k % len(pool)] if k < 3 * len(pool) and rng.random() < 0.7 else rng.uniform(-1e9, 1e9)
+        x = (
+            FLOAT_EDGES[k % len(FLOAT_EDGES)]
+            if k < 3 * len(FLOAT_EDGES) and rng.random() < 0.7
+            else rng.uniform(-1e9, 1e9)
+        )
         return float_bits(x)
-    pool = INT_EDGES
-    return pool[rng.randrange(len(pool))] if rng.random() < 0.6 else rng.randrange(INT64_MIN, INT64_MAX)
+    return INT_EDGES[rng.randrange(len(INT_EDGES))] if rng.random() < 0.6 else rng.randrange(INT64_MIN, INT64_MAX)
 
 
 def samples(op: OpInfo, count: int, seed: int) -> Iterator[Sample]:
@@ -211,7 +213,7 @@ def expected(op: OpInfo, sample: Sample, depth_limit: bool) -> State:
         pc,
         error,
         [_bits(v) for v in m.stack],
-        [_bits(v) for v in m.memory],
+        [_bits(m.memory[i]) for i in range(len(m.memory))],
         frames,
         bytes(m.out),
         exit_count=sample.exit_counts,

@@ -1,0 +1,94 @@
+"""The interfaces between the runtime's parts, written down as Protocols.
+
+A backend compiles steps into code and re-patches a side exit to jump
+elsewhere (linking); compiled code says where each step starts and frees
+itself.  Three backends implement them: copy-and-patch natively
+(jit.runtime.native.NativeRuntime), copy-and-patch under emulation
+(jit.runtime.emulate.Emulator, linked through its machine) and the LLVM peer
+(jit.runtime.llvm_backend.LLVMBackend).  A tier machine is what the tiering
+controller drives: a tier 1 and a place to run compiled code, over one VM
+state (jit.runtime.machines: NativeMachine, EmulatedMachine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ..codegen.step import Step
+from ..lang.outcome import Outcome
+
+
+class CompiledCode(Protocol):
+    """Code for a list of steps, wherever it lives."""
+
+    steps: tuple[Step, ...]
+
+    def address(self, step: int) -> int:
+        """Where step `step` starts (what enters it, or what linking re-patches)."""
+        ...
+
+    def free(self) -> None: ...
+
+    def size(self) -> int | None:
+        """Bytes of code and data, where the backend knows (MCJIT does not say)."""
+        ...
+
+
+class Backend(Protocol):
+    """A compiler of steps."""
+
+    def compile(self, steps: Sequence[Step]) -> CompiledCode: ...
+
+    def link(self, code: CompiledCode, step: int, destination: int) -> None:
+        """Re-patch step `step` of `code` (an exit) to jump to `destination`, W^X throughout."""
+        ...
+
+
+class TierMachine(Protocol):
+    """What the tiering controller (jit.runtime.tiering) sees of a machine."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def pc(self) -> int: ...
+    @property
+    def exit_index(self) -> int: ...
+    @property
+    def trace_ops(self) -> int: ...
+    @property
+    def interp_ops(self) -> int: ...
+
+    def interpret(self, pc: int) -> int:
+        """Run tier 1 from `pc` until the program ends or a loop or a function is hot."""
+        ...
+
+    def record(self, start: int, limit: int) -> list[int]:
+        """Tier 1 executes one path from `start`, noting the IR positions."""
+        ...
+
+    def compile(self, steps: Sequence[Step]) -> CompiledCode: ...
+
+    def enter(self, address: int) -> int:
+        """Run compiled code from `address` until it returns; the status."""
+        ...
+
+    def link(self, code: CompiledCode, step: int, destination: int) -> None: ...
+
+    def mark_head(self, pc: int) -> None:
+        """A loop header has a trace now: tier 1 hands over at every back-edge to it."""
+        ...
+
+    def never(self, pc: int) -> None:
+        """A loop header that is not traced again."""
+        ...
+
+    def never_call(self, pc: int) -> None:
+        """A function that is not compiled (tier 1 keeps running it)."""
+        ...
+
+    def exit_count(self, exit_id: int) -> int: ...
+
+    def outcome(self) -> Outcome: ...
+
+    def close(self) -> None: ...
