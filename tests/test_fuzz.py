@@ -22,7 +22,7 @@ from jit.lang.ir import INT64_MAX, INT64_MIN
 from jit.lang.uop import format_program, parse_file
 from jit.tools.fuzzgen import build, programs
 
-from .engines import run_all
+from .runners import run_all
 
 REGRESSIONS = Path(__file__).parent / "fuzz_regressions"
 ints = st.one_of(st.sampled_from([0, 1, -1, 5, INT64_MIN, INT64_MAX]), st.integers(INT64_MIN, INT64_MAX))

@@ -13,7 +13,7 @@ from jit.lang.outcome import HALTED, Outcome, Prepared
 from jit.lang.uop import parse, parse_file
 from jit.runtime.llvm_backend import LLVMBackend, _Lowering, _optimise
 
-from .engines import agree
+from .runners import agree
 from .test_programs import PROGRAMS
 
 

@@ -214,7 +214,7 @@ def test_builder_makes_the_same_program_as_text():
     b.emit("load", 0).emit("push_int", 1).emit("sub").emit("store", 0).emit("jump", "loop")
     b.label("done").emit("halt")
     built = b.build()
-    from .engines import agree
+    from .runners import agree
 
     assert agree(built, [3]).output == b"3\n2\n1\n"
     text = format_program(built)

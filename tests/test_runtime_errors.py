@@ -6,7 +6,7 @@ import pytest
 
 from jit.limits import MAX_CALL_DEPTH, STACK_SLOTS
 
-from .engines import agree
+from .runners import agree
 
 CASES = {
     "div": (

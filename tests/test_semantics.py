@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .engines import agree
+from .runners import agree
 
 MIN, MAX = -(1 << 63), (1 << 63) - 1
 

@@ -14,7 +14,7 @@ from jit.runtime import memory
 from jit.runtime.engines import ENGINES
 from jit.runtime.tiering import TierConfig, prepare_tiered
 
-from .engines import agree
+from .runners import agree
 
 PROGRAMS = ROOT / "bench" / "programs"
 

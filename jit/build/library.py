@@ -47,21 +47,27 @@ SHIM = "shim"
 class Variant:
     """How a library is built: the default, or with one technique switched for
     an ablation (another optimisation level, no tail clean-up, a shallower
-    stack cache)."""
+    stack cache), or with only some ops (the tests' small libraries)."""
 
     opt: str = "-Os"
     clean_tail: bool = True
     stack_depth: int = DEPTH  # stack slots its variants can keep in registers (0: none)
+    ops: tuple[str, ...] | None = None  # only these ops of the table (and their variants); None: all
 
     def __post_init__(self) -> None:
         if not 0 <= self.stack_depth <= DEPTH:
             raise ValueError(f"stack_depth must be 0 to {DEPTH}: the template has {DEPTH} registers for the stack")
+        unknown = set(self.ops or ()) - {op.name for op in optable()}
+        if unknown:
+            raise ValueError(f"no such ops in the op table: {', '.join(sorted(unknown))}")
 
     @property
     def tag(self) -> str:
         parts = [] if self.opt == "-Os" else [self.opt.lstrip("-")]
         parts += [] if self.clean_tail else ["keep-tails"]
         parts += [] if self.stack_depth == DEPTH else [f"depth{self.stack_depth}"]
+        if self.ops is not None:
+            parts.append("ops-" + hashlib.sha256(" ".join(sorted(self.ops)).encode()).hexdigest()[:10])
         return "-".join(parts)
 
 
@@ -77,13 +83,14 @@ class Job:
     flags: tuple[str, ...] = ()  # extra clang flags: -D for the op, or a test's own
 
 
-def jobs_for_library(stack_depth: int = DEPTH) -> list[Job]:
-    """The shim, every op, then every op's stack-caching variants (jit.codegen.stackcache)."""
+def jobs_for_library(stack_depth: int = DEPTH, only: tuple[str, ...] | None = None) -> list[Job]:
+    """The shim, every op (or only those named), then their stack-caching variants (jit.codegen.stackcache)."""
     template = STENCILS_DIR / "template.c"
-    ops = [Job(op.name, template, (f"-DTHIS_OP=OP_{op.name}",)) for op in optable()]
+    table = [op for op in optable() if only is None or op.name in only]
+    ops = [Job(op.name, template, (f"-DTHIS_OP=OP_{op.name}",)) for op in table]
     cached = [
         Job(stencil_name(op.name, i, o), template, (f"-DTHIS_OP=OP_{op.name}", f"-DCACHE_IN={i}", f"-DCACHE_OUT={o}"))
-        for op in optable()
+        for op in table
         for i, o in variants(op, stack_depth)
         if i or o
     ]
@@ -120,7 +127,7 @@ def cache_key(clang: Clang, target: Target, variant: Variant = DEFAULT) -> str:
     put("clang", clang.version.encode())
     put("flags", "\0".join(compile_flags(target, variant.opt)).encode())
     put("clean_tail", str(variant.clean_tail).encode())
-    jobs = jobs_for_library(variant.stack_depth)
+    jobs = jobs_for_library(variant.stack_depth, variant.ops)
     put("jobs", "\0".join(f"{j.name} {' '.join(j.flags)}" for j in jobs).encode())
     for path in sorted(STENCILS_DIR.iterdir()):
         if path.is_file():
@@ -187,7 +194,7 @@ def build_library(
                 return lib, False
         except ValueError:
             pass  # corrupt or stale: rebuild below
-    work = jobs_for_library(variant.stack_depth)
+    work = jobs_for_library(variant.stack_depth, variant.ops)
     show = progress or _progress_printer()
     done = 0
 

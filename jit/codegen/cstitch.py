@@ -71,6 +71,7 @@ class Plans:
         self.cache_table = self._cache_table(library)
         self._table = ffi.from_buffer("int64_t[]", self.cache_table)
         self.error = ffi.new("char[]", 200)
+        self._helper_values: dict[int, tuple[Mapping[str, int], Any]] = {}
 
     def _cache_table(self, library: StencilLibrary) -> array:
         """jit_cache_stack's table: per stencil, its variants and its states."""
@@ -123,8 +124,13 @@ class Plans:
         return Layout(code_at, tramp[0], tramp[1], data_at[:n], size, (code_ptr, data_ptr))
 
     def helper_values(self, helpers: Mapping[str, int]):
-        """The helpers' addresses in plan order, for stitch_packed."""
-        return self.ffi.new("uint64_t[]", [helpers.get(name, 0) for name in self.helper_order])
+        """The helpers' addresses in plan order, for stitch_packed (made once
+        per helpers mapping: a runtime's never changes)."""
+        kept = self._helper_values.get(id(helpers))
+        if kept is None or kept[0] is not helpers:
+            kept = helpers, self.ffi.new("uint64_t[]", [helpers.get(name, 0) for name in self.helper_order])
+            self._helper_values[id(helpers)] = kept
+        return kept[1]
 
     def stitch_packed(self, packed: Packed, lay: Layout, address: int, base: int, helper_values) -> int:
         """Stitch packed steps into writable memory at `address` (as if it were

@@ -5,7 +5,9 @@ The input is a list of steps, one stencil instance each, in execution order
 code, then a trampoline area, then every step's data; stitching copies the
 bytes and fills each hole with its value at a given base address.  Nothing
 here touches memory: the result is bytes, which the caller writes into an
-executable region (jit.runtime.native) or into an emulator (later).
+executable region (jit.runtime.native) or into the emulator's memory
+(jit.runtime.emulate).  This is the readable reference: the C stitcher
+(jit.codegen.cstitch) must give the same bytes.
 """
 
 from __future__ import annotations

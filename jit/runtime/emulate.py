@@ -24,10 +24,9 @@ from unicorn import UC_HOOK_CODE, Uc, UcError
 
 from ..build.library import load_library
 from ..build.stencils import HELPER_PREFIX, StencilLibrary
-from ..codegen.cstitch import stitch_bytes
-from ..codegen.stackcache import assign, library_depth
+from ..codegen.emit import Stitcher, plan
 from ..codegen.step import Step
-from ..codegen.stitch import Layout, layout, stitch
+from ..codegen.stitch import Layout
 from ..codegen.trace import program_steps
 from ..errors import JitError
 from ..lang.ir import Program, u64, wrap64
@@ -98,17 +97,15 @@ class Emulator:
         program: Program,
         args: Sequence[int],
         library: StencilLibrary | None = None,
-        stitcher: str = "c",
+        stitcher: Stitcher = Stitcher.C,
         stack_cache: bool = True,
     ):
-        """stitcher: "c" (the fast path) or "python" (jit.codegen.stitch, the reference);
-        stack_cache: as for jit.runtime.native.NativeRuntime."""
+        """stitcher and stack_cache: as for jit.runtime.native.NativeRuntime."""
         if target not in TARGETS:
             raise EmulationError(f"no emulation for target {target!r}; choose one of {', '.join(TARGETS)}")
-        self.target, self.abi, self.stitcher = target, TARGETS[target].emulator_abi(), stitcher
+        self.target, self.abi, self.stitcher = target, TARGETS[target].emulator_abi(), Stitcher(stitcher)
         self.stack_cache = stack_cache
         self.library = library or load_library(target)
-        self.stack_depth = library_depth(self.library.ops)
         self.program = program
         self.out = bytearray()
         uc = self.uc = Uc(self.abi.arch, self.abi.mode)
@@ -210,16 +207,11 @@ class Emulator:
         self.uc.ctl_remove_cache(address, address + len(code))
 
     def compile(self, steps: Sequence[Step]) -> EmuCode:
-        chosen = assign(steps, self.library.ops, self.stack_depth) if self.stack_cache else list(steps)
-        lay = layout(self.library, chosen)
+        planned = plan(self.library, steps, self.helpers, self.stitcher, self.stack_cache)
         address = self._code_top
-        if self.stitcher == "c":
-            code, trampolines = stitch_bytes(self.library, chosen, lay, address, self.helpers)
-        else:
-            stitched = stitch(self.library, chosen, lay, address, self.helpers)
-            code, trampolines = stitched.code, stitched.trampolines
+        code, trampolines = planned.render(address)
         self.load(code)
-        return EmuCode(self, address, lay, tuple(steps), trampolines, tuple(s.op for s in chosen))
+        return EmuCode(self, address, planned.layout, tuple(steps), trampolines, tuple(planned.stencils()))
 
     # -- running -------------------------------------------------------------------
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 
 from ..build.hostlib import hostlib
 from ..build.library import load_library
 from ..build.stencils import HELPER_PREFIX, StencilLibrary
-from ..codegen.cstitch import plans_for
-from ..codegen.stackcache import assign, library_depth
+from ..codegen.emit import Stitcher, plan
 from ..codegen.step import Step
-from ..codegen.stitch import Layout, layout, stitch
+from ..codegen.stitch import Layout
 from ..codegen.trace import program_steps
 from ..errors import JitError
 from ..lang.ir import Program
@@ -60,21 +59,23 @@ class Compiled:
 
 class NativeRuntime:
     def __init__(
-        self, library: StencilLibrary, arena: Arena | None = None, stitcher: str = "c", stack_cache: bool = True
+        self,
+        library: StencilLibrary,
+        arena: Arena | None = None,
+        stitcher: Stitcher = Stitcher.C,
+        stack_cache: bool = True,
     ) -> None:
-        """stitcher: "c" (the fast path) or "python" (jit.codegen.stitch, the reference);
+        """stitcher: the C fast path or the Python reference (jit.codegen.emit);
         stack_cache: choose stencils that keep the top of the stack in registers
         (jit.codegen.stackcache), as deep as the library's variants go."""
         self.library = library
         self.arena = arena or Arena()
-        self.stitcher = stitcher
+        self.stitcher = Stitcher(stitcher)
         self.stack_cache = stack_cache
-        self.stack_depth = library_depth(library.ops)
         self.ffi, self.lib = hostlib()
         self.helpers = {
             HELPER_PREFIX + name: int(self.ffi.cast("uintptr_t", getattr(self.lib, name))) for name in helper_names()
         }
-        self._helper_values = plans_for(library).helper_values(self.helpers)
         shim = library.shim
         self.shim_region = self.arena.allocate(len(shim.code))
         self.shim_region.write(0, shim.code)
@@ -82,31 +83,15 @@ class NativeRuntime:
         self._shim = self.ffi.cast("int64_t (*)(VMState *)", self.shim_region.address)
 
     def compile(self, steps: Sequence[Step]) -> Compiled:
-        stencils = None
-        if self.stitcher == "c":
-            plans = plans_for(self.library)
-            packed = plans.pack(steps)
-            if self.stack_cache:
-                plans.cache_stack(packed)
-            lay = plans.layout(packed)
-            stencils = partial(plans.stencils, packed)
-        else:
-            chosen = assign(steps, self.library.ops, self.stack_depth) if self.stack_cache else list(steps)
-            stencils = partial(list, [s.op for s in chosen])
-            lay = layout(self.library, chosen)
-        region = self.arena.allocate(lay.size)
+        planned = plan(self.library, steps, self.helpers, self.stitcher, self.stack_cache)
+        region = self.arena.allocate(planned.layout.size)
         try:
-            if self.stitcher == "c":
-                trampolines = plans.stitch_packed(packed, lay, region.address, region.address, self._helper_values)
-            else:
-                stitched = stitch(self.library, chosen, lay, region.address, self.helpers)
-                region.write(0, stitched.code)
-                trampolines = stitched.trampolines
+            trampolines = planned.write(region.address, region.address)  # (the free space is writable)
             region.seal()
         except BaseException:
             region.free()
             raise
-        return Compiled(region, lay, tuple(steps), trampolines, stencils)
+        return Compiled(region, planned.layout, tuple(steps), trampolines, planned.stencils)
 
     def link(self, compiled: CompiledCode, step: int, destination: int) -> None:
         """Re-patch step `step` (an exit) to jump to `destination`, W^X throughout."""

@@ -1,6 +1,6 @@
 """The tiered engine: tier 1 finds hot loops and functions, which then run natively.
 
-Tier 1 (the C interpreter in jit/interp_tier1.c) counts back-edges per loop
+Tier 1 (the C interpreter in stencils/interp_tier1.c) counts back-edges per loop
 header and stops when one runs out.  The controller here then records the
 path the loop takes (tier 1 executes it, writing down the IR positions),
 forms a trace (jit.codegen.trace), compiles it with copy-and-patch and enters it.

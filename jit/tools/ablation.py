@@ -91,6 +91,7 @@ class Ablation:
 def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> Ablation:
     """Each technique we have, switched off alone, timed interleaved in one run."""
     from ..build.library import DEFAULT, Variant, load_library
+    from ..codegen.emit import Stitcher
     from ..codegen.trace import program_steps
     from ..runtime.native import NativeRuntime, native_runtime, prepare_eager
     from ..runtime.tiering import TierConfig, prepare_tiered
@@ -107,7 +108,7 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> Ablati
     }
     runtimes = {name: NativeRuntime(load_library(target, v)) for name, v in libraries.items()}
     runtimes["no-stack-cache"] = NativeRuntime(load_library(target), stack_cache=False)
-    runtimes["python-stitcher"] = NativeRuntime(load_library(target), stitcher="python")
+    runtimes["python-stitcher"] = NativeRuntime(load_library(target), stitcher=Stitcher.PYTHON)
     for name in ("no-superinstructions", "no-hot-functions"):
         runtimes[name] = runtimes["default"]
     configs = {name: TierConfig() for name in runtimes}

@@ -11,6 +11,7 @@ import json
 import sys
 
 from ..build.library import SHIM, load_library
+from ..codegen.emit import Stitcher
 from ..codegen.stackcache import base_op, stencil_name, variants
 from ..errors import JitError, ProgramError
 from ..lang.ir import INT64_MAX, INT64_MIN
@@ -191,7 +192,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise JitError("validate checks ops; the shim is exercised by every run instead")
     ok = True
     for target in args.target or sorted(TARGETS):
-        report = validate(target, ops, args.samples, args.seed, args.stitcher)
+        report = validate(target, ops, args.samples, args.seed, Stitcher(args.stitcher))
         sys.stdout.write(format_report(report, load_library(target)))
         ok &= report.ok
     return 0 if ok else 1
@@ -240,7 +241,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=100, help="random inputs per op, edge values first (100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
     p.add_argument(
-        "--stitcher", choices=["c", "python"], default="c", help="patch with the C fast path or the reference"
+        "--stitcher",
+        choices=[s.value for s in Stitcher],
+        default=Stitcher.C.value,
+        help="patch with the C fast path or the reference",
     )
     p.set_defaults(func=cmd_validate)
 

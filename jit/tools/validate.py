@@ -23,6 +23,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from ..codegen.emit import Stitcher
 from ..codegen.fuse import expand
 from ..codegen.stackcache import stencil_name, variants
 from ..codegen.step import Step
@@ -253,10 +254,10 @@ def _trace_op(op: OpInfo, s: Sample) -> State:
 # -- the emulator ----------------------------------------------------------------
 
 
-class Bench:
+class Harness:
     """One emulator per target and op, reused for every sample."""
 
-    def __init__(self, target: str, op: OpInfo, stitcher: str = "c") -> None:
+    def __init__(self, target: str, op: OpInfo, stitcher: Stitcher = Stitcher.C) -> None:
         self.op = op
         program = _program(op, Sample(0, 0, [], []))
         # The steps name their stencils: no variant is chosen for them.
@@ -347,11 +348,11 @@ class Report:
         return not self.failures
 
 
-def validate(target: str, ops: list[OpInfo], count: int, seed: int = 0, stitcher: str = "c") -> Report:
+def validate(target: str, ops: list[OpInfo], count: int, seed: int = 0, stitcher: Stitcher = Stitcher.C) -> Report:
     """stitcher: patch with the C fast path or the Python reference (jit.codegen.stitch)."""
     report = Report(target)
     for op in ops:
-        bench = Bench(target, op, stitcher)
+        bench = Harness(target, op, stitcher)
         for cached_in, cached_out in [(0, 0), *(v for v in variants(op) if any(v))]:
             name = stencil_name(op.name, cached_in, cached_out)
             passed = 0

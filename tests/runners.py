@@ -1,4 +1,8 @@
-"""Helpers for tests that run programs on every engine and compare."""
+"""Runners for tests that run programs on every engine and configuration and compare them.
+
+(jit.runtime.engines has the engines users choose; this adds the test-only
+configurations: thresholds at 1, emulated targets, switched-off techniques.)
+"""
 
 from __future__ import annotations
 

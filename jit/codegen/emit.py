@@ -1,0 +1,81 @@
+"""From steps to code: choose each step's stencil, lay them out, stitch them at an address.
+
+The same three passes exist twice, on purpose: in C (jit.codegen.cstitch,
+stencils/stitch.c), the fast path every compile takes, and in Python
+(jit.codegen.stackcache, jit.codegen.stitch), the readable reference the
+tests hold the C to, byte for byte.  Stitcher picks one; Planned is the
+result of the first two passes, which both the native runtime (stitching
+straight into a writable region) and the emulator (stitching into bytes it
+then maps) use, so neither repeats the choice.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from functools import partial
+
+from ..build.stencils import StencilLibrary
+from .cstitch import plans_for
+from .stackcache import assign, library_depth
+from .step import Step
+from .stitch import Layout, layout, stitch
+
+
+class Stitcher(Enum):
+    C = "c"  # stencils/stitch.c, through jit.codegen.cstitch: the fast path
+    PYTHON = "python"  # jit.codegen.stitch: the reference
+
+
+@dataclass(frozen=True)
+class Planned:
+    """Steps with their stencils chosen and laid out, ready to stitch."""
+
+    layout: Layout
+    stencils: Callable[[], list[str]]  # the stencil each step uses (its stack-caching variant)
+    write: Callable[[int, int], int]  # (writable address, base address) -> trampolines used
+    render: Callable[[int], tuple[bytes, int]]  # base address -> (bytes, trampolines used)
+
+
+def plan(
+    library: StencilLibrary,
+    steps: Sequence[Step],
+    helpers: Mapping[str, int],
+    stitcher: Stitcher = Stitcher.C,
+    stack_cache: bool = True,
+) -> Planned:
+    """Choose each step's stencil (its stack-caching variant, unless
+    stack_cache is off) and lay the steps out, with `stitcher`'s code."""
+    if stitcher is Stitcher.C:
+        plans = plans_for(library)
+        packed = plans.pack(steps)
+        if stack_cache:
+            plans.cache_stack(packed)
+        lay = plans.layout(packed)
+        values = plans.helper_values(helpers)
+
+        def write_c(address: int, base: int) -> int:
+            return plans.stitch_packed(packed, lay, address, base, values)
+
+        def render_c(base: int) -> tuple[bytes, int]:
+            buf = plans.ffi.new("uint8_t[]", max(1, lay.size))
+            used = write_c(int(plans.ffi.cast("uintptr_t", buf)), base)
+            return bytes(plans.ffi.buffer(buf, lay.size)), used
+
+        return Planned(lay, partial(plans.stencils, packed), write_c, render_c)
+
+    chosen = assign(steps, library.ops, library_depth(library.ops)) if stack_cache else list(steps)
+    lay = layout(library, chosen)
+
+    def render_py(base: int) -> tuple[bytes, int]:
+        stitched = stitch(library, chosen, lay, base, helpers)
+        return stitched.code, stitched.trampolines
+
+    def write_py(address: int, base: int) -> int:
+        code, used = render_py(base)
+        ctypes.memmove(address, code, len(code))
+        return used
+
+    return Planned(lay, partial(list, [s.op for s in chosen]), write_py, render_py)
