@@ -38,7 +38,7 @@ fi
 
 case "$job" in
     test)
-        exec .venv/bin/python -m pytest -q "$@"
+        exec .venv/bin/python -m pytest -q --durations=10 "$@"
         ;;
     bench)
         exec .venv/bin/python -m jit bench --json build/bench.json --plot build/bench.png "$@"

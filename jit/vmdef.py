@@ -13,6 +13,7 @@ them) can use it.
 from __future__ import annotations
 
 import re
+import struct
 from functools import cache
 
 from .paths import STENCILS_DIR
@@ -75,3 +76,16 @@ ERR_OUTPUT = constant("VM_ERR_OUTPUT")
 FRAME_SIZE = size("Frame")
 TRAMPOLINE_SIZE = constant("TRAMPOLINE_SIZE")
 DATA_ALIGN = constant("DATA_ALIGN")
+
+
+def pack_frame(ret_pc: int, ret_code: int, fp: int) -> bytes:
+    """A Frame record's bytes, its fields in vm.h's order (the emulator's frames)."""
+    values = {"ret_pc": ret_pc, "ret_code": ret_code, "fp": fp}
+    return struct.pack(f"<{len(values)}q", *(values[name] for name in fields("Frame")))
+
+
+def unpack_frames(data: bytes) -> list[dict[str, int]]:
+    """Frame records from their bytes, each as {field: value}."""
+    names = fields("Frame")
+    raw = struct.unpack(f"<{len(data) // SLOT}q", data)
+    return [dict(zip(names, raw[k : k + len(names)], strict=True)) for k in range(0, len(raw), len(names))]

@@ -186,6 +186,12 @@ enum {
     ARCH_AARCH64 = 1,
 };
 
+/* How CALL packs its second operand (the CALL_* macros below). */
+enum {
+    CALL_FIELD_BITS = 16,
+    CALL_NEED_SHIFT = 32,
+};
+
 /* Trampolines (a far jump through an absolute address) and data are laid
  * out in units of these many bytes. */
 enum {
@@ -197,10 +203,12 @@ enum {
 
 _Static_assert(sizeof(((TargetPlan *)0)->trampoline) == TRAMPOLINE_SIZE, "TargetPlan.trampoline");
 
-/* CALL's second operand packs the callee's frame shape. */
-#define CALL_NPARAMS(info) ((info) & 0xffff)
-#define CALL_NEXTRA(info) (((info) >> 16) & 0xffff)
-#define CALL_NEED(info) ((int64_t)((uint64_t)(info) >> 32))
+/* CALL's second operand packs the callee's frame shape (jit.lang.ir.call_info):
+ * parameters in the low CALL_FIELD_BITS, extra locals in the next
+ * CALL_FIELD_BITS, and from bit CALL_NEED_SHIFT the stack slots it needs. */
+#define CALL_NPARAMS(info) ((info) & ((1 << CALL_FIELD_BITS) - 1))
+#define CALL_NEXTRA(info) (((info) >> CALL_FIELD_BITS) & ((1 << CALL_FIELD_BITS) - 1))
+#define CALL_NEED(info) ((int64_t)((uint64_t)(info) >> CALL_NEED_SHIFT))
 
 /* tos0, tos1: the top two slots of the operand stack, for stencils entered
  * with them cached (template.c). */

@@ -86,12 +86,13 @@ def test_every_op_can_be_entered_every_way_except_exit(library):
             assert base_op(stencil_name(op.name, i, o)) == op.name
 
 
-def test_a_shallower_cache_is_a_build_setting(target):
+def test_a_shallower_cache_is_a_build_setting():
     """Variant(stack_depth=1): one register; the choices never go deeper,
-    and the C pass still makes the Python reference's."""
+    and the C pass still makes the Python reference's.  (The choice reads
+    the same table on every target: one target shows it.)"""
     from jit.build.library import Variant, load_library
 
-    lib = load_library(target, Variant(stack_depth=1))
+    lib = load_library("x86_64-linux", Variant(stack_depth=1))
     assert library_depth(lib.ops) == 1
     deepest = 0
     for steps in _step_lists("spectralnorm"):

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from ..limits import MAX_CALL_DEPTH, STACK_SLOTS
 from ..vmdef import VM_ERROR, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_RECORDED, VM_RUNNING
-from .ir import INT64_MAX, INT64_MIN, Program, bits_float, call_shape, float_bits, wrap64
+from .ir import INT64_MAX, INT64_MIN, Program, bits_float, call_need, call_shape, float_bits, wrap64
 from .outcome import (
     ERR_CALL_DEPTH,
     ERR_DIV_ZERO,
@@ -358,7 +358,7 @@ def _branch(taken: Callable[[int | float], bool] | None) -> Builder:
 
 def _call(m: Machine, a: int, b: int, pc: int) -> Handler:
     S = m.stack
-    (params, extra), need = call_shape(b), b >> 32
+    (params, extra), need = call_shape(b), call_need(b)
 
     def h(pc):
         if len(m.frames) >= MAX_CALL_DEPTH:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ..errors import Diagnostic, ProgramError
 from ..limits import MAX_ARGS, MAX_LOCALS, MAX_MEMORY_SLOTS, MAX_PRECISION
+from ..vmdef import constant
 from .optable import OpInfo, optable
 
 OPS: tuple[OpInfo, ...] = optable()
@@ -53,14 +54,23 @@ def bits_float(i: int) -> float:
     return struct.unpack("<d", struct.pack("<q", i))[0]
 
 
+_FIELD, _NEED = constant("CALL_FIELD_BITS"), constant("CALL_NEED_SHIFT")
+
+
 def call_info(params: int, extra_locals: int, need: int) -> int:
     """CALL's second operand, packed as stencils/vm.h unpacks it."""
-    return params | (extra_locals << 16) | (need << 32)
+    return params | (extra_locals << _FIELD) | (need << _NEED)
 
 
 def call_shape(info: int) -> tuple[int, int]:
     """The parameters and extra locals of a packed call_info."""
-    return info & 0xFFFF, (info >> 16) & 0xFFFF
+    mask = (1 << _FIELD) - 1
+    return info & mask, (info >> _FIELD) & mask
+
+
+def call_need(info: int) -> int:
+    """The stack slots a packed call_info's callee needs."""
+    return info >> _NEED
 
 
 @dataclass(frozen=True)

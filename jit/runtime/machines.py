@@ -25,7 +25,7 @@ from ..lang.ir import Program
 from ..lang.outcome import Outcome
 from ..limits import MAX_EXITS
 from ..targets import get_target
-from ..vmdef import FRAME_SIZE
+from ..vmdef import FRAME_SIZE, pack_frame, unpack_frames
 from .cinterp import NativeVM, encode
 from .emulate import EXIT_COUNTS, FRAMES, MEMORY, VM_STACK, EmuCode, Emulator
 from .interfaces import Backend, CompiledCode
@@ -165,8 +165,8 @@ class EmulatedMachine:
         py.stack[:] = emu.stack()
         py.fp = (emu.get("fp") - VM_STACK) // 8
         depth = emu.get("depth")
-        raw = struct.unpack(f"<{3 * depth}q", emu.uc.mem_read(FRAMES, FRAME_SIZE * depth)) if depth else ()
-        py.frames[:] = [(raw[3 * k], (raw[3 * k + 2] - VM_STACK) // 8, raw[3 * k + 1]) for k in range(depth)]
+        records = unpack_frames(bytes(emu.uc.mem_read(FRAMES, FRAME_SIZE * depth))) if depth else []
+        py.frames[:] = [(f["ret_pc"], (f["fp"] - VM_STACK) // 8, f["ret_code"]) for f in records]
         py.status, py.pc, py.error = emu.get("status"), emu.get("pc"), emu.get("error")
         self.in_emulator = False
 
@@ -176,7 +176,7 @@ class EmulatedMachine:
         emu, py = self.emu, self.py
         if py.stack:
             emu.uc.mem_write(VM_STACK, b"".join(_pack(v) for v in py.stack))
-        frames = b"".join(struct.pack("<qqq", r, code, VM_STACK + 8 * fp) for r, fp, code in py.frames)
+        frames = b"".join(pack_frame(r, code, VM_STACK + 8 * fp) for r, fp, code in py.frames)
         if frames:
             emu.uc.mem_write(FRAMES, frames)
         for name, value in (

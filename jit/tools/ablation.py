@@ -88,8 +88,10 @@ class Ablation:
         return {**asdict(self), "not_built": NOT_BUILT}
 
 
-def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> Ablation:
-    """Each technique we have, switched off alone, timed interleaved in one run."""
+def measure_ablation(
+    quick: bool, sizes: dict[str, int] | None = None, techniques: tuple[Technique, ...] = TECHNIQUES
+) -> Ablation:
+    """Each technique we have (or those given), switched off alone, timed interleaved in one run."""
     from ..build.library import DEFAULT, Variant, load_library
     from ..codegen.emit import Stitcher
     from ..codegen.trace import program_steps
@@ -100,13 +102,16 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> Ablati
     reps = 3 if quick else 7
     programs = load_programs(sizes)
     target = native_runtime().library.target
+    offs = {t.off for t in techniques}
     libraries = {
         "default": DEFAULT,
         "keep-tails": Variant(clean_tail=False),
         "O3": Variant(opt="-O3"),
         "depth-1": Variant(stack_depth=1),
     }
-    runtimes = {name: NativeRuntime(load_library(target, v)) for name, v in libraries.items()}
+    runtimes = {
+        name: NativeRuntime(load_library(target, v)) for name, v in libraries.items() if name in offs | {"default"}
+    }
     runtimes["no-stack-cache"] = NativeRuntime(load_library(target), stack_cache=False)
     runtimes["python-stitcher"] = NativeRuntime(load_library(target), stitcher=Stitcher.PYTHON)
     for name in ("no-superinstructions", "no-hot-functions"):
@@ -114,8 +119,8 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> Ablati
     configs = {name: TierConfig() for name in runtimes}
     configs["no-superinstructions"] = TierConfig(superinstructions=False)
     configs["no-hot-functions"] = TierConfig(hot_call=1 << 62)
-    settings = ["default", *(t.off for t in TECHNIQUES)]
-    wanted = {fig: ["default", *(t.off for t in TECHNIQUES if fig in t.figures)] for fig in Figure}
+    settings = ["default", *(t.off for t in techniques)]
+    wanted = {fig: ["default", *(t.off for t in techniques if fig in t.figures)] for fig in Figure}
 
     progress = Progress(1 + 2 * reps)
     traces = collect_traces(programs, sizes)
@@ -183,7 +188,7 @@ def measure_ablation(quick: bool, sizes: dict[str, int] | None = None) -> Ablati
 
     rows = [
         row(t.name if k == 0 else t.name.split(" (")[0].split(":")[0], t.off, fig)
-        for t in TECHNIQUES
+        for t in techniques
         for k, fig in enumerate(t.figures)
     ]
     return Ablation(rows, {f.name.lower(): v for f, v in times.items()}, reps, machine_info())

@@ -333,9 +333,10 @@ class Report:
         return {**figures, **data}
 
 
-def measure(quick: bool, sizes: dict[str, int] | None = None) -> Report:
-    """All the figures; `sizes` overrides the programs' arguments (the tests use tiny ones)."""
-    reps_compile, reps_run = (3, 5) if quick else (7, 11)
+def measure(quick: bool, sizes: dict[str, int] | None = None, repetitions: tuple[int, int] | None = None) -> Report:
+    """All the figures; `sizes` overrides the programs' arguments and
+    `repetitions` the (compile, run) repetitions (the tests use tiny ones)."""
+    reps_compile, reps_run = repetitions or ((3, 5) if quick else (7, 11))
     sizes = sizes or SIZES
     programs = load_programs(sizes)
     progress = Progress(1 + reps_compile + reps_run * len(programs))

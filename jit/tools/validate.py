@@ -45,7 +45,7 @@ from ..lang.ir import (
 from ..lang.optable import OpInfo
 from ..limits import MAX_CALL_DEPTH
 from ..runtime.emulate import EXIT_COUNTS, FRAMES, MEMORY, VM_STACK, Emulator
-from ..vmdef import ERR_CALL_DEPTH, FRAME_SIZE
+from ..vmdef import ERR_CALL_DEPTH, FRAME_SIZE, pack_frame, unpack_frames
 from .disasm import describe_stencil
 
 LOCALS, MEMORY_SLOTS, ARGS = 4, 6, (7, -3, INT64_MAX)
@@ -289,8 +289,7 @@ class Harness:
         uc.mem_write(VM_STACK, b"".join(struct.pack("<q", _s(v)) for v in stack))
         uc.mem_write(MEMORY, b"".join(struct.pack("<q", _s(v)) for v in sample.memory))
         frames = b"".join(
-            struct.pack("<qqq", r, code.address(at + 1) if to_code else 0, VM_STACK + 8 * fp)
-            for r, fp, to_code in sample.frames
+            pack_frame(r, code.address(at + 1) if to_code else 0, VM_STACK + 8 * fp) for r, fp, to_code in sample.frames
         )
         if frames:
             uc.mem_write(FRAMES, frames)
@@ -309,12 +308,8 @@ class Harness:
             emu.put(name, value)
         emu.enter(code.address(0))  # (the push_ints' position is 0 too: they cannot fail)
         ndepth = emu.get("depth")
-        raw = (
-            struct.unpack(f"<{3 * ndepth}q", uc.mem_read(FRAMES, FRAME_SIZE * ndepth))
-            if ndepth and not depth_limit
-            else ()
-        )
-        frames_after = [(raw[3 * k], (raw[3 * k + 2] - VM_STACK) // 8) for k in range(len(raw) // 3)]
+        raw = unpack_frames(bytes(uc.mem_read(FRAMES, FRAME_SIZE * ndepth))) if ndepth and not depth_limit else ()
+        frames_after = [(f["ret_pc"], (f["fp"] - VM_STACK) // 8) for f in raw]
         return State(
             emu.get("status"),
             emu.get("pc"),
