@@ -7,4 +7,5 @@ MAX_LOCALS = 0xFFFF  # CALL packs params and locals in 16 bits each
 MAX_FUNCTION_STACK = 1 << 16  # deepest operand stack one function may need
 MAX_PRECISION = 60  # print_float digits after the point
 MAX_ARGS = 64
+NEVER = 1 << 62  # a tier-1 counter that never runs out (a loop or function not to compile)
 MAX_EXITS = 1 << 16  # side exits one tiered run may create (each has a counter)

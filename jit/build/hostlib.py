@@ -9,15 +9,16 @@ the clang that builds the stencils anyway.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
+import io
 import os
 import subprocess
 import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
-
-from cffi import FFI
 
 from ..errors import ToolchainError
 from ..paths import ROOT, STENCILS_DIR, cache_dir
@@ -70,11 +71,38 @@ def build_hostlib(force: bool = False) -> Path:
     return out
 
 
+def ffi_for(name: str, declarations: str) -> Any:
+    """A cffi FFI for C declarations, in cffi's out-of-line ABI mode: they are
+    parsed (by pycparser, which is slow to import and to run) once, into a
+    small module `name` in the cache, which later runs import instead."""
+    key = hashlib.sha256(declarations.encode()).hexdigest()[:24]
+    path = cache_dir() / "cffi" / key / f"{name}.py"
+    if not path.exists():
+        from cffi import FFI
+
+        builder = FFI()
+        builder.cdef(declarations)
+        builder.set_source(name, None)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.py")
+        with contextlib.redirect_stdout(io.StringIO()):  # (cffi says "generating ..." on stdout)
+            builder.emit_python_code(str(tmp))
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception:  # a damaged cache entry: make it again
+        path.unlink(missing_ok=True)
+        return ffi_for(name, declarations)
+    return module.ffi
+
+
 @cache
-def hostlib() -> tuple[FFI, Any]:
+def hostlib() -> tuple[Any, Any]:
     """cffi's view of the host library (its handles carry no static types)."""
-    ffi = FFI()
-    ffi.cdef(cdef_text())
+    ffi = ffi_for("_jitvm_cffi", cdef_text())
     try:
         return ffi, ffi.dlopen(str(build_hostlib()))
     except OSError:

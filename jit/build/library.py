@@ -23,7 +23,7 @@ from ..errors import StencilBuildError, ToolchainError
 from ..lang.optable import optable
 from ..paths import ROOT, STENCILS_DIR, cache_dir
 from ..targets import Target, get_target
-from .process import process_object
+from . import SHIM
 from .stencils import FORMAT_VERSION, Stencil, StencilLibrary
 from .toolchain import Clang, compile_flags, find_clang, local_flags
 
@@ -40,7 +40,6 @@ _PROCESSING_MODULES = (
     "targets/x86_64.py",
     "targets/aarch64.py",
 )
-SHIM = "shim"
 
 
 @dataclass(frozen=True)
@@ -112,6 +111,8 @@ def compile_object(clang: Clang, target: Target, job: Job, variant: Variant = DE
 
 
 def build_stencil(clang: Clang, target: Target, job: Job, variant: Variant = DEFAULT) -> tuple[Stencil, bytes]:
+    from .process import process_object  # (only building needs pyelftools and capstone)
+
     blob = compile_object(clang, target, job, variant)
     return process_object(blob, job.name, target, clean_tail=variant.clean_tail), blob
 
@@ -195,6 +196,16 @@ def build_library(
         except ValueError:
             pass  # corrupt or stale: rebuild below
     work = jobs_for_library(variant.stack_depth, variant.ops)
+    workers = jobs or os.cpu_count() or 1
+    if progress is None and not sys.stderr.isatty():
+        # No terminal to redraw a progress line on (a pipe, a CI log, a
+        # notebook): one line, so that a minute of silence is explained.
+        seconds = max(5, round(len(work) * 0.18 / workers, -1))  # about 0.18 s per object, measured
+        sys.stderr.write(
+            f"jit: building the stencil library for {target.name} ({len(work)} objects), once: about "
+            f"{seconds:.0f} s on {workers} cores; then cached in {path.parent}\n"
+        )
+        sys.stderr.flush()
     show = progress or _progress_printer()
     done = 0
 
@@ -202,7 +213,7 @@ def build_library(
         return build_stencil(clang, target, job, variant)
 
     results: dict[str, tuple[Stencil, bytes]] = {}
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         for job, result in zip(work, pool.map(run, work), strict=True):
             results[job.name] = result
             done += 1

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from ..errors import ToolchainError
-from ..paths import ROOT
+from ..paths import ROOT, cache_dir
 from ..targets import Target
 
 MIN_CLANG = 19
@@ -54,17 +56,56 @@ def _candidates() -> list[str]:
     return [p for p in (shutil.which(n) for n in names) if p]
 
 
+def _probe_cache() -> Path:
+    return cache_dir() / "clang-probe.json"
+
+
+def _identity(path: str) -> str | None:
+    """The binary a clang command resolves to, with its size and time: a
+    changed or replaced clang is probed again."""
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except OSError:
+        return None
+    return f"{real}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def probe_clang(path: str) -> Clang:
-    """Ask one clang for its version; refuse it if it is too old."""
+    """Ask one clang for its version (remembered per binary: every run's cache
+    keys need it); refuse it if it is too old."""
+    identity = _identity(path)
+    try:
+        known = json.loads(_probe_cache().read_text())
+    except (OSError, ValueError):
+        known = {}
+    if not isinstance(known, dict):
+        known = {}
+    if identity is not None and isinstance(known.get(identity), str):
+        return _check_version(path, known[identity], 0)
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60, check=False)
     except OSError as e:
         raise ToolchainError(f"cannot run clang at {path}: {e.strerror}; {INSTALL_HINT}") from e
     except subprocess.TimeoutExpired as e:
         raise ToolchainError(f"{path} --version did not answer in 60 s") from e
-    first = out.stdout.splitlines()[0] if out.stdout else ""
-    m = re.search(r"clang version (\d+)\.(\d+)\.(\d+)", out.stdout)
-    if out.returncode != 0 or not m:
+    clang = _check_version(path, out.stdout, out.returncode)
+    if identity is not None:
+        known[identity] = clang.version
+        try:
+            _probe_cache().parent.mkdir(parents=True, exist_ok=True)
+            tmp = _probe_cache().with_suffix(f".{os.getpid()}")
+            tmp.write_text(json.dumps(known))
+            os.replace(tmp, _probe_cache())
+        except OSError:
+            pass  # (a cache that cannot be written only costs a probe next time)
+    return clang
+
+
+def _check_version(path: str, text: str, returncode: int) -> Clang:
+    first = text.splitlines()[0] if text else ""
+    m = re.search(r"clang version (\d+)\.(\d+)\.(\d+)", text)
+    if returncode != 0 or not m:
         raise ToolchainError(f"{path} does not look like clang (--version said {first!r})")
     major = int(m.group(1))
     if major < MIN_CLANG:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from functools import partial
 
 from ..build.stencils import StencilLibrary
@@ -22,11 +21,7 @@ from .cstitch import plans_for
 from .stackcache import assign, library_depth
 from .step import Step
 from .stitch import Layout, layout, stitch
-
-
-class Stitcher(Enum):
-    C = "c"  # stencils/stitch.c, through jit.codegen.cstitch: the fast path
-    PYTHON = "python"  # jit.codegen.stitch: the reference
+from .stitcher import Stitcher
 
 
 @dataclass(frozen=True)

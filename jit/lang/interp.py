@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from ..errors import JitError
 from ..limits import MAX_CALL_DEPTH, STACK_SLOTS
 from ..vmdef import VM_ERROR, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_RECORDED, VM_RUNNING
 from .ir import INT64_MAX, INT64_MIN, Program, bits_float, call_need, call_shape, float_bits, wrap64
@@ -494,7 +495,10 @@ class Machine:
         ins = self.program.code[pc]
         build = SEMANTICS.get(ins.info.mnemonic)
         if build is None:
-            raise AssertionError(f"no reference semantics for {ins.info.mnemonic}")
+            raise JitError(
+                f"op {ins.info.mnemonic} has no reference semantics: add a builder to SEMANTICS in "
+                "jit/lang/interp.py (docs/ops.md, step 3)"
+            )
         return build(self, ins.a, ins.b, pc)
 
     def _back_edge(self, header: int) -> Callable[[], int]:

@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from cffi import FFI
-
-from ..build.hostlib import hostlib
+from ..build.hostlib import ffi_for, hostlib
 from ..errors import JitError
 
 PAGE = mmap.PAGESIZE
@@ -37,16 +35,16 @@ class ExecMemoryError(JitError):
     """mmap/mprotect failed, or a protection that would be writable and executable."""
 
 
+_LIBC = """
+void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
+int mprotect(uintptr_t addr, size_t len, int prot);  /* (an address as an integer: no cast per call) */
+int munmap(void *addr, size_t length);
+"""
+
+
 @cache
-def _libc() -> tuple[FFI, Any]:
-    ffi = FFI()
-    ffi.cdef(
-        """
-        void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
-        int mprotect(uintptr_t addr, size_t len, int prot);  /* (an address as an integer: no cast per call) */
-        int munmap(void *addr, size_t length);
-        """
-    )
+def _libc() -> tuple[Any, Any]:
+    ffi = ffi_for("_jitlibc_cffi", _LIBC)
     return ffi, ffi.dlopen(None)
 
 

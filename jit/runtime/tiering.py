@@ -36,71 +36,19 @@ from ..lang.outcome import Outcome, Prepared
 from ..limits import MAX_EXITS
 from ..targets import host_target
 from ..vmdef import VM_ERROR, VM_EXITED, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_RECORDED
+from .config import TierConfig, TierStats
 from .interfaces import Backend, CompiledCode, TierMachine
-from .machines import EmulatedMachine, NativeMachine
-
-
-@dataclass
-class TierConfig:
-    hot_loop: int = 50  # back-edges before a loop header is traced
-    # Calls before a function is compiled whole.  Far more than hot_loop: a
-    # function called from a loop is better inlined into the loop's trace, so
-    # it should not win the race to be compiled; recursion gets there anyway.
-    # (Measured on the bundled programs, tiered: 50 gave 1.07x over never,
-    # 200 1.09x, 1000 1.13x; nbody loses at 50, fib gains at all three.)
-    hot_call: int = 1000
-    hot_exit: int = 10  # times a side exit is taken before it gets its own trace
-    max_trace: int = 1000  # micro-ops recorded at most per trace
-    perf_map: bool = False  # write /tmp/perf-PID.map for perf report
-    superinstructions: bool = True  # fuse common runs of steps (jit.codegen.fuse)
-
-    def __post_init__(self) -> None:
-        for name in ("hot_loop", "hot_call", "hot_exit", "max_trace"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-
-
-@dataclass
-class TierStats:
-    hot_loops: int = 0
-    functions: int = 0  # hot functions compiled whole
-    traces: int = 0
-    side_traces: int = 0
-    linked: int = 0
-    uops_compiled: int = 0
-    compile_seconds: float = 0.0
-    record_seconds: float = 0.0
-    side_exits: int = 0
-    entries: int = 0  # times tier 1 handed over to a trace
-    calls: int = 0  # times tier 1 called a compiled function
-    trace_ops: int = 0
-    interp_ops: int = 0
-
-    @property
-    def trace_share(self) -> float:
-        total = self.trace_ops + self.interp_ops
-        return self.trace_ops / total if total else 0.0
-
-    def report(self) -> str:
-        total = self.trace_ops + self.interp_ops
-        return (
-            f"jit: hot loops {self.hot_loops}, traces compiled {self.traces} ({self.side_traces} side), "
-            f"hot functions compiled {self.functions}, exits linked {self.linked}, "
-            f"micro-ops compiled {self.uops_compiled}\n"
-            f"jit: compile time {self.compile_seconds * 1e3:.2f} ms, recording {self.record_seconds * 1e3:.2f} ms, "
-            f"side exits taken {self.side_exits}, trace entries from tier 1 {self.entries}, "
-            f"calls of compiled functions from tier 1 {self.calls}\n"
-            f"jit: micro-ops run in compiled code {self.trace_share:.1%} ({self.trace_ops} of {total}), "
-            f"in tier 1 {1 - self.trace_share if total else 0:.1%} ({self.interp_ops})\n"
-        )
+from .machines import NativeMachine
 
 
 @dataclass
 class _Exit:
+    exit_id: int
     code: CompiledCode
     info: ExitInfo
     linked: bool = False
     failed: bool = False
+    taken_before_link: int = 0  # times it was taken (back to tier 1) before it was linked
 
 
 class TieredRun:
@@ -129,6 +77,8 @@ class TieredRun:
         elif backend is not None:
             raise JitError("the LLVM backends run natively only, not under emulation")
         else:
+            from .emulate import EmulatedMachine
+
             self.machine = EmulatedMachine(program, args, target, c.hot_loop, c.hot_call)
         self.traces: dict[int, CompiledCode] = {}  # root traces by loop header
         self.functions: dict[int, CompiledCode] = {}  # hot functions' code by their first instruction
@@ -172,7 +122,11 @@ class TieredRun:
         """Take the last counts, then free the code and the VM."""
         m = self.machine
         self.stats.trace_ops, self.stats.interp_ops = m.trace_ops, m.interp_ops
-        self.stats.side_exits = sum(m.exit_count(k) for k in range(self.next_exit))
+        for exit_id in range(self.next_exit):
+            taken, ex = m.exit_count(exit_id), self.exits.get(exit_id)
+            before = ex.taken_before_link if ex is not None and ex.linked else taken
+            self.stats.exits_to_tier1 += before
+            self.stats.exits_linked += taken - before
         m.close()
 
     def _run_traces(self, code) -> int | None:
@@ -270,7 +224,7 @@ class TieredRun:
         code = self.machine.compile(shape.steps)
         self.stats.compile_seconds += time.perf_counter() - t0
         for exit_id, info in shape.exits.items():
-            self.exits[exit_id] = _Exit(code, info)
+            self.exits[exit_id] = _Exit(exit_id, code, info)
         self.next_exit += len(shape.exits)
         self.stats.uops_compiled += len(shape.steps)
         if self.config.perf_map:
@@ -281,6 +235,7 @@ class TieredRun:
 
     def _link(self, ex: _Exit, destination: int) -> None:
         """Re-patch an exit to jump straight to `destination` (W^X throughout)."""
+        ex.taken_before_link = self.machine.exit_count(ex.exit_id)
         self.machine.link(ex.code, ex.info.step, destination)
         ex.linked = True
         self.stats.linked += 1

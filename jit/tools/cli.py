@@ -10,16 +10,17 @@ import argparse
 import json
 import sys
 
-from ..build.library import SHIM, load_library
-from ..codegen.emit import Stitcher
+from ..build import SHIM
 from ..codegen.stackcache import base_op, stencil_name, variants
+from ..codegen.stitcher import Stitcher
 from ..errors import JitError, ProgramError
 from ..lang.ir import INT64_MAX, INT64_MIN
 from ..lang.optable import optable
 from ..lang.outcome import ERROR
-from ..runtime.engines import ENGINES
 from ..targets import TARGETS, host_target
-from .disasm import describe_stencil
+
+# Only what every command needs is imported here: a run starts faster when
+# the stencil build, the disassembler and the runtime load only if used.
 
 
 def _stencil_names(op: str | None) -> list[str] | None:
@@ -42,6 +43,9 @@ def _stencil_names(op: str | None) -> list[str] | None:
 
 
 def cmd_stencils(args: argparse.Namespace) -> int:
+    from ..build.library import load_library
+    from .disasm import describe_stencil
+
     targets = args.target or [host_target() or "x86_64-linux"]
     names = _stencil_names(args.op)
     dump: dict[str, dict] = {}
@@ -81,107 +85,104 @@ def parse_args_for(program, values: list[str]) -> list[int]:
     return out
 
 
-def engine_name(args: argparse.Namespace) -> str:
-    if args.eager and args.engine != "jit":
-        raise JitError("--eager goes with --engine jit")
-    return "jit-eager" if args.engine == "jit" and args.eager else args.engine
-
-
-def tier_config(args: argparse.Namespace):
-    from ..runtime.tiering import TierConfig
-
-    try:
-        return TierConfig(
-            hot_loop=args.hot_loop,
-            hot_call=args.hot_call,
-            hot_exit=args.hot_exit,
-            max_trace=args.max_trace,
-            perf_map=args.perf_map,
-        )
-    except ValueError as e:
-        raise JitError(f"--{str(e).split()[0].replace('_', '-')}: must be at least 1") from None
+_TIER_OPTIONS = ("hot_loop", "hot_call", "hot_exit", "max_trace")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..lang.uop import parse_file
-    from .dump import describe_compiled
+    from .. import api
+    from ..runtime.config import TierConfig
 
-    program = parse_file(args.program)
+    program = api.load(args.program)
     values = parse_args_for(program, args.args)
-    engine = engine_name(args)
-    host = host_target()
-    target = args.target or host
+    tiered = args.engine == "jit" and not args.eager
+    given = [name for name in _TIER_OPTIONS if getattr(args, name) is not None] + ["perf_map"] * args.perf_map
+    if given and not tiered:
+        raise JitError(f"--{given[0].replace('_', '-')} goes with the tiered engine (--engine jit, without --eager)")
+    if (args.stats or args.dump_traces) and args.engine != "jit":
+        option = "--stats" if args.stats else "--dump-traces"
+        raise JitError(f"{option} goes with --engine jit: interpreters compile nothing")
+    if args.dump_traces and args.backend != "copy-and-patch":
+        raise JitError("--dump-traces shows copy-and-patch code; LLVM lays out its own, which this does not show")
+    config = None
+    if tiered:
+        try:
+            config = TierConfig(
+                **{name: getattr(args, name) for name in _TIER_OPTIONS if getattr(args, name) is not None},
+                perf_map=args.perf_map,
+            )
+        except ValueError as e:
+            raise JitError(f"--{str(e).split()[0].replace('_', '-')}: must be at least 1") from None
+    target = args.target or host_target()
     if target is None:
         raise JitError("this machine has no native target: choose one with --target")
-    emulated = args.emulate or target != host
-    if (args.target or args.emulate) and not engine.startswith("jit"):
-        raise JitError("--target and --emulate go with --engine jit")
-    stats = None
-    backend = None
-    if args.backend != "copy-and-patch":
-        if not engine.startswith("jit") or emulated:
-            raise JitError(f"--backend {args.backend} goes with --engine jit, natively")
-        if args.perf_map:
-            raise JitError("--perf-map needs code sizes, which the LLVM backend does not know")
-        from ..runtime.llvm_backend import llvm_backend
-
-        backend = llvm_backend(0 if args.backend == "llvm-O0" else 2)
-    if engine == "jit":
-        from ..codegen.trace import FUNCTION
-        from ..runtime.tiering import prepare_tiered
-
-        def dump(compiled, shape, side):
-            line = program.code[shape.start_pc].line
-            if shape.kind == FUNCTION:
-                name = next(f.name for f in program.functions if f.start == shape.start_pc)
-                title = f"function {name}, compiled whole, from pc {shape.start_pc} (line {line}), {target}"
-            else:
-                title = f"{'side ' if side else ''}trace from pc {shape.start_pc} (line {line}), {target}"
-            sys.stderr.write(describe_compiled(compiled, load_library(target), program, title))
-
-        on_compile = dump if args.dump_traces else None
-        runner = prepare_tiered(program, values, tier_config(args), on_compile, target, args.emulate, backend)
-        outcome = runner()
-        stats = runner.stats
-    elif emulated:
-        from ..runtime.emulate import prepare_emulated_eager
-
-        run = prepare_emulated_eager(program, values, target)
-        if args.dump_traces:
-            sys.stderr.write(
-                describe_compiled(
-                    run.code, load_library(target), program, f"{program.filename} (eager, {target}, emulated)"
-                )
-            )
-        outcome = run()
-    else:
-        if backend is not None:
-            from ..runtime.native import prepare_eager
-
-            outcome = prepare_eager(program, values, backend)()
-        elif args.dump_traces and engine == "jit-eager":
-            from ..codegen.trace import program_steps
-            from ..runtime.native import native_runtime
-
-            rt = native_runtime()
-            compiled = rt.compile(program_steps(program))
-            try:
-                sys.stderr.write(describe_compiled(compiled, rt.library, program, f"{program.filename} (eager)"))
-            finally:
-                compiled.free()
-        if backend is None:
-            outcome = ENGINES[engine](program, values)
-    sys.stdout.buffer.write(outcome.output)
+    on_compile = _tracer(program, target) if args.dump_traces and tiered else None
+    if args.dump_traces and args.eager:
+        _dump_eager(program, values, target, args.emulate or target != host_target())
+    result = api.run(
+        program,
+        values,
+        engine=args.engine,
+        eager=args.eager,
+        backend=args.backend,
+        target=args.target,
+        emulate=args.emulate,
+        config=config,
+        on_compile=on_compile,
+    )
+    sys.stdout.buffer.write(result.output)
     sys.stdout.flush()
-    if args.stats and stats is not None:
-        sys.stderr.write(stats.report())
-    if outcome.status == ERROR:
-        print(outcome.error, file=sys.stderr)
+    if args.stats and result.stats is not None:
+        sys.stderr.write(result.stats.report())
+    if result.status == ERROR:
+        print(result.error, file=sys.stderr)
         return 1
     return 0
 
 
+def _tracer(program, target: str):
+    """An on_compile that prints each trace or function as it is compiled (stderr)."""
+    from ..build.library import load_library
+    from ..codegen.trace import FUNCTION
+    from .dump import describe_compiled
+
+    def dump(compiled, shape, side) -> None:
+        line = program.code[shape.start_pc].line
+        if shape.kind == FUNCTION:
+            name = next(f.name for f in program.functions if f.start == shape.start_pc)
+            title = f"function {name}, compiled whole, from pc {shape.start_pc} (line {line}), {target}"
+        else:
+            title = f"{'side ' if side else ''}trace from pc {shape.start_pc} (line {line}), {target}"
+        sys.stderr.write(describe_compiled(compiled, load_library(target), program, title))
+
+    return dump
+
+
+def _dump_eager(program, values: list[int], target: str, emulated: bool) -> None:
+    """The whole program compiled with copy-and-patch, as --eager runs it, printed (stderr)."""
+    from ..build.library import load_library
+    from ..codegen.trace import program_steps
+    from .dump import describe_compiled
+
+    if emulated:
+        from ..runtime.emulate import Emulator
+
+        emu = Emulator(target, program, values)
+        code = emu.compile(program_steps(program))
+        title = f"{program.filename} (eager, {target}, emulated)"
+        sys.stderr.write(describe_compiled(code, load_library(target), program, title))
+        return
+    from ..runtime.native import native_runtime
+
+    rt = native_runtime()
+    compiled = rt.compile(program_steps(program))
+    try:
+        sys.stderr.write(describe_compiled(compiled, rt.library, program, f"{program.filename} (eager)"))
+    finally:
+        compiled.free()
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
+    from ..build.library import load_library
     from .validate import format_report, validate
 
     if args.samples < 1:
@@ -224,12 +225,12 @@ def make_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--dump-traces", action="store_true", help="print the compiled code (stderr)")
     p.add_argument("--stats", action="store_true", help="tiering statistics (stderr)")
-    p.add_argument("--hot-loop", type=int, default=50, metavar="N", help="back-edges before a loop is traced (50)")
+    p.add_argument("--hot-loop", type=int, metavar="N", help="back-edges before a loop is traced (50)")
     p.add_argument(
-        "--hot-call", type=int, default=1000, metavar="N", help="calls before a function is compiled whole (1000)"
+        "--hot-call", type=int, default=None, metavar="N", help="calls before a function is compiled whole (1000)"
     )
-    p.add_argument("--hot-exit", type=int, default=10, metavar="N", help="exits taken before a side trace (10)")
-    p.add_argument("--max-trace", type=int, default=1000, metavar="N", help="micro-ops per trace at most (1000)")
+    p.add_argument("--hot-exit", type=int, default=None, metavar="N", help="exits taken before a side trace (10)")
+    p.add_argument("--max-trace", type=int, default=None, metavar="N", help="micro-ops per trace at most (1000)")
     p.add_argument("--perf-map", action="store_true", help="write /tmp/perf-PID.map so perf names each trace")
     p.add_argument("--target", choices=sorted(TARGETS), help="machine code for this target; not the host's: emulated")
     p.add_argument("--emulate", action="store_true", help="run the target's code in the emulator even on its own host")
@@ -270,3 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as e:  # the cache or an output file cannot be written
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}; set JIT_CACHE_DIR to a writable directory", file=sys.stderr)
+        return 2
