@@ -135,3 +135,41 @@ def test_no_clang_is_a_clean_error_when_the_cache_is_cold(tmp_path):
     out = run("run", str(program), env=env)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.startswith("error: CLANG=") and "apt-get install clang-19" in out.stderr
+
+
+LOOP = (
+    ".args 1\n.func main locals=1\n arg 0\n store 0\n"
+    "l:\n load 0\n jz d\n load 0\n push_int 1\n sub\n store 0\n jump l\n"
+    "d:\n push_int 7\n print_int\n halt\n"
+)
+
+
+def test_every_option_combination_ends_in_a_result_or_a_usage_error(tmp_path, capsys, monkeypatch):
+    """Walk the run command's option matrix in-process: each combination
+    either runs (exit 0, the right output) or is refused in one line (exit
+    2); nothing raises, nothing is silently ignored."""
+    import itertools
+
+    from jit.tools.cli import main
+
+    monkeypatch.chdir(tmp_path)  # (--perf-map writes to /tmp; the program sits here)
+    program = tmp_path / "loop.uop"
+    program.write_text(LOOP)
+    engines = [["--engine", e] for e in ("py", "switch", "tailcall", "jit")]
+    modes = [[], ["--eager"]]
+    backends = [[], ["--backend", "llvm-O2"]]
+    targets = [[], ["--target", "aarch64-linux"], ["--emulate"]]
+    extras = [[], ["--stats"], ["--dump-traces"], ["--hot-loop", "2"], ["--perf-map"]]
+    outcomes = {0: 0, 2: 0}
+    for parts in itertools.product(engines, modes, backends, targets, extras):
+        argv = ["run", str(program), "40", *itertools.chain.from_iterable(parts)]
+        status = main(argv)
+        out, err = capsys.readouterr()
+        assert status in (0, 2), (argv, err)
+        outcomes[status] += 1
+        if status == 0:
+            assert out == "7", (argv, out, err)
+        else:
+            assert out == "" and err.startswith("error: ") and err.count("\n") == 1, (argv, err)
+        assert "Traceback" not in err
+    assert outcomes[0] >= 30 and outcomes[2] >= 100  # both kinds are really exercised

@@ -32,7 +32,7 @@ from ..errors import JitError
 from ..lang.interp import Machine
 from ..lang.ir import Program, u64, wrap64
 from ..lang.optable import helper_names
-from ..lang.outcome import ERROR, HALTED, Outcome, error_message, format_float
+from ..lang.outcome import ERROR, HALTED, Outcome, Prepared, error_message, format_float
 from ..limits import MAX_CALL_DEPTH, MAX_EXITS, NEVER, STACK_SLOTS
 from ..targets import TARGETS, get_target
 from ..vmdef import FRAME_SIZE, VM_ERROR, VM_HALTED, offset, pack_frame, unpack_frames
@@ -270,20 +270,12 @@ class Emulator:
         return Outcome(bytes(self.out), ERROR, pc, message)
 
 
-def prepare_emulated_eager(program: Program, args: Sequence[int], target: str):
-    """The whole program compiled up front for `target`, run in the emulator."""
+def prepare_emulated_eager(program: Program, args: Sequence[int], target: str) -> Prepared:
+    """The whole program compiled up front for `target`; calling the result
+    runs it in the emulator."""
     emu = Emulator(target, program, args)
-    return _EagerRun(emu, emu.compile(program_steps(program)))
-
-
-@dataclass
-class _EagerRun:
-    emu: Emulator
-    code: EmuCode  # the compiled program, as --dump-traces reads it
-
-    def __call__(self) -> Outcome:
-        self.emu.enter(self.code.address(0))
-        return self.emu.outcome()
+    code = emu.compile(program_steps(program))
+    return Prepared(lambda: emu.enter(code.address(0)), emu.outcome)
 
 
 # -- the tier machine under emulation (jit.runtime.interfaces.TierMachine) ----------

@@ -1,0 +1,42 @@
+"""The README's quick start does what it says: every command and every Python line in it, with its output."""
+
+from __future__ import annotations
+
+import doctest
+import re
+import subprocess
+import sys
+
+from jit.paths import ROOT
+
+
+def quick_start() -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+
+
+def blocks(kind: str) -> list[str]:
+    return re.findall(rf"```{kind}\n(.*?)```", quick_start(), re.S)
+
+
+def test_every_quick_start_command_prints_what_the_readme_shows():
+    commands = 0
+    for block in blocks("console"):
+        for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
+            command, _, expected = chunk.partition("\n")
+            argv = command.split()
+            assert argv[:3] == ["python", "-m", "jit"], command
+            out = subprocess.run([sys.executable, *argv[1:]], cwd=ROOT, capture_output=True, text=True, check=False)
+            assert out.returncode == 0, (command, out.stderr)
+            assert out.stdout.rstrip("\n") == expected.rstrip("\n"), command  # (stencils end in a blank line)
+            commands += 1
+    assert commands >= 4
+
+
+def test_the_python_example_runs_as_shown():
+    (block,) = blocks("pycon")
+    test = doctest.DocTestParser().get_doctest(block, {}, "README quick start", "README.md", 0)
+    assert len(test.examples) >= 5
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner.run(test)
+    assert runner.failures == 0
