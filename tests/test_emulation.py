@@ -63,9 +63,9 @@ def native_snapshot(program, args):
 
 
 def emulated_snapshot(program, args):
-    run = prepare_emulated_eager(program, args, "x86_64-linux")
-    outcome = run()
-    emu = run.emu
+    emu = Emulator("x86_64-linux", program, args)
+    emu.enter(emu.compile(program_steps(program)).address(0))
+    outcome = emu.outcome()
     return outcome, emu.stack(), emu.memory(), tuple(emu.get(f) for f in ("status", "pc", "error", "depth"))
 
 
