@@ -1,18 +1,31 @@
-"""Where the sources and the build cache live."""
+"""Where the C sources, the bundled programs and the build cache live.
+
+In a checkout the C sources are in stencils/ and the bundled programs in
+bench/, beside the package.  An installed package carries them inside
+itself, as jit/stencils, jit/programs and jit/anchors (pyproject.toml maps
+them).  Clang always runs in SOURCE_ROOT with relative paths (stencils/...),
+so a library is byte for byte the same, and has the same cache key, either
+way.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-STENCILS_DIR = ROOT / "stencils"
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE.parent  # a checkout's root (where bench/ and tests/ are)
+INSTALLED = (PACKAGE / "stencils").is_dir()
+SOURCE_ROOT = PACKAGE if INSTALLED else ROOT
+STENCILS_DIR = SOURCE_ROOT / "stencils"
+PROGRAMS_DIR = PACKAGE / "programs" if INSTALLED else ROOT / "bench" / "programs"
+ANCHORS_DIR = PACKAGE / "anchors" if INSTALLED else ROOT / "bench" / "c"
 
 
 def cache_dir() -> Path:
-    """The build cache: $JIT_CACHE_DIR; else build/ beside the package when
-    that can be written (a checkout); else the per-user cache
-    ($XDG_CACHE_HOME/jit, ~/.cache/jit), as for an installed package."""
+    """The build cache: $JIT_CACHE_DIR; else build/ in a checkout that can be
+    written; else the per-user cache ($XDG_CACHE_HOME/jit, ~/.cache/jit), as
+    for an installed package."""
     from .errors import JitError
 
     explicit = os.environ.get("JIT_CACHE_DIR")
@@ -22,6 +35,6 @@ def cache_dir() -> Path:
             raise JitError(f"JIT_CACHE_DIR={explicit} is not a directory")
         return path
     beside = ROOT / "build"
-    if (beside.is_dir() and os.access(beside, os.W_OK)) or (not beside.exists() and os.access(ROOT, os.W_OK)):
+    if not INSTALLED and ((beside.is_dir() and os.access(beside, os.W_OK)) or os.access(ROOT, os.W_OK)):
         return beside
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jit"

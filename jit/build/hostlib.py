@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ToolchainError
-from ..paths import ROOT, STENCILS_DIR, cache_dir
+from ..paths import SOURCE_ROOT, STENCILS_DIR, cache_dir
 from .toolchain import find_clang, local_flags
 
 SOURCES = ("helpers.c", "interp_switch.c", "interp_tailcall.c", "interp_tier1.c", "runtime.c", "stitch.c")
@@ -63,7 +63,7 @@ def build_hostlib(force: bool = False) -> Path:
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".so")
     os.close(fd)
     cmd = [clang.path, *FLAGS, *local_flags(), *(f"stencils/{s}" for s in SOURCES), "-o", tmp]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    result = subprocess.run(cmd, cwd=SOURCE_ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         os.unlink(tmp)
         raise ToolchainError(f"building the host library failed:\n{result.stderr.strip()}")

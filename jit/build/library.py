@@ -21,7 +21,7 @@ from pathlib import Path
 from ..codegen.stackcache import DEPTH, stencil_name, variants
 from ..errors import StencilBuildError, ToolchainError
 from ..lang.optable import optable
-from ..paths import ROOT, STENCILS_DIR, cache_dir
+from ..paths import SOURCE_ROOT, STENCILS_DIR, cache_dir
 from ..targets import Target, get_target
 from . import SHIM
 from .stencils import FORMAT_VERSION, Stencil, StencilLibrary
@@ -98,10 +98,10 @@ def jobs_for_library(stack_depth: int = DEPTH, only: tuple[str, ...] | None = No
 
 def compile_object(clang: Clang, target: Target, job: Job, variant: Variant = DEFAULT) -> bytes:
     """Run clang on one source; its diagnostics become a StencilBuildError."""
-    source = job.source.relative_to(ROOT) if job.source.is_relative_to(ROOT) else job.source
+    source = job.source.relative_to(SOURCE_ROOT) if job.source.is_relative_to(SOURCE_ROOT) else job.source
     cmd = [clang.path, *compile_flags(target, variant.opt), *local_flags(), *job.flags, str(source), "-o", "-"]
     try:
-        out = subprocess.run(cmd, capture_output=True, timeout=300, check=False, cwd=ROOT)
+        out = subprocess.run(cmd, capture_output=True, timeout=300, check=False, cwd=SOURCE_ROOT)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ToolchainError(f"running {clang.path} failed: {e}") from e
     if out.returncode != 0:

@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 
 from ..errors import ToolchainError
-from ..paths import ROOT, cache_dir
+from ..paths import SOURCE_ROOT, cache_dir
 from ..targets import Target
 
 MIN_CLANG = 19
@@ -143,4 +143,4 @@ def compile_flags(target: Target, opt: str = "-Os") -> tuple[str, ...]:
 
 def local_flags() -> tuple[str, ...]:
     """Flags that mention this checkout's path; they must not change the bytes."""
-    return (f"-ffile-prefix-map={ROOT}/=",)
+    return (f"-ffile-prefix-map={SOURCE_ROOT}/=",)

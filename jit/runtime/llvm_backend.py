@@ -55,7 +55,7 @@ from ..codegen.step import Step
 from ..errors import StencilBuildError, ToolchainError
 from ..lang.ir import call_shape, wrap64
 from ..lang.optable import OpInfo, optable
-from ..paths import ROOT, STENCILS_DIR, cache_dir
+from ..paths import SOURCE_ROOT, STENCILS_DIR, cache_dir
 from ..targets import get_target, host_target
 from ..vmdef import offset
 from .interfaces import CompiledCode
@@ -115,9 +115,9 @@ def op_ir() -> dict[str, str]:
 
 
 def _emit(clang: str, flags: list[str], job: Job, target: str) -> tuple[str, list[str]]:
-    source = job.source.relative_to(ROOT)
+    source = job.source.relative_to(SOURCE_ROOT)
     cmd = [clang, *flags, *local_flags(), *job.flags, str(source), "-o", "-"]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    result = subprocess.run(cmd, cwd=SOURCE_ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise StencilBuildError(job.name, target, f"clang -emit-llvm failed:\n{result.stderr.strip()}")
     module = llvm.parse_assembly(result.stdout)

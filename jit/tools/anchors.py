@@ -22,13 +22,12 @@ from typing import Any
 
 from cffi import FFI
 
-from ..build.toolchain import find_clang, local_flags
+from ..build.toolchain import find_clang
 from ..errors import ToolchainError
 from ..lang.ir import Program
 from ..lang.outcome import HALTED, Outcome, Prepared
-from ..paths import ROOT, cache_dir
+from ..paths import ANCHORS_DIR, cache_dir
 
-ANCHORS_DIR = ROOT / "bench" / "c"
 LEVELS = ("-O0", "-O2")
 # The host library's floating-point flags (jit.build.hostlib), so that the anchors
 # compute the same bits as the stencils and the interpreters.
@@ -51,7 +50,7 @@ def build_anchor(name: str, level: str) -> Path:
         raise ValueError(f"anchors are built at {' or '.join(LEVELS)}, not {level}")
     source = ANCHORS_DIR / f"{name}.c"
     if not source.exists():
-        raise ToolchainError(f"no C anchor for {name!r}: {source.relative_to(ROOT)} does not exist")
+        raise ToolchainError(f"no C anchor for {name!r}: {source} does not exist")
     clang = find_clang()
     h = hashlib.sha256("\0".join([clang.version, level, *FLAGS]).encode())
     for path in (source, ANCHORS_DIR / "anchor.h"):
@@ -62,8 +61,8 @@ def build_anchor(name: str, level: str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".so")
     os.close(fd)
-    cmd = [clang.path, level, *FLAGS, *local_flags(), str(source.relative_to(ROOT)), "-o", tmp, "-lm"]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    cmd = [clang.path, level, *FLAGS, source.name, "-o", tmp, "-lm"]
+    result = subprocess.run(cmd, cwd=ANCHORS_DIR, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         os.unlink(tmp)
         raise ToolchainError(f"building the C anchor {source.name} at {level} failed:\n{result.stderr.strip()}")

@@ -46,7 +46,7 @@ from ..codegen.trace import Handover, form
 from ..lang.ir import Program
 from ..lang.outcome import Prepared
 from ..lang.uop import parse_file
-from ..paths import ROOT
+from ..paths import PROGRAMS_DIR
 from ..runtime.interfaces import Backend
 from .goals import GOALS, Verdict
 
@@ -144,7 +144,7 @@ class Progress:
 
 
 def load_programs(sizes: dict[str, int]) -> dict[str, Program]:
-    return {name: parse_file(ROOT / "bench" / "programs" / f"{name}.uop") for name in sizes}
+    return {name: parse_file(PROGRAMS_DIR / f"{name}.uop") for name in sizes}
 
 
 @dataclass(frozen=True)
