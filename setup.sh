@@ -34,6 +34,9 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+# Bytecode now, as pip does for a normal install: start-up reads it even where
+# PYTHONDONTWRITEBYTECODE keeps Python from writing it.
+.venv/bin/python -m compileall -q jit
 .venv/bin/python build_stencils.py
 
 case "$job" in

@@ -1,7 +1,7 @@
 /* The copy-and-patch loop in C: the fast path of jit/codegen/stitch.py, which stays
  * the readable reference (the tests require identical bytes).  Python hands
  * over per-stencil patch plans and the packed steps; jit_layout places them
- * exactly as jit.stitch.layout does, and jit_stitch copies each step's code
+ * exactly as jit.codegen.stitch.layout does, and jit_stitch copies each step's code
  * and data and patches every hole, with the same range checks and the same
  * trampolines. */
 #include <stdint.h>
@@ -82,7 +82,7 @@ write_sized(uint8_t *p, int bits, uint64_t v)
 }
 
 /* 0: patched; 1: out of range; 2: misaligned or not patchable.  As
- * jit.patch's encoders, one case per encoding. */
+ * jit.codegen.patch's encoders, one case per encoding. */
 static int
 patch_one(uint8_t *p, int reloc, uint64_t value, uint64_t place)
 {
@@ -167,7 +167,7 @@ align_up(int64_t n, int64_t a)
     return (n + a - 1) / a * a;
 }
 
-/* Stack caching, as jit.stackcache.assign: rewrites each step's op to the
+/* Stack caching, as jit.codegen.stackcache.assign: rewrites each step's op to the
  * variant chosen for it.  table is laid out as vm.h's CACHE_* say; entry is
  * scratch for nsteps + 1 flags. */
 void

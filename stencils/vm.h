@@ -154,7 +154,7 @@ enum {
     VM_ERR_OUTPUT = 5,
 };
 
-/* What fills a hole, as the C stitcher numbers it (jit.stencils.HoleKind
+/* What fills a hole, as the C stitcher numbers it (jit.build.stencils.HoleKind
  * has the same names; jit.vmdef reads these lines). */
 enum {
     HOLE_OPERAND0 = 0,

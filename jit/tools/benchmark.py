@@ -19,6 +19,8 @@ How it measures (docs/benchmarks.md says more):
   copy-and-patch and for each LLVM level, on the same traces (the ones the
   bundled programs produce when run tiered).  The stitch-only figure, from
   steps already formed, is kept and labelled so.
+* Start-up: `python -m jit run fib.uop 10` (tiered, warm cache) against
+  `python -c pass`, interleaved in pairs, in milliseconds over it.
 * Every ratio is a median with a bootstrap 95 % interval.  For run times:
   per program, the paired ratios of the repetitions; the figure is the
   geometric mean over programs of their medians, and the interval comes
@@ -220,6 +222,32 @@ def time_runs(
     return runs
 
 
+STARTUP_RUNS = 7
+
+
+def time_startup(runs: int, progress: Progress) -> list[float]:
+    """Milliseconds `python -m jit run fib.uop 10` takes beyond `python -c pass`,
+    per pair of runs (interleaved, warm cache, tiered engine)."""
+    import subprocess
+
+    program = str(PROGRAMS_DIR / "fib.uop")
+    commands = {
+        "jit": [sys.executable, "-m", "jit", "run", program, "10"],
+        "pass": [sys.executable, "-c", "pass"],
+    }
+    subprocess.run(commands["jit"], capture_output=True, check=True)  # (the caches are warm from here on)
+    over: list[float] = []
+    for rep in range(runs):
+        seconds = {}
+        for name in _alternate(list(commands), rep):
+            t0 = time.perf_counter()
+            subprocess.run(commands[name], capture_output=True, check=True)
+            seconds[name] = time.perf_counter() - t0
+        over.append((seconds["jit"] - seconds["pass"]) * 1e3)
+    progress.step(f"start-up, {runs} pairs of runs")
+    return over
+
+
 def compile_backends() -> dict[str, Backend]:
     from ..runtime.llvm_backend import llvm_backend
     from ..runtime.native import native_runtime
@@ -339,11 +367,12 @@ def measure(quick: bool, sizes: dict[str, int] | None = None, repetitions: tuple
     reps_compile, reps_run = repetitions or ((3, 5) if quick else (7, 11))
     sizes = sizes or SIZES
     programs = load_programs(sizes)
-    progress = Progress(1 + reps_compile + reps_run * len(programs))
+    progress = Progress(2 + reps_compile + reps_run * len(programs))
     traces = collect_traces(programs, sizes)
     progress.step(f"collected {len(traces)} traces and functions from {len(programs)} programs")
     e2e, stitch_only = time_compiles(programs, traces, reps_compile, progress)
     runs = time_runs(programs, sizes, reps_run, progress)
+    startup = time_startup(STARTUP_RUNS, progress)
     progress.finish()
     uops = sum(t.uops for t in traces)
     emitted, original = code_sizes(traces)
@@ -367,6 +396,7 @@ def measure(quick: bool, sizes: dict[str, int] | None = None, repetitions: tuple
     put("compile_stitch_uops_per_s", _median_interval([uops / s for s in stitch_only], rng))
     put("compile_e2e_ms_per_trace", _median_interval([s * 1e3 / len(traces) for s in cp], rng))
     put("code_size_ratio", (emitted / original,) * 3)
+    put("startup_ms", _median_interval(startup, rng))
     return Report(
         figures,
         intervals,
@@ -387,6 +417,8 @@ def _shown(key: str, value: float) -> str:
         return f"{value:,.0f}"
     if key.endswith("_per_trace"):
         return f"{value:.3f}"
+    if key.endswith("_ms"):
+        return f"{value:.0f} ms"
     return f"{value:.2f}x"
 
 

@@ -33,7 +33,7 @@ class Goal:
     unit: str = "x"  # "x" for a ratio, else the figure's unit
 
     def text(self) -> str:
-        shown = f"{self.threshold:,.0f}" if self.unit != "x" else f"{self.threshold:g}x"
+        shown = {"x": f"{self.threshold:g}x", "ms": f"{self.threshold:g} ms"}.get(self.unit, f"{self.threshold:,.0f}")
         return f"{self.better.value} {shown}"
 
     def verdict(self, low: float, high: float) -> Verdict:
@@ -57,4 +57,5 @@ GOALS: tuple[Goal, ...] = (
     Goal("compile_e2e_speedup_vs_llvm_O0", "compile end to end, llvm-O0 / copy-and-patch (same traces)", 100.0),
     Goal("compile_e2e_speedup_vs_llvm_O2", "compile end to end, llvm-O2 / copy-and-patch (same traces)", 1000.0),
     Goal("code_size_ratio", "code size, emitted / sum of the stencils used", 1.0, Better.LOWER),
+    Goal("startup_ms", "start-up: python -m jit run fib 10, beyond python -c pass", 150, Better.LOWER, unit="ms"),
 )
