@@ -59,14 +59,21 @@ def build_hostlib(force: bool = False) -> Path:
     out = cache_dir() / "hostlib" / _key(clang.version) / "libjitvm.so"
     if out.exists() and not force:
         return out
+    sources = [f"stencils/{s}" for s in SOURCES]
+    return compile_shared([clang.path, *FLAGS, *local_flags(), *sources], out, SOURCE_ROOT, "the host library")
+
+
+def compile_shared(command: list[str], out: Path, cwd: Path, what: str) -> Path:
+    """Run a clang command that writes a shared object (`-o` appended), into
+    a temporary file first, so that a failed or interrupted build never
+    leaves a broken `out` in the cache; its diagnostics become a ToolchainError."""
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".so")
     os.close(fd)
-    cmd = [clang.path, *FLAGS, *local_flags(), *(f"stencils/{s}" for s in SOURCES), "-o", tmp]
-    result = subprocess.run(cmd, cwd=SOURCE_ROOT, capture_output=True, text=True, check=False)
+    result = subprocess.run([*command, "-o", tmp], cwd=cwd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         os.unlink(tmp)
-        raise ToolchainError(f"building the host library failed:\n{result.stderr.strip()}")
+        raise ToolchainError(f"building {what} failed:\n{result.stderr.strip()}")
     os.replace(tmp, out)
     return out
 

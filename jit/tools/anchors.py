@@ -12,16 +12,12 @@ They tell a reader what "fast" means for each program.
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import tempfile
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cffi import FFI
-
+from ..build.hostlib import compile_shared, ffi_for
 from ..build.toolchain import find_clang
 from ..errors import ToolchainError
 from ..lang.ir import Program
@@ -58,22 +54,14 @@ def build_anchor(name: str, level: str) -> Path:
     out = cache_dir() / "anchors" / f"{name}{level}-{h.hexdigest()[:24]}.so"
     if out.exists():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".so")
-    os.close(fd)
-    cmd = [clang.path, level, *FLAGS, source.name, "-o", tmp, "-lm"]
-    result = subprocess.run(cmd, cwd=ANCHORS_DIR, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        os.unlink(tmp)
-        raise ToolchainError(f"building the C anchor {source.name} at {level} failed:\n{result.stderr.strip()}")
-    os.replace(tmp, out)
-    return out
+    return compile_shared(
+        [clang.path, level, *FLAGS, source.name, "-lm"], out, ANCHORS_DIR, f"the C anchor {source.name} at {level}"
+    )
 
 
 @cache
-def _load(name: str, level: str) -> tuple[FFI, Any]:
-    ffi = FFI()
-    ffi.cdef(_CDEF)
+def _load(name: str, level: str) -> tuple[Any, Any]:
+    ffi = ffi_for("_jitanchor_cffi", _CDEF)
     return ffi, ffi.dlopen(str(build_anchor(name, level)))
 
 
