@@ -32,7 +32,7 @@ def library(libraries, target) -> StencilLibrary:
 
 def pytest_addoption(parser):
     parser.addoption(
-        "--fuzz-examples", type=int, default=40, help="programs the differential fuzz test draws (default 40)"
+        "--fuzz-examples", type=int, default=30, help="programs the differential fuzz test draws (default 30)"
     )
 
 

@@ -24,9 +24,9 @@ def test_every_engine_gives_the_known_output(engine):
 @pytest.mark.parametrize("backend", jit.BACKENDS)
 def test_eager_and_tiered_on_every_backend(backend):
     program = jit.load(PROGRAMS / "branchy.uop")
-    eager = jit.run(program, [3001], eager=True, backend=backend)
-    tiered = jit.run(program, [3001], backend=backend, config=jit.TierConfig(hot_loop=2, hot_exit=2))
-    reference = jit.run(program, [3001], engine="py")
+    eager = jit.run(program, [601], eager=True, backend=backend)
+    tiered = jit.run(program, [601], backend=backend, config=jit.TierConfig(hot_loop=2, hot_exit=2))
+    reference = jit.run(program, [601], engine="py")
     assert eager.output == tiered.output == reference.output
     assert isinstance(eager.stats, jit.EagerStats) and eager.stats.steps > 0
     assert isinstance(tiered.stats, jit.TierStats) and tiered.stats.traces >= 2
