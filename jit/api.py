@@ -18,7 +18,6 @@ out of range) is not an exception: it is a Result with status "error".
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from .runtime.config import EagerStats, TierConfig, TierStats
 
 if TYPE_CHECKING:
     from .build.stencils import StencilLibrary
+    from .lang.outcome import Prepared
     from .runtime.interfaces import CompiledCode
     from .runtime.llvm_backend import LLVMBackend
     from .tools.validate import Report
@@ -38,6 +38,7 @@ Engine = Literal["py", "switch", "tailcall", "jit"]
 Backend = Literal["copy-and-patch", "llvm-O0", "llvm-O2"]
 ENGINES: tuple[Engine, ...] = ("py", "switch", "tailcall", "jit")
 BACKENDS: tuple[Backend, ...] = ("copy-and-patch", "llvm-O0", "llvm-O2")
+LLVM_LEVELS: dict[str, int | None] = {"copy-and-patch": None, "llvm-O0": 0, "llvm-O2": 2}  # the LLVM peer's -O level
 
 
 def parse(text: str, name: str = "<string>") -> Program:
@@ -145,8 +146,6 @@ def run(
     if config is not None and config.perf_map and backend != "copy-and-patch":
         raise JitError("perf_map needs code sizes, which the LLVM backend does not know")
 
-    from .lang.outcome import Prepared
-
     stats: TierStats | EagerStats | None = None
     prepared: Prepared
     if engine == "py":
@@ -158,7 +157,7 @@ def run(
 
         prepared = prepare_c(program, values, engine)
     elif eager:
-        prepared, stats = _prepare_eager(program, values, backend, where, emulated)
+        prepared = _prepare_eager(program, values, backend, where, emulated)
     else:
         from .runtime.tiering import prepare_tiered
 
@@ -171,32 +170,27 @@ def run(
             emulate,
             _llvm(backend),
         )
-        stats = prepared.stats if isinstance(prepared.stats, TierStats) else None
+    if isinstance(prepared.stats, TierStats | EagerStats):
+        stats = prepared.stats
     outcome = prepared()
     return Result(outcome.output, outcome.status, outcome.error, outcome.pc, stats, prepared.seconds)
 
 
 def _llvm(backend: str) -> LLVMBackend | None:
-    if backend == "copy-and-patch":
+    if LLVM_LEVELS.get(backend) is None:
         return None
     from .runtime.llvm_backend import llvm_backend
 
-    return llvm_backend(0 if backend == "llvm-O0" else 2)
+    return llvm_backend(LLVM_LEVELS[backend])
 
 
-def _prepare_eager(program: Program, values: list[int], backend: str, target: str, emulated: bool):
-    from .codegen.trace import program_steps
+def _prepare_eager(program: Program, values: list[int], backend: str, target: str, emulated: bool) -> Prepared:
     from .runtime.emulate import prepare_emulated_eager
     from .runtime.native import prepare_eager
 
-    t0 = time.perf_counter()
     if emulated:
-        prepared = prepare_emulated_eager(program, values, target)
-    else:
-        prepared = prepare_eager(program, values, backend=_llvm(backend))
-    seconds = time.perf_counter() - t0  # compiling (and the VM's set-up, which is small)
-    steps = program_steps(program)
-    return prepared, EagerStats(len(program.code), len(steps), seconds)
+        return prepare_emulated_eager(program, values, target)
+    return prepare_eager(program, values, backend=_llvm(backend))
 
 
 def library(target: str | None = None) -> StencilLibrary:

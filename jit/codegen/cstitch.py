@@ -163,6 +163,13 @@ class Plans:
             raise StitchError(ffi.string(self.error).decode())
         return used
 
+    def render_packed(self, packed: Packed, lay: Layout, base: int, helper_values) -> tuple[bytes, int]:
+        """stitch_packed into a buffer of its own: the bytes (as if at `base`)
+        and the trampolines used (the emulator maps the bytes)."""
+        buf = self.ffi.new("uint8_t[]", max(1, lay.size))
+        used = self.stitch_packed(packed, lay, int(self.ffi.cast("uintptr_t", buf)), base, helper_values)
+        return bytes(self.ffi.buffer(buf, lay.size)), used
+
     def stitch_into(
         self, steps: Sequence[Step], lay: Layout, address: int, base: int, helpers: Mapping[str, int]
     ) -> int:
@@ -230,8 +237,7 @@ def plans_for(library: StencilLibrary) -> Plans:
 
 
 def stitch_bytes(library: StencilLibrary, steps: Sequence[Step], lay: Layout, base: int, helpers) -> tuple[bytes, int]:
-    """The C path into a buffer (for the emulator, and for comparing with jit.codegen.stitch)."""
+    """The C path into bytes, for steps laid out by jit.codegen.stitch.layout
+    (the tests compare it with the Python reference)."""
     plans = plans_for(library)
-    buf = plans.ffi.new("uint8_t[]", max(1, lay.size))
-    used = plans.stitch_into(steps, lay, int(plans.ffi.cast("uintptr_t", buf)), base, helpers)
-    return bytes(plans.ffi.buffer(buf, lay.size)), used
+    return plans.render_packed(plans.pack(steps), lay, base, plans.helper_values(helpers))

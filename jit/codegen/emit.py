@@ -34,6 +34,10 @@ class Planned:
     render: Callable[[int], tuple[bytes, int]]  # base address -> (bytes, trampolines used)
 
 
+def _render(plans, packed, lay: Layout, values, base: int) -> tuple[bytes, int]:
+    return plans.render_packed(packed, lay, base, values)
+
+
 def plan(
     library: StencilLibrary,
     steps: Sequence[Step],
@@ -54,12 +58,7 @@ def plan(
         def write_c(address: int, base: int) -> int:
             return plans.stitch_packed(packed, lay, address, base, values)
 
-        def render_c(base: int) -> tuple[bytes, int]:
-            buf = plans.ffi.new("uint8_t[]", max(1, lay.size))
-            used = write_c(int(plans.ffi.cast("uintptr_t", buf)), base)
-            return bytes(plans.ffi.buffer(buf, lay.size)), used
-
-        return Planned(lay, partial(plans.stencils, packed), write_c, render_c)
+        return Planned(lay, partial(plans.stencils, packed), write_c, partial(_render, plans, packed, lay, values))
 
     chosen = assign(steps, library.ops, library_depth(library.ops)) if stack_cache else list(steps)
     lay = layout(library, chosen)

@@ -81,7 +81,7 @@ class EagerStats:
 
     instructions: int  # the program's IR instructions
     steps: int  # the steps compiled (after superinstructions)
-    compile_seconds: float  # compiling, and setting up the VM
+    compile_seconds: float  # forming the steps and compiling them
 
     def report(self) -> str:
         return (

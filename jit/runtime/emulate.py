@@ -17,6 +17,7 @@ was patched.  A fault in emulated code is a JitError, never a crash.
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ from ..lang.outcome import ERROR, HALTED, Outcome, Prepared, error_message, form
 from ..limits import MAX_CALL_DEPTH, MAX_EXITS, NEVER, STACK_SLOTS
 from ..targets import TARGETS, get_target
 from ..vmdef import FRAME_SIZE, VM_ERROR, VM_HALTED, offset, pack_frame, unpack_frames
+from .config import EagerStats
 from .interfaces import CompiledCode
 
 PAGE = 0x1000
@@ -274,8 +276,11 @@ def prepare_emulated_eager(program: Program, args: Sequence[int], target: str) -
     """The whole program compiled up front for `target`; calling the result
     runs it in the emulator."""
     emu = Emulator(target, program, args)
-    code = emu.compile(program_steps(program))
-    return Prepared(lambda: emu.enter(code.address(0)), emu.outcome)
+    t0 = time.perf_counter()
+    steps = program_steps(program)
+    code = emu.compile(steps)
+    stats = EagerStats(len(program.code), len(steps), time.perf_counter() - t0)
+    return Prepared(lambda: emu.enter(code.address(0)), emu.outcome, stats=stats)
 
 
 # -- the tier machine under emulation (jit.runtime.interfaces.TierMachine) ----------

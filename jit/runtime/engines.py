@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import partial
 
+from ..api import LLVM_LEVELS
 from ..lang.interp import prepare_py
 from ..lang.ir import Program
 from ..lang.outcome import Outcome, Prepared
@@ -40,8 +41,7 @@ def _with_llvm(prepare, opt: int) -> Prepare:
     return prep
 
 
-BACKENDS = {"copy-and-patch": None, "llvm-O0": 0, "llvm-O2": 2}
-for _name, _opt in BACKENDS.items():
+for _name, _opt in LLVM_LEVELS.items():
     if _opt is not None:
         PREPARE[f"jit-eager:{_name}"] = _with_llvm(prepare_eager, _opt)
         PREPARE[f"jit:{_name}"] = _with_llvm(prepare_tiered, _opt)

@@ -278,7 +278,7 @@ class _Lowering:
                 self.entry(self._after(i))
                 if callee is not None:
                     self.entry(callee)
-            parts.append(b.backend_function(steps, i, self._resolve, self.boundaries[i], steps[i].op == "EXIT"))
+            parts.append(b.backend_function(steps, i, self.entry, self.boundaries[i], steps[i].op == "EXIT"))
         # Leaving compiled code (a runtime error, halt) is rare: blocks that
         # call this are laid out of the hot path.
         parts.append("define internal void @jit_cold() cold noinline {\n  ret void\n}")
@@ -286,9 +286,6 @@ class _Lowering:
             text = _HOLE.sub(b.hole_value, b.ir[PEER_PREFIX + op].replace("@_JIT_ENTRY(", f"@peer_{op}(", 1))
             parts.append(_DEFINE_END.sub(r"\1 alwaysinline {", text.replace("define ", "define internal ", 1), count=1))
         return "\n".join(parts), addresses
-
-    def _resolve(self, i: int) -> str:
-        return self.entry(i)
 
     # -- one region -------------------------------------------------------------
 

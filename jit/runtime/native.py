@@ -8,6 +8,7 @@ the preserve_none convention and comes back when a stencil returns.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -25,6 +26,7 @@ from ..lang.optable import helper_names
 from ..lang.outcome import Prepared
 from ..targets import get_target, host_target
 from .cinterp import NativeVM
+from .config import EagerStats
 from .interfaces import Backend, CompiledCode
 from .memory import Arena, Region
 
@@ -122,11 +124,14 @@ def prepare_eager(
     """Compile the whole program up front (with copy-and-patch, or `backend`);
     calling the result runs it natively, then frees the code."""
     rt = native_runtime()
-    compiled = (backend or rt).compile(program_steps(program, superinstructions))
+    t0 = time.perf_counter()
+    steps = program_steps(program, superinstructions)
+    compiled = (backend or rt).compile(steps)
+    stats = EagerStats(len(program.code), len(steps), time.perf_counter() - t0)
     vm = NativeVM.create(program, args)
 
     def close() -> None:
         vm.close()
         compiled.free()
 
-    return Prepared(lambda: rt.enter(vm.state, compiled.address(0)), vm.outcome, close)
+    return Prepared(lambda: rt.enter(vm.state, compiled.address(0)), vm.outcome, close, stats)

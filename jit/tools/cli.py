@@ -14,7 +14,6 @@ from ..build import SHIM
 from ..codegen.stackcache import base_op, stencil_name, variants
 from ..codegen.stitcher import Stitcher
 from ..errors import JitError, ProgramError
-from ..lang.ir import INT64_MAX, INT64_MIN
 from ..lang.optable import optable
 from ..lang.outcome import ERROR
 from ..targets import TARGETS, host_target
@@ -70,18 +69,14 @@ def cmd_stencils(args: argparse.Namespace) -> int:
 
 
 def parse_args_for(program, values: list[str]) -> list[int]:
-    """The program's integer arguments; a wrong count or a non-integer is a usage error."""
-    if len(values) != program.nargs:
-        raise JitError(f"{program.filename}: expects {program.nargs} integer argument(s), got {len(values)}")
+    """The program's arguments as integers (decimal, 0x..., 0o..., 0b...); their
+    count and range are checked by jit.api.check_args, for the CLI and the API alike."""
     out = []
     for text in values:
         try:
-            value = int(text, 0)
+            out.append(int(text, 0))
         except ValueError:
             raise JitError(f"{program.filename}: argument {text!r} is not an integer") from None
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise JitError(f"{program.filename}: argument {text} does not fit in 64 bits")
-        out.append(value)
     return out
 
 
@@ -93,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..runtime.config import TierConfig
 
     program = api.load(args.program)
-    values = parse_args_for(program, args.args)
+    values = api.check_args(program, parse_args_for(program, args.args))  # (before --dump-traces compiles)
     tiered = args.engine == "jit" and not args.eager
     given = [name for name in _TIER_OPTIONS if getattr(args, name) is not None] + ["perf_map"] * args.perf_map
     if given and not tiered:
