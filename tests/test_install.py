@@ -1,10 +1,12 @@
-"""A normal (not editable) install works: the package carries its C sources and programs.
+"""A built wheel installs and runs where there is no clang and no checkout.
 
-The wheel is built from this checkout and installed (without its
-dependencies, which this environment has) into a directory of its own; the
-CLI and the API then run from there, not from the checkout.  The install
-finds the same stencil library in the cache: same sources, flags and clang
-give the same key, whichever layout they come from.
+The wheel is built from this checkout as users build it (pip, isolated),
+then installed into a fresh venv.  Its dependencies are not downloaded
+again: a .pth file lends the venv this environment's site-packages (plain
+paths only, so this checkout's editable install does not come with them).
+Every run has PATH set to an empty directory (no clang, no compiler at all)
+and an empty build cache: whatever it runs comes from the wheel's prebuilt
+parts (jit.build.prebuilt), or it fails.
 """
 
 from __future__ import annotations
@@ -12,9 +14,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 import tomllib
+import zipfile
+from pathlib import Path
 
-from jit.paths import ROOT, cache_dir
+import pytest
+
+from jit.build.library import library_path, load_library
+from jit.paths import ROOT
+from jit.targets import TARGETS, host_target
+
+HOST = host_target()
+pytestmark = pytest.mark.skipif(HOST is None, reason="a platform wheel is built for a host with a native target")
 
 
 def test_every_subpackage_is_listed_for_the_wheel():
@@ -23,41 +35,100 @@ def test_every_subpackage_is_listed_for_the_wheel():
     assert found <= listed, found - listed
 
 
-def test_a_built_wheel_installs_and_runs_outside_the_checkout(tmp_path):
-    from jit.build.library import load_library
-    from jit.targets import host_target
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    dist = tmp_path_factory.mktemp("dist")
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)]
+    out = subprocess.run(build, capture_output=True, text=True, check=False, cwd=dist)
+    assert out.returncode == 0, out.stderr
+    (found,) = dist.glob("jit-*.whl")
+    return found
 
-    load_library(host_target() or "x86_64-linux")  # (current in the cache, where the installed copy looks)
-    dist, site = tmp_path / "dist", tmp_path / "site"
-    build = [
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "--no-deps",
-        "-q",
-        "-w",
-        str(dist),
-        str(ROOT),
-    ]  # (isolated, as users build)
-    subprocess.run(build, check=True, capture_output=True, cwd=tmp_path)
-    (wheel,) = dist.glob("jit-*.whl")
-    install = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)]
+
+def make_venv(wheel: Path, where: Path) -> tuple[Path, Path]:
+    """A fresh venv with the wheel installed: (its python, its site-packages)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
+    python = where / "bin" / "python"
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)]
     subprocess.run(install, check=True, capture_output=True)
-    assert (site / "jit" / "stencils" / "bodies.h").is_file() and (site / "jit" / "programs" / "fib.uop").is_file()
-    env = dict(os.environ, PYTHONPATH=str(site), JIT_CACHE_DIR=str(cache_dir()))
-    program = site / "jit" / "programs" / "fib.uop"
-    for engine in ("py", "switch", "jit"):
-        out = subprocess.run(
-            [sys.executable, "-m", "jit", "run", str(program), "20", "--engine", engine],
-            cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        assert (out.returncode, out.stdout) == (0, "6765\n"), out.stderr
-        assert "building the stencil library" not in out.stderr  # the checkout's cached library, by its key
+    query = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(subprocess.run([python, "-c", query], check=True, capture_output=True, text=True).stdout.strip())
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python, site
+
+
+@pytest.fixture(scope="module")
+def venv(wheel, tmp_path_factory) -> tuple[Path, Path]:
+    return make_venv(wheel, tmp_path_factory.mktemp("venv"))
+
+
+def run(python: Path, *argv: str, cache: Path, path: str | None = None) -> subprocess.CompletedProcess:
+    empty = cache.parent / "no-compilers"
+    empty.mkdir(exist_ok=True)
+    env = {"PATH": path or str(empty), "JIT_CACHE_DIR": str(cache), "HOME": str(cache.parent)}
+    return subprocess.run([str(python), *argv], env=env, cwd=cache.parent, capture_output=True, text=True, check=False)
+
+
+def test_the_wheel_is_a_platform_wheel_carrying_the_stencils_built_here(wheel):
+    assert wheel.name.endswith(f"-py3-none-{sysconfig.get_platform().replace('-', '_')}.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        assert {"jit/stencils/bodies.h", "jit/programs/fib.uop", "jit/prebuilt/libjitvm.so"} <= names
+        for target in TARGETS:  # byte for byte the library this checkout builds (reproducible)
+            shipped = z.read(f"jit/prebuilt/stencils/{library_path(target).name}")
+            load_library(target)
+            assert shipped == library_path(target).read_bytes(), target
+
+
+def test_without_clang_every_engine_backend_and_target_runs(venv, tmp_path):
+    python, site = venv
+    cache = tmp_path / "cache"
+    fib = str(site / "jit" / "programs" / "fib.uop")
+    runs = [
+        ["--engine", "py"],
+        ["--engine", "switch"],
+        ["--engine", "tailcall"],
+        ["--engine", "jit"],
+        ["--engine", "jit", "--eager"],
+        ["--backend", "llvm-O0"],
+        ["--backend", "llvm-O2", "--eager"],
+        ["--target", "aarch64-linux" if HOST == "x86_64-linux" else "x86_64-linux"],  # emulated
+    ]
+    for options in runs:
+        out = run(python, "-m", "jit", "run", fib, "20", *options, cache=cache)
+        assert (out.returncode, out.stdout) == (0, "6765\n"), (options, out.stderr)
+        assert "building" not in out.stderr, options
     api = "import jit; print(jit.__file__); print(jit.run(jit.load(jit.paths.PROGRAMS_DIR / 'fib.uop'), [20]).output)"
-    out = subprocess.run(
-        [sys.executable, "-c", api], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
-    )
+    out = run(python, "-c", api, cache=cache)
     assert out.returncode == 0, out.stderr
     where, output = out.stdout.splitlines()
     assert where.startswith(str(site)) and output == "b'6765\\n'"
+    out = run(python, "-m", "jit", "validate", "--op", "ADD", cache=cache)
+    assert out.returncode == 0 and "pass" in out.stdout, out.stderr
+    # Nothing was built: the cache holds only what llvmlite optimised (no clang in that).
+    assert {p.name for p in cache.iterdir()} <= {"llvm"}, list(cache.iterdir())
+
+
+def test_without_clang_the_benchmark_runs_with_its_c_anchors(venv, tmp_path):
+    python, _ = venv
+    measure = (
+        "from jit.tools import benchmark; "
+        "r = benchmark.measure(True, {'fib': 10, 'count': 500}, (1, 2)); "
+        "print(sorted(r.run_seconds['fib']))"
+    )
+    out = run(python, "-c", measure, cache=tmp_path / "cache")
+    assert out.returncode == 0, out.stderr
+    assert "'c_O0', 'c_O2'" in out.stdout and "'llvm-O2'" in out.stdout, out.stdout
+
+
+def test_edited_sources_are_rebuilt_and_then_need_clang(wheel, tmp_path):
+    python, site = make_venv(wheel, tmp_path / "venv")  # (its own: the other tests keep the wheel as shipped)
+    with (site / "jit" / "stencils" / "helpers.c").open("a") as f:
+        f.write("/* edited */\n")
+    argv = ["-m", "jit", "run", str(site / "jit" / "programs" / "fib.uop"), "10", "--engine", "switch"]
+    cache = tmp_path / "cache"
+    out = run(python, *argv, cache=cache)
+    assert out.returncode in (1, 2) and "clang" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    out = run(python, *argv, cache=cache, path=os.environ["PATH"])
+    assert (out.returncode, out.stdout) == (0, "55\n"), out.stderr
+    assert (cache / "hostlib").is_dir()  # built from the edited sources, by clang

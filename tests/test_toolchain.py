@@ -84,3 +84,11 @@ def test_build_script_reports_old_clang_cleanly(tmp_path):
     assert "Traceback" not in out.stderr
     assert out.stderr.startswith("error: ") and "clang 18.1.8" in out.stderr
     assert "apt-get install clang-19" in out.stderr
+
+
+def test_each_target_is_registered_under_its_own_name():
+    from jit.targets import TARGETS, get_target
+
+    assert len(TARGETS) == 2 and all(get_target(name).name == name for name in TARGETS)
+    with pytest.raises(ToolchainError, match="unknown target"):
+        get_target("sparc-linux")

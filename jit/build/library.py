@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from ..errors import StencilBuildError, ToolchainError
 from ..lang.optable import optable
 from ..paths import SOURCE_ROOT, STENCILS_DIR, cache_dir
 from ..targets import Target, get_target
-from . import SHIM
+from . import SHIM, prebuilt
 from .stencils import FORMAT_VERSION, Stencil, StencilLibrary
 from .toolchain import Clang, compile_flags, find_clang, local_flags
 
@@ -98,6 +95,8 @@ def jobs_for_library(stack_depth: int = DEPTH, only: tuple[str, ...] | None = No
 
 def compile_object(clang: Clang, target: Target, job: Job, variant: Variant = DEFAULT) -> bytes:
     """Run clang on one source; its diagnostics become a StencilBuildError."""
+    import subprocess  # (only building runs clang; a cached run need not import it)
+
     source = job.source.relative_to(SOURCE_ROOT) if job.source.is_relative_to(SOURCE_ROOT) else job.source
     cmd = [clang.path, *compile_flags(target, variant.opt), *local_flags(), *job.flags, str(source), "-o", "-"]
     try:
@@ -117,26 +116,24 @@ def build_stencil(clang: Clang, target: Target, job: Job, variant: Variant = DEF
     return process_object(blob, job.name, target, clean_tail=variant.clean_tail), blob
 
 
-def cache_key(clang: Clang, target: Target, variant: Variant = DEFAULT) -> str:
-    h = hashlib.sha256()
-
-    def put(label: str, data: bytes) -> None:
-        h.update(f"{label}\0{len(data)}\0".encode())
-        h.update(data)
-
-    put("format", str(FORMAT_VERSION).encode())
-    put("clang", clang.version.encode())
-    put("flags", "\0".join(compile_flags(target, variant.opt)).encode())
-    put("clean_tail", str(variant.clean_tail).encode())
-    jobs = jobs_for_library(variant.stack_depth, variant.ops)
-    put("jobs", "\0".join(f"{j.name} {' '.join(j.flags)}" for j in jobs).encode())
-    for path in sorted(STENCILS_DIR.iterdir()):
-        if path.is_file():
-            put(f"stencils/{path.name}", path.read_bytes())
+def source_key(target: Target, variant: Variant = DEFAULT) -> str:
+    """Everything a library is built from but clang: the sources, flags, jobs and processing code."""
     here = Path(__file__).parent.parent  # the jit package
-    for name in _PROCESSING_MODULES:
-        put(f"jit/{name}", (here / name).read_bytes())
-    return h.hexdigest()[:24]
+    jobs = jobs_for_library(variant.stack_depth, variant.ops)
+    return prebuilt.source_key(
+        [
+            ("format", str(FORMAT_VERSION).encode()),
+            ("flags", "\0".join(compile_flags(target, variant.opt)).encode()),
+            ("clean_tail", str(variant.clean_tail).encode()),
+            ("jobs", "\0".join(f"{j.name} {' '.join(j.flags)}" for j in jobs).encode()),
+            *((f"stencils/{p.name}", p.read_bytes()) for p in sorted(STENCILS_DIR.iterdir()) if p.is_file()),
+            *((f"jit/{name}", (here / name).read_bytes()) for name in _PROCESSING_MODULES),
+        ]
+    )
+
+
+def cache_key(clang: Clang, target: Target, variant: Variant = DEFAULT) -> str:
+    return prebuilt.with_clang(source_key(target, variant), clang.version)
 
 
 def library_path(target: str, variant: Variant = DEFAULT) -> Path:
@@ -150,6 +147,8 @@ def objects_dir(target: str, variant: Variant = DEFAULT) -> Path:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "wb") as f:
@@ -181,13 +180,24 @@ def build_library(
 ) -> tuple[StencilLibrary, bool]:
     """The library for one target, from the cache if it is current.
 
-    Returns (library, rebuilt).  Objects are kept beside the library so that
-    --keep-objects and the tests can compare them with llvm-objdump.
+    Returns (library, rebuilt).  A library the wheel shipped (jit.build.prebuilt)
+    comes first when its sources are these; otherwise clang is needed.  Objects
+    are kept beside a built library so that --keep-objects and the tests can
+    compare them with llvm-objdump.
     """
     target = get_target(target_name)
-    clang = find_clang()
-    key = cache_key(clang, target, variant)
     path = library_path(target.name, variant)
+    sources = source_key(target, variant)
+    shipped = None if force else prebuilt.find(f"stencils/{path.name}", sources)
+    if shipped is not None:
+        try:
+            lib = StencilLibrary.load(shipped)
+            if lib.target == target.name:
+                return lib, False
+        except ValueError:
+            pass  # a damaged install: build it, as from sources
+    clang = find_clang()
+    key = prebuilt.with_clang(sources, clang.version)
     if not force and path.exists():
         try:
             lib = StencilLibrary.load(path)
@@ -211,6 +221,8 @@ def build_library(
 
     def run(job: Job) -> tuple[Stencil, bytes]:
         return build_stencil(clang, target, job, variant)
+
+    from concurrent.futures import ThreadPoolExecutor  # (only a build needs threads)
 
     results: dict[str, tuple[Stencil, bytes]] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -237,3 +249,11 @@ def build_library(
 def load_library(target_name: str, variant: Variant = DEFAULT) -> StencilLibrary:
     """The current library for a target, building it first if needed."""
     return build_library(target_name, variant=variant)[0]
+
+
+def library_artifact(target_name: str, variant: Variant = DEFAULT) -> prebuilt.Artifact:
+    """The library as a wheel ships it (built first if the cache has none)."""
+    target = get_target(target_name)
+    lib = load_library(target.name, variant)
+    name = f"stencils/{library_path(target.name, variant).name}"
+    return prebuilt.Artifact(name, source_key(target, variant), lib.dumps().encode())

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -52,6 +50,8 @@ class Clang:
 
 
 def _candidates() -> list[str]:
+    import shutil  # (this module's imports are on every run's path; finding clang is not)
+
     names = [f"clang-{v}" for v in range(MIN_CLANG, MIN_CLANG + 12)] + ["clang"]
     return [p for p in (shutil.which(n) for n in names) if p]
 
@@ -83,6 +83,8 @@ def probe_clang(path: str) -> Clang:
         known = {}
     if identity is not None and isinstance(known.get(identity), str):
         return _check_version(path, known[identity], 0)
+    import subprocess
+
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60, check=False)
     except OSError as e:
@@ -121,6 +123,8 @@ def find_clang() -> Clang:
     """CLANG=, else clang-19, clang-20, ..., else clang."""
     explicit = os.environ.get("CLANG")
     if explicit:
+        import shutil
+
         path = shutil.which(explicit)
         if path is None:
             raise ToolchainError(f"CLANG={explicit} was not found; {INSTALL_HINT}")

@@ -11,7 +11,6 @@ then maps) use, so neither repeats the choice.
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -68,6 +67,8 @@ def plan(
         return stitched.code, stitched.trampolines
 
     def write_py(address: int, base: int) -> int:
+        import ctypes  # (the reference stitcher only: a default run need not load ctypes)
+
         code, used = render_py(base)
         ctypes.memmove(address, code, len(code))
         return used

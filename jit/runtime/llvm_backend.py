@@ -36,10 +36,10 @@ straight into it.  This backend runs on the host only.
 from __future__ import annotations
 
 import ctypes
-import hashlib
+import gzip
 import json
+import os
 import re
-import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -47,15 +47,15 @@ from typing import Any
 
 import llvmlite.binding as llvm
 
+from ..build import prebuilt
 from ..build.hostlib import hostlib
-from ..build.library import Job, jobs_for_library
-from ..build.toolchain import compile_flags, find_clang, local_flags
+from ..build.peer_ir import PEER_PREFIX, raw_ir_file, raw_key
 from ..codegen.fuse import expand
 from ..codegen.step import Step
 from ..errors import StencilBuildError, ToolchainError
 from ..lang.ir import call_shape, wrap64
 from ..lang.optable import OpInfo, optable
-from ..paths import SOURCE_ROOT, STENCILS_DIR, cache_dir
+from ..paths import cache_dir
 from ..targets import get_target, host_target
 from ..vmdef import offset
 from .interfaces import CompiledCode
@@ -70,67 +70,51 @@ _DEFINE_END = re.compile(r"^(define [^\n]*?) ?\{$", re.M)
 
 # What a peer op function returns (the PEER_* values in stencils/peer.c).
 NEXT, JUMP, SIDE_EXIT, LEAVE, PEER_CALL, PEER_RETURN = 0, 1, 2, 3, 4, 5
-PEER_PREFIX = "peer:"  # op_ir() key of an op's peer function
-_IR_FORMAT = "2"  # part of op_ir()'s cache key: change it when _emit's processing changes
-
-
-def _ir_flags(target_name: str) -> list[str]:
-    """The stencils' flags, but stopping at unoptimised LLVM IR: clang 19's
-    optimised IR can hold constant expressions that llvmlite's newer LLVM no
-    longer reads, so llvmlite's own LLVM optimises each op instead."""
-    flags = [f for f in compile_flags(get_target(target_name)) if f != "-c" and not f.startswith("-O")]
-    return [*flags, "-O0", "-Xclang", "-disable-O0-optnone", "-S", "-emit-llvm"]
+_IR_FORMAT = "2"  # part of op_ir()'s cache key: change it when _process changes
 
 
 @cache
 def op_ir() -> dict[str, str]:
     """Each op's stencil function as LLVM IR text for the host, its peer
     function under "peer:NAME", and under "" the type definitions they
-    share (cached like the stencils)."""
+    share: clang's IR optimised by llvmlite's LLVM (cached per LLVM version)."""
     target = host_target()
     if target is None:
         raise ToolchainError("the LLVM backend runs natively, and this host has no native target")
-    clang = find_clang()
-    flags = _ir_flags(target)
     _target_machine(2)  # initialises LLVM
-    h = hashlib.sha256("\0".join([clang.version, *flags, _IR_FORMAT]).encode())
-    for path in sorted(STENCILS_DIR.iterdir()):
-        h.update(path.name.encode() + path.read_bytes())
-    out = cache_dir() / "llvm" / f"{target}-{h.hexdigest()[:24]}.json"
+    version = ".".join(map(str, llvm.llvm_version_info))
+    key = prebuilt.source_key(
+        [("clang-ir", raw_key(target).encode()), ("llvm", version.encode()), ("format", _IR_FORMAT.encode())]
+    )
+    out = cache_dir() / "llvm" / f"{target}-{key}.json"
     if out.exists():
         return json.loads(out.read_text())
     functions: dict[str, str] = {}
     types: set[str] = set()
-    ops = {op.name for op in optable()}
-    peer = STENCILS_DIR / "peer.c"
-    jobs = [job for job in jobs_for_library() if job.name in ops]  # not the shim, nor stack-caching variants
-    jobs += [Job(PEER_PREFIX + job.name, peer, job.flags) for job in jobs]
-    for job in jobs:
-        functions[job.name], op_types = _emit(clang.path, flags, job, target)
+    for name, text in json.loads(gzip.decompress(raw_ir_file(target).read_bytes())).items():
+        functions[name], op_types = _process(name, text, target)
         types.update(op_types)
     functions[""] = "\n".join(sorted(types))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(functions, sort_keys=True))
+    tmp = out.with_suffix(f".{os.getpid()}")
+    tmp.write_text(json.dumps(functions, sort_keys=True))
+    os.replace(tmp, out)
     return functions
 
 
-def _emit(clang: str, flags: list[str], job: Job, target: str) -> tuple[str, list[str]]:
-    source = job.source.relative_to(SOURCE_ROOT)
-    cmd = [clang, *flags, *local_flags(), *job.flags, str(source), "-o", "-"]
-    result = subprocess.run(cmd, cwd=SOURCE_ROOT, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise StencilBuildError(job.name, target, f"clang -emit-llvm failed:\n{result.stderr.strip()}")
-    module = llvm.parse_assembly(result.stdout)
+def _process(name: str, text: str, target: str) -> tuple[str, list[str]]:
+    """One function of clang's IR, optimised, without metadata or attributes."""
+    module = llvm.parse_assembly(text)
     # A peer function's loops (a call zeroing locals, a return moving its
     # results) run a constant number of times once inlined: left simple
     # here, the unit's own -O2 unrolls them and then promotes the stack.
     # Vectorised now, they would index the stack at variable offsets, and
     # no slot of it would reach a register.
-    _optimise(module, 2, simple_loops=job.name.startswith(PEER_PREFIX))
+    _optimise(module, 2, simple_loops=name.startswith(PEER_PREFIX))
     ir = str(module)
     m = _DEFINE.search(ir)
     if not m:
-        raise StencilBuildError(job.name, target, "no _JIT_ENTRY in the emitted LLVM IR")
+        raise StencilBuildError(name, target, "no _JIT_ENTRY in the emitted LLVM IR")
     text = _ATTRS.sub("", _METADATA.sub("", m.group(0)))
     return text.replace("define dso_local ", "define ", 1), _TYPE.findall(ir)
 

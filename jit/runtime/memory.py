@@ -35,7 +35,7 @@ class ExecMemoryError(JitError):
     """mmap/mprotect failed, or a protection that would be writable and executable."""
 
 
-_LIBC = """
+LIBC = """
 void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
 int mprotect(uintptr_t addr, size_t len, int prot);  /* (an address as an integer: no cast per call) */
 int munmap(void *addr, size_t length);
@@ -44,7 +44,7 @@ int munmap(void *addr, size_t length);
 
 @cache
 def _libc() -> tuple[Any, Any]:
-    ffi = ffi_for("_jitlibc_cffi", _LIBC)
+    ffi = ffi_for("_jitlibc_cffi", LIBC)
     return ffi, ffi.dlopen(None)
 
 

@@ -12,8 +12,10 @@ stencils/relocs.def (docs/targets.md).
 
 from __future__ import annotations
 
+import importlib
 import os
 import struct
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -103,13 +105,26 @@ class Target:
             raise ValueError(f"{self.name}: arch {self.arch} is not vm.h's ARCH_ for {self.elf_machine}")
 
 
-def _registry() -> dict[str, Target]:
-    from . import aarch64, x86_64
-
-    return {t.name: t for t in (x86_64.TARGET, aarch64.TARGET)}
+_MODULES = {"x86_64-linux": "x86_64", "aarch64-linux": "aarch64"}  # name -> the module here defining TARGET
 
 
-TARGETS: dict[str, Target] = _registry()
+class _Registry(Mapping[str, Target]):
+    """Every target by name; a target's module is imported when it is first
+    asked for (a native run needs only its own: start-up time)."""
+
+    def __getitem__(self, name: str) -> Target:
+        module = _MODULES[name]  # (KeyError for an unknown name, as a dict)
+        target: Target = importlib.import_module(f"{__name__}.{module}").TARGET
+        return target
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+
+TARGETS: Mapping[str, Target] = _Registry()
 
 
 def get_target(name: str) -> Target:
@@ -122,4 +137,4 @@ def get_target(name: str) -> Target:
 def host_target() -> str | None:
     """The target matching this machine, if there is one."""
     machine = os.uname().machine
-    return next((t.name for t in TARGETS.values() if machine in t.machines), None)
+    return next((name for name in TARGETS if machine in TARGETS[name].machines), None)

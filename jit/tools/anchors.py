@@ -11,13 +11,13 @@ They tell a reader what "fast" means for each program.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..build.hostlib import compile_shared, ffi_for
+from ..build import prebuilt
+from ..build.hostlib import compile_shared, ffi_artifact, ffi_for
 from ..build.toolchain import find_clang
 from ..errors import ToolchainError
 from ..lang.ir import Program
@@ -47,16 +47,35 @@ def build_anchor(name: str, level: str) -> Path:
     source = ANCHORS_DIR / f"{name}.c"
     if not source.exists():
         raise ToolchainError(f"no C anchor for {name!r}: {source} does not exist")
+    key = _source_key(name, level)
+    shipped = prebuilt.find(_shipped_name(name, level), key)
+    if shipped is not None:
+        return shipped
     clang = find_clang()
-    h = hashlib.sha256("\0".join([clang.version, level, *FLAGS]).encode())
-    for path in (source, ANCHORS_DIR / "anchor.h"):
-        h.update(path.read_bytes())
-    out = cache_dir() / "anchors" / f"{name}{level}-{h.hexdigest()[:24]}.so"
+    out = cache_dir() / "anchors" / f"{name}{level}-{prebuilt.with_clang(key, clang.version)}.so"
     if out.exists():
         return out
     return compile_shared(
         [clang.path, level, *FLAGS, source.name, "-lm"], out, ANCHORS_DIR, f"the C anchor {source.name} at {level}"
     )
+
+
+def _source_key(name: str, level: str) -> str:
+    return prebuilt.files_key([level, *FLAGS], [ANCHORS_DIR / f"{name}.c", ANCHORS_DIR / "anchor.h"])
+
+
+def _shipped_name(name: str, level: str) -> str:
+    return f"anchors/{name}{level}.so"
+
+
+def anchor_artifacts() -> list[prebuilt.Artifact]:
+    """Every anchor at every level, and their cffi module, as a wheel ships them."""
+    built = [
+        prebuilt.Artifact(_shipped_name(n, lv), _source_key(n, lv), build_anchor(n, lv).read_bytes())
+        for n in anchor_names()
+        for lv in LEVELS
+    ]
+    return [*built, ffi_artifact("_jitanchor_cffi", _CDEF)]
 
 
 @cache

@@ -312,7 +312,7 @@ def machine_info() -> dict[str, object]:
     import llvmlite
     import llvmlite.binding as llvm
 
-    from ..build.toolchain import find_clang
+    from ..runtime.native import native_runtime
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -326,7 +326,7 @@ def machine_info() -> dict[str, object]:
         "cores": os.cpu_count(),
         "system": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "clang": find_clang().version,
+        "clang": native_runtime().library.clang,  # (the one that built the stencils: maybe the wheel's)
         "llvmlite": llvmlite.__version__,
         "llvm": ".".join(map(str, llvm.llvm_version_info)),
         "capstone": capstone.__version__,
