@@ -13,6 +13,11 @@ need_apt=()
 command -v clang-19 >/dev/null 2>&1 || [ -n "${CLANG:-}" ] || need_apt+=(clang-19)
 command -v ld.lld-19 >/dev/null 2>&1 || need_apt+=(lld-19)
 command -v llvm-objdump-19 >/dev/null 2>&1 || need_apt+=(llvm-19)
+if [ "$job" = test ]; then
+    # The debugger and profiler tests drive the real tools (tests/test_debuggers.py).
+    command -v gdb >/dev/null 2>&1 || need_apt+=(gdb)
+    command -v perf >/dev/null 2>&1 || need_apt+=(linux-perf)
+fi
 PYTHON="${PYTHON:-python3}"
 if ! command -v "$PYTHON" >/dev/null 2>&1 || ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     need_apt+=(python3 python3-venv python3-pip)

@@ -143,8 +143,10 @@ def run(
         raise JitError("tiering settings go with the tiered jit engine (not eager)")
     if config is not None and not isinstance(config, TierConfig):
         raise JitError(f"config is a TierConfig, not {type(config).__name__}")
-    if config is not None and config.perf_map and backend != "copy-and-patch":
-        raise JitError("perf_map needs code sizes, which the LLVM backend does not know")
+    if config is not None and config.observed and (backend != "copy-and-patch" or emulated):
+        wanted = next(n for n in ("perf_map", "perf_jitdump", "gdb") if getattr(config, n))
+        why = "the LLVM backend does not say where each step is" if backend != "copy-and-patch" else "emulated code"
+        raise JitError(f"{wanted} describes native copy-and-patch code in this process, not {why}")
 
     stats: TierStats | EagerStats | None = None
     prepared: Prepared

@@ -199,6 +199,29 @@ enum {
     DATA_ALIGN = 16,
 };
 
+/* GDB's JIT interface (the GDB manual, "JIT Compilation Interface"): each
+ * piece of compiled code is described by an in-memory ELF object (built by
+ * jit/runtime/gdbjit.py) in a list gdb reads when __jit_debug_register_code
+ * is called.  The names and layout are GDB's. */
+struct jit_code_entry {
+    struct jit_code_entry *next_entry;
+    struct jit_code_entry *prev_entry;
+    const char *symfile_addr;
+    uint64_t symfile_size;
+};
+
+struct jit_descriptor {
+    uint32_t version;
+    uint32_t action_flag; /* 0 nothing, 1 register, 2 unregister */
+    struct jit_code_entry *relevant_entry;
+    struct jit_code_entry *first_entry;
+};
+extern struct jit_descriptor __jit_debug_descriptor;
+
+/* Link an entry into the list and tell gdb (runtime.c); unlink and tell. */
+void jit_gdb_register(struct jit_code_entry *entry);
+void jit_gdb_unregister(struct jit_code_entry *entry);
+
 /* cdef-end */
 
 _Static_assert(sizeof(((TargetPlan *)0)->trampoline) == TRAMPOLINE_SIZE, "TargetPlan.trampoline");

@@ -86,7 +86,7 @@ def test_too_few_arguments_cannot_make_a_c_engine_read_past_them():
         ({"engine": "nope"}, "unknown engine"),
         ({"backend": "gcc"}, "unknown backend"),
         ({"target": "riscv64-linux"}, "unknown target"),
-        ({"backend": "llvm-O2", "config": jit.TierConfig(perf_map=True)}, "perf_map needs code sizes"),
+        ({"backend": "llvm-O2", "config": jit.TierConfig(perf_map=True)}, "perf_map describes native"),
     ],
 )
 def test_options_that_do_not_apply_are_errors(options, message):

@@ -159,7 +159,7 @@ def test_every_option_combination_ends_in_a_result_or_a_usage_error(tmp_path, ca
     modes = [[], ["--eager"]]
     backends = [[], ["--backend", "llvm-O2"]]
     targets = [[], ["--target", "aarch64-linux"], ["--emulate"]]
-    extras = [[], ["--stats"], ["--dump-traces"], ["--hot-loop", "2"], ["--perf-map"]]
+    extras = [[], ["--stats"], ["--dump-traces"], ["--hot-loop", "2"], ["--perf-map"], ["--perf-jitdump"], ["--gdb"]]
     outcomes = {0: 0, 2: 0}
     for parts in itertools.product(engines, modes, backends, targets, extras):
         argv = ["run", str(program), "40", *itertools.chain.from_iterable(parts)]

@@ -22,8 +22,17 @@ class TierConfig:
     hot_call: int = 1000
     hot_exit: int = 10  # times a side exit is taken before it gets its own trace
     max_trace: int = 1000  # micro-ops recorded at most per trace
+    # What profilers and debuggers are told about compiled code (native
+    # copy-and-patch only: jit.runtime.observers).
     perf_map: bool = False  # write /tmp/perf-PID.map for perf report
+    perf_jitdump: bool = False  # write /tmp/jit-PID.dump (code and .uop lines) for perf inject --jit
+    gdb: bool = False  # register each piece of code with GDB's JIT interface
     superinstructions: bool = True  # fuse common runs of steps (jit.codegen.fuse)
+
+    @property
+    def observed(self) -> bool:
+        """Whether anything outside the run is told about its code."""
+        return self.perf_map or self.perf_jitdump or self.gdb
 
     def __post_init__(self) -> None:
         for name in ("hot_loop", "hot_call", "hot_exit", "max_trace"):

@@ -24,7 +24,6 @@ that, once hot, are linked to the callee's own compiled code.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,8 @@ from ..vmdef import VM_ERROR, VM_EXITED, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_RECO
 from .config import TierConfig, TierStats
 from .interfaces import Backend, CompiledCode, TierMachine
 from .machines import NativeMachine
+from .native import Compiled
+from .observers import observers_for
 
 
 @dataclass
@@ -84,6 +85,7 @@ class TieredRun:
         self.functions: dict[int, CompiledCode] = {}  # hot functions' code by their first instruction
         self.exits: dict[int, _Exit] = {}
         self.next_exit = 0
+        self.observers = observers_for(self.config, target) if self.config.observed else []
 
     # -- the loop between the tiers ------------------------------------------
 
@@ -127,6 +129,9 @@ class TieredRun:
             before = ex.taken_before_link if ex is not None and ex.linked else taken
             self.stats.exits_to_tier1 += before
             self.stats.exits_linked += taken - before
+        for observer in self.observers:
+            observer.close()  # (before the code they describe is freed)
+        self.observers = []
         m.close()
 
     def _run_traces(self, code) -> int | None:
@@ -227,8 +232,13 @@ class TieredRun:
             self.exits[exit_id] = _Exit(exit_id, code, info)
         self.next_exit += len(shape.exits)
         self.stats.uops_compiled += len(shape.steps)
-        if self.config.perf_map:
-            self._perf_map(code, shape.start_pc, kind)
+        if self.observers:
+            from .codeinfo import describe
+
+            assert isinstance(code, Compiled), "observers need native copy-and-patch code (checked by jit.api)"
+            described = describe(code, self.program, shape.start_pc, kind)
+            for observer in self.observers:
+                observer.add(described)
         if self.on_compile:
             self.on_compile(code, shape, kind == "side")
         return code
@@ -239,15 +249,6 @@ class TieredRun:
         self.machine.link(ex.code, ex.info.step, destination)
         ex.linked = True
         self.stats.linked += 1
-
-    def _perf_map(self, code: CompiledCode, start: int, kind: str) -> None:
-        size = code.size()
-        if size is None:
-            return  # (the CLI refuses --perf-map where code sizes are unknown)
-        line = self.program.code[start].line
-        name = f"jit:{os.path.basename(self.program.filename)}:{line}:{kind}"
-        with open(f"/tmp/perf-{os.getpid()}.map", "a") as f:
-            f.write(f"{code.address(0):x} {size:x} {name}\n")
 
 
 def prepare_tiered(

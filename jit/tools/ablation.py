@@ -63,6 +63,8 @@ TECHNIQUES = (
     Technique("stack caching two slots deep (off: one)", "depth-1", (Figure.STEADY, Figure.TIERED, Figure.CODE)),
     Technique("stencils at -Os (off: -O3)", "O3", (Figure.STEADY, Figure.TIERED, Figure.CODE)),
     Technique("hot functions compiled whole (off: only loops are compiled)", "no-hot-functions", (Figure.TIERED,)),
+    # Off by default; "off" here is --gdb, so the contribution is what registering costs.
+    Technique("gdb registration left off (off: --gdb, every trace registered)", "gdb", (Figure.TIERED,)),
 )
 NOT_BUILT: list[str] = []
 
@@ -114,11 +116,12 @@ def measure_ablation(
     }
     runtimes["no-stack-cache"] = NativeRuntime(load_library(target), stack_cache=False)
     runtimes["python-stitcher"] = NativeRuntime(load_library(target), stitcher=Stitcher.PYTHON)
-    for name in ("no-superinstructions", "no-hot-functions"):
+    for name in ("no-superinstructions", "no-hot-functions", "gdb"):
         runtimes[name] = runtimes["default"]
     configs = {name: TierConfig() for name in runtimes}
     configs["no-superinstructions"] = TierConfig(superinstructions=False)
     configs["no-hot-functions"] = TierConfig(hot_call=1 << 62)
+    configs["gdb"] = TierConfig(gdb=True)
     settings = ["default", *(t.off for t in techniques)]
     wanted = {fig: ["default", *(t.off for t in techniques if fig in t.figures)] for fig in Figure}
 

@@ -81,6 +81,7 @@ def parse_args_for(program, values: list[str]) -> list[int]:
 
 
 _TIER_OPTIONS = ("hot_loop", "hot_call", "hot_exit", "max_trace")
+_OBSERVERS = ("perf_map", "perf_jitdump", "gdb")  # TierConfig's flags, and --perf-map, --perf-jitdump, --gdb
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -90,7 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     program = api.load(args.program)
     values = api.check_args(program, parse_args_for(program, args.args))  # (before --dump-traces compiles)
     tiered = args.engine == "jit" and not args.eager
-    given = [name for name in _TIER_OPTIONS if getattr(args, name) is not None] + ["perf_map"] * args.perf_map
+    given = [name for name in _TIER_OPTIONS if getattr(args, name) is not None]
+    given += [name for name in _OBSERVERS if getattr(args, name)]
     if given and not tiered:
         raise JitError(f"--{given[0].replace('_', '-')} goes with the tiered engine (--engine jit, without --eager)")
     if (args.stats or args.dump_traces) and args.engine != "jit":
@@ -103,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             config = TierConfig(
                 **{name: getattr(args, name) for name in _TIER_OPTIONS if getattr(args, name) is not None},
-                perf_map=args.perf_map,
+                **{name: getattr(args, name) for name in _OBSERVERS},
             )
         except ValueError as e:
             raise JitError(f"--{str(e).split()[0].replace('_', '-')}: must be at least 1") from None
@@ -227,6 +229,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--hot-exit", type=int, default=None, metavar="N", help="exits taken before a side trace (10)")
     p.add_argument("--max-trace", type=int, default=None, metavar="N", help="micro-ops per trace at most (1000)")
     p.add_argument("--perf-map", action="store_true", help="write /tmp/perf-PID.map so perf names each trace")
+    p.add_argument(
+        "--perf-jitdump", action="store_true",
+        help="write /tmp/jit-PID.dump (code and .uop lines) for perf record -k mono, then perf inject --jit",
+    )  # fmt: skip
+    p.add_argument("--gdb", action="store_true", help="register compiled code with gdb's JIT interface")
     p.add_argument("--target", choices=sorted(TARGETS), help="machine code for this target; not the host's: emulated")
     p.add_argument("--emulate", action="store_true", help="run the target's code in the emulator even on its own host")
     p.set_defaults(func=cmd_run)
