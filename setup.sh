@@ -14,9 +14,11 @@ command -v clang-19 >/dev/null 2>&1 || [ -n "${CLANG:-}" ] || need_apt+=(clang-1
 command -v ld.lld-19 >/dev/null 2>&1 || need_apt+=(lld-19)
 command -v llvm-objdump-19 >/dev/null 2>&1 || need_apt+=(llvm-19)
 if [ "$job" = test ]; then
-    # The debugger and profiler tests drive the real tools (tests/test_debuggers.py).
+    # The debugger, profiler and explorer tests drive the real tools
+    # (tests/test_debuggers.py, tests/test_explore.py).
     command -v gdb >/dev/null 2>&1 || need_apt+=(gdb)
     command -v perf >/dev/null 2>&1 || need_apt+=(linux-perf)
+    command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # the explorer is checked in a real browser
 fi
 PYTHON="${PYTHON:-python3}"
 if ! command -v "$PYTHON" >/dev/null 2>&1 || ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then

@@ -50,6 +50,7 @@ class _Exit:
     linked: bool = False
     failed: bool = False
     taken_before_link: int = 0  # times it was taken (back to tier 1) before it was linked
+    destination: int | None = None  # the code it was linked to
 
 
 class TieredRun:
@@ -247,7 +248,7 @@ class TieredRun:
         """Re-patch an exit to jump straight to `destination` (W^X throughout)."""
         ex.taken_before_link = self.machine.exit_count(ex.exit_id)
         self.machine.link(ex.code, ex.info.step, destination)
-        ex.linked = True
+        ex.linked, ex.destination = True, destination
         self.stats.linked += 1
 
 

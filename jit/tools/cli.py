@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ..build import SHIM
 from ..codegen.stackcache import base_op, stencil_name, variants
@@ -68,7 +69,7 @@ def cmd_stencils(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_args_for(program, values: list[str]) -> list[int]:
+def parse_args_for(filename: str, values: list[str]) -> list[int]:
     """The program's arguments as integers (decimal, 0x..., 0o..., 0b...); their
     count and range are checked by jit.api.check_args, for the CLI and the API alike."""
     out = []
@@ -76,7 +77,7 @@ def parse_args_for(program, values: list[str]) -> list[int]:
         try:
             out.append(int(text, 0))
         except ValueError:
-            raise JitError(f"{program.filename}: argument {text!r} is not an integer") from None
+            raise JitError(f"{filename}: argument {text!r} is not an integer") from None
     return out
 
 
@@ -89,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..runtime.config import TierConfig
 
     program = api.load(args.program)
-    values = api.check_args(program, parse_args_for(program, args.args))  # (before --dump-traces compiles)
+    values = api.check_args(program, parse_args_for(program.filename, args.args))  # (before --dump-traces compiles)
     tiered = args.engine == "jit" and not args.eager
     given = [name for name in _TIER_OPTIONS if getattr(args, name) is not None]
     given += [name for name in _OBSERVERS if getattr(args, name)]
@@ -196,6 +197,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .explore import explore
+
+    if args.args and args.program is None:
+        raise JitError("program arguments go with --program")
+    program_args = parse_args_for(args.program, args.args) if args.args else []
+    explore(Path(args.out), args.target or sorted(TARGETS), args.program, program_args, args.bench)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .benchmark import main
 
@@ -250,6 +262,14 @@ def make_parser() -> argparse.ArgumentParser:
         help="patch with the C fast path or the reference",
     )
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("explore", help="write one HTML page: stencils side by side, a program's traces, the benchmark")
+    p.add_argument("-o", "--out", default="explore.html", help="the HTML file to write (explore.html)")
+    p.add_argument("--target", action="append", choices=sorted(TARGETS), help="repeatable; default: both")
+    p.add_argument("--program", metavar="P.uop", help="also run this program tiered and show what it compiled")
+    p.add_argument("args", nargs="*", help="the program's integer arguments (with --program)")
+    p.add_argument("--bench", metavar="FILE.json", help="also show this benchmark report (bench --json writes it)")
+    p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("bench", help="measure every figure in jit.tools.goals side by side, with intervals")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (under 3 minutes on 2 cores)")

@@ -2,37 +2,62 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..build.stencils import Hole, Stencil
 from ..targets import get_target
 
 
+@dataclass(frozen=True)
+class Instruction:
+    """One decoded instruction (or undecodable bytes), with the holes that fall in it."""
+
+    address: int
+    raw: bytes
+    text: str
+    holes: tuple[Hole, ...]
+
+
+def _holes_in(holes: tuple[Hole, ...], start: int, end: int) -> tuple[Hole, ...]:
+    return tuple(h for h in holes if start <= h.offset < end)
+
+
 def _hole_notes(holes: tuple[Hole, ...], start: int, end: int) -> list[str]:
-    return [h.describe() for h in holes if start <= h.offset < end]
+    return [h.describe() for h in _holes_in(holes, start, end)]
 
 
-def disassemble(target: str, code: bytes, holes: tuple[Hole, ...], base: int = 0) -> list[str]:
-    """One line per instruction: offset, bytes, text, then `; hole` for each hole in it.
+def instructions(target: str, code: bytes, holes: tuple[Hole, ...], base: int = 0) -> list[Instruction]:
+    """Every instruction of `code` placed at `base`, each with its holes.
 
-    Bytes capstone cannot decode are shown as `.byte` lines, so nothing is
+    Bytes capstone cannot decode become `.byte` entries, so nothing is
     hidden; a hole that falls in them is still listed.
     """
     md = get_target(target).disassembler
     step = get_target(target).insn_align
-    lines: list[str] = []
+    found: list[Instruction] = []
     pos = 0
     while pos < len(code):
         for insn in md.disasm(code[pos:], base + pos):
             off = insn.address - base
             text = f"{insn.mnemonic} {insn.op_str}".strip()
-            notes = _hole_notes(holes, off, off + insn.size)
-            lines.append(_line(base + off, code[off : off + insn.size], text, notes))
+            found.append(
+                Instruction(base + off, code[off : off + insn.size], text, _holes_in(holes, off, off + insn.size))
+            )
             pos = off + insn.size
         if pos < len(code):
             chunk = code[pos : pos + step]
             text = ".byte " + ", ".join(f"{b:#04x}" for b in chunk)
-            lines.append(_line(base + pos, chunk, text, _hole_notes(holes, pos, pos + step)))
+            found.append(Instruction(base + pos, chunk, text, _holes_in(holes, pos, pos + step)))
             pos += len(chunk)
-    return lines
+    return found
+
+
+def disassemble(target: str, code: bytes, holes: tuple[Hole, ...], base: int = 0) -> list[str]:
+    """One line per instruction: offset, bytes, text, then `; hole` for each hole in it."""
+    return [
+        _line(i.address, i.raw, i.text, [h.describe() for h in i.holes])
+        for i in instructions(target, code, holes, base)
+    ]
 
 
 def _line(address: int, raw: bytes, text: str, notes: list[str]) -> str:
