@@ -18,6 +18,7 @@ out of range) is not an exception: it is a Result with status "error".
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,7 @@ def run(
     emulate: bool = False,
     config: TierConfig | None = None,
     on_compile: Callable[[CompiledCode, object, bool], None] | None = None,
+    passes: Sequence[str] | None = None,
 ) -> Result:
     """Run `program` once with `args`.
 
@@ -112,7 +114,9 @@ def run(
     (jit.targets.TARGETS) other than the host's runs the machine code under
     emulation; emulate=True emulates the host's too.  config: the tiered
     engine's thresholds.  on_compile(code, shape, side) is called for each
-    trace or function the tiered engine compiles.
+    trace or function the tiered engine compiles.  passes: the trace-level
+    passes the jit engine runs, in order (jit.codegen.passes; default: all
+    built in), for eager and tiered compiles alike.
     """
     from .lang.verify import verify
     from .targets import TARGETS, host_target
@@ -143,6 +147,15 @@ def run(
         raise JitError("tiering settings go with the tiered jit engine (not eager)")
     if config is not None and not isinstance(config, TierConfig):
         raise JitError(f"config is a TierConfig, not {type(config).__name__}")
+    if passes is not None:
+        if not jit:
+            raise JitError("passes go with the jit engine: interpreters compile nothing")
+        try:
+            chosen = TierConfig(passes=tuple(passes)).passes
+        except (TypeError, ValueError) as e:
+            raise JitError(str(e)) from None
+        if not eager:
+            config = dataclasses.replace(config or TierConfig(), passes=chosen)
     if config is not None and config.observed and (backend != "copy-and-patch" or emulated):
         wanted = next(n for n in ("perf_map", "perf_jitdump", "gdb") if getattr(config, n))
         why = "the LLVM backend does not say where each step is" if backend != "copy-and-patch" else "emulated code"
@@ -159,7 +172,7 @@ def run(
 
         prepared = prepare_c(program, values, engine)
     elif eager:
-        prepared = _prepare_eager(program, values, backend, where, emulated)
+        prepared = _prepare_eager(program, values, backend, where, emulated, passes)
     else:
         from .runtime.tiering import prepare_tiered
 
@@ -186,13 +199,17 @@ def _llvm(backend: str) -> LLVMBackend | None:
     return llvm_backend(LLVM_LEVELS[backend])
 
 
-def _prepare_eager(program: Program, values: list[int], backend: str, target: str, emulated: bool) -> Prepared:
+def _prepare_eager(
+    program: Program, values: list[int], backend: str, target: str, emulated: bool, passes: Sequence[str] | None
+) -> Prepared:
+    from .codegen.passes import DEFAULT_PASSES
     from .runtime.emulate import prepare_emulated_eager
     from .runtime.native import prepare_eager
 
+    chosen = DEFAULT_PASSES if passes is None else tuple(passes)
     if emulated:
-        return prepare_emulated_eager(program, values, target)
-    return prepare_eager(program, values, backend=_llvm(backend))
+        return prepare_emulated_eager(program, values, target, chosen)
+    return prepare_eager(program, values, backend=_llvm(backend), passes=chosen)
 
 
 def library(target: str | None = None) -> StencilLibrary:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import cache
 
+from jit.codegen.passes import DEFAULT_PASSES
 from jit.lang.ir import Program
 from jit.lang.outcome import Outcome
 from jit.lang.uop import parse
@@ -71,6 +72,21 @@ def _llvm(opt: int, whole: bool = True, config: TierConfig | None = None):
     return run
 
 
+def _passes(names: tuple[str, ...], eager: bool):
+    """Copy-and-patch with only these trace-level passes (jit.codegen.passes)."""
+
+    def run(program: Program, args: Sequence[int]) -> Outcome:
+        if eager:
+            return prepare_eager(program, args, passes=names)()
+        return prepare_tiered(program, args, TierConfig(hot_loop=1, hot_exit=1, max_trace=50, passes=names))()
+
+    return run
+
+
+def _each_pass_off() -> dict[str, Callable[[Program, Sequence[int]], Outcome]]:
+    return {f"jit-hot:no-{off}": _passes(tuple(p for p in DEFAULT_PASSES if p != off), False) for off in DEFAULT_PASSES}
+
+
 RUNNERS: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
     **ENGINES,
     "jit-hot": _eager_tiering,
@@ -85,6 +101,9 @@ RUNNERS: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
     "jit-hot:llvm-O2": _llvm(2, config=TierConfig(hot_loop=1, hot_exit=1, max_trace=50)),
     "jit-hot-calls:llvm-O0": _llvm(0, config=HOT_CALLS),
     "jit-hot-calls:llvm-O2": _llvm(2, config=HOT_CALLS),
+    "jit-eager:no-passes": _passes((), eager=True),
+    "jit-hot:no-passes": _passes((), eager=False),
+    **_each_pass_off(),
 }
 ALL = sorted(RUNNERS)
 

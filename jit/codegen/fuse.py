@@ -31,21 +31,20 @@ def _match(steps: Sequence[Step], i: int) -> tuple[Step, int] | None:
     s = steps[i]
     if s.op not in _HEADS:
         return None
-
-    def op(k: int) -> str | None:
-        return steps[i + k].op if i + k < len(steps) else None
-
-    if s.op == "LOAD" and op(1) == "PUSH_INT" and op(2) in ("ADD", "SUB"):
-        k = steps[i + 1].operand0 if op(2) == "ADD" else _neg(steps[i + 1].operand0)
-        if op(3) == "STORE" and steps[i + 3].operand0 == s.operand0:
+    n = len(steps)
+    op1 = steps[i + 1].op if i + 1 < n else None
+    op2 = steps[i + 2].op if i + 2 < n else None
+    if s.op == "LOAD" and op1 == "PUSH_INT" and op2 in ("ADD", "SUB"):
+        k = steps[i + 1].operand0 if op2 == "ADD" else _neg(steps[i + 1].operand0)
+        if i + 3 < n and steps[i + 3].op == "STORE" and steps[i + 3].operand0 == s.operand0:
             return Step("INC_LOCAL", s.operand0, k, s.position), 4
         return Step("LOAD_ADDK", s.operand0, k, s.position), 3
-    if s.op == "LOAD" and op(1) == "LOAD":
+    if s.op == "LOAD" and op1 == "LOAD":
         return Step("LOAD2", s.operand0, steps[i + 1].operand0, s.position), 2
-    if s.op == "STORE" and op(1) == "LOAD":
+    if s.op == "STORE" and op1 == "LOAD":
         return Step("STORE_LOAD", s.operand0, steps[i + 1].operand0, s.position), 2
-    if s.op == "PUSH_INT" and op(1) in ("ADD", "SUB"):
-        k = s.operand0 if op(1) == "ADD" else _neg(s.operand0)
+    if s.op == "PUSH_INT" and op1 in ("ADD", "SUB"):
+        k = s.operand0 if op1 == "ADD" else _neg(s.operand0)
         return Step("ADDK", k, 0, s.position), 2
     return None
 
@@ -54,13 +53,18 @@ def fuse(steps: Sequence[Step]) -> tuple[list[Step], list[int]]:
     """The fused steps, and for each old step index its new one."""
     entries = {0}
     for s in steps:
-        entries.update(x for x in (s.target, s.exit, s.continue_to) if x is not None)
+        if s.target is not None:
+            entries.add(s.target)
+        if s.exit is not None:
+            entries.add(s.exit)
+        if s.continue_to is not None:
+            entries.add(s.continue_to)
     out: list[Step] = []
     where = [0] * (len(steps) + 1)
     i = 0
     while i < len(steps):
-        found = _match(steps, i)
-        if found and not entries.intersection(range(i + 1, i + found[1])):
+        found = _match(steps, i) if steps[i].op in _HEADS else None
+        if found and not any(k in entries for k in range(i + 1, i + found[1])):
             fused, n = found
         else:
             fused, n = steps[i], 1
@@ -69,16 +73,15 @@ def fuse(steps: Sequence[Step]) -> tuple[list[Step], list[int]]:
         out.append(fused)
         i += n
     where[len(steps)] = len(out)
-
-    def remap(v: int | None) -> int | None:
-        return None if v is None else where[v]
-
-    def renumbered(s: Step) -> Step:
-        if s.target is None and s.exit is None and s.continue_to is None:
-            return s  # (most steps: no replace() to pay for)
-        return replace(s, target=remap(s.target), exit=remap(s.exit), continue_to=remap(s.continue_to))
-
-    return [renumbered(s) for s in out], where
+    for k, s in enumerate(out):
+        if s.target is not None or s.exit is not None or s.continue_to is not None:
+            out[k] = replace(
+                s,
+                target=None if s.target is None else where[s.target],
+                exit=None if s.exit is None else where[s.exit],
+                continue_to=None if s.continue_to is None else where[s.continue_to],
+            )
+    return out, where
 
 
 def expand(op: str, a: int, b: int) -> list[tuple[str, int]]:

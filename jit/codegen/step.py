@@ -11,9 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Step:
-    """One stencil instance: which op, its operands, and where its jumps go."""
+    """One stencil instance: which op, its operands, and where its jumps go.
+
+    Treated as a value: passes make new steps (dataclasses.replace) and
+    never assign to one.  Not frozen, because a frozen dataclass's __init__
+    costs about six times as much, and forming makes one or two steps per
+    micro-op on the compile path (measured: 1.9 us against 0.3 us a step).
+    """
 
     op: str
     operand0: int = 0

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from ..lang.ir import Program
-from .fuse import fuse
+from .passes import DEFAULT_PASSES, apply
 from .step import Step
 
 
@@ -72,14 +72,17 @@ class Handover:
     first_exit: int  # the id of the first exit the code may use
     link_address: int | None = None  # LINK: the code of the trace it jumps into
     superinstructions: bool = True
+    passes: tuple[str, ...] = DEFAULT_PASSES  # trace-level passes, in order (jit.codegen.passes)
 
 
 def form(program: Program, handover: Handover) -> TraceShape:
     """The steps for a handover, with its exits."""
     h = handover
     if h.kind == FUNCTION:
-        return form_function(program, h.stop_pc, h.first_exit, h.superinstructions)
-    return form_trace(program, list(h.pcs), h.stop_pc, h.kind, h.first_exit, h.link_address, h.superinstructions)
+        return form_function(program, h.stop_pc, h.first_exit, h.superinstructions, h.passes)
+    return form_trace(
+        program, list(h.pcs), h.stop_pc, h.kind, h.first_exit, h.link_address, h.superinstructions, h.passes
+    )
 
 
 _GUARDS = {  # (branch, taken) -> guard that holds on the recorded path
@@ -98,6 +101,7 @@ def form_trace(
     first_exit: int,
     link_address: int | None = None,
     superinstructions: bool = True,
+    passes: Sequence[str] = DEFAULT_PASSES,
 ) -> TraceShape:
     """Steps for the recorded path `pcs`, which stopped at `stop_pc` for `kind`."""
     body: list[Step] = []
@@ -164,16 +168,22 @@ def form_trace(
         else:
             steps[at] = replace(steps[at], exit=stub)
         exit_id += 1
-    if superinstructions:
-        steps, where = fuse(steps)
-        exits = {k: replace(e, step=where[e.step]) for k, e in exits.items()}
+    if superinstructions or passes:
+        steps, where = apply(steps, passes, superinstructions)
+        exits = {k: ExitInfo(e.resume_pc, e.ops, where[e.step], e.call) for k, e in exits.items()}
     return TraceShape(pcs[0] if pcs else stop_pc, steps, exits, len(pcs), kind)
 
 
 _BLOCK_ENDS = frozenset({"JUMP", "CALL", "RETURN", "TERMINATOR"})  # flags of ops that end a basic block
 
 
-def form_function(program: Program, start: int, first_exit: int, superinstructions: bool = True) -> TraceShape:
+def form_function(
+    program: Program,
+    start: int,
+    first_exit: int,
+    superinstructions: bool = True,
+    passes: Sequence[str] = DEFAULT_PASSES,
+) -> TraceShape:
     """Steps for the whole function that starts at IR position `start`: hot
     functions are compiled like this, as copy-and-patch compiles a program
     eagerly.  Jumps stay inside; a recursive call enters the function's own
@@ -224,18 +234,20 @@ def form_function(program: Program, start: int, first_exit: int, superinstructio
             target = 0 if ins.a == func.start else stub(ins.a, call=True)
         steps.append(Step(name, ins.a, ins.b, pc, target))
     steps += tail
-    if superinstructions:
-        steps, where = fuse(steps)
-        exits = {k: replace(e, step=where[e.step]) for k, e in exits.items()}
+    if superinstructions or passes:
+        steps, where = apply(steps, passes, superinstructions)
+        exits = {k: ExitInfo(e.resume_pc, e.ops, where[e.step], e.call) for k, e in exits.items()}
     return TraceShape(start, steps, exits, func.end - func.start, FUNCTION)
 
 
-def program_steps(program: Program, superinstructions: bool = True) -> list[Step]:
+def program_steps(
+    program: Program, superinstructions: bool = True, passes: Sequence[str] = DEFAULT_PASSES
+) -> list[Step]:
     """One step per instruction, jumps and calls aimed at their IR targets
-    (then runs of them fused into superinstructions, unless switched off)."""
+    (then the passes, then runs of them fused into superinstructions, unless switched off)."""
     steps = []
     for pc, ins in enumerate(program.code):
         op = ins.info
         target = ins.a if op.operand in ("LABEL", "FUNC") else None
         steps.append(Step(op.name, ins.a, ins.b, pc, target))
-    return fuse(steps)[0] if superinstructions else steps
+    return apply(steps, passes, superinstructions)[0] if superinstructions or passes else steps

@@ -23,7 +23,20 @@ from typing import Protocol
 from ..errors import JitError
 from ..limits import MAX_CALL_DEPTH, STACK_SLOTS
 from ..vmdef import VM_ERROR, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_RECORDED, VM_RUNNING
-from .ir import INT64_MAX, INT64_MIN, Program, bits_float, call_need, call_shape, float_bits, wrap64
+from .ir import (
+    INT64_MAX,
+    INT64_MIN,
+    OPS,
+    Function,
+    Instr,
+    Program,
+    bits_float,
+    call_need,
+    call_shape,
+    float_bits,
+    wrap64,
+)
+from .optable import OpInfo
 from .outcome import (
     ERR_CALL_DEPTH,
     ERR_DIV_ZERO,
@@ -586,3 +599,23 @@ def prepare_py(program: Program, args: Sequence[int]) -> Prepared:
 
 def run_py(program: Program, args: Sequence[int]) -> Outcome:
     return Machine(program, args).run()
+
+
+_HALT_OP = next(o.opcode for o in OPS if o.name == "HALT")
+
+
+def evaluate(op: OpInfo, values: Sequence[int | float]) -> int | float | None:
+    """One op applied to constant operands by the reference semantics (what
+    constant folding computes with: jit.codegen.passes); None when the op
+    would fail (a runtime error) or is not a pure function of its operands."""
+    if op.operand != "NONE" or op.flags or op.pushes != 1 or op.pops != len(values):
+        return None
+    code = (Instr(op.opcode, 0, 0, 1), Instr(_HALT_OP, 0, 0, 1))
+    program = Program("fold", code, (Function("main", 0, 0, 0, 0, 2),))
+    m = Machine(program, [])
+    m.stack[:] = list(values)
+    try:
+        m.code[0](0)
+    except _Stop:
+        return None
+    return m.stack[-1] if len(m.stack) == 1 else None

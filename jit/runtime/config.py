@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..codegen.passes import DEFAULT_PASSES, check
+
 
 @dataclass
 class TierConfig:
@@ -28,6 +30,8 @@ class TierConfig:
     perf_jitdump: bool = False  # write /tmp/jit-PID.dump (code and .uop lines) for perf inject --jit
     gdb: bool = False  # register each piece of code with GDB's JIT interface
     superinstructions: bool = True  # fuse common runs of steps (jit.codegen.fuse)
+    # Trace-level passes run on every trace and function, in order (jit.codegen.passes).
+    passes: tuple[str, ...] = DEFAULT_PASSES
 
     @property
     def observed(self) -> bool:
@@ -35,6 +39,8 @@ class TierConfig:
         return self.perf_map or self.perf_jitdump or self.gdb
 
     def __post_init__(self) -> None:
+        self.passes = tuple(self.passes)
+        check(self.passes)
         for name in ("hot_loop", "hot_call", "hot_exit", "max_trace"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -26,6 +26,7 @@ from unicorn import UC_HOOK_CODE, Uc, UcError
 from ..build.library import load_library
 from ..build.stencils import HELPER_PREFIX, StencilLibrary
 from ..codegen.emit import Stitcher, plan
+from ..codegen.passes import DEFAULT_PASSES
 from ..codegen.step import Step
 from ..codegen.stitch import Layout
 from ..codegen.trace import program_steps
@@ -272,12 +273,14 @@ class Emulator:
         return Outcome(bytes(self.out), ERROR, pc, message)
 
 
-def prepare_emulated_eager(program: Program, args: Sequence[int], target: str) -> Prepared:
-    """The whole program compiled up front for `target`; calling the result
-    runs it in the emulator."""
+def prepare_emulated_eager(
+    program: Program, args: Sequence[int], target: str, passes: Sequence[str] = DEFAULT_PASSES
+) -> Prepared:
+    """The whole program compiled up front for `target` (with these
+    trace-level passes); calling the result runs it in the emulator."""
     emu = Emulator(target, program, args)
     t0 = time.perf_counter()
-    steps = program_steps(program)
+    steps = program_steps(program, passes=passes)
     code = emu.compile(steps)
     stats = EagerStats(len(program.code), len(steps), time.perf_counter() - t0)
     return Prepared(lambda: emu.enter(code.address(0)), emu.outcome, stats=stats)

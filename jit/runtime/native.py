@@ -17,6 +17,7 @@ from ..build.hostlib import hostlib
 from ..build.library import load_library
 from ..build.stencils import HELPER_PREFIX, StencilLibrary
 from ..codegen.emit import Stitcher, plan
+from ..codegen.passes import DEFAULT_PASSES
 from ..codegen.step import Step
 from ..codegen.stitch import Layout
 from ..codegen.trace import program_steps
@@ -119,13 +120,17 @@ def native_runtime() -> NativeRuntime:
 
 
 def prepare_eager(
-    program: Program, args: Sequence[int], backend: Backend | None = None, superinstructions: bool = True
+    program: Program,
+    args: Sequence[int],
+    backend: Backend | None = None,
+    superinstructions: bool = True,
+    passes: Sequence[str] | None = None,
 ) -> Prepared:
     """Compile the whole program up front (with copy-and-patch, or `backend`);
     calling the result runs it natively, then frees the code."""
     rt = native_runtime()
     t0 = time.perf_counter()
-    steps = program_steps(program, superinstructions)
+    steps = program_steps(program, superinstructions, DEFAULT_PASSES if passes is None else passes)
     compiled = (backend or rt).compile(steps)
     stats = EagerStats(len(program.code), len(steps), time.perf_counter() - t0)
     vm = NativeVM.create(program, args)

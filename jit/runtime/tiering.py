@@ -169,7 +169,8 @@ class TieredRun:
         not marked as a trace head, so loop traces still inline calls of it."""
         m = self.machine
         t0 = time.perf_counter()
-        handover = Handover(FUNCTION, (), start, self.next_exit, superinstructions=self.config.superinstructions)
+        c = self.config
+        handover = Handover(FUNCTION, (), start, self.next_exit, None, c.superinstructions, c.passes)
         shape = self._form(handover)
         if self.next_exit + len(shape.exits) > MAX_EXITS:
             m.never_call(start)
@@ -214,7 +215,8 @@ class TieredRun:
             return None
         link = self.traces[stop].address(0) if kind == LINK else None
         t0 = time.perf_counter()
-        shape = self._form(Handover(kind, pcs, stop, self.next_exit, link, self.config.superinstructions))
+        c = self.config
+        shape = self._form(Handover(kind, pcs, stop, self.next_exit, link, c.superinstructions, c.passes))
         code = self._install(shape, t0, "side" if side else "loop")
         self.stats.traces += 1
         self.stats.side_traces += side

@@ -12,9 +12,10 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 
+from ..codegen.passes import DEFAULT_PASSES
 from ..codegen.trace import form
 from .benchmark import (
     SIZES,
@@ -63,6 +64,15 @@ TECHNIQUES = (
     Technique("stack caching two slots deep (off: one)", "depth-1", (Figure.STEADY, Figure.TIERED, Figure.CODE)),
     Technique("stencils at -Os (off: -O3)", "O3", (Figure.STEADY, Figure.TIERED, Figure.CODE)),
     Technique("hot functions compiled whole (off: only loops are compiled)", "no-hot-functions", (Figure.TIERED,)),
+    Technique(
+        "trace-level passes: fold, known-guards, forward-stores (off: none)",
+        "no-passes",
+        (Figure.STEADY, Figure.TIERED, Figure.CODE, Figure.THROUGHPUT),
+    ),
+    *(
+        Technique(f"pass {name} (off: the other passes only)", f"no-{name}", (Figure.STEADY, Figure.TIERED))
+        for name in DEFAULT_PASSES
+    ),
     # Off by default; "off" here is --gdb, so the contribution is what registering costs.
     Technique("gdb registration left off (off: --gdb, every trace registered)", "gdb", (Figure.TIERED,)),
 )
@@ -116,12 +126,20 @@ def measure_ablation(
     }
     runtimes["no-stack-cache"] = NativeRuntime(load_library(target), stack_cache=False)
     runtimes["python-stitcher"] = NativeRuntime(load_library(target), stitcher=Stitcher.PYTHON)
-    for name in ("no-superinstructions", "no-hot-functions", "gdb"):
+    without = {"no-passes": ()} | {f"no-{p}": tuple(q for q in DEFAULT_PASSES if q != p) for p in DEFAULT_PASSES}
+    for name in ("no-superinstructions", "no-hot-functions", "gdb", *without):
         runtimes[name] = runtimes["default"]
     configs = {name: TierConfig() for name in runtimes}
     configs["no-superinstructions"] = TierConfig(superinstructions=False)
     configs["no-hot-functions"] = TierConfig(hot_call=1 << 62)
     configs["gdb"] = TierConfig(gdb=True)
+    for name, kept in without.items():
+        configs[name] = TierConfig(passes=kept)
+
+    def handover(t, setting: str):
+        """A trace's handover as this setting forms it (its passes)."""
+        return replace(t.handover, passes=configs[setting].passes)
+
     settings = ["default", *(t.off for t in techniques)]
     wanted = {fig: ["default", *(t.off for t in techniques if fig in t.figures)] for fig in Figure}
 
@@ -137,7 +155,7 @@ def measure_ablation(
             for t in traces:
                 assert t.handover is not None
                 t0 = time.perf_counter()
-                codes.append(rt.compile(form(programs[t.program], t.handover).steps))
+                codes.append(rt.compile(form(programs[t.program], handover(t, name)).steps))
                 total += time.perf_counter() - t0
             compile_times[name].append(total)
             for code in codes:
@@ -152,7 +170,9 @@ def measure_ablation(
             for vname in _alternate(settings, rep):
                 rt, config = runtimes[vname], configs[vname]
                 if vname in wanted[Figure.STEADY]:
-                    run = prepare_eager(program, args, backend=rt, superinstructions=config.superinstructions)
+                    run = prepare_eager(
+                        program, args, backend=rt, superinstructions=config.superinstructions, passes=config.passes
+                    )
                     run()
                     times[Figure.STEADY][pname][vname].append(run.seconds)
                 if vname in wanted[Figure.TIERED]:
@@ -174,7 +194,8 @@ def measure_ablation(
             return on, sum(emitted_size(lib, plain) for _, plain in whole), "code bytes for the programs compiled whole"
         rt = runtimes[off]
         on = sum(emitted_size(lib, t.steps) for t in traces)
-        return on, sum(emitted_size(rt.library, t.steps, rt.stack_cache) for t in traces), Figure.CODE.value
+        steps = [form(programs[t.program], handover(t, off)).steps for t in traces]
+        return on, sum(emitted_size(rt.library, s, rt.stack_cache) for s in steps), Figure.CODE.value
 
     def row(technique: str, off: str, fig: Figure) -> Row:
         if fig in (Figure.STEADY, Figure.TIERED):

@@ -126,6 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         emulate=args.emulate,
         config=config,
         on_compile=on_compile,
+        passes=None if args.passes is None else [p for p in args.passes.split(",") if p],
     )
     sys.stdout.buffer.write(result.output)
     sys.stdout.flush()
@@ -215,6 +216,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from ..codegen.passes import DEFAULT_PASSES
+
     parser = argparse.ArgumentParser(prog="python -m jit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("stencils", help="show the stencil library: disassembly with holes named, or JSON")
@@ -246,6 +249,10 @@ def make_parser() -> argparse.ArgumentParser:
         help="write /tmp/jit-PID.dump (code and .uop lines) for perf record -k mono, then perf inject --jit",
     )  # fmt: skip
     p.add_argument("--gdb", action="store_true", help="register compiled code with gdb's JIT interface")
+    p.add_argument(
+        "--passes", metavar="LIST",
+        help=f"trace-level passes, comma-separated, in order ('' for none; default: {','.join(DEFAULT_PASSES)})",
+    )  # fmt: skip
     p.add_argument("--target", choices=sorted(TARGETS), help="machine code for this target; not the host's: emulated")
     p.add_argument("--emulate", action="store_true", help="run the target's code in the emulator even on its own host")
     p.set_defaults(func=cmd_run)

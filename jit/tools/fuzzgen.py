@@ -80,6 +80,8 @@ def statement(depth: int = 0):
         st.tuples(st.just("print_byte"), int_expr()),
         st.tuples(st.just("print_str"), st.sampled_from(["a", "\n", "x=", ""])),
         st.tuples(st.just("drop"), int_expr()),
+        # A value stored and read straight back (what store-to-load forwarding rewrites).
+        st.tuples(st.just("store_print"), st.integers(0, 1), int_expr()),
     )
     if depth >= 2:
         return simple
@@ -138,6 +140,9 @@ class _Emitter:
         if kind in ("store", "fstore"):
             self.expr(s[2])
             b.emit("store", s[1])
+        elif kind == "store_print":
+            self.expr(s[2])
+            b.emit("store", s[1]).emit("load", s[1]).emit("print_int")
         elif kind in ("mstore", "fmstore"):
             b.emit("push_int", s[1])
             self.expr(s[2])

@@ -1,0 +1,151 @@
+"""Trace-level passes (jit.codegen.passes): what each rewrites, that nothing else changes, and that users can add one.
+
+Whether the rewritten code computes what the interpreters compute is the
+differential fuzzer's job (tests/test_fuzz.py runs every program with all
+passes, with none, and with each one left out); here each pass is shown
+doing its rewrite, and keeping off what it must not touch.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import jit
+from jit.codegen import passes
+from jit.codegen.step import Step
+from jit.codegen.trace import program_steps
+from jit.lang.ir import bits_float
+from jit.paths import ROOT
+
+
+def ops(text: str, names: tuple[str, ...]) -> list[tuple[str, int]]:
+    program = jit.parse(text, "t.uop")
+    return [(s.op, s.operand0) for s in program_steps(program, superinstructions=False, passes=names)]
+
+
+def test_fold_chains_constants_into_one_through_the_reference_semantics():
+    text = ".func main\n push_int 2\n push_int 3\n add\n push_int 4\n mul\n push_int 70\n shl\n print_int\n halt\n"
+    assert ops(text, ("fold",)) == [("PUSH_INT", 20 << 6), ("PRINT_INT", 0), ("HALT", 0)]  # (shift counts wrap at 64)
+    floats = ".func main\n push_float 1.5\n push_float 2\n fadd\n print_float 3\n halt\n"
+    ((op, bits), *_) = ops(floats, ("fold",))
+    assert op == "PUSH_FLOAT" and bits_float(bits) == 3.5
+
+
+def test_fold_keeps_what_fails_or_is_not_constant():
+    assert ops(".func main\n push_int 1\n push_int 0\n div\n print_int\n halt\n", ("fold",))[:3] == [
+        ("PUSH_INT", 1), ("PUSH_INT", 0), ("DIV", 0),
+    ]  # fmt: skip
+    assert ops(".args 1\n.func main\n arg 0\n push_int 1\n add\n print_int\n halt\n", ("fold",))[:3] == [
+        ("ARG", 0), ("PUSH_INT", 1), ("ADD", 0),
+    ]  # fmt: skip
+
+
+def test_no_pass_reaches_across_a_step_something_jumps_to():
+    steps = [
+        Step("PUSH_INT", 2),
+        Step("PUSH_INT", 3),  # entered from the jump below
+        Step("ADD"),
+        Step("STORE", 0),
+        Step("LOAD", 0),  # entered from the jump below
+        Step("DROP"),
+        Step("JUMP", target=1),
+        Step("JUMP", target=4),
+    ]
+    for name in passes.DEFAULT_PASSES:
+        assert passes.PASSES[name].run(steps)[0] == steps, name
+
+
+def test_forward_stores_keeps_the_stored_value_instead_of_reading_it_back():
+    text = ".func main locals=1\n arg 0\n store 0\n load 0\n print_int\n halt\n"
+    assert ops(".args 1\n" + text, ("forward-stores",))[:3] == [("ARG", 0), ("DUP", 0), ("STORE", 0)]
+
+
+def traces(text: str, args: list[int], names: tuple[str, ...]) -> list:
+    shapes = []
+    program = jit.parse(text, "t.uop")
+    result = jit.run(program, args, passes=names, on_compile=lambda code, shape, side: shapes.append(shape))
+    return [result.output, shapes]
+
+
+LOOP = """\
+.args 1
+.func main locals=1
+    arg 0
+    store 0
+top:
+    load 0
+    push_int 1
+    sub
+    store 0
+    push_int 1
+    jnz always
+    push_int 7
+    print_int
+always:
+    load 0
+    jnz top
+    halt
+"""
+
+
+def test_known_guards_removes_a_guard_on_a_constant_and_exits_still_point_at_their_stubs():
+    (out_on, on), (out_off, off) = traces(LOOP, [500], passes.DEFAULT_PASSES), traces(LOOP, [500], ())
+    assert out_on == out_off and on and off
+    guards = [[s.op for s in shape.steps if s.op.startswith("GUARD")] for shape in (on[0], off[0])]
+    assert len(guards[0]) == len(guards[1]) - 1  # (the guard on `push_int 1` is gone)
+    for shape in on + off:
+        assert all(shape.steps[e.step].op == "EXIT" for e in shape.exits.values())
+
+
+class StrengthReduction:
+    """A user's pass: multiplying by a power of two becomes a shift."""
+
+    name = "test-strength-reduction"
+
+    def run(self, steps):
+        out, where, i = [], [], 0
+        while i < len(steps):
+            s = steps[i]
+            nxt = steps[i + 1] if i + 1 < len(steps) else None
+            k = s.operand0
+            if s.op == "PUSH_INT" and k > 0 and k & (k - 1) == 0 and nxt is not None and nxt.op == "MUL":
+                where += [len(out), len(out) + 1]
+                out += [Step("PUSH_INT", k.bit_length() - 1, 0, s.position), Step("SHL", 0, 0, nxt.position)]
+                i += 2
+                continue
+            where.append(len(out))
+            out.append(s)
+            i += 1
+        where.append(len(out))
+        return passes.renumber(out, where), where
+
+
+@pytest.fixture
+def user_pass():
+    p = StrengthReduction()
+    passes.register(p)
+    yield p
+    del passes.PASSES[p.name]
+
+
+def test_a_users_pass_is_registered_by_name_and_runs_where_it_is_named(user_pass):
+    text = ".args 1\n.func main\n arg 0\n push_int 8\n mul\n print_int\n halt\n"
+    assert ("SHL", 0) in ops(text, (user_pass.name,))
+    program = jit.parse(text, "t.uop")
+    assert jit.run(program, [5], eager=True, passes=[user_pass.name]).output == b"40"
+    with pytest.raises(ValueError, match="new, non-empty name"):
+        passes.register(user_pass)
+
+
+def test_an_unknown_pass_is_a_clear_error_in_the_api_and_the_cli():
+    program = jit.parse(".func main\n halt\n", "t.uop")
+    with pytest.raises(jit.JitError, match="no pass named nope"):
+        jit.run(program, passes=["nope"])
+    with pytest.raises(jit.JitError, match="go with the jit engine"):
+        jit.run(program, engine="py", passes=[])
+    argv = [sys.executable, "-m", "jit", "run", "bench/programs/fib.uop", "10", "--passes", "fold,nope"]
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False)
+    assert out.returncode == 2 and "no pass named nope" in out.stderr and "Traceback" not in out.stderr
