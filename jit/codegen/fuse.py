@@ -12,7 +12,6 @@ so no error ever needs a position inside one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from ..lang.ir import wrap64
 from .step import Step
@@ -51,20 +50,15 @@ def _match(steps: Sequence[Step], i: int) -> tuple[Step, int] | None:
 
 def fuse(steps: Sequence[Step]) -> tuple[list[Step], list[int]]:
     """The fused steps, and for each old step index its new one."""
-    entries = {0}
-    for s in steps:
-        if s.target is not None:
-            entries.add(s.target)
-        if s.exit is not None:
-            entries.add(s.exit)
-        if s.continue_to is not None:
-            entries.add(s.continue_to)
+    from .passes import entries, renumber  # (passes build on fusion's module: imported late)
+
+    starts = entries(steps)
     out: list[Step] = []
     where = [0] * (len(steps) + 1)
     i = 0
     while i < len(steps):
         found = _match(steps, i) if steps[i].op in _HEADS else None
-        if found and not any(k in entries for k in range(i + 1, i + found[1])):
+        if found and not any(k in starts for k in range(i + 1, i + found[1])):
             fused, n = found
         else:
             fused, n = steps[i], 1
@@ -73,15 +67,7 @@ def fuse(steps: Sequence[Step]) -> tuple[list[Step], list[int]]:
         out.append(fused)
         i += n
     where[len(steps)] = len(out)
-    for k, s in enumerate(out):
-        if s.target is not None or s.exit is not None or s.continue_to is not None:
-            out[k] = replace(
-                s,
-                target=None if s.target is None else where[s.target],
-                exit=None if s.exit is None else where[s.exit],
-                continue_to=None if s.continue_to is None else where[s.continue_to],
-            )
-    return out, where
+    return renumber(out, where), where
 
 
 def expand(op: str, a: int, b: int) -> list[tuple[str, int]]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Protocol
 
 from ..lang.ir import OPS, bits_float, float_bits, wrap64
@@ -51,9 +50,12 @@ def entries(steps: Sequence[Step]) -> set[int]:
     """Step indices something jumps to (and the first): where straight lines begin."""
     found = {0}
     for s in steps:
-        for x in (s.target, s.exit, s.continue_to):
-            if x is not None:
-                found.add(x)
+        if s.target is not None:
+            found.add(s.target)
+        if s.exit is not None:
+            found.add(s.exit)
+        if s.continue_to is not None:
+            found.add(s.continue_to)
     return found
 
 
@@ -61,11 +63,15 @@ def renumber(steps: list[Step], where: Where) -> list[Step]:
     """Point every target, exit and return point at the new indices."""
     for k, s in enumerate(steps):
         if s.target is not None or s.exit is not None or s.continue_to is not None:
-            steps[k] = replace(
-                s,
-                target=None if s.target is None else where[s.target],
-                exit=None if s.exit is None else where[s.exit],
-                continue_to=None if s.continue_to is None else where[s.continue_to],
+            steps[k] = Step(  # (not dataclasses.replace: ten times slower, and this is per step)
+                s.op,
+                s.operand0,
+                s.operand1,
+                s.position,
+                None if s.target is None else where[s.target],
+                None if s.exit is None else where[s.exit],
+                s.target_address,
+                None if s.continue_to is None else where[s.continue_to],
             )
     return steps
 
@@ -88,51 +94,64 @@ def _push(value: int | float, position: int) -> Step:
     return Step("PUSH_INT", wrap64(value), 0, position)
 
 
-class _Reducer:
-    """A rewrite by reduction at the end of the output: each step is appended,
-    then the last few are replaced while a rule matches (so folds chain);
-    never across an entry.  Subclasses give `reduce`."""
+class Rule:
+    """A peephole pass: a rewrite of the last few steps of the output, tried
+    each time a step whose op is in `triggers` is appended (so rewrites
+    chain: a fold's result can fold again); never across an entry.
+    Consecutive rules share one scan of the steps (`apply`)."""
 
     name = ""
+    triggers: frozenset[str] = frozenset()
 
-    def reduce(self, tail: list[Step]) -> tuple[list[Step], int] | None:
-        """The replacement of the last n steps of `tail`, and n; or None."""
+    def reduce(self, out: list[Step], floor: int) -> tuple[list[Step], int] | None:
+        """The replacement of the last n steps of `out` (none of them before
+        index `floor`), and n; or None."""
         raise NotImplementedError
 
     def run(self, steps: Sequence[Step]) -> tuple[list[Step], Where]:
-        starts = entries(steps)
-        out: list[Step] = []
-        origin: list[int] = []  # out index -> the old index it stands for (its first)
-        floor = 0  # out steps before this index may not be touched (an entry follows them)
-        where = [0] * (len(steps) + 1)
-        for i, s in enumerate(steps):
-            if i in starts:
-                floor = len(out)
-            where[i] = len(out)
-            out.append(s)
-            origin.append(i)
-            while (found := self.reduce(out[floor:])) is not None:
-                new, n = found
-                first = origin[len(out) - n]
-                del out[len(out) - n :], origin[len(origin) - n :]
-                for k in range(first, i + 1):
-                    where[k] = len(out)
-                out.extend(new)
-                origin.extend([first] * len(new))
-        where[len(steps)] = len(out)
-        return renumber(out, where), where
+        return scan(steps, [self])
 
 
-class FoldConstants(_Reducer):
+def scan(steps: Sequence[Step], rules: Sequence[Rule]) -> tuple[list[Step], Where]:
+    """One pass over the steps applying every rule where it matches."""
+    starts = entries(steps)
+    triggers = frozenset().union(*(r.triggers for r in rules))
+    out: list[Step] = []
+    origin: list[int] = []  # out index -> the old index it stands for (its first)
+    floor = 0  # out steps before this index may not be touched (an entry follows them)
+    where = [0] * (len(steps) + 1)
+    for i, s in enumerate(steps):
+        if i in starts:
+            floor = len(out)
+        where[i] = len(out)
+        out.append(s)
+        origin.append(i)
+        while out and out[-1].op in triggers:
+            last = out[-1].op
+            found = next((f for r in rules if last in r.triggers and (f := r.reduce(out, floor)) is not None), None)
+            if found is None:
+                break
+            new, n = found
+            first = origin[len(out) - n]
+            del out[len(out) - n :], origin[len(origin) - n :]
+            for k in range(first, i + 1):
+                where[k] = len(out)
+            out.extend(new)
+            origin.extend([first] * len(new))
+    where[len(steps)] = len(out)
+    return renumber(out, where), where
+
+
+class FoldConstants(Rule):
     name = "fold"
+    triggers = _PURE
 
-    def reduce(self, tail: list[Step]) -> tuple[list[Step], int] | None:
-        if not tail or tail[-1].op not in _PURE:
+    def reduce(self, out: list[Step], floor: int) -> tuple[list[Step], int] | None:
+        op = _INFO[out[-1].op]
+        first = len(out) - 1 - op.pops
+        if first < floor:
             return None
-        op = _INFO[tail[-1].op]
-        if len(tail) <= op.pops:
-            return None
-        values = [_constant(s) for s in tail[-1 - op.pops : -1]]
+        values = [_constant(s) for s in out[first:-1]]
         if any(v is None for v in values):
             return None
         from ..lang.interp import evaluate  # (only when there is something to fold: start-up)
@@ -140,34 +159,33 @@ class FoldConstants(_Reducer):
         result = evaluate(op, values)  # type: ignore[arg-type]
         if result is None or (isinstance(result, float) and math.isnan(result)):
             return None  # (fails, or a NaN whose payload the hardware decides)
-        return [_push(result, tail[-1 - op.pops].position)], op.pops + 1
+        return [_push(result, out[first].position)], op.pops + 1
 
 
-class KnownGuards(_Reducer):
+class KnownGuards(Rule):
     name = "known-guards"
+    triggers = frozenset({"GUARD_ZERO", "GUARD_NONZERO", "DROP"})
 
-    def reduce(self, tail: list[Step]) -> tuple[list[Step], int] | None:
-        if len(tail) < 2 or tail[-1].op not in ("GUARD_ZERO", "GUARD_NONZERO", "DROP"):
+    def reduce(self, out: list[Step], floor: int) -> tuple[list[Step], int] | None:
+        if len(out) - 2 < floor:
             return None
-        value = _constant(tail[-2])
+        value = _constant(out[-2])
         if value is None:
             return None
-        if tail[-1].op == "DROP":
+        if out[-1].op == "DROP":
             return [], 2
-        holds = isinstance(value, int) and (value == 0) == (tail[-1].op == "GUARD_ZERO")
+        holds = isinstance(value, int) and (value == 0) == (out[-1].op == "GUARD_ZERO")
         return ([], 2) if holds else None
 
 
-class ForwardStores(_Reducer):
+class ForwardStores(Rule):
     name = "forward-stores"
+    triggers = frozenset({"LOAD"})
 
-    def reduce(self, tail: list[Step]) -> tuple[list[Step], int] | None:
-        if len(tail) < 2 or tail[-1].op != "LOAD" or tail[-2].op != "STORE":
+    def reduce(self, out: list[Step], floor: int) -> tuple[list[Step], int] | None:
+        if len(out) - 2 < floor or out[-2].op != "STORE" or out[-2].operand0 != out[-1].operand0:
             return None
-        store, load = tail[-2], tail[-1]
-        if store.operand0 != load.operand0:
-            return None
-        return [Step("DUP", 0, 0, store.position), store], 2
+        return [Step("DUP", 0, 0, out[-2].position), out[-2]], 2
 
 
 class Superinstructions:
@@ -205,10 +223,19 @@ def apply(steps: Sequence[Step], names: Sequence[str], superinstructions: bool) 
     """Run the named passes in order, then fusion if asked; the composed index map."""
     out = list(steps)
     where = list(range(len(steps) + 1))
-    chosen = [PASSES[n] for n in names]
+    chosen: list[Pass] = [PASSES[n] for n in names]
     if superinstructions:
         chosen.append(Superinstructions())
-    for p in chosen:
-        out, step_map = p.run(out)
+    k = 0
+    while k < len(chosen):
+        batch: list[Rule] = []
+        while k < len(chosen) and isinstance(chosen[k], Rule):  # (consecutive rules: one scan)
+            batch.append(chosen[k])  # type: ignore[arg-type]
+            k += 1
+        if batch:
+            out, step_map = scan(out, batch)
+        else:
+            out, step_map = chosen[k].run(out)
+            k += 1
         where = [step_map[w] for w in where]
     return out, where
