@@ -115,8 +115,8 @@ def run(
     emulation; emulate=True emulates the host's too.  config: the tiered
     engine's thresholds.  on_compile(code, shape, side) is called for each
     trace or function the tiered engine compiles.  passes: the trace-level
-    passes the jit engine runs, in order (jit.codegen.passes; default: all
-    built in), for eager and tiered compiles alike.
+    passes the jit engine runs, in order (jit.codegen.passes; default: none),
+    for eager and tiered compiles alike.
     """
     from .lang.verify import verify
     from .targets import TARGETS, host_target

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import cache
 
-from jit.codegen.passes import DEFAULT_PASSES
+from jit.codegen.passes import BUILTIN_PASSES
 from jit.lang.ir import Program
 from jit.lang.outcome import Outcome
 from jit.lang.uop import parse
@@ -83,8 +83,8 @@ def _passes(names: tuple[str, ...], eager: bool):
     return run
 
 
-def _each_pass_off() -> dict[str, Callable[[Program, Sequence[int]], Outcome]]:
-    return {f"jit-hot:no-{off}": _passes(tuple(p for p in DEFAULT_PASSES if p != off), False) for off in DEFAULT_PASSES}
+def _each_pass_alone() -> dict[str, Callable[[Program, Sequence[int]], Outcome]]:
+    return {f"jit-hot:pass-{name}": _passes((name,), False) for name in BUILTIN_PASSES}
 
 
 RUNNERS: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
@@ -101,9 +101,9 @@ RUNNERS: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
     "jit-hot:llvm-O2": _llvm(2, config=TierConfig(hot_loop=1, hot_exit=1, max_trace=50)),
     "jit-hot-calls:llvm-O0": _llvm(0, config=HOT_CALLS),
     "jit-hot-calls:llvm-O2": _llvm(2, config=HOT_CALLS),
-    "jit-eager:no-passes": _passes((), eager=True),
-    "jit-hot:no-passes": _passes((), eager=False),
-    **_each_pass_off(),
+    "jit-eager:passes": _passes(BUILTIN_PASSES, eager=True),
+    "jit-hot:passes": _passes(BUILTIN_PASSES, eager=False),
+    **_each_pass_alone(),
 }
 ALL = sorted(RUNNERS)
 

@@ -1,9 +1,9 @@
 """Trace-level passes (jit.codegen.passes): what each rewrites, that nothing else changes, and that users can add one.
 
 Whether the rewritten code computes what the interpreters compute is the
-differential fuzzer's job (tests/test_fuzz.py runs every program with all
-passes, with none, and with each one left out); here each pass is shown
-doing its rewrite, and keeping off what it must not touch.
+differential fuzzer's job (tests/test_fuzz.py runs every program with all of
+them, and with each alone); here each pass is shown doing its rewrite, and
+keeping off what it must not touch.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def test_no_pass_reaches_across_a_step_something_jumps_to():
         Step("JUMP", target=1),
         Step("JUMP", target=4),
     ]
-    for name in passes.DEFAULT_PASSES:
+    for name in passes.BUILTIN_PASSES:
         assert passes.PASSES[name].run(steps)[0] == steps, name
 
 
@@ -92,7 +92,7 @@ always:
 
 
 def test_known_guards_removes_a_guard_on_a_constant_and_exits_still_point_at_their_stubs():
-    (out_on, on), (out_off, off) = traces(LOOP, [500], passes.DEFAULT_PASSES), traces(LOOP, [500], ())
+    (out_on, on), (out_off, off) = traces(LOOP, [500], passes.BUILTIN_PASSES), traces(LOOP, [500], ())
     assert out_on == out_off and on and off
     guards = [[s.op for s in shape.steps if s.op.startswith("GUARD")] for shape in (on[0], off[0])]
     assert len(guards[0]) == len(guards[1]) - 1  # (the guard on `push_int 1` is gone)

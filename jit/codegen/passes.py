@@ -8,10 +8,11 @@ so that jump targets, exits, return points and exit records follow
 
 Passes are named and registered here; TierConfig(passes=...) and the eager
 compiler choose which run, in order, before superinstructions (jit.codegen.fuse,
-itself the last pass).  `register` adds a user's own: a class with a `name`
-and a `run` method.  Each built-in one is switchable, fuzzed on every engine
-(tests/test_fuzz.py runs programs with all passes and with none) and
-measured by `python -m jit bench --ablation`.
+itself the last pass).  None runs by default (DEFAULT_PASSES, and why).
+`register` adds a user's own: a class with a `name` and a `run` method.
+Each built-in one is switchable, fuzzed on every engine (tests/test_fuzz.py
+runs programs with all of them and with each alone) and measured by
+`python -m jit bench --ablation`.
 
 Built in:
 
@@ -210,7 +211,11 @@ def register(p: Pass) -> None:
 for _builtin in (FoldConstants(), KnownGuards(), ForwardStores()):
     register(_builtin)
 
-DEFAULT_PASSES: tuple[str, ...] = ("fold", "known-guards", "forward-stores")
+BUILTIN_PASSES: tuple[str, ...] = ("fold", "known-guards", "forward-stores")
+# None by default: measured (bench --ablation, docs/benchmarks.md), they find
+# little to rewrite in the bundled programs and cost compile time, so a
+# tiered run is slower with them.  They are there to be chosen and built on.
+DEFAULT_PASSES: tuple[str, ...] = ()
 
 
 def check(names: Sequence[str]) -> None:

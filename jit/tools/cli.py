@@ -216,7 +216,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from ..codegen.passes import DEFAULT_PASSES
+    from ..codegen.passes import BUILTIN_PASSES
 
     parser = argparse.ArgumentParser(prog="python -m jit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -251,7 +251,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--gdb", action="store_true", help="register compiled code with gdb's JIT interface")
     p.add_argument(
         "--passes", metavar="LIST",
-        help=f"trace-level passes, comma-separated, in order ('' for none; default: {','.join(DEFAULT_PASSES)})",
+        help=f"trace-level passes, comma-separated, in order (built in: {','.join(BUILTIN_PASSES)}; default: none)",
     )  # fmt: skip
     p.add_argument("--target", choices=sorted(TARGETS), help="machine code for this target; not the host's: emulated")
     p.add_argument("--emulate", action="store_true", help="run the target's code in the emulator even on its own host")
