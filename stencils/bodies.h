@@ -27,6 +27,12 @@
  * Python reference interpreter must be able to agree bit for bit.
  */
 
+/* A condition that is rarely true: a failure, a guard that leaves, a
+ * saturating corner.  Clang then lays its block out of the straight line,
+ * which the stencil processing moves out of line altogether (hot/cold
+ * splitting, jit/build/tail.py). */
+#define UNLIKELY(c) __builtin_expect(!!(c), 0)
+
 #ifndef STACK_CACHE /* the interpreters: the whole stack is in memory */
 #define POP() (*--sp)
 #define PUSH(v)            \
@@ -186,24 +192,24 @@ BINARY_INT(SHR, (a >> (b & 63)) | ((a >> 63) ? ~(~(uint64_t)0 >> (b & 63)) : 0))
 BODY(DIV) {
     int64_t b = POP_I();
     int64_t a = POP_I();
-    if (b == 0) {
+    if (UNLIKELY(b == 0)) {
         PUSH_I(a);
         PUSH_I(b);
         FAIL(VM_ERR_DIV_ZERO);
     }
-    PUSH_I(b == -1 ? (int64_t)(0 - (uint64_t)a) : a / b);
+    PUSH_I(UNLIKELY(b == -1) ? (int64_t)(0 - (uint64_t)a) : a / b);
     NEXT();
 }
 
 BODY(MOD) {
     int64_t b = POP_I();
     int64_t a = POP_I();
-    if (b == 0) {
+    if (UNLIKELY(b == 0)) {
         PUSH_I(a);
         PUSH_I(b);
         FAIL(VM_ERR_DIV_ZERO);
     }
-    PUSH_I(b == -1 ? 0 : a % b);
+    PUSH_I(UNLIKELY(b == -1) ? 0 : a % b);
     NEXT();
 }
 
@@ -250,11 +256,11 @@ BODY(ITOF) {
 BODY(FTOI) {
     double x = POP_F();
     int64_t r;
-    if (x != x) {
+    if (UNLIKELY(x != x)) {
         r = 0;
-    } else if (x >= 9223372036854775808.0) {
+    } else if (UNLIKELY(x >= 9223372036854775808.0)) {
         r = INT64_MAX;
-    } else if (x <= -9223372036854775808.0) {
+    } else if (UNLIKELY(x <= -9223372036854775808.0)) {
         r = INT64_MIN;
     } else {
         r = (int64_t)x;
@@ -265,7 +271,7 @@ BODY(FTOI) {
 
 BODY(MLOAD) {
     uint64_t index = POP_U();
-    if (index >= (uint64_t)MEMORY_SIZE) {
+    if (UNLIKELY(index >= (uint64_t)MEMORY_SIZE)) {
         PUSH_U(index);
         FAIL(VM_ERR_MEM_RANGE);
     }
@@ -277,7 +283,7 @@ BODY(MLOAD) {
 BODY(MSTORE) {
     Slot value = POP();
     uint64_t index = POP_U();
-    if (index >= (uint64_t)MEMORY_SIZE) {
+    if (UNLIKELY(index >= (uint64_t)MEMORY_SIZE)) {
         PUSH_U(index);
         PUSH(value);
         FAIL(VM_ERR_MEM_RANGE);
@@ -380,14 +386,14 @@ BODY(PRINT_STR) {
 /* Guards exist only in traces: they leave when the trace's assumption about
  * a branch stops holding.  The interpreters treat them as the branch. */
 BODY(GUARD_ZERO) {
-    if (POP_I() != 0) {
+    if (UNLIKELY(POP_I() != 0)) {
         SIDE_EXIT();
     }
     NEXT();
 }
 
 BODY(GUARD_NONZERO) {
-    if (POP_I() == 0) {
+    if (UNLIKELY(POP_I() == 0)) {
         SIDE_EXIT();
     }
     NEXT();

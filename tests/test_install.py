@@ -35,11 +35,16 @@ def test_every_subpackage_is_listed_for_the_wheel():
     assert found <= listed, found - listed
 
 
+# pip is run without PYTHONPATH: a checkout on it (with the jit.egg-info a
+# build leaves there) would count as jit already installed.
+PIP_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)]
-    out = subprocess.run(build, capture_output=True, text=True, check=False, cwd=dist)
+    out = subprocess.run(build, capture_output=True, text=True, check=False, cwd=dist, env=PIP_ENV)
     assert out.returncode == 0, out.stderr
     (found,) = dist.glob("jit-*.whl")
     return found
@@ -50,7 +55,7 @@ def make_venv(wheel: Path, where: Path) -> tuple[Path, Path]:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
     python = where / "bin" / "python"
     install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)]
-    subprocess.run(install, check=True, capture_output=True)
+    subprocess.run(install, check=True, capture_output=True, env=PIP_ENV)
     query = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
     site = Path(subprocess.run([python, "-c", query], check=True, capture_output=True, text=True).stdout.strip())
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")

@@ -122,3 +122,19 @@ def test_second_build_is_cached():
         assert not rebuilt
         assert again == first
         assert library_path(target).read_text() == first.dumps()
+
+
+def test_no_hot_path_ends_in_a_jump_to_the_continuation(library, target):
+    """Hot/cold splitting: the only jumps to _JIT_CONTINUE left in any stencil's
+    code are conditional ones; every stencil's straight line falls through to
+    the next (its cold parts are out of line, in its data)."""
+    from jit.targets import get_target
+
+    md = get_target(target).disassembler
+    for stencil in library.ops.values():
+        for hole in stencil.holes:
+            if hole.kind is HoleKind.CONTINUE and hole.symbol == "_JIT_CONTINUE":
+                start = next(i for i in md.disasm(stencil.code, 0) if i.address <= hole.offset < i.address + i.size)
+                assert start.mnemonic not in ("jmp", "b"), (stencil.name, start.mnemonic, stencil.notes)
+    split = [s for s in library.ops.values() if any("cold part" in n for n in s.notes)]
+    assert any(s.name.startswith("MLOAD") for s in split) and any(s.name.startswith("DIV") for s in split)

@@ -47,6 +47,7 @@ class Variant:
 
     opt: str = "-Os"
     clean_tail: bool = True
+    split_cold: bool = True  # hot/cold splitting (jit.build.tail.split_cold), part of the tail clean-up
     stack_depth: int = DEPTH  # stack slots its variants can keep in registers (0: none)
     ops: tuple[str, ...] | None = None  # only these ops of the table (and their variants); None: all
 
@@ -61,6 +62,7 @@ class Variant:
     def tag(self) -> str:
         parts = [] if self.opt == "-Os" else [self.opt.lstrip("-")]
         parts += [] if self.clean_tail else ["keep-tails"]
+        parts += [] if self.split_cold else ["cold-inline"]
         parts += [] if self.stack_depth == DEPTH else [f"depth{self.stack_depth}"]
         if self.ops is not None:
             parts.append("ops-" + hashlib.sha256(" ".join(sorted(self.ops)).encode()).hexdigest()[:10])
@@ -113,7 +115,7 @@ def build_stencil(clang: Clang, target: Target, job: Job, variant: Variant = DEF
     from .process import process_object  # (only building needs pyelftools and capstone)
 
     blob = compile_object(clang, target, job, variant)
-    return process_object(blob, job.name, target, clean_tail=variant.clean_tail), blob
+    return process_object(blob, job.name, target, clean_tail=variant.clean_tail, split_cold=variant.split_cold), blob
 
 
 def source_key(target: Target, variant: Variant = DEFAULT) -> str:
@@ -125,6 +127,7 @@ def source_key(target: Target, variant: Variant = DEFAULT) -> str:
             ("format", str(FORMAT_VERSION).encode()),
             ("flags", "\0".join(compile_flags(target, variant.opt)).encode()),
             ("clean_tail", str(variant.clean_tail).encode()),
+            ("split_cold", str(variant.split_cold).encode()),
             ("jobs", "\0".join(f"{j.name} {' '.join(j.flags)}" for j in jobs).encode()),
             *((f"stencils/{p.name}", p.read_bytes()) for p in sorted(STENCILS_DIR.iterdir()) if p.is_file()),
             *((f"jit/{name}", (here / name).read_bytes()) for name in _PROCESSING_MODULES),

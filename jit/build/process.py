@@ -165,11 +165,14 @@ class _Holes:
         out.append(Hole(base + rel.offset, reloc, kind, symbol, addend))
 
 
-def process_object(blob: bytes, name: str, target: Target, *, clean_tail: bool = True) -> Stencil:
+def process_object(
+    blob: bytes, name: str, target: Target, *, clean_tail: bool = True, split_cold: bool = True
+) -> Stencil:
     """Turn the object compiled for op `name` into a Stencil.
 
     clean_tail=False keeps the object's code bytes as they are (the tests
-    link such stencils with ld.lld to check the patcher)."""
+    link such stencils with ld.lld to check the patcher); split_cold=False
+    keeps cold parts in line (the ablation)."""
 
     def fail(what: str) -> NoReturn:
         raise StencilBuildError(name, target.name, what)
@@ -189,14 +192,11 @@ def process_object(blob: bytes, name: str, target: Target, *, clean_tail: bool =
         holes.add(rel)
     notes: list[str] = []
     code, code_holes = bytes(lay.code), sorted(holes.code, key=lambda h: h.offset)
+    data, data_holes = bytes(lay.data), sorted(holes.data, key=lambda h: h.offset)
     if clean_tail:
-        code, code_holes, notes = tail.clean_tail(target, code, code_holes)
-    return Stencil(
-        name,
-        code,
-        bytes(lay.data),
-        tuple(code_holes),
-        tuple(sorted(holes.data, key=lambda h: h.offset)),
-        tuple(notes),
-        len(lay.code),
-    )
+        # The cold part out of line first, then the final jump it leaves goes.
+        if split_cold:
+            code, code_holes, data, data_holes, notes = tail.split_cold(target, code, code_holes, data, data_holes)
+        code, code_holes, more = tail.clean_tail(target, code, code_holes)
+        notes += more
+    return Stencil(name, code, data, tuple(code_holes), tuple(data_holes), tuple(notes), len(lay.code))

@@ -84,6 +84,31 @@ class Target:
         """One step of the tail clean-up (jit.build.tail): drop or retarget a final jump."""
         raise NotImplementedError
 
+    def continue_jumps(self, code: bytes, holes: list[Hole]) -> list[tuple[int, int, bool]]:
+        """Every jump to _JIT_CONTINUE, unconditional or a conditional branch:
+        (where it starts, where it ends, conditional?), in order."""
+        raise NotImplementedError
+
+    def ends_path(self, code: bytes, at: int, size: int, holes: list[Hole]) -> bool:
+        """Whether the instruction at `at` never falls through (a return, an unconditional jump)."""
+        raise NotImplementedError
+
+    def local_branch(self, code: bytes, at: int, new_at: int, new_dest: int) -> bytes | None:
+        """The direct branch at `at`, re-encoded at `new_at` to reach `new_dest`
+        in the same form; None if it no longer reaches."""
+        raise NotImplementedError
+
+    def flip_to_hole(self, code: bytes, at: int) -> tuple[bytes, int, str, int] | None:
+        """The conditional branch at `at` with its condition flipped and its
+        destination a hole, as branch_to_hole gives it; None if it cannot be."""
+        raise NotImplementedError
+
+    def branch_to_hole(self, code: bytes, at: int) -> tuple[bytes, int, str, int] | None:
+        """The direct branch at `at` rewritten so that its destination is a hole
+        (hot/cold splitting, jit.build.tail): (its new bytes, the hole's offset
+        in them, the relocation, what the addend adds), or None if it cannot be."""
+        raise NotImplementedError
+
     def capstone_mode(self) -> tuple[int, int]:
         raise NotImplementedError
 

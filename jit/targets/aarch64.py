@@ -52,7 +52,7 @@ class AArch64(Target):
     def tail_rule(self, code: bytes, holes: list[Hole]) -> TailResult:
         """`b _JIT_CONTINUE` at the end goes; a conditional branch around a final
         `b _JIT_CONTINUE; b X` or `b X` is inverted or retargeted to X."""
-        from ..build.tail import branch_targets, hole_at, is_continue
+        from ..build.tail import REMOVED, branch_targets, hole_at, is_continue
 
         n = len(code)
         last = hole_at(holes, n - 4)
@@ -62,7 +62,7 @@ class AArch64(Target):
             return (
                 code[: n - 4],
                 [h for h in holes if h is not last],
-                ["removed the final `b _JIT_CONTINUE` (4 bytes): the next stencil follows"],
+                [f"{REMOVED} `b _JIT_CONTINUE` (4 bytes): the next stencil follows"],
             )
         cond = hole_at(holes, n - 8)
         if is_continue(cond, {_B}, 0):
@@ -86,6 +86,52 @@ class AArch64(Target):
                 f"{last.symbol} at {n - 8:#x} (4 bytes removed): the next stencil follows"
             ],
         )
+
+    def continue_jumps(self, code: bytes, holes: list[Hole]) -> list[tuple[int, int, bool]]:
+        from ..build.tail import is_continue
+
+        found = []
+        for h in holes:
+            if is_continue(h, {_B}, 0):
+                found.append((h.offset, h.offset + 4, False))
+            elif is_continue(h, {"R_AARCH64_CONDBR19"}, 0):
+                found.append((h.offset, h.offset + 4, True))
+        return sorted(found)
+
+    def ends_path(self, code: bytes, at: int, size: int, holes: list[Hole]) -> bool:
+        insn = int.from_bytes(code[at : at + 4], "little")
+        return insn == 0xD65F03C0 or insn & 0xFC000000 == 0x14000000  # ret, b
+
+    def local_branch(self, code: bytes, at: int, new_at: int, new_dest: int) -> bytes | None:
+        insn = int.from_bytes(code[at : at + 4], "little")
+        words = (new_dest - new_at) >> 2
+        if insn & 0xFC000000 == 0x14000000:  # b: 26 bits of words
+            mask, bits, shift = 0x03FFFFFF, 26, 0
+        else:
+            decoded = _local_branch(insn)
+            if decoded is None:
+                return None
+            mask, bits, shift = decoded[1], 19 if decoded[2] == "R_AARCH64_CONDBR19" else 14, 5
+        if not -(1 << (bits - 1)) <= words < 1 << (bits - 1):
+            return None
+        return ((insn & ~mask & 0xFFFFFFFF) | ((words << shift) & mask)).to_bytes(4, "little")
+
+    def flip_to_hole(self, code: bytes, at: int) -> tuple[bytes, int, str, int] | None:
+        insn = int.from_bytes(code[at : at + 4], "little")
+        flipped = _invert(insn)
+        decoded = _local_branch(insn)
+        if flipped is None or decoded is None or decoded[2] != "R_AARCH64_CONDBR19":
+            return None
+        return (flipped & ~decoded[1] & 0xFFFFFFFF).to_bytes(4, "little"), 0, decoded[2], 0
+
+    def branch_to_hole(self, code: bytes, at: int) -> tuple[bytes, int, str, int] | None:
+        insn = int.from_bytes(code[at : at + 4], "little")
+        if insn & 0xFC000000 == 0x14000000:  # b
+            return (insn & 0xFC000000).to_bytes(4, "little"), 0, _B, 0
+        decoded = _local_branch(insn)
+        if decoded is None or decoded[2] != "R_AARCH64_CONDBR19":
+            return None  # (tbz/tbnz reach only 32 KB: the data may be further away)
+        return (insn & ~decoded[1] & 0xFFFFFFFF).to_bytes(4, "little"), 0, decoded[2], 0
 
     def _retarget(self, code: bytes, holes: list[Hole], last: Hole, drop: int, invert: bool) -> TailResult:
         """Make the local conditional branch just before the final `b X` (and, when

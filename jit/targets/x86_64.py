@@ -40,7 +40,7 @@ class X86_64(Target):
     def tail_rule(self, code: bytes, holes: list[Hole]) -> TailResult:
         """`jmp _JIT_CONTINUE` at the end goes; `jcc _JIT_CONTINUE; jmp X` at
         the end becomes `j!cc X`."""
-        from ..build.tail import branch_targets, hole_at, is_continue
+        from ..build.tail import REMOVED, branch_targets, hole_at, is_continue
 
         n = len(code)
         if n < 5 or code[n - 5] != 0xE9:
@@ -52,7 +52,7 @@ class X86_64(Target):
             return (
                 code[: n - 5],
                 [h for h in holes if h is not last],
-                ["removed the final `jmp _JIT_CONTINUE` (5 bytes): the next stencil follows"],
+                [f"{REMOVED} `jmp _JIT_CONTINUE` (5 bytes): the next stencil follows"],
             )
         cond = hole_at(holes, n - 9)
         if not (n >= 11 and _is_jcc(code, n - 11)):
@@ -75,6 +75,47 @@ class X86_64(Target):
                 f"{last.symbol} at {n - 11:#x} (5 bytes removed): the next stencil follows"
             ],
         )
+
+    def continue_jumps(self, code: bytes, holes: list[Hole]) -> list[tuple[int, int, bool]]:
+        from ..build.tail import is_continue
+
+        found = []
+        for h in holes:
+            if is_continue(h, _REL32, -4):
+                if code[h.offset - 1] == 0xE9:
+                    found.append((h.offset - 1, h.offset + 4, False))
+                elif _is_jcc(code, h.offset - 2):
+                    found.append((h.offset - 2, h.offset + 4, True))
+        return sorted(found)
+
+    def ends_path(self, code: bytes, at: int, size: int, holes: list[Hole]) -> bool:
+        return code[at] in (0xC3, 0xE9, 0xEB)  # ret, jmp rel32, jmp rel8
+
+    def local_branch(self, code: bytes, at: int, new_at: int, new_dest: int) -> bytes | None:
+        op = code[at]
+        if 0x70 <= op <= 0x7F or op == 0xEB:  # jcc/jmp rel8
+            disp = new_dest - (new_at + 2)
+            return bytes([op]) + struct.pack("<b", disp) if -128 <= disp < 128 else None
+        size = 6 if _is_jcc(code, at) else 5 if op in (0xE8, 0xE9) else 0
+        if not size:
+            return None
+        disp = new_dest - (new_at + size)
+        return code[at : at + size - 4] + struct.pack("<i", disp) if -(1 << 31) <= disp < 1 << 31 else None
+
+    def flip_to_hole(self, code: bytes, at: int) -> tuple[bytes, int, str, int] | None:
+        if not _is_jcc(code, at):
+            return None
+        return bytes([0x0F, code[at + 1] ^ 1]) + bytes(4), 2, "R_X86_64_PC32", -4  # (jcc opcodes pair up)
+
+    def branch_to_hole(self, code: bytes, at: int) -> tuple[bytes, int, str, int] | None:
+        op = code[at]
+        if 0x70 <= op <= 0x7F:  # jcc rel8 -> jcc rel32
+            return bytes([0x0F, 0x80 | (op & 0xF)]) + bytes(4), 2, "R_X86_64_PC32", -4
+        if _is_jcc(code, at):
+            return code[at : at + 2] + bytes(4), 2, "R_X86_64_PC32", -4
+        if op in (0xEB, 0xE9):  # jmp rel8 / rel32 -> jmp rel32
+            return b"\xe9" + bytes(4), 1, "R_X86_64_PC32", -4
+        return None
 
     def capstone_mode(self) -> tuple[int, int]:
         import capstone

@@ -52,6 +52,11 @@ TECHNIQUES = (
         (Figure.STEADY, Figure.TIERED, Figure.CODE),
     ),
     Technique(
+        "hot/cold splitting: cold parts out of line, in the data (off: in line)",
+        "cold-inline",
+        (Figure.STEADY, Figure.TIERED, Figure.CODE),
+    ),
+    Technique(
         "superinstructions (off: one stencil per micro-op)",
         "no-superinstructions",
         (Figure.STEADY, Figure.TIERED, Figure.CODE),
@@ -119,6 +124,7 @@ def measure_ablation(
     libraries = {
         "default": DEFAULT,
         "keep-tails": Variant(clean_tail=False),
+        "cold-inline": Variant(split_cold=False),
         "O3": Variant(opt="-O3"),
         "depth-1": Variant(stack_depth=1),
     }
