@@ -40,3 +40,11 @@ def test_the_python_example_runs_as_shown():
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     runner.run(test)
     assert runner.failures == 0
+
+
+def test_the_benchmark_page_shows_the_report_and_ablation_it_ships():
+    """docs/benchmarks.md quotes docs/bench.txt and docs/ablation.txt (what
+    `bench` and `bench --ablation` wrote) word for word: one measurement, not two."""
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    for name in ("bench.txt", "ablation.txt"):
+        assert (ROOT / "docs" / name).read_text().rstrip("\n") in page, name
