@@ -85,11 +85,12 @@ def _local_target(insn, holes: list[Hole]) -> int | None:
 def split_cold(
     target: Target, code: bytes, holes: list[Hole], data: bytes, data_holes: list[Hole]
 ) -> tuple[bytes, list[Hole], bytes, list[Hole], list[str]]:
-    """Hot/cold splitting: move what follows the last jump to _JIT_CONTINUE
-    (the blocks clang laid out after the straight line: a failed bounds check,
+    """Hot/cold splitting: move what follows the earliest unconditional jump to
+    _JIT_CONTINUE (else the last conditional one) out of line: the blocks
+    clang laid out after the straight line (a failed bounds check,
     a zero divisor, a guard that leaves, a saturating corner; bodies.h marks
-    them UNLIKELY) out of line, into the stencil's data, which the region
-    places after all the code.  The hot path then ends in that jump, which the
+    them UNLIKELY), into the stencil's data, which the region places after
+    all the code.  The hot path then ends in that jump, which the
     tail clean-up removes (or, when it is conditional, whose condition is
     flipped to branch to the cold part), so it falls through to the next stencil.
 
@@ -97,14 +98,17 @@ def split_cold(
     the code); on x86-64 a short branch grows to its rel32 form.  Nothing
     changes unless it is safe: the cold part must end in a return or an
     unconditional jump (a part that falls off the end is the hot path), every
-    branch that crosses must take a hole, and a local branch whose distance
-    changes (when one grows) must still reach.
+    branch that crosses must take a hole, a local branch whose distance
+    changes (when one grows) must still reach, and no instruction may address
+    memory relative to itself without a hole (it would not follow a move).
     """
     unchanged: tuple[bytes, list[Hole], bytes, list[Hole], list[str]] = (code, holes, data, data_holes, [])
     md = target.disassembler
     insns = list(md.disasm(code, 0))
-    if sum(i.size for i in insns) != len(code) or not target.ends_path(code, insns[-1].address, 0, holes):
+    if sum(i.size for i in insns) != len(code) or not target.ends_path(code, insns[-1].address):
         return unchanged  # (does not decode cleanly, or falls off the end: then the end is the hot path)
+    if any(target.pc_relative(i) and not any(i.address <= h.offset < i.address + i.size for h in holes) for i in insns):
+        return unchanged
     jumps = [j for j in target.continue_jumps(code, holes) if j[1] < len(code)]
     # The earliest unconditional jump: all after it is entered by branches
     # only; else the last conditional one, flipped.

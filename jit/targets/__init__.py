@@ -89,8 +89,12 @@ class Target:
         (where it starts, where it ends, conditional?), in order."""
         raise NotImplementedError
 
-    def ends_path(self, code: bytes, at: int, size: int, holes: list[Hole]) -> bool:
+    def ends_path(self, code: bytes, at: int) -> bool:
         """Whether the instruction at `at` never falls through (a return, an unconditional jump)."""
+        raise NotImplementedError
+
+    def pc_relative(self, insn: capstone.CsInsn) -> bool:
+        """Whether a (decoded) instruction addresses data relative to itself."""
         raise NotImplementedError
 
     def local_branch(self, code: bytes, at: int, new_at: int, new_dest: int) -> bytes | None:

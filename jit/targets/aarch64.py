@@ -98,7 +98,13 @@ class AArch64(Target):
                 found.append((h.offset, h.offset + 4, True))
         return sorted(found)
 
-    def ends_path(self, code: bytes, at: int, size: int, holes: list[Hole]) -> bool:
+    def pc_relative(self, insn) -> bool:
+        from capstone import arm64 as A
+
+        literal = insn.mnemonic.startswith("ldr") and insn.operands and insn.operands[-1].type == A.ARM64_OP_IMM
+        return insn.mnemonic in ("adr", "adrp") or bool(literal)
+
+    def ends_path(self, code: bytes, at: int) -> bool:
         insn = int.from_bytes(code[at : at + 4], "little")
         return insn == 0xD65F03C0 or insn & 0xFC000000 == 0x14000000  # ret, b
 

@@ -88,8 +88,13 @@ class X86_64(Target):
                     found.append((h.offset - 2, h.offset + 4, True))
         return sorted(found)
 
-    def ends_path(self, code: bytes, at: int, size: int, holes: list[Hole]) -> bool:
+    def ends_path(self, code: bytes, at: int) -> bool:
         return code[at] in (0xC3, 0xE9, 0xEB)  # ret, jmp rel32, jmp rel8
+
+    def pc_relative(self, insn) -> bool:
+        from capstone import x86 as X
+
+        return any(op.type == X.X86_OP_MEM and op.mem.base == X.X86_REG_RIP for op in insn.operands)
 
     def local_branch(self, code: bytes, at: int, new_at: int, new_dest: int) -> bytes | None:
         op = code[at]

@@ -32,7 +32,6 @@ from ..build import relocs
 from ..build.stencils import Hole, Stencil, StencilLibrary
 from ..codegen.stackcache import base_op
 from ..lang.ir import Program
-from ..targets import get_target
 from .disasm import Instruction, instructions
 
 
@@ -46,22 +45,25 @@ def _hole_title(hole: Hole) -> str:
     return f"{hole.reloc}: {hole.kind.value} <- {symbol}{f' {hole.addend:+#x}' if hole.addend else ''}"
 
 
-def _hole_width(hole: Hole, target: str) -> int:
-    """How many bytes a hole patches: the field for data-like encodings, else the instruction."""
+_IN_INSTRUCTION = {relocs.Encoding.MOVW, relocs.Encoding.ADR, relocs.Encoding.ADRP, relocs.Encoding.LO12,
+                   relocs.Encoding.BRANCH}  # fmt: skip
+
+
+def _hole_width(hole: Hole) -> int:
+    """How many bytes a hole patches: a field of its bits, or the whole
+    (4-byte) instruction for the encodings that scatter bits inside one."""
     found = relocs.get(hole.reloc)
-    if get_target(target).insn_align == 1:  # x86-64: holes are byte fields inside the instruction
-        return max(1, found.bits // 8)
-    return 4  # AArch64: the hole is a field of one 4-byte instruction, or a 64-bit word in data
+    return 4 if found.encoding in _IN_INSTRUCTION else max(1, found.bits // 8)
 
 
-def _rows(target: str, listing: Sequence[Instruction], base: int) -> str:
+def _rows(listing: Sequence[Instruction], base: int) -> str:
     """Table rows for instructions, addresses shown from `base` (0: stencil offsets)."""
     out = []
     for insn in listing:
         start = insn.address - base
         marked: set[int] = set()
         for hole in insn.holes:
-            marked.update(range(hole.offset, hole.offset + _hole_width(hole, target)))
+            marked.update(range(hole.offset, hole.offset + _hole_width(hole)))
         raw = " ".join(
             f'<span class="hb">{b:02x}</span>' if start + k in marked else f"{b:02x}" for k, b in enumerate(insn.raw)
         )
@@ -93,7 +95,7 @@ def _stencil_cell(target: str, stencil: Stencil | None) -> str:
         f'<div class="t" data-target="{target}"><h4>{target}</h4>',
         f'<p class="size">{len(stencil.code)} bytes of code ({stencil.object_size} as compiled), '
         f"{len(stencil.data)} of data, {len(stencil.holes) + len(stencil.data_holes)} holes</p>",
-        _listing_table(_rows(target, listing, 0)),
+        _listing_table(_rows(listing, 0)),
     ]
     if stencil.data:
         rows = []
@@ -164,7 +166,6 @@ class Piece:
 
     title: str
     kind: str
-    target: str
     address: int
     size: int
     steps: list[tuple[int, str, int, list[Instruction]]]  # (IR position, stencil, line, its code)
@@ -198,7 +199,7 @@ def collect_program(program: Program, args: list[int]) -> tuple[list[Piece], dic
         else:
             kind = "side trace" if side else "trace"
             title = f"{kind} from line {line}"
-        piece = Piece(title, kind, library.target, code.address(0), code.layout.size, steps)
+        piece = Piece(title, kind, code.address(0), code.layout.size, steps)
         piece.exits = {info.step: exit_id for exit_id, info in shape.exits.items()}
         piece.links = {i: s.target_address for i, s in enumerate(code.steps) if s.target_address is not None}
         pieces.append(piece)
@@ -255,7 +256,7 @@ def program_section(program: Program, args: list[int], source: str) -> str:
             if i in piece.links and piece.links[i] in by_address:
                 target = by_address[piece.links[i]]
                 notes.append(f'<span class="link">jumps to <a href="#p-{target}">piece {target}</a></span>')
-            rows = _rows(piece.target, listing, listing[0].address if listing else 0)
+            rows = _rows(listing, listing[0].address if listing else 0)
             out.append(
                 f'<div class="step"><span class="st">step {i}: {_e(stencil.lower())} (pc {position})</span> '
                 f"{' '.join(notes)}{_listing_table(rows)}</div>"
