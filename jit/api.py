@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .errors import JitError
 from .lang.ir import INT64_MAX, INT64_MIN, Program
-from .runtime.config import EagerStats, TierConfig, TierStats
+from .runtime.config import OBSERVER_FLAGS, EagerStats, TierConfig, TierStats
 
 if TYPE_CHECKING:
     from .build.stencils import StencilLibrary
@@ -157,7 +157,7 @@ def run(
         if not eager:
             config = dataclasses.replace(config or TierConfig(), passes=chosen)
     if config is not None and config.observed and (backend != "copy-and-patch" or emulated):
-        wanted = next(n for n in ("perf_map", "perf_jitdump", "gdb") if getattr(config, n))
+        wanted = next(n for n in OBSERVER_FLAGS if getattr(config, n))
         why = "the LLVM backend does not say where each step is" if backend != "copy-and-patch" else "emulated code"
         raise JitError(f"{wanted} describes native copy-and-patch code in this process, not {why}")
 

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 from ..codegen.passes import DEFAULT_PASSES, check
 
+# TierConfig's flags that tell profilers and debuggers about code (and the
+# command line's --perf-map, --perf-jitdump, --gdb).
+OBSERVER_FLAGS = ("perf_map", "perf_jitdump", "gdb")
+
 
 @dataclass
 class TierConfig:
@@ -36,7 +40,7 @@ class TierConfig:
     @property
     def observed(self) -> bool:
         """Whether anything outside the run is told about its code."""
-        return self.perf_map or self.perf_jitdump or self.gdb
+        return any(getattr(self, flag) for flag in OBSERVER_FLAGS)
 
     def __post_init__(self) -> None:
         self.passes = tuple(self.passes)

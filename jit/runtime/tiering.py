@@ -74,6 +74,8 @@ class TieredRun:
         if target is None:
             raise JitError("this machine has no native target: choose one with --target")
         c = self.config
+        # (before the machine maps anything: opening a profiler's file may fail)
+        self.observers = observers_for(c, target) if c.observed else []
         if target == host and not emulate:
             self.machine: TierMachine = NativeMachine(program, args, c.hot_loop, c.hot_call, c.max_trace, backend)
         elif backend is not None:
@@ -86,7 +88,6 @@ class TieredRun:
         self.functions: dict[int, CompiledCode] = {}  # hot functions' code by their first instruction
         self.exits: dict[int, _Exit] = {}
         self.next_exit = 0
-        self.observers = observers_for(self.config, target) if self.config.observed else []
 
     # -- the loop between the tiers ------------------------------------------
 

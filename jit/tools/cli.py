@@ -82,18 +82,17 @@ def parse_args_for(filename: str, values: list[str]) -> list[int]:
 
 
 _TIER_OPTIONS = ("hot_loop", "hot_call", "hot_exit", "max_trace")
-_OBSERVERS = ("perf_map", "perf_jitdump", "gdb")  # TierConfig's flags, and --perf-map, --perf-jitdump, --gdb
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .. import api
-    from ..runtime.config import TierConfig
+    from ..runtime.config import OBSERVER_FLAGS, TierConfig
 
     program = api.load(args.program)
     values = api.check_args(program, parse_args_for(program.filename, args.args))  # (before --dump-traces compiles)
     tiered = args.engine == "jit" and not args.eager
     given = [name for name in _TIER_OPTIONS if getattr(args, name) is not None]
-    given += [name for name in _OBSERVERS if getattr(args, name)]
+    given += [name for name in OBSERVER_FLAGS if getattr(args, name)]
     if given and not tiered:
         raise JitError(f"--{given[0].replace('_', '-')} goes with the tiered engine (--engine jit, without --eager)")
     if (args.stats or args.dump_traces) and args.engine != "jit":
@@ -106,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             config = TierConfig(
                 **{name: getattr(args, name) for name in _TIER_OPTIONS if getattr(args, name) is not None},
-                **{name: getattr(args, name) for name in _OBSERVERS},
+                **{name: getattr(args, name) for name in OBSERVER_FLAGS},
             )
         except ValueError as e:
             raise JitError(f"--{str(e).split()[0].replace('_', '-')}: must be at least 1") from None
