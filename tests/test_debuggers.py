@@ -142,6 +142,9 @@ def test_the_jitdump_holds_every_piece_with_the_bytes_in_memory_and_its_lines():
         assert (load.name, load.address, load.code) == (info.name, info.address, memory)
         assert [(a - info.address, line) for a, line, _ in load.lines] == [(s.offset, s.line) for s in info.steps]
         assert {f for _, _, f in load.lines} == {str(PROGRAMS_DIR / "mandelbrot.uop")}
+    # and, apart from what described them, by the parser: every line is one holding an instruction
+    holding = {i.line for i in program.code}
+    assert all(line in holding for load in mine for _, line, _ in load.lines)
 
 
 def test_a_damaged_jitdump_is_refused(tmp_path):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..lang.ir import wrap64
-from .step import Step
+from .step import Step, entries, renumber
 
 
 def _neg(k: int) -> int:
@@ -50,8 +50,6 @@ def _match(steps: Sequence[Step], i: int) -> tuple[Step, int] | None:
 
 def fuse(steps: Sequence[Step]) -> tuple[list[Step], list[int]]:
     """The fused steps, and for each old step index its new one."""
-    from .passes import entries, renumber  # (passes build on fusion's module: imported late)
-
     starts = entries(steps)
     out: list[Step] = []
     where = [0] * (len(steps) + 1)

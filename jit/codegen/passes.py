@@ -34,9 +34,7 @@ from typing import Protocol
 
 from ..lang.ir import OPS, bits_float, float_bits, wrap64
 from .fuse import fuse
-from .step import Step
-
-Where = list[int]  # old step index -> new one (one more entry for the end)
+from .step import Step, Where, entries, renumber
 
 
 class Pass(Protocol):
@@ -47,38 +45,8 @@ class Pass(Protocol):
     def run(self, steps: Sequence[Step]) -> tuple[list[Step], Where]: ...
 
 
-def entries(steps: Sequence[Step]) -> set[int]:
-    """Step indices something jumps to (and the first): where straight lines begin."""
-    found = {0}
-    for s in steps:
-        if s.target is not None:
-            found.add(s.target)
-        if s.exit is not None:
-            found.add(s.exit)
-        if s.continue_to is not None:
-            found.add(s.continue_to)
-    return found
-
-
-def renumber(steps: list[Step], where: Where) -> list[Step]:
-    """Point every target, exit and return point at the new indices."""
-    for k, s in enumerate(steps):
-        if s.target is not None or s.exit is not None or s.continue_to is not None:
-            steps[k] = Step(  # (not dataclasses.replace: ten times slower, and this is per step)
-                s.op,
-                s.operand0,
-                s.operand1,
-                s.position,
-                None if s.target is None else where[s.target],
-                None if s.exit is None else where[s.exit],
-                s.target_address,
-                None if s.continue_to is None else where[s.continue_to],
-            )
-    return steps
-
-
 _INFO = {op.name: op for op in OPS}
-_PURE = frozenset(op.name for op in OPS if op.operand == "NONE" and not op.flags and op.pushes == 1 and op.pops >= 1)
+_PURE = frozenset(op.name for op in OPS if op.pure)
 
 
 def _constant(s: Step) -> int | float | None:

@@ -8,6 +8,7 @@ them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -29,3 +30,36 @@ class Step:
     exit: int | None = None  # step index _JIT_EXIT refers to
     target_address: int | None = None  # or an address outside this code (another trace)
     continue_to: int | None = None  # CALL in a trace: the step its callee returns to
+
+
+Where = list[int]  # a rewrite's map: old step index -> new one (one more entry for the end)
+
+
+def entries(steps: Sequence[Step]) -> set[int]:
+    """Step indices something jumps to (and the first): where straight lines begin."""
+    found = {0}
+    for s in steps:
+        if s.target is not None:
+            found.add(s.target)
+        if s.exit is not None:
+            found.add(s.exit)
+        if s.continue_to is not None:
+            found.add(s.continue_to)
+    return found
+
+
+def renumber(steps: list[Step], where: Where) -> list[Step]:
+    """Point every target, exit and return point at the new indices."""
+    for k, s in enumerate(steps):
+        if s.target is not None or s.exit is not None or s.continue_to is not None:
+            steps[k] = Step(  # (not dataclasses.replace: ten times slower, and this is per step)
+                s.op,
+                s.operand0,
+                s.operand1,
+                s.position,
+                None if s.target is None else where[s.target],
+                None if s.exit is None else where[s.exit],
+                s.target_address,
+                None if s.continue_to is None else where[s.continue_to],
+            )
+    return steps

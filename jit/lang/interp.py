@@ -608,7 +608,7 @@ def evaluate(op: OpInfo, values: Sequence[int | float]) -> int | float | None:
     """One op applied to constant operands by the reference semantics (what
     constant folding computes with: jit.codegen.passes); None when the op
     would fail (a runtime error) or is not a pure function of its operands."""
-    if op.operand != "NONE" or op.flags or op.pushes != 1 or op.pops != len(values):
+    if not op.pure or op.pops != len(values):
         return None
     code = (Instr(op.opcode, 0, 0, 1), Instr(_HALT_OP, 0, 0, 1))
     program = Program("fold", code, (Function("main", 0, 0, 0, 0, 2),))

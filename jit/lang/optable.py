@@ -29,6 +29,13 @@ class OpInfo:
     def has(self, flag: str) -> bool:
         return flag in self.flags
 
+    @property
+    def pure(self) -> bool:
+        """A function of its operands alone: no operand, no flag (nothing that
+        jumps, fails, calls or prints), popped values in, one value out
+        (what constant folding may compute ahead: jit.codegen.passes)."""
+        return self.operand == "NONE" and not self.flags and self.pushes == 1 and self.pops >= 1
+
 
 def parse_optable(text: str, filename: str = "ops.def") -> tuple[OpInfo, ...]:
     """Parse the OP(...) lines; anything malformed is a ValueError with file:line."""

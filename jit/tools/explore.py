@@ -177,6 +177,7 @@ def collect_program(program: Program, args: list[int]) -> tuple[list[Piece], dic
     """Run `program` tiered natively; every piece compiled, and per exit id
     (times taken, linked, where it was linked to)."""
     from ..codegen.trace import FUNCTION
+    from ..runtime.codeinfo import describe, line_of
     from ..runtime.native import Compiled, native_runtime
     from ..runtime.tiering import TieredRun
 
@@ -185,14 +186,20 @@ def collect_program(program: Program, args: list[int]) -> tuple[list[Piece], dic
 
     def on_compile(code, shape, side) -> None:
         assert isinstance(code, Compiled)
-        memory = code.read()
-        offsets = code.layout.code_offsets
-        steps = []
-        for i, (step, stencil) in enumerate(zip(code.steps, code.stencils, strict=True)):
-            lo, hi = offsets[i], offsets[i + 1]
-            listing = instructions(library.target, memory[lo:hi], library.ops[stencil].holes, code.address(i))
-            steps.append((step.position, stencil, _line(program, step.position), listing))
-        line = _line(program, shape.start_pc)
+        info = describe(code, program, shape.start_pc, "side" if side else "loop")  # (where each step is, its line)
+        steps = [
+            (
+                step.position,
+                sc.stencil,
+                sc.line,
+                instructions(
+                    library.target, info.code[sc.offset : sc.offset + sc.size], library.ops[sc.stencil].holes,
+                    info.address + sc.offset,
+                ),
+            )
+            for step, sc in zip(code.steps, info.steps, strict=True)
+        ]  # fmt: skip
+        line = line_of(program, shape.start_pc)
         if shape.kind == FUNCTION:
             name = next(f.name for f in program.functions if f.start == shape.start_pc)
             kind, title = "function", f"function {name}, compiled whole (line {line})"
@@ -213,12 +220,6 @@ def collect_program(program: Program, args: list[int]) -> tuple[list[Piece], dic
     finally:
         run.close()
     return pieces, exits
-
-
-def _line(program: Program, position: int) -> int:
-    from ..runtime.codeinfo import line_of
-
-    return line_of(program, position)
 
 
 def program_section(program: Program, args: list[int], source: str) -> str:
