@@ -166,6 +166,8 @@ enum {
     HOLE_HELPER = 6,
     HOLE_CODE = 7,
     HOLE_DATA = 8,
+    HOLE_OPERAND2 = 9,  /* (op sets' stencils: the Python stitcher fills these) */
+    HOLE_OPERAND3 = 10,
 };
 
 /* The stack-caching table jit_cache_stack reads: one row per stencil, and

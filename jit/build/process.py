@@ -8,7 +8,7 @@ offending section or relocation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -99,8 +99,8 @@ def _check_entry(obj: ObjectFile, lay: _Layout, fail: Fail) -> None:
 class _Holes:
     """Turns relocations into holes, synthesising GOT entries in the data."""
 
-    def __init__(self, obj: ObjectFile, lay: _Layout, fail: Fail) -> None:
-        self.obj, self.lay, self.fail = obj, lay, fail
+    def __init__(self, obj: ObjectFile, lay: _Layout, fail: Fail, helpers: Collection[str]) -> None:
+        self.obj, self.lay, self.fail, self.helpers = obj, lay, fail, helpers
         self.code: list[Hole] = []
         self.data: list[Hole] = []
         self.got: dict[tuple[HoleKind, str, int], int] = {}
@@ -113,7 +113,7 @@ class _Holes:
                 return HOLE_SYMBOLS[sym.name], sym.name, rel.addend
             if sym.name.startswith(HELPER_PREFIX):
                 helper = sym.name[len(HELPER_PREFIX) :]
-                if helper not in helper_names():
+                if helper not in self.helpers:
                     self.fail(f"{self.where(rel)} names unknown helper {helper!r} (see helpers.h)")
                 return HoleKind.HELPER, sym.name, rel.addend
             self.fail(
@@ -166,13 +166,20 @@ class _Holes:
 
 
 def process_object(
-    blob: bytes, name: str, target: Target, *, clean_tail: bool = True, split_cold: bool = True
+    blob: bytes,
+    name: str,
+    target: Target,
+    *,
+    clean_tail: bool = True,
+    split_cold: bool = True,
+    helpers: Collection[str] | None = None,
 ) -> Stencil:
     """Turn the object compiled for op `name` into a Stencil.
 
     clean_tail=False keeps the object's code bytes as they are (the tests
     link such stencils with ld.lld to check the patcher); split_cold=False
-    keeps cold parts in line (the ablation)."""
+    keeps cold parts in line (the ablation).  helpers: the helpers stencils
+    may call (default: the bundled helpers.h's; an op set's has none)."""
 
     def fail(what: str) -> NoReturn:
         raise StencilBuildError(name, target.name, what)
@@ -187,7 +194,7 @@ def process_object(
         fail(f"REL relocation sections ({', '.join(obj.rel_sections)}) are not supported")
     lay = _layout(obj, target, fail)
     _check_entry(obj, lay, fail)
-    holes = _Holes(obj, lay, fail)
+    holes = _Holes(obj, lay, fail, helper_names() if helpers is None else helpers)
     for rel in obj.relocations:
         holes.add(rel)
     notes: list[str] = []

@@ -22,6 +22,8 @@ class HoleKind(StrEnum):
 
     OPERAND0 = "operand0"  # the instruction's first operand
     OPERAND1 = "operand1"  # its second operand
+    OPERAND2 = "operand2"  # its third (op sets with more operands: jit.opsets)
+    OPERAND3 = "operand3"  # its fourth
     POSITION = "position"  # its IR position
     CONTINUE = "continue"  # code address of the next instruction
     TARGET = "target"  # code address of the jump target / callee
@@ -35,6 +37,8 @@ class HoleKind(StrEnum):
 HOLE_SYMBOLS: dict[str, HoleKind] = {
     "_JIT_OPERAND0": HoleKind.OPERAND0,
     "_JIT_OPERAND1": HoleKind.OPERAND1,
+    "_JIT_OPERAND2": HoleKind.OPERAND2,
+    "_JIT_OPERAND3": HoleKind.OPERAND3,
     "_JIT_POSITION": HoleKind.POSITION,
     "_JIT_CONTINUE": HoleKind.CONTINUE,
     "_JIT_CONTINUE_ADDR": HoleKind.CONTINUE,

@@ -30,6 +30,8 @@ class Step:
     exit: int | None = None  # step index _JIT_EXIT refers to
     target_address: int | None = None  # or an address outside this code (another trace)
     continue_to: int | None = None  # CALL in a trace: the step its callee returns to
+    operand2: int = 0  # more operands, for op sets whose instructions have them (jit.opsets)
+    operand3: int = 0
 
 
 Where = list[int]  # a rewrite's map: old step index -> new one (one more entry for the end)
@@ -61,5 +63,7 @@ def renumber(steps: list[Step], where: Where) -> list[Step]:
                 None if s.exit is None else where[s.exit],
                 s.target_address,
                 None if s.continue_to is None else where[s.continue_to],
+                s.operand2,
+                s.operand3,
             )
     return steps

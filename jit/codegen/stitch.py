@@ -106,6 +106,8 @@ def _values(step: Step, index: int, lay: Layout, base: int) -> dict[HoleKind, in
     values = {
         HoleKind.OPERAND0: step.operand0,
         HoleKind.OPERAND1: step.operand1,
+        HoleKind.OPERAND2: step.operand2,
+        HoleKind.OPERAND3: step.operand3,
         HoleKind.POSITION: step.position,
         HoleKind.CODE: base + lay.code_offsets[index],
         HoleKind.DATA: base + lay.data_offsets[index],

@@ -1,0 +1,186 @@
+"""Op sets as data: any VM's ops, from a directory, to stencils and runs.
+
+An op set is a directory holding `opset.toml`, which names its parts:
+
+    name = "ebpf"
+    table = "ops.def"        # OP(NAME, ...) rows: one stencil each, in order
+    template = "template.c"  # one op as one stencil (-DTHIS_OP=OP_<NAME>)
+    shim = "shim.c"          # the C-ABI way in: int64_t f(void *state, void *code)
+    interpreter = "interp.c" # optional: a C interpreter of the same bodies
+    python = "opset.py"      # front end, reference semantics, state layout
+    [flags]                  # extra clang flags per target
+    aarch64-linux = ["-mno-outline-atomics"]
+
+Every other file in the directory (bodies, headers) is part of what the
+stencils are built from: the library is cached per op set, target and
+content (jit.opsets.build).  The Python module's contract is in
+docs/opsets.md and jit.opsets.model.  The bundled op sets live beside this
+module; `load("ebpf")` finds them by name, `load(path)` takes any directory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+from ..errors import JitError
+
+BUNDLED_DIR = Path(__file__).resolve().parent
+_ROW = re.compile(r"^OP\((.*)\)\s*$")
+_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+class OpSetError(JitError):
+    """An op set that cannot be loaded: names the file (and line)."""
+
+
+@dataclass(frozen=True)
+class OpRow:
+    """One row of an op table: the op's name and the op set's own columns."""
+
+    index: int
+    name: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OpSet:
+    name: str
+    root: Path
+    table: tuple[OpRow, ...]
+    template: str  # file names, relative to root (clang runs in root)
+    shim: str
+    interpreter: str | None
+    python: str
+    flags: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (target, extra clang flags)
+
+    def flags_for(self, target: str) -> tuple[str, ...]:
+        return dict(self.flags).get(target, ())
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return tuple(row.name for row in self.table)
+
+    def row(self, name: str) -> OpRow:
+        for row in self.table:
+            if row.name == name:
+                return row
+        raise KeyError(f"op set {self.name} has no op {name}")
+
+    def sources(self) -> list[Path]:
+        """Every file the builds read: the whole directory but caches."""
+        return sorted(
+            p
+            for p in self.root.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".o", ".so")
+        )
+
+    @property
+    def module(self) -> ModuleType:
+        return _module(self.root / self.python, self.name)
+
+
+def parse_table(text: str, filename: str) -> tuple[OpRow, ...]:
+    rows: list[OpRow] = []
+    seen: set[str] = set()
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped.startswith("OP("):
+            continue
+        m = _ROW.match(stripped)
+        if not m:
+            raise OpSetError(f"{filename}:{lineno}: malformed op table row: {stripped}")
+        name, *columns = (c.strip() for c in m.group(1).split(","))
+        if not _NAME.match(name):
+            raise OpSetError(f"{filename}:{lineno}: op name {name!r} is not an upper-case C identifier")
+        if name in seen:
+            raise OpSetError(f"{filename}:{lineno}: op {name} appears twice")
+        seen.add(name)
+        rows.append(OpRow(len(rows), name, tuple(columns)))
+    if not rows:
+        raise OpSetError(f"{filename}: no OP(...) rows")
+    return tuple(rows)
+
+
+def _text(root: Path, name: str, what: str) -> str:
+    path = root / name
+    try:
+        return path.read_text()
+    except OSError as e:
+        raise OpSetError(f"{root / 'opset.toml'}: {what} {name!r}: {e.strerror}") from None
+
+
+def load(where: str | Path) -> OpSet:
+    """An op set by bundled name ("ebpf") or by the path of its directory."""
+    path = Path(where)
+    if not path.is_dir() and (BUNDLED_DIR / str(where)).is_dir() and "/" not in str(where):
+        path = BUNDLED_DIR / str(where)
+    if not (path / "opset.toml").is_file():
+        bundled = ", ".join(bundled_names())
+        raise OpSetError(f"{where}: not an op set (no opset.toml there); bundled op sets: {bundled}")
+    return _load(path.resolve())
+
+
+@cache
+def _load(root: Path) -> OpSet:
+    manifest = root / "opset.toml"
+    try:
+        spec = tomllib.loads(manifest.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise OpSetError(f"{manifest}: {e}") from None
+    known = {"name", "table", "template", "shim", "interpreter", "python", "flags"}
+    unknown = set(spec) - known
+    if unknown:
+        raise OpSetError(f"{manifest}: unknown keys {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+    for key in ("name", "table", "template", "shim", "python"):
+        if not isinstance(spec.get(key), str):
+            raise OpSetError(f"{manifest}: `{key}` must be given, as a string")
+    flags = spec.get("flags", {})
+    if not isinstance(flags, dict) or not all(
+        isinstance(v, list) and all(isinstance(f, str) for f in v) for v in flags.values()
+    ):
+        raise OpSetError(f"{manifest}: [flags] maps target names to lists of strings")
+    table = parse_table(_text(root, spec["table"], "table"), str(root / spec["table"]))
+    for key in ("template", "shim", "python"):
+        _text(root, spec[key], key)
+    interpreter = spec.get("interpreter")
+    if interpreter is not None:
+        _text(root, interpreter, "interpreter")
+    return OpSet(
+        spec["name"],
+        root,
+        table,
+        spec["template"],
+        spec["shim"],
+        interpreter,
+        spec["python"],
+        tuple(sorted((k, tuple(v)) for k, v in flags.items())),
+    )
+
+
+@cache
+def _module(path: Path, name: str) -> ModuleType:
+    """The op set's Python module, imported from its file (it may live anywhere)."""
+    safe = re.sub(r"\W", "_", name)
+    module_name = f"jit_opset_{safe}_{abs(hash(str(path))):x}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise OpSetError(f"{path}: cannot import")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        del sys.modules[module_name]
+        raise OpSetError(f"{path}: importing it failed: {type(e).__name__}: {e}") from e
+    return module
+
+
+def bundled_names() -> list[str]:
+    return sorted(p.parent.name for p in BUNDLED_DIR.glob("*/opset.toml"))

@@ -1,0 +1,1026 @@
+"""eBPF (RFC 9669) as an op set: front ends, reference semantics, state layout.
+
+Two front ends make a Program (instruction slots, the input buffer, what
+the file expects):
+  * the `.data` text format of the eBPF conformance suite (and of uBPF and
+    rbpf): `-- asm` (assembly), `-- raw` (64-bit instruction words), `-- mem`
+    (the input buffer, hex bytes), `-- result` (the expected r0) and
+    `-- error` (the run must fail); other sections are ignored;
+  * ELF objects from `clang -target bpf -O2 -c` (the code of `.text`).
+Decoding turns slots into instructions through the op table (ops.def: which
+opcode, and which offset, immediate or source field, makes which op), and
+rejects what RFC 9669 does not define.  `interpret` is the reference
+semantics, written from the RFC independently of bodies.h; the engines must
+agree with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jit.codegen.step import Step
+from jit.errors import Diagnostic, ProgramError
+from jit.opsets import parse_table
+from jit.opsets.model import Outcome, Rejected
+
+HERE = Path(__file__).resolve().parent
+MASK = (1 << 64) - 1
+M32 = (1 << 32) - 1
+
+# -- the state, from state.h (its one definition) -----------------------------------------
+
+_STATE_H = (HERE / "state.h").read_text()
+CONST = {name: int(value) for name, value in re.findall(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*(\d+)\s*,", _STATE_H, re.M)}
+
+
+def _fields() -> dict[str, tuple[int, int]]:
+    """EbpfState's fields: name -> (word index, words)."""
+    body = re.search(r"typedef struct EbpfState \{(.*?)\} EbpfState;", _STATE_H, re.S)
+    assert body is not None, "state.h defines no EbpfState"
+    out: dict[str, tuple[int, int]] = {}
+    at = 0
+    for name, dims in re.findall(
+        r"uint64_t\s+(\w+)(?:\[([^\]]+)\])?\s*;", re.sub(r"/\*.*?\*/", "", body.group(1), flags=re.S)
+    ):
+        words = 1
+        for factor in dims.split("*") if dims else ():
+            factor = factor.strip()
+            words *= int(factor) if factor.isdigit() else CONST[factor]
+        out[name] = (at, words)
+        at += words
+    return out
+
+
+FIELDS = _fields()
+STATE_WORDS = sum(words for _, words in FIELDS.values())
+STATE_SIZE = 8 * STATE_WORDS
+STACK_SIZE, MAX_FRAMES = CONST["STACK_SIZE"], CONST["MAX_FRAMES"]
+ERRORS = {value: name for name, value in CONST.items() if name.startswith("ERR_")}
+
+# -- the op table --------------------------------------------------------------------------
+
+TABLE = parse_table((HERE / "ops.def").read_text(), str(HERE / "ops.def"))
+
+
+@dataclass(frozen=True)
+class OpForm:
+    name: str
+    opcode: int
+    field: str  # "-", "OFF", "IMM" or "SRC"
+    value: int
+
+
+FORMS = tuple(OpForm(r.name, int(r.columns[0], 0), r.columns[1], int(r.columns[2], 0)) for r in TABLE)
+BY_OPCODE: dict[int, list[OpForm]] = {}
+for _form in FORMS:
+    BY_OPCODE.setdefault(_form.opcode, []).append(_form)
+BY_NAME = {f.name: f for f in FORMS}
+LDDW = 0x18
+
+
+def _signed(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+# -- programs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One 64-bit instruction slot (RFC 9669 section 3)."""
+
+    opcode: int
+    dst: int
+    src: int
+    off: int  # signed 16
+    imm: int  # signed 32
+    line: int = 0  # in the source file (0: none)
+
+    def word(self) -> int:
+        return self.opcode | self.dst << 8 | self.src << 12 | (self.off & 0xFFFF) << 16 | (self.imm & M32) << 32
+
+    @classmethod
+    def from_word(cls, word: int, line: int = 0) -> Slot:
+        return cls(
+            word & 0xFF, word >> 8 & 0xF, word >> 12 & 0xF, _signed(word >> 16, 16), _signed(word >> 32, 32), line
+        )
+
+
+@dataclass(frozen=True)
+class Program:
+    path: str
+    slots: tuple[Slot, ...]
+    mem: bytes = b""
+    result: int | None = None  # `-- result`
+    expects_error: bool = False  # `-- error`
+    entry: int = 0  # first slot to run
+
+    def where(self, slot: int) -> str:
+        line = self.slots[slot].line if 0 <= slot < len(self.slots) else 0
+        return f"{self.path}:{line}" if line else f"{self.path}: instruction {slot}"
+
+
+@dataclass(frozen=True)
+class Insn:
+    """A decoded instruction: its op, and the operands the stencil's holes take."""
+
+    op: str
+    slot: int
+    dst: int
+    src: int
+    off: int
+    imm: int  # sign-extended; LDDW: the whole 64-bit constant (as signed)
+    target: int | None = None  # slot a jump or local call goes to (len(slots): past the end)
+
+
+# -- the .data format ----------------------------------------------------------------------
+
+_REG = re.compile(r"^%?r(\d+)$")
+_MEM = re.compile(r"^\[\s*%?r(\d+)\s*(?:([+-])\s*(\w+))?\s*\]$")
+_ALU = {  # RFC 9669 table 5: the operation code, shifted left 4 in the opcode
+    "add": 0x0,
+    "sub": 0x1,
+    "mul": 0x2,
+    "div": 0x3,
+    "sdiv": 0x3,
+    "or": 0x4,
+    "and": 0x5,
+    "lsh": 0x6,
+    "rsh": 0x7,
+    "mod": 0x9,
+    "smod": 0x9,
+    "xor": 0xA,
+    "mov": 0xB,
+    "arsh": 0xC,
+}
+_JMP = ("jeq", "jgt", "jge", "jset", "jne", "jsgt", "jsge", "jlt", "jle", "jslt", "jsle")
+_SIZES = {"b": "B", "h": "H", "w": "W", "dw": "DW"}
+_ATOMIC = {"add": 0x00, "or": 0x40, "and": 0x50, "xor": 0xA0}
+
+
+class _Asm:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.slots: list[Slot] = []
+        self.labels: dict[str, int] = {}
+        self.fixups: list[tuple[int, str, str, int]] = []  # slot, label, field, line
+        self.problems: list[Diagnostic] = []
+        self.first_exit: int | None = None
+
+    def fail(self, line: int, message: str) -> None:
+        self.problems.append(Diagnostic(self.path, line, 1, message))
+
+    def number(self, text: str, line: int) -> int:
+        t = text.strip()
+        negative = t.startswith("-")
+        body = t.lstrip("+-")
+        try:
+            value = int(body, 16) if body.lower().startswith("0x") else int(body, 10)
+        except ValueError:
+            raise _Bad(f"{text!r} is not a number") from None
+        return -value if negative else value
+
+    def reg(self, text: str) -> int:
+        m = _REG.match(text.strip())
+        if not m:
+            raise _Bad(f"{text!r} is not a register (r0 to r10, with or without %)")
+        return int(m.group(1))
+
+    def mem(self, text: str, line: int) -> tuple[int, int]:
+        m = _MEM.match(text.strip())
+        if not m:
+            raise _Bad(f"{text!r} is not a memory operand like [r1+8]")
+        off = 0
+        if m.group(2):
+            off = self.number(m.group(3), line)
+            off = -off if m.group(2) == "-" else off
+        return int(m.group(1)), off
+
+    def emit(self, line: int, opcode: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> None:
+        self.slots.append(Slot(opcode, dst, src, _signed(off, 16), _signed(imm, 32), line))
+
+    def target(self, text: str, line: int, field: str) -> int:
+        """A jump's offset: +N/-N as written, or a label's (fixed up at the end)."""
+        t = text.strip()
+        if t[:1] in "+-":
+            return self.number(t, line)
+        if not re.match(r"^[A-Za-z_.][\w.]*$", t):
+            raise _Bad(f"{text!r} is neither a label nor an offset like +2")
+        self.fixups.append((len(self.slots), t, field, line))
+        return 0
+
+    def line(self, text: str, lineno: int) -> None:
+        text = text.split("#", 1)[0].strip()
+        if not text:
+            return
+        m = re.match(r"^([A-Za-z_.][\w.]*):\s*(.*)$", text)
+        if m:
+            if m.group(1) in self.labels:
+                raise _Bad(f"label {m.group(1)!r} is defined twice")
+            self.labels[m.group(1)] = len(self.slots)
+            if not m.group(2):
+                return
+            text = m.group(2)
+        mnemonic, _, rest = text.partition(" ")
+        mnemonic = mnemonic.lower()
+        ops = [o for o in re.split(r"\s*,\s*|\s+", rest.strip()) if o] if rest.strip() else []
+        self.instruction(mnemonic, ops, lineno)
+
+    def want(self, ops: list[str], n: int, mnemonic: str) -> None:
+        if len(ops) != n:
+            raise _Bad(f"{mnemonic} takes {n} operand{'s' if n != 1 else ''}, not {len(ops)}")
+
+    def instruction(self, mn: str, ops: list[str], line: int) -> None:
+        if mn == "exit":
+            self.want(ops, 0, mn)
+            if self.first_exit is None:
+                self.first_exit = len(self.slots)
+            return self.emit(line, 0x95)
+        if mn == "lddw":
+            self.want(ops, 2, mn)
+            value = self.number(ops[1], line) & MASK
+            self.emit(line, LDDW, self.reg(ops[0]), 0, 0, value & M32)
+            return self.emit(line, 0, 0, 0, 0, value >> 32)
+        if mn == "call" or mn == "callx":
+            return self.call(mn, ops, line)
+        if mn == "lock":
+            return self.atomic(ops, line)
+        if mn in ("ja", "ja32"):
+            self.want(ops, 1, mn)
+            if mn == "ja":
+                return self.emit(line, 0x05, off=self.target(ops[0], line, "off"))
+            return self.emit(line, 0x06, imm=self.target(ops[0], line, "imm"))
+        m = re.match(r"^(be|le|bswap|swap)(16|32|64)$", mn)
+        if m:
+            self.want(ops, 1, mn)
+            opcode = {"be": 0xDC, "le": 0xD4}.get(m.group(1), 0xD7)
+            return self.emit(line, opcode, self.reg(ops[0]), imm=int(m.group(2)))
+        m = re.match(r"^(ldxs|ldx)(dw|b|h|w)$", mn)
+        if m:
+            self.want(ops, 2, mn)
+            src, off = self.mem(ops[1], line)
+            return self.emit(
+                line, BY_NAME[f"{m.group(1).upper()}{_SIZES[m.group(2)]}"].opcode, self.reg(ops[0]), src, off
+            )
+        m = re.match(r"^(stx|st)(dw|b|h|w)$", mn)
+        if m:
+            self.want(ops, 2, mn)
+            dst, off = self.mem(ops[0], line)
+            name = f"{m.group(1).upper()}{_SIZES[m.group(2)]}"
+            if m.group(1) == "stx":
+                return self.emit(line, BY_NAME[name].opcode, dst, self.reg(ops[1]), off)
+            return self.emit(line, BY_NAME[name].opcode, dst, 0, off, self.number(ops[1], line))
+        m = re.match(r"^(j[a-z]+?)(32)?$", mn)
+        if m and m.group(1) in _JMP:
+            self.want(ops, 3, mn)
+            code = {"jeq": 1, "jgt": 2, "jge": 3, "jset": 4, "jne": 5, "jsgt": 6, "jsge": 7}.get(m.group(1))
+            code = code if code is not None else {"jlt": 0xA, "jle": 0xB, "jslt": 0xC, "jsle": 0xD}[m.group(1)]
+            cls = 0x06 if m.group(2) else 0x05
+            dst = self.reg(ops[0])
+            if _REG.match(ops[1]):
+                opcode, src, imm = code << 4 | 0x08 | cls, self.reg(ops[1]), 0
+            else:
+                opcode, src, imm = code << 4 | cls, 0, self.number(ops[1], line)
+            return self.emit(line, opcode, dst, src, self.target(ops[2], line, "off"), imm)
+        m = re.match(r"^movsx(8|16|32)(32|64)$", mn)
+        if m:
+            self.want(ops, 2, mn)
+            cls = 0x04 if m.group(2) == "32" else 0x07
+            return self.emit(line, 0xB0 | 0x08 | cls, self.reg(ops[0]), self.reg(ops[1]), int(m.group(1)))
+        m = re.match(r"^([a-z]+?)(32|64)?$", mn)
+        if m and (m.group(1) in _ALU or m.group(1) == "neg"):
+            base, cls = m.group(1), 0x04 if m.group(2) == "32" else 0x07
+            if base == "neg":
+                self.want(ops, 1, mn)
+                return self.emit(line, 0x80 | cls, self.reg(ops[0]))
+            self.want(ops, 2, mn)
+            code, off = _ALU[base], 1 if base in ("sdiv", "smod") else 0
+            dst = self.reg(ops[0])
+            if _REG.match(ops[1]):
+                return self.emit(line, code << 4 | 0x08 | cls, dst, self.reg(ops[1]), off)
+            return self.emit(line, code << 4 | cls, dst, 0, off, self.number(ops[1], line))
+        raise _Bad(f"unknown instruction {mn!r}")
+
+    def call(self, mn: str, ops: list[str], line: int) -> None:
+        if mn == "callx" or (len(ops) == 1 and _REG.match(ops[0])):
+            self.want(ops, 1, mn)
+            return self.emit(line, 0x8D, self.reg(ops[0]))
+        if len(ops) == 1:
+            return self.emit(line, 0x85, 0, 0, 0, self.number(ops[0], line))
+        self.want(ops, 2, mn)
+        mode = ops[0].lower()
+        if mode == "helper":
+            if _REG.match(ops[1]):
+                return self.emit(line, 0x8D, self.reg(ops[1]))
+            return self.emit(line, 0x85, 0, 0, 0, self.number(ops[1], line))
+        if mode == "local":
+            return self.emit(line, 0x85, 0, 1, 0, self.target(ops[1], line, "imm"))
+        if mode == "runtime":
+            return self.emit(line, 0x85, 0, 2, 0, self.number(ops[1], line))
+        raise _Bad(f"call mode {ops[0]!r}: helper, local or runtime")
+
+    def atomic(self, ops: list[str], line: int) -> None:
+        fetch = bool(ops) and ops[0].lower() == "fetch"
+        ops = ops[1:] if fetch else ops
+        if len(ops) != 3:
+            raise _Bad("lock takes [fetch] OP [dst+off], src")
+        m = re.match(r"^([a-z]+?)(32|64)?$", ops[0].lower())
+        if not m or m.group(1) not in (*_ATOMIC, "xchg", "cmpxchg"):
+            raise _Bad(f"unknown atomic operation {ops[0]!r}")
+        opcode = 0xC3 if m.group(2) == "32" else 0xDB
+        imm = {"xchg": 0xE1, "cmpxchg": 0xF1}.get(m.group(1))
+        if imm is None:
+            imm = _ATOMIC[m.group(1)] | (1 if fetch else 0)
+        dst, off = self.mem(ops[1], line)
+        return self.emit(line, opcode, dst, self.reg(ops[2]), off, imm)
+
+    def finish(self) -> tuple[Slot, ...]:
+        if "exit" not in self.labels and self.first_exit is not None:
+            self.labels["exit"] = self.first_exit  # (the suite's assembler names the first exit so)
+        slots = list(self.slots)
+        for at, label, fld, line in self.fixups:
+            if label not in self.labels:
+                self.fail(line, f"no label {label!r}")
+                continue
+            rel = self.labels[label] - at - 1
+            s = slots[at]
+            slots[at] = Slot(
+                s.opcode,
+                s.dst,
+                s.src,
+                _signed(rel, 16) if fld == "off" else s.off,
+                _signed(rel, 32) if fld == "imm" else s.imm,
+                s.line,
+            )
+        return tuple(slots)
+
+
+class _Bad(Exception):
+    pass
+
+
+def parse_data(text: str, path: str) -> Program:
+    """A conformance-suite `.data` file."""
+    sections: dict[str, list[tuple[int, str]]] = {}
+    current: str | None = None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line.startswith("--"):
+            current = line[2:].strip().lower()
+            sections.setdefault(current, [])
+            continue
+        if current is not None:
+            sections[current].append((lineno, line))
+    problems: list[Diagnostic] = []
+    if ("asm" in sections) == ("raw" in sections):
+        raise ProgramError([Diagnostic(path, 1, 1, "a .data file needs exactly one of `-- asm` and `-- raw`")])
+    if "asm" in sections:
+        asm = _Asm(path)
+        for lineno, line in sections["asm"]:
+            try:
+                asm.line(line, lineno)
+            except _Bad as e:
+                asm.fail(lineno, str(e))
+        slots = asm.finish()
+        problems += asm.problems
+    else:
+        raw: list[Slot] = []
+        for lineno, line in sections["raw"]:
+            word = line.split("#", 1)[0].strip()
+            if word:
+                try:
+                    raw.append(Slot.from_word(int(word, 16) & MASK, lineno))
+                except ValueError:
+                    problems.append(Diagnostic(path, lineno, 1, f"{word!r} is not a hexadecimal instruction word"))
+        slots = tuple(raw)
+    mem = bytearray()
+    for lineno, line in sections.get("mem", []):
+        for byte in line.split("#", 1)[0].split():
+            try:
+                if len(byte) > 2 and not byte.lower().startswith("0x"):
+                    raise ValueError
+                mem.append(int(byte, 16))
+            except ValueError:
+                problems.append(Diagnostic(path, lineno, 1, f"{byte!r} is not a hexadecimal byte"))
+    result = None
+    for lineno, line in sections.get("result", []):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            try:
+                result = int(text, 0) & MASK
+            except ValueError:
+                problems.append(Diagnostic(path, lineno, 1, f"{text!r} is not a number"))
+    if problems:
+        raise ProgramError(problems)
+    if not slots:
+        raise ProgramError([Diagnostic(path, 1, 1, "the program has no instructions")])
+    return Program(path, slots, bytes(mem), result, "error" in sections)
+
+
+def parse_elf(blob: bytes, path: str) -> Program:
+    """The `.text` of an object from `clang -target bpf -c` (no maps)."""
+    import io
+
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.relocation import RelocationSection
+
+    def bad(message: str) -> ProgramError:
+        return ProgramError([Diagnostic(path, 1, 1, message)])
+
+    try:
+        elf = ELFFile(io.BytesIO(blob))
+        if elf["e_machine"] != "EM_BPF":
+            raise bad(f"an ELF object for {elf['e_machine']}, not for BPF (clang -target bpf)")
+        if not elf.little_endian:
+            raise bad("a big-endian BPF object (clang -target bpfeb); use -target bpf")
+        code = [s for s in elf.iter_sections() if s["sh_flags"] & 0x4 and s.data_size]
+        text = next((s for s in code if s.name == ".text"), code[0] if len(code) == 1 else None)
+        if text is None:
+            names = ", ".join(s.name for s in code) or "none"
+            raise bad(f"no single code section to run (code sections: {names})")
+        data = text.data()
+        slots = [Slot.from_word(struct.unpack_from("<Q", data, k)[0]) for k in range(0, len(data) - 7, 8)]
+        index = elf.get_section_index(text.name)
+        symtab = elf.get_section_by_name(".symtab")
+        for sec in elf.iter_sections():
+            if not isinstance(sec, RelocationSection) or sec["sh_info"] != index:
+                continue
+            for rel in sec.iter_relocations():
+                at = rel["r_offset"] // 8
+                sym = symtab.get_symbol(rel["r_info_sym"]) if symtab else None
+                s = slots[at] if 0 <= at < len(slots) else None
+                if s is None or s.opcode != 0x85 or s.src != 1 or sym is None or sym["st_shndx"] != index:
+                    what = sym.name if sym is not None and sym.name else "a symbol"
+                    raise bad(
+                        f"relocation against {what} at .text+{rel['r_offset']:#x}: maps, globals and "
+                        "calls outside .text are not supported"
+                    )
+                # A call to a function in .text: against the function, or the section plus the call's imm.
+                dest = sym["st_value"] // 8 if sym.name else (s.imm + 1) + sym["st_value"] // 8
+                slots[at] = Slot(s.opcode, s.dst, s.src, s.off, _signed(dest - at - 1, 32))
+        entry = 0
+        if symtab is not None:
+            funcs = [
+                sym
+                for sym in symtab.iter_symbols()
+                if sym["st_info"]["type"] == "STT_FUNC"
+                and sym["st_shndx"] == index
+                and sym["st_info"]["bind"] == "STB_GLOBAL"
+            ]
+            if len(funcs) > 1:
+                raise bad(f"several global functions in .text ({', '.join(f.name for f in funcs)}): which to run?")
+            if funcs:
+                entry = funcs[0]["st_value"] // 8
+    except ELFError as e:
+        raise bad(f"not a readable ELF object: {e}") from None
+    if not slots:
+        raise bad(".text is empty")
+    return Program(path, tuple(slots), entry=entry)
+
+
+def parse(path: Path) -> Program:
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as e:
+        raise ProgramError([Diagnostic(str(path), 1, 1, f"cannot read: {e.strerror}")]) from None
+    if blob[:4] == b"\x7fELF":
+        return parse_elf(blob, str(path))
+    try:
+        text = blob.decode()
+    except UnicodeDecodeError:
+        raise ProgramError([Diagnostic(str(path), 1, 1, "neither an ELF object nor a text .data file")]) from None
+    return parse_data(text, str(path))
+
+
+def with_input(program: Program, mem: bytes) -> Program:
+    """The program with another input buffer (the command line's --input)."""
+    return Program(program.path, program.slots, mem, program.result, program.expects_error, program.entry)
+
+
+# -- decoding ------------------------------------------------------------------------------
+
+_WRITES_DST = re.compile(
+    r"^(ADD|SUB|MUL|DIV|SDIV|MOD|SMOD|OR|AND|LSH|RSH|ARSH|XOR|MOV|MOVSX|NEG|LE|BE|BSWAP|LDX|LDXS|LDDW)"
+)
+_JUMPS = re.compile(r"^(JA|JA32|J[A-Z]+(64|32)_[KX]|CALL_LOCAL)$")
+
+
+def decode(program: Program) -> list[Insn]:
+    """Every instruction, checked against RFC 9669; a bad one is Rejected with file:line."""
+    out: list[Insn] = []
+    slots = program.slots
+    n = len(slots)
+    second = set()
+    k = 0
+    while k < n:
+        s = slots[k]
+        where = program.where(k)
+        forms = BY_OPCODE.get(s.opcode)
+        if not forms:
+            raise Rejected(f"{where}: unknown opcode {s.opcode:#04x}")
+        fields = {"OFF": s.off, "IMM": s.imm & M32 if forms[0].field == "IMM" else s.imm, "SRC": s.src}
+        form = next((f for f in forms if f.field == "-" or fields[f.field] == f.value), None)
+        if form is None:
+            what = forms[0].field.lower()
+            raise Rejected(
+                f"{where}: opcode {s.opcode:#04x} with {what} {fields[forms[0].field]} is not an instruction"
+            )
+        if s.dst > 10 or s.src > 10:
+            raise Rejected(f"{where}: register r{max(s.dst, s.src)} does not exist (r0 to r10)")
+        if s.dst == 10 and _WRITES_DST.match(form.name):
+            raise Rejected(f"{where}: r10 is read-only")
+        if s.src == 10 and ("FETCH" in form.name or ("XCHG" in form.name and "CMP" not in form.name)):
+            raise Rejected(f"{where}: r10 is read-only")
+        imm, target = s.imm, None
+        if form.name == "LDDW":
+            if k + 1 >= n or slots[k + 1].opcode or slots[k + 1].dst or slots[k + 1].src or slots[k + 1].off:
+                raise Rejected(f"{where}: lddw needs a second slot holding only the upper 32 bits")
+            imm = _signed((s.imm & M32) | (slots[k + 1].imm & M32) << 32, 64)
+            second.add(k + 1)
+        elif _JUMPS.match(form.name):
+            rel = s.imm if form.name in ("JA32", "CALL_LOCAL") else s.off
+            target = k + 1 + rel
+            if not 0 <= target <= n:
+                raise Rejected(f"{where}: jump to instruction {target}, outside the program (0 to {n - 1})")
+        elif form.name == "CALLX" and s.dst == 0 and s.imm:
+            # (Some assemblers put callx's register in imm.)
+            if not 0 <= s.imm <= 10:
+                raise Rejected(f"{where}: callx register r{s.imm} does not exist")
+            s = Slot(s.opcode, s.imm, s.src, s.off, 0, s.line)
+        out.append(Insn(form.name, k, s.dst, s.src, s.off, imm, target))
+        k += 2 if form.name == "LDDW" else 1
+    for insn in out:
+        if insn.target is not None and insn.target in second:
+            raise Rejected(f"{program.where(insn.slot)}: jump into the middle of a lddw")
+    if not 0 <= program.entry < n or program.entry in second:
+        raise Rejected(f"{program.path}: entry point {program.entry} is not an instruction")
+    return out
+
+
+def steps(program: Program) -> list[Step]:
+    """One step per instruction, then FELL_OFF (where running past the end lands)."""
+    insns = decode(program)
+    step_of = {insn.slot: k for k, insn in enumerate(insns)}
+    step_of[len(program.slots)] = len(insns)
+    out = [
+        Step(
+            i.op, i.dst, i.src, i.slot, None if i.target is None else step_of[i.target], operand2=i.off, operand3=i.imm
+        )
+        for i in insns
+    ]
+    out.append(Step("FELL_OFF", position=len(program.slots)))
+    if program.entry:
+        # Enter through a jump, so that step 0 is where the code starts.
+        out = [Step("JA", position=program.entry, target=step_of[program.entry] + 1)] + [
+            Step(
+                s.op,
+                s.operand0,
+                s.operand1,
+                s.position,
+                None if s.target is None else s.target + 1,
+                operand2=s.operand2,
+                operand3=s.operand3,
+            )
+            for s in out
+        ]
+    return out
+
+
+# -- state ---------------------------------------------------------------------------------
+
+
+def buffers(program: Program) -> dict[str, bytes]:
+    return {"mem": program.mem, "stack": bytes(STACK_SIZE * MAX_FRAMES)}
+
+
+def make_state(program: Program, addresses: Mapping[str, int]) -> bytes:
+    words = [0] * STATE_WORDS
+
+    def put(name: str, value: int, k: int = 0) -> None:
+        words[FIELDS[name][0] + k] = value & MASK
+
+    stack_len = STACK_SIZE * MAX_FRAMES
+    put("r", addresses["mem"], 1)
+    put("r", len(program.mem), 2)
+    put("r", addresses["stack"] + stack_len, 10)
+    put("mem", addresses["mem"])
+    put("mem_len", len(program.mem))
+    put("stack", addresses["stack"])
+    put("stack_len", stack_len)
+    return struct.pack(f"<{STATE_WORDS}Q", *words)
+
+
+def _place(address: int, addresses: Mapping[str, int], sizes: Mapping[str, int]) -> str:
+    """An address as engines agree on it: relative to the buffer nearest it."""
+    name = min(addresses, key=lambda b: min(abs(address - addresses[b]), abs(address - addresses[b] - sizes[b])))
+    rel = address - addresses[name]
+    return f"{name}{rel:+#x}"
+
+
+def _error_message(program: Program, code: int, pc: int, aux: int, aux2: int, where_addr) -> str:
+    where = program.where(pc) if pc < len(program.slots) else f"{program.path}: after the last instruction"
+    kind = ERRORS.get(code, f"error {code}")
+    if kind == "ERR_MEMORY":
+        what = f"out-of-bounds access: {aux2} bytes at {where_addr(aux)}"
+    elif kind == "ERR_MISALIGNED":
+        what = f"misaligned atomic access: {aux2} bytes at {where_addr(aux)}"
+    elif kind == "ERR_HELPER":
+        what = f"call to unknown helper {aux}"
+    elif kind == "ERR_CALL_DEPTH":
+        what = f"more than {MAX_FRAMES - 1} nested local calls"
+    elif kind == "ERR_RUNTIME_CALL":
+        what = f"call to runtime function {aux}: not supported"
+    elif kind == "ERR_FELL_OFF":
+        what = "ran past the last instruction without exit"
+    else:
+        what = kind
+    return f"{where}: runtime error: {what}"
+
+
+def _observed(regs: list[int], where_addr, mem: bytes, stack: bytes) -> tuple[int, ...]:
+    """Registers (addresses as places), then the buffers' bytes: what engines must agree on."""
+    out: list[int] = []
+    for value in regs:
+        place = where_addr(value)
+        # (a register holding an address inside a buffer is compared as that place)
+        out.append(int.from_bytes(place.encode(), "little") << 64 if place is not None else value)
+    digests = (int.from_bytes(hashlib.sha256(b).digest()[:16], "little") for b in (mem, stack))
+    return (*out, *digests)
+
+
+def outcome(program: Program, state: bytes, contents: Mapping[str, bytes], addresses: Mapping[str, int]) -> Outcome:
+    words = struct.unpack(f"<{STATE_WORDS}Q", state)
+
+    def get(name: str, k: int = 0) -> int:
+        return words[FIELDS[name][0] + k]
+
+    sizes = {name: len(data) for name, data in contents.items()}
+    regs = [get("r", k) for k in range(11)]
+
+    def inside(value: int) -> str | None:
+        for name, base in addresses.items():
+            if base <= value <= base + sizes[name]:
+                return f"{name}{value - base:+#x}"
+        return None
+
+    observed = _observed(regs[:10], inside, contents["mem"], contents["stack"])
+    status = get("status")
+    if status == CONST["ST_EXITED"]:
+        return Outcome(regs[0], None, observed)
+    if status == CONST["ST_ERROR"]:
+        message = _error_message(
+            program, get("error"), get("pc"), get("aux"), get("aux2"), lambda a: _place(a, addresses, sizes)
+        )
+        return Outcome(None, message, observed)
+    raise Rejected(f"{program.path}: the machine stopped with status {status}")
+
+
+# -- the reference interpreter -------------------------------------------------------------
+
+REF_MEM = 0x1000_0000
+REF_STACK = 0x1100_0000
+
+
+class _Fault(Exception):
+    def __init__(self, code: str, aux: int = 0, aux2: int = 0) -> None:
+        self.code, self.aux, self.aux2 = code, aux, aux2
+
+
+@dataclass
+class _Machine:
+    mem: bytearray
+    stack: bytearray
+    regs: list[int] = field(default_factory=lambda: [0] * 11)
+
+    def locate(self, addr: int, size: int) -> tuple[bytearray, int]:
+        for buf, base in ((self.mem, REF_MEM), (self.stack, REF_STACK)):
+            off = addr - base
+            if off >= 0 and off + size <= len(buf):
+                return buf, off
+        raise _Fault("ERR_MEMORY", addr & MASK, size)
+
+    def load(self, addr: int, size: int) -> int:
+        buf, off = self.locate(addr & MASK, size)
+        return int.from_bytes(buf[off : off + size], "little")
+
+    def store(self, addr: int, size: int, value: int) -> None:
+        buf, off = self.locate(addr & MASK, size)
+        buf[off : off + size] = (value & ((1 << 8 * size) - 1)).to_bytes(size, "little")
+
+
+def _alu(name: str, a: int, b: int, bits: int) -> int:
+    """RFC 9669 section 4.1 on `bits`-bit unsigned operands."""
+    m = (1 << bits) - 1
+    a, b = a & m, b & m
+    sa, sb = _signed(a, bits), _signed(b, bits)
+    if name == "ADD":
+        return a + b
+    if name == "SUB":
+        return a - b
+    if name == "MUL":
+        return a * b
+    if name == "DIV":
+        return a // b if b else 0
+    if name == "SDIV":
+        if sb == 0:
+            return 0
+        q = abs(sa) // abs(sb)
+        return q if (sa < 0) == (sb < 0) else -q
+    if name == "MOD":
+        return a % b if b else a
+    if name == "SMOD":
+        if sb == 0:
+            return a
+        r = abs(sa) % abs(sb)
+        return -r if sa < 0 else r
+    if name == "OR":
+        return a | b
+    if name == "AND":
+        return a & b
+    if name == "XOR":
+        return a ^ b
+    if name == "LSH":
+        return a << (b % bits)
+    if name == "RSH":
+        return a >> (b % bits)
+    if name == "ARSH":
+        return sa >> (b % bits)
+    if name == "MOV":
+        return b
+    raise AssertionError(name)
+
+
+def _compare(name: str, a: int, b: int, bits: int) -> bool:
+    m = (1 << bits) - 1
+    a, b = a & m, b & m
+    sa, sb = _signed(a, bits), _signed(b, bits)
+    return {
+        "JEQ": a == b,
+        "JNE": a != b,
+        "JGT": a > b,
+        "JGE": a >= b,
+        "JLT": a < b,
+        "JLE": a <= b,
+        "JSET": a & b != 0,
+        "JSGT": sa > sb,
+        "JSGE": sa >= sb,
+        "JSLT": sa < sb,
+        "JSLE": sa <= sb,
+    }[name]
+
+
+def _swap(value: int, bits: int) -> int:
+    return int.from_bytes((value & ((1 << bits) - 1)).to_bytes(bits // 8, "little"), "big")
+
+
+MAX_STEPS = 1 << 26  # the reference gives up on a program that runs longer
+
+
+def interpret(program: Program) -> Outcome:
+    insns = decode(program)
+    by_slot = {i.slot: i for i in insns}
+    m = _Machine(bytearray(program.mem), bytearray(STACK_SIZE * MAX_FRAMES))
+    r = m.regs
+    r[1], r[2], r[10] = REF_MEM, len(program.mem), REF_STACK + len(m.stack)
+    frames: list[tuple[int, list[int]]] = []
+    pc = program.entry
+    n = len(program.slots)
+    addresses = {"mem": REF_MEM, "stack": REF_STACK}
+    sizes = {"mem": len(m.mem), "stack": len(m.stack)}
+
+    def inside(value: int) -> str | None:
+        for name, base in addresses.items():
+            if base <= value <= base + sizes[name]:
+                return f"{name}{value - base:+#x}"
+        return None
+
+    def finish(error: str | None) -> Outcome:
+        observed = _observed([v & MASK for v in r[:10]], inside, bytes(m.mem), bytes(m.stack))
+        return Outcome(None if error else r[0] & MASK, error, observed)
+
+    def fail(code: str, at: int, aux: int = 0, aux2: int = 0) -> Outcome:
+        message = _error_message(program, CONST[code], at, aux, aux2, lambda a: _place(a, addresses, sizes))
+        return finish(message)
+
+    for _ in range(MAX_STEPS):
+        if pc == n:
+            return fail("ERR_FELL_OFF", n)
+        i = by_slot[pc]
+        op, nxt = i.op, pc + (2 if i.op == "LDDW" else 1)
+        try:
+            mt = re.match(r"^(S?DIV|S?MOD|ADD|SUB|MUL|OR|AND|LSH|RSH|ARSH|XOR|MOV)(64|32)_([KX])$", op)
+            if mt:
+                bits = int(mt.group(2))
+                b = r[i.src] if mt.group(3) == "X" else i.imm & MASK
+                r[i.dst] = _alu(mt.group(1), r[i.dst], b, bits) & ((1 << bits) - 1)
+            elif op.startswith("MOVSX"):
+                to, frm = (int(x) for x in op[5:].split("_"))
+                r[i.dst] = _signed(r[i.src], frm) & ((1 << to) - 1)
+            elif op.startswith("NEG"):
+                bits = int(op[3:])
+                r[i.dst] = -r[i.dst] & ((1 << bits) - 1)
+            elif op.startswith(("LE", "BE", "BSWAP")):
+                bits = int(op.lstrip("LEBSWAP"))
+                r[i.dst] = r[i.dst] & ((1 << bits) - 1) if op.startswith("LE") else _swap(r[i.dst], bits)
+            elif op in ("JA", "JA32"):
+                nxt = i.target
+            elif re.match(r"^J[A-Z]+(64|32)_[KX]$", op):
+                name, rest = op.split("_")[0][:-2], op[-1]
+                bits = int(op.split("_")[0][-2:])
+                b = r[i.src] if rest == "X" else i.imm & MASK
+                if _compare(name, r[i.dst], b, bits):
+                    nxt = i.target
+            elif op in ("CALL_HELPER", "CALLX"):
+                helper = i.imm & M32 if op == "CALL_HELPER" else r[i.dst]
+                if helper != 5:
+                    return fail("ERR_HELPER", pc, helper)
+                r[0] = r[1]
+                if r[1] == 0:
+                    return finish(None)
+            elif op == "CALL_RUNTIME":
+                return fail("ERR_RUNTIME_CALL", pc, i.imm & M32)
+            elif op == "CALL_LOCAL":
+                if len(frames) >= MAX_FRAMES - 1:
+                    return fail("ERR_CALL_DEPTH", pc)
+                frames.append((pc + 1, r[6:11]))
+                r[10] -= STACK_SIZE
+                nxt = i.target
+            elif op == "EXIT":
+                if not frames:
+                    return finish(None)
+                nxt, saved = frames.pop()
+                r[6:11] = saved
+            elif op == "LDDW":
+                r[i.dst] = i.imm & MASK
+            elif op.startswith("LDX"):
+                size = {"B": 1, "H": 2, "W": 4, "DW": 8}[op[4:] if op.startswith("LDXS") else op[3:]]
+                value = m.load(r[i.src] + i.off, size)
+                r[i.dst] = _signed(value, 8 * size) & MASK if op.startswith("LDXS") else value
+            elif op.startswith("STX"):
+                size = {"B": 1, "H": 2, "W": 4, "DW": 8}[op[3:]]
+                m.store(r[i.dst] + i.off, size, r[i.src])
+            elif op.startswith("ST"):
+                size = {"B": 1, "H": 2, "W": 4, "DW": 8}[op[2:]]
+                m.store(r[i.dst] + i.off, size, i.imm)
+            elif op.startswith("ATOMIC"):
+                bits = int(op[6:8])
+                size, mask = bits // 8, (1 << bits) - 1
+                addr = (r[i.dst] + i.off) & MASK
+                old = m.load(addr, size)
+                if addr % size:
+                    raise _Fault("ERR_MISALIGNED", addr, size)
+                kind = op[9:]
+                if kind == "CMPXCHG":
+                    if old == r[0] & mask:
+                        m.store(addr, size, r[i.src])
+                    r[0] = old
+                elif kind == "XCHG":
+                    m.store(addr, size, r[i.src])
+                    r[i.src] = old
+                else:
+                    fetch = kind.startswith("FETCH_")
+                    name = kind.removeprefix("FETCH_")
+                    m.store(addr, size, _alu(name, old, r[i.src], bits))
+                    if fetch:
+                        r[i.src] = old
+            elif op == "FELL_OFF":
+                return fail("ERR_FELL_OFF", n)
+            else:
+                raise AssertionError(f"the reference has no semantics for {op}")
+        except _Fault as f:
+            return fail(f.code, pc, f.aux, f.aux2)
+        assert nxt is not None
+        pc = nxt
+    raise Rejected(f"{program.path}: still running after {MAX_STEPS} instructions (the reference gives up)")
+
+
+# -- what the command line says ------------------------------------------------------------
+
+
+def format(outcome: Outcome) -> str:  # (the op set contract's name)
+    return f"{outcome.value:#x}" if outcome.value is not None else f"error: {outcome.error}"
+
+
+def check(program: Program, outcome: Outcome) -> str | None:
+    if program.expects_error and outcome.error is None:
+        return f"{program.path}: expected a runtime error (-- error), but r0 = {outcome.value:#x}"
+    expected = None if program.expects_error or outcome.error is not None else program.result
+    if expected is not None and outcome.value != expected:
+        return f"{program.path}: r0 = {outcome.value:#x}, but -- result expects {program.result:#x}"
+    return None
+
+
+# -- per-op test programs (jit.opsets.validate) --------------------------------------------
+
+_SPECIAL = (0, 1, -1, 2, 7, 8, 31, 32, 63, 64, 0x7FFFFFFF, -0x80000000, 0x8000, 0xFF)
+_SPECIAL64 = (0, 1, MASK, 1 << 63, (1 << 63) - 1, 0xFFFFFFFF, 0x80000000, 0x1_0000_0001, 0xFF00FF00FF00FF00, 63, 64)
+_MEMORY_OP = re.compile(r"^(LDX|ST|ATOMIC)")
+_SIZE = {"B": 1, "H": 2, "W": 4, "DW": 8, "32": 4, "64": 8}
+
+
+def _value(rng: random.Random) -> int:
+    return rng.choice(_SPECIAL64) if rng.random() < 0.4 else rng.getrandbits(64)
+
+
+def _lddw(reg: int, value: int) -> list[Slot]:
+    return [Slot(LDDW, reg, 0, 0, _signed(value, 32)), Slot(0, 0, 0, 0, _signed(value >> 32, 32))]
+
+
+def _size(op: str) -> int:
+    m = re.match(r"^(?:LDXS?|STX?)(B|H|W|DW)$|^ATOMIC(32|64)", op)
+    assert m, op
+    return _SIZE[m.group(1) or m.group(2)]
+
+
+def cases(op: str, rng: random.Random, count: int = 6) -> list[Program]:
+    """Programs that exercise `op` once from random registers, then exit:
+    both ways for a jump, in and out of bounds for memory, every call kind."""
+    form = BY_NAME[op]
+    memory = bool(_MEMORY_OP.match(op))
+    out = []
+    for n in range(count):
+        slots: list[Slot] = []
+        for reg in range(10):
+            if reg != 1 or not memory:  # (a memory op's r1 keeps the input buffer's address)
+                slots += _lddw(reg, _value(rng))
+        regs = [0, *range(2, 10)] if memory else list(range(10))
+        dst, src = rng.choice(regs), rng.choice(regs)
+        imm = rng.choice(_SPECIAL) if rng.random() < 0.5 else _signed(rng.getrandbits(32), 32)
+        off = 0
+        if form.field == "OFF":
+            off = form.value
+        elif form.field == "SRC":
+            src = form.value
+        elif form.field == "IMM":
+            imm = form.value
+        body: list[Slot]
+        if memory:
+            size = _size(op)
+            base = rng.choice((1, 10))
+            off = -size * rng.randrange(1, 9) if base == 10 else size * rng.randrange(0, 8)
+            if n == count - 1:
+                off += 64 if base == 1 else 8  # out of bounds
+            elif n == count - 2 and op.startswith("ATOMIC"):
+                off += 1  # misaligned
+            if op.startswith("LDX"):
+                body = [Slot(form.opcode, dst, base, off, 0)]
+            else:
+                body = [
+                    Slot(
+                        form.opcode,
+                        base,
+                        src,
+                        off,
+                        imm
+                        if op.startswith("ST") and not op.startswith("STX")
+                        else form.value
+                        if form.field == "IMM"
+                        else 0,
+                    )
+                ]
+        elif op == "LDDW":
+            body = _lddw(dst, _value(rng))
+        elif op == "CALL_LOCAL":
+            # the callee changes r0 and r6 and writes its own stack; the caller's r6 and stack survive
+            body = [
+                Slot(0x7A, 10, 0, -8, 77),
+                Slot(form.opcode, 0, 1, 0, 2),
+                Slot(0x95, 0, 0, 0, 0),
+                Slot(0x05, 0, 0, 0, 0),
+                Slot(0xB7, 6, 0, 0, 99),
+                Slot(0x7A, 10, 0, -8, 55),
+                Slot(0x07, 0, 0, 0, 5),
+                Slot(0x95, 0, 0, 0, 0),
+            ]
+            out.append(Program(f"<{op} case {n}>", tuple(slots + body), bytes(range(64))))
+            continue
+        elif op == "FELL_OFF":
+            out.append(Program(f"<{op} case {n}>", tuple([*slots, Slot(0xB7, 0, 0, 0, 1)]), bytes(range(64))))
+            continue
+        elif op == "EXIT":
+            body = []
+        elif op in ("CALL_HELPER", "CALLX", "CALL_RUNTIME"):
+            helper = 5 if n < count - 1 else 7  # the last one: an unknown helper
+            arg = [Slot(0xB7, 1, 0, 0, 0 if n == 0 else 42)]  # 0: unwind ends the program
+            if op == "CALLX":
+                body = [*arg, Slot(0xB7, 4, 0, 0, helper), Slot(0x8D, 4, 0, 0, 0)]
+            else:
+                body = [*arg, Slot(form.opcode, 0, src, 0, helper)]
+        else:
+            if dst == 10:
+                dst = 0
+            body = [Slot(form.opcode, dst, src, off, imm)]
+        if re.match(r"^(JA|JA32|J[A-Z]+(64|32)_[KX])$", op):
+            j = body[-1]
+            body[-1] = Slot(j.opcode, j.dst, j.src, 0 if op == "JA32" else 1, 1 if op == "JA32" else j.imm)
+            body.append(Slot(0xB7, 0, 0, 0, 1234))  # skipped when the jump is taken
+        body.append(Slot(0x95, 0, 0, 0, 0))
+        out.append(Program(f"<{op} case {n}>", tuple(slots + body), bytes(range(64))))
+    return out

@@ -1,0 +1,57 @@
+/* One eBPF op as one stencil: compile with -DTHIS_OP=OP_<NAME>.  The
+ * machine state comes in a pinned register; the instruction's fields are
+ * holes:
+ *   _JIT_OPERAND0/1   dst and src register numbers
+ *   _JIT_OPERAND2/3   the offset and the immediate (sign-extended)
+ *   _JIT_POSITION     the instruction's index (for error reports)
+ *   _JIT_CONTINUE     the next instruction's code; _JIT_TARGET: the jump's
+ *   _JIT_CONTINUE_ADDR the next instruction's code as a value (return points)
+ */
+#include "state.h"
+#include "semantics.h"
+
+extern char _JIT_OPERAND0[];
+extern char _JIT_OPERAND1[];
+extern char _JIT_OPERAND2[];
+extern char _JIT_OPERAND3[];
+extern char _JIT_POSITION[];
+extern char _JIT_CONTINUE_ADDR[];
+PRESERVE_NONE void _JIT_CONTINUE(EbpfState *);
+PRESERVE_NONE void _JIT_TARGET(EbpfState *);
+
+#define VALUE(symbol) ((int64_t)(uintptr_t)(symbol))
+#define DST VALUE(_JIT_OPERAND0)
+#define SRC VALUE(_JIT_OPERAND1)
+#define OFF VALUE(_JIT_OPERAND2)
+#define IMM VALUE(_JIT_OPERAND3)
+#define R(n) (s->r[(n)])
+#define BODY(name) case OP_##name:
+#define NEXT() MUSTTAIL return _JIT_CONTINUE(s)
+#define JUMP() MUSTTAIL return _JIT_TARGET(s)
+#define EXIT_PROGRAM()           \
+    do {                         \
+        s->status = ST_EXITED;   \
+        return;                  \
+    } while (0)
+#define FAIL(code)                      \
+    do {                                \
+        s->status = ST_ERROR;           \
+        s->error = (code);              \
+        s->pc = VALUE(_JIT_POSITION);   \
+        return;                         \
+    } while (0)
+#define RETURN_POINT ((uint64_t)(uintptr_t)_JIT_CONTINUE_ADDR)
+#define GO_RETURN(v) MUSTTAIL return ((ebpf_fn)(uintptr_t)(v))(s)
+
+PRESERVE_NONE void
+_JIT_ENTRY(EbpfState *s)
+{
+    switch (THIS_OP) {
+#include "bodies.h"
+    default: {
+        extern void no_body_in_bodies_h_for_this_op(void);
+        no_body_in_bodies_h_for_this_op();
+    }
+    }
+    __builtin_unreachable();
+}

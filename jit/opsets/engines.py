@@ -1,0 +1,210 @@
+"""Running an op set's program on every engine.
+
+  py       the op set's reference semantics, in Python
+  interp   its C interpreter, built from the same bodies as the stencils
+  jit      copy-and-patch: the program's steps stitched from the op set's
+           stencils into W^X memory and run here, or (another target)
+           under emulation (jit.opsets.emulate)
+
+Each engine allocates the buffers the module asks for, gives the module
+their addresses to build the state, runs, and hands back the final state
+and buffers; the module turns them into an Outcome.  Everything mapped is
+freed before the outcome is returned.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+from ..build.stencils import StencilLibrary
+from ..codegen.step import Step
+from ..codegen.stitch import layout, stitch
+from ..errors import JitError
+from ..targets import get_target, host_target
+from . import OpSet
+from .build import build_library, interpreter
+from .model import OpSetModule, Outcome
+
+INST_FIELDS = 7  # op, operand0-3, target, position: the C interpreter's records
+
+
+class Engine(StrEnum):
+    PY = "py"
+    INTERP = "interp"
+    JIT = "jit"
+
+
+@dataclass(frozen=True)
+class Run:
+    outcome: Outcome
+    steps: int  # stencil instances (jit) or instruction records (interp)
+    compile_seconds: float  # forming + layout + stitching (+ sealing); 0 for interpreters
+    run_seconds: float
+
+
+def module(opset: OpSet) -> OpSetModule:
+    return opset.module  # type: ignore[return-value]
+
+
+def check_steps(opset: OpSet, steps: Sequence[Step]) -> None:
+    """The module's steps name only the table's ops and jump inside the program."""
+    names = set(opset.ops)
+    for k, s in enumerate(steps):
+        if s.op not in names:
+            raise JitError(f"op set {opset.name}: step {k} names op {s.op!r}, which its table does not have")
+        for what, to in (("target", s.target), ("exit", s.exit)):
+            if to is not None and not 0 <= to < len(steps):
+                raise JitError(f"op set {opset.name}: step {k} ({s.op}) has {what} {to}, outside 0..{len(steps) - 1}")
+
+
+def records(opset: OpSet, steps: Sequence[Step]) -> bytes:
+    """The steps as the C interpreter reads them."""
+    index = {name: k for k, name in enumerate(opset.ops)}
+    out = bytearray()
+    for s in steps:
+        target = -1 if s.target is None else s.target
+        out += struct.pack("<7q", index[s.op], s.operand0, s.operand1, s.operand2, s.operand3, target, s.position)
+    return bytes(out)
+
+
+@cache
+def _ffi():
+    from cffi import FFI
+
+    ffi = FFI()
+    ffi.cdef("int64_t opset_interpret(void *state, const void *records);")  # (interp.c's entry point)
+    return ffi
+
+
+class _Buffers:
+    """The module's buffers in this process's memory (cffi owns them)."""
+
+    def __init__(self, initial: dict[str, bytes]) -> None:
+        ffi = _ffi()
+        self.cdata = {name: ffi.new("char[]", max(1, len(data))) for name, data in initial.items()}
+        self.sizes = {name: len(data) for name, data in initial.items()}
+        for name, data in initial.items():
+            ffi.memmove(self.cdata[name], data, len(data))
+        self.addresses = {name: int(ffi.cast("uintptr_t", c)) for name, c in self.cdata.items()}
+
+    def contents(self) -> dict[str, bytes]:
+        ffi = _ffi()
+        return {name: bytes(ffi.buffer(c, self.sizes[name])) for name, c in self.cdata.items()}
+
+
+def _state(mod: OpSetModule, program: Any, buffers: _Buffers):
+    ffi = _ffi()
+    data = mod.make_state(program, buffers.addresses)
+    if len(data) != mod.STATE_SIZE:
+        raise JitError(f"make_state gave {len(data)} bytes, but STATE_SIZE is {mod.STATE_SIZE}")
+    state = ffi.new("char[]", data)
+    return state
+
+
+def _finish(mod: OpSetModule, program: Any, state, buffers: _Buffers) -> Outcome:
+    ffi = _ffi()
+    return mod.outcome(program, bytes(ffi.buffer(state, mod.STATE_SIZE)), buffers.contents(), buffers.addresses)
+
+
+@cache
+def _interpreter(opset: OpSet):
+    ffi = _ffi()
+    lib = ffi.dlopen(str(interpreter(opset)))
+    try:
+        return lib.opset_interpret, lib
+    except AttributeError:
+        raise JitError(f"op set {opset.name}: {opset.interpreter} defines no opset_interpret") from None
+
+
+def run_interp(opset: OpSet, program: Any, steps: Sequence[Step] | None = None) -> Run:
+    mod = module(opset)
+    steps = list(mod.steps(program)) if steps is None else list(steps)
+    check_steps(opset, steps)
+    fn, _lib = _interpreter(opset)
+    ffi = _ffi()
+    code = ffi.new("char[]", records(opset, steps))
+    buffers = _Buffers(mod.buffers(program))
+    state = _state(mod, program, buffers)
+    t0 = time.perf_counter()
+    fn(state, code)
+    elapsed = time.perf_counter() - t0
+    return Run(_finish(mod, program, state, buffers), len(steps), 0.0, elapsed)
+
+
+class NativeOpSetRuntime:
+    """An op set's stencils for this machine: the shim, sealed once, and compiles into an arena."""
+
+    def __init__(self, opset: OpSet) -> None:
+        from ..runtime.memory import Arena
+
+        target = host_target()
+        if target is None:
+            raise JitError("no native target for this machine; use --target to run under emulation")
+        self.opset = opset
+        self.library: StencilLibrary = build_library(opset, target)
+        self.arena = Arena()
+        shim = self.library.shim
+        self.shim_region = self.arena.allocate(len(shim.code))
+        self.shim_region.write(0, shim.code)
+        self.shim_region.seal()
+        self.shim = _ffi().cast("int64_t (*)(void *, void *)", self.shim_region.address)
+
+    def compile(self, steps: Sequence[Step]):
+        lay = layout(self.library, steps)
+        region = self.arena.allocate(lay.size)
+        try:
+            region.write(0, stitch(self.library, steps, lay, region.address, {}).code)
+            region.seal()
+        except BaseException:
+            region.free()
+            raise
+        return region
+
+
+@cache
+def native_runtime(opset: OpSet) -> NativeOpSetRuntime:
+    return NativeOpSetRuntime(opset)
+
+
+def run_native(opset: OpSet, program: Any, steps: Sequence[Step] | None = None) -> Run:
+    mod = module(opset)
+    rt = native_runtime(opset)
+    t0 = time.perf_counter()
+    steps = list(mod.steps(program)) if steps is None else list(steps)
+    check_steps(opset, steps)
+    region = rt.compile(steps)
+    compiled = time.perf_counter() - t0
+    try:
+        buffers = _Buffers(mod.buffers(program))
+        state = _state(mod, program, buffers)
+        t1 = time.perf_counter()
+        rt.shim(state, _ffi().cast("void *", region.address))
+        elapsed = time.perf_counter() - t1
+    finally:
+        region.free()
+    return Run(_finish(mod, program, state, buffers), len(steps), compiled, elapsed)
+
+
+def run(opset: OpSet, program: Any, engine: Engine = Engine.JIT, target: str | None = None) -> Run:
+    """Run a parsed program on one engine (jit: natively, or emulated when
+    `target` is not this machine's)."""
+    engine = Engine(engine)
+    if engine is Engine.PY:
+        t0 = time.perf_counter()
+        outcome = module(opset).interpret(program)
+        return Run(outcome, 0, 0.0, time.perf_counter() - t0)
+    if engine is Engine.INTERP:
+        return run_interp(opset, program)
+    native = host_target()
+    if target is None or target == native:
+        return run_native(opset, program)
+    from .emulate import run_emulated
+
+    get_target(target)
+    return run_emulated(opset, program, target)

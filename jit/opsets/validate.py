@@ -1,0 +1,65 @@
+"""Every op of an op set, checked on every engine against its reference.
+
+For each op the module's `cases` gives small programs that run it; each is
+run by the reference (Python), the C interpreter, and the stitched stencils
+of every target (natively where this machine is that target, emulated
+otherwise).  Any difference in the outcome (result, error, registers,
+memory) is a failure naming the op, the engine and the case.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import JitError
+from ..targets import TARGETS, host_target
+from . import OpSet
+from .emulate import run_emulated
+from .engines import Engine, module, run, run_interp
+from .model import Outcome
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    op: str
+    case: str
+    engine: str
+    expected: Outcome
+    got: Outcome | str
+
+    def __str__(self) -> str:
+        return f"{self.op} ({self.case}) on {self.engine}: expected {self.expected}, got {self.got}"
+
+
+def validate(
+    opset: OpSet, targets: Sequence[str] | None = None, ops: Sequence[str] | None = None, seed: int = 0
+) -> tuple[int, list[Mismatch]]:
+    """(programs run, mismatches) over the chosen ops (default: all) and targets (default: all)."""
+    mod = module(opset)
+    targets = list(targets or TARGETS)
+    unknown = set(ops or ()) - set(opset.ops)
+    if unknown:
+        raise JitError(f"op set {opset.name} has no op {', '.join(sorted(unknown))}")
+    native = host_target()
+    rng = random.Random(seed)
+    ran, bad = 0, []
+    for op in ops or opset.ops:
+        for program in mod.cases(op, rng):
+            expected = mod.interpret(program)
+            engines = [("interp", lambda p: run_interp(opset, p))]
+            for t in targets:
+                if t == native:
+                    engines.append((f"jit {t}", lambda p: run(opset, p, Engine.JIT)))
+                else:
+                    engines.append((f"jit {t} (emulated)", lambda p, t=t: run_emulated(opset, p, t)))
+            for name, go in engines:
+                ran += 1
+                try:
+                    got: Outcome | str = go(program).outcome
+                except JitError as e:
+                    got = str(e)
+                if got != expected:
+                    bad.append(Mismatch(op, str(program.path), name, expected, got))
+    return ran, bad
