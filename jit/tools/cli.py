@@ -88,6 +88,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .. import api
     from ..runtime.config import OBSERVER_FLAGS, TierConfig
 
+    if args.opset is not None:
+        return cmd_run_opset(args)
+    if args.input is not None:
+        raise JitError("--input goes with --opset: a .uop program takes integer arguments")
+    if args.engine == "interp":
+        raise JitError("--engine interp goes with --opset; the stack machine has py, switch and tailcall")
     program = api.load(args.program)
     values = api.check_args(program, parse_args_for(program.filename, args.args))  # (before --dump-traces compiles)
     tiered = args.engine == "jit" and not args.eager
@@ -133,6 +139,57 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stderr.write(result.stats.report())
     if result.status == ERROR:
         print(result.error, file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_run_opset(args: argparse.Namespace) -> int:
+    """A program of an op set (jit.opsets) on one engine: its result on stdout;
+    exit 1 when it fails at run time, is rejected, or is not what its file expects."""
+    from ..opsets import load
+    from ..opsets.engines import Engine, module, run
+    from ..opsets.model import Rejected
+
+    defaults = {"backend": "copy-and-patch", "passes": None, "args": []}
+    given = [name for name, value in defaults.items() if getattr(args, name) != value]
+    given += [name for name in ("dump_traces", "stats", "perf_map", "perf_jitdump", "gdb") if getattr(args, name)]
+    given += [name for name in _TIER_OPTIONS if getattr(args, name) is not None]
+    if given:
+        what = "program arguments" if given[0] == "args" else f"--{given[0].replace('_', '-')}"
+        raise JitError(f"{what} does not go with --opset (its programs take their input with --input FILE)")
+    if args.engine in ("switch", "tailcall"):
+        raise JitError(f"--engine {args.engine} is the stack machine's; with --opset: py, interp or jit")
+    opset = load(args.opset)
+    mod = module(opset)
+    program = mod.parse(Path(args.program))
+    if args.input is not None:
+        with_input = getattr(mod, "with_input", None)
+        if with_input is None:
+            raise JitError(f"op set {opset.name} takes no --input")
+        try:
+            program = with_input(program, Path(args.input).read_bytes())
+        except OSError as e:
+            raise JitError(f"--input {args.input}: {e.strerror}") from None
+    target = args.target or host_target()
+    if target is None:
+        raise JitError("this machine has no native target: choose one with --target")
+    try:
+        if args.emulate and args.engine == "jit":
+            from ..opsets.emulate import run_emulated
+
+            outcome = run_emulated(opset, program, target).outcome
+        else:
+            outcome = run(opset, program, Engine(args.engine), target).outcome
+    except Rejected as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if outcome.error is not None:
+        print(outcome.error, file=sys.stderr)
+        return 1
+    print(mod.format(outcome))
+    problem = mod.check(program, outcome)
+    if problem is not None:
+        print(problem, file=sys.stderr)
         return 1
     return 0
 
@@ -225,10 +282,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable dump: code and data as hex, holes")
     p.set_defaults(func=cmd_stencils)
 
-    p = sub.add_parser("run", help="run a .uop program")
-    p.add_argument("program", help="the .uop file")
+    p = sub.add_parser("run", help="run a .uop program, or with --opset another VM's program")
+    p.add_argument("program", help="the .uop file (with --opset: that op set's program, e.g. eBPF .data or .o)")
     p.add_argument("args", nargs="*", help="the program's integer arguments")
-    p.add_argument("--engine", choices=["py", "switch", "tailcall", "jit"], default="jit", help="default: jit (tiered)")
+    p.add_argument(
+        "--opset", metavar="NAME|DIR",
+        help="run a program of this op set (bundled: ebpf; or an op set's directory): docs/opsets.md",
+    )  # fmt: skip
+    p.add_argument("--input", metavar="FILE", help="with --opset: the program's input buffer, from this file")
+    p.add_argument(
+        "--engine", choices=["py", "switch", "tailcall", "interp", "jit"], default="jit",
+        help="default: jit (tiered); with --opset: py (reference), interp (C) or jit (copy-and-patch, eager)",
+    )  # fmt: skip
     p.add_argument("--eager", action="store_true", help="with --engine jit: compile the whole program up front")
     p.add_argument(
         "--backend", choices=["copy-and-patch", "llvm-O0", "llvm-O2"], default="copy-and-patch",

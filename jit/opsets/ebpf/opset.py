@@ -366,6 +366,11 @@ class _Bad(Exception):
     pass
 
 
+def _integer(text: str) -> int:
+    """Hexadecimal with 0x (anywhere after a sign), else decimal: as the suite reads numbers."""
+    return int(text, 16) if "0x" in text.lower() else int(text, 10)
+
+
 def parse_data(text: str, path: str) -> Program:
     """A conformance-suite `.data` file."""
     sections: dict[str, list[tuple[int, str]]] = {}
@@ -392,12 +397,11 @@ def parse_data(text: str, path: str) -> Program:
     else:
         raw: list[Slot] = []
         for lineno, line in sections["raw"]:
-            word = line.split("#", 1)[0].strip()
-            if word:
+            for word in line.split("#", 1)[0].split():
                 try:
-                    raw.append(Slot.from_word(int(word, 16) & MASK, lineno))
+                    raw.append(Slot.from_word(_integer(word) & MASK, lineno))
                 except ValueError:
-                    problems.append(Diagnostic(path, lineno, 1, f"{word!r} is not a hexadecimal instruction word"))
+                    problems.append(Diagnostic(path, lineno, 1, f"{word!r} is not an instruction word"))
         slots = tuple(raw)
     mem = bytearray()
     for lineno, line in sections.get("mem", []):
@@ -413,7 +417,7 @@ def parse_data(text: str, path: str) -> Program:
         text = line.split("#", 1)[0].strip()
         if text:
             try:
-                result = int(text, 0) & MASK
+                result = _integer(text) & MASK
             except ValueError:
                 problems.append(Diagnostic(path, lineno, 1, f"{text!r} is not a number"))
     if problems:
@@ -953,6 +957,7 @@ def cases(op: str, rng: random.Random, count: int = 6) -> list[Program]:
         regs = [0, *range(2, 10)] if memory else list(range(10))
         dst, src = rng.choice(regs), rng.choice(regs)
         imm = rng.choice(_SPECIAL) if rng.random() < 0.5 else _signed(rng.getrandbits(32), 32)
+        imm = {0: 0, 1: -1}.get(n, imm)  # (the corners every op with an immediate meets first)
         off = 0
         if form.field == "OFF":
             off = form.value

@@ -20,10 +20,19 @@ PRESERVE_NONE void _JIT_CONTINUE(EbpfState *);
 PRESERVE_NONE void _JIT_TARGET(EbpfState *);
 
 #define VALUE(symbol) ((int64_t)(uintptr_t)(symbol))
-#define DST VALUE(_JIT_OPERAND0)
-#define SRC VALUE(_JIT_OPERAND1)
-#define OFF VALUE(_JIT_OPERAND2)
-#define IMM VALUE(_JIT_OPERAND3)
+/* An operand's value, hidden from the optimiser: C says the address of an
+ * object is never 0, so without this clang drops `imm == 0` tests (and with
+ * them the guard before a division by an immediate 0). */
+#define OPERAND(symbol)                  \
+    ({                                   \
+        int64_t v_ = VALUE(symbol);      \
+        __asm__("" : "+r"(v_));          \
+        v_;                              \
+    })
+#define DST OPERAND(_JIT_OPERAND0)
+#define SRC OPERAND(_JIT_OPERAND1)
+#define OFF OPERAND(_JIT_OPERAND2)
+#define IMM OPERAND(_JIT_OPERAND3)
 #define R(n) (s->r[(n)])
 #define BODY(name) case OP_##name:
 #define NEXT() MUSTTAIL return _JIT_CONTINUE(s)
