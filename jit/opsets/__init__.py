@@ -20,6 +20,7 @@ module; `load("ebpf")` finds them by name, `load(path)` takes any directory.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import re
 import sys
@@ -83,7 +84,8 @@ class OpSet:
 
     @property
     def module(self) -> ModuleType:
-        return _module(self.root / self.python, self.name)
+        path = self.root / self.python
+        return _module(path, self.name, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def parse_table(text: str, filename: str) -> tuple[OpRow, ...]:
@@ -127,7 +129,6 @@ def load(where: str | Path) -> OpSet:
     return _load(path.resolve())
 
 
-@cache
 def _load(root: Path) -> OpSet:
     manifest = root / "opset.toml"
     try:
@@ -165,10 +166,11 @@ def _load(root: Path) -> OpSet:
 
 
 @cache
-def _module(path: Path, name: str) -> ModuleType:
-    """The op set's Python module, imported from its file (it may live anywhere)."""
+def _module(path: Path, name: str, digest: str) -> ModuleType:
+    """The op set's Python module, imported from its file (it may live
+    anywhere); imported again when the file changes (digest)."""
     safe = re.sub(r"\W", "_", name)
-    module_name = f"jit_opset_{safe}_{abs(hash(str(path))):x}"
+    module_name = f"jit_opset_{safe}_{digest[:16]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise OpSetError(f"{path}: cannot import")

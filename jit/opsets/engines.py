@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from ..build.stencils import StencilLibrary
@@ -49,15 +50,22 @@ class Run:
 
 
 def module(opset: OpSet) -> OpSetModule:
-    return opset.module  # type: ignore[return-value]
+    return opset.module
 
 
 def check_steps(opset: OpSet, steps: Sequence[Step]) -> None:
-    """The module's steps name only the table's ops and jump inside the program."""
+    """The module's steps name only the table's ops, jump inside the program,
+    and have operands that fit a 64-bit hole (signed or unsigned)."""
     names = set(opset.ops)
+    if not steps:
+        raise JitError(f"op set {opset.name}: the program has no steps")
     for k, s in enumerate(steps):
         if s.op not in names:
             raise JitError(f"op set {opset.name}: step {k} names op {s.op!r}, which its table does not have")
+        for n, value in enumerate((s.operand0, s.operand1, s.operand2, s.operand3, s.position)):
+            if not -(1 << 63) <= value < 1 << 64:
+                what = f"operand{n}" if n < 4 else "position"
+                raise JitError(f"op set {opset.name}: step {k} ({s.op}): {what} {value} does not fit 64 bits")
         for what, to in (("target", s.target), ("exit", s.exit)):
             if to is not None and not 0 <= to < len(steps):
                 raise JitError(f"op set {opset.name}: step {k} ({s.op}) has {what} {to}, outside 0..{len(steps) - 1}")
@@ -69,8 +77,13 @@ def records(opset: OpSet, steps: Sequence[Step]) -> bytes:
     out = bytearray()
     for s in steps:
         target = -1 if s.target is None else s.target
-        out += struct.pack("<7q", index[s.op], s.operand0, s.operand1, s.operand2, s.operand3, target, s.position)
+        fields = (s.operand0, s.operand1, s.operand2, s.operand3, target, s.position)
+        out += struct.pack("<7q", index[s.op], *(_signed64(v) for v in fields))
     return bytes(out)
+
+
+def _signed64(value: int) -> int:
+    return (value + (1 << 63)) % (1 << 64) - (1 << 63)
 
 
 @cache
@@ -112,14 +125,19 @@ def _finish(mod: OpSetModule, program: Any, state, buffers: _Buffers) -> Outcome
     return mod.outcome(program, bytes(ffi.buffer(state, mod.STATE_SIZE)), buffers.contents(), buffers.addresses)
 
 
-@cache
 def _interpreter(opset: OpSet):
+    return _open_interpreter(interpreter(opset), opset.name, opset.interpreter)
+
+
+@cache
+def _open_interpreter(path: Path, name: str, source: str | None):
+    """(Cached by the shared object's path, which names its sources' hash.)"""
     ffi = _ffi()
-    lib = ffi.dlopen(str(interpreter(opset)))
+    lib = ffi.dlopen(str(path))
     try:
         return lib.opset_interpret, lib
     except AttributeError:
-        raise JitError(f"op set {opset.name}: {opset.interpreter} defines no opset_interpret") from None
+        raise JitError(f"op set {name}: {source} defines no opset_interpret") from None
 
 
 def run_interp(opset: OpSet, program: Any, steps: Sequence[Step] | None = None) -> Run:
@@ -140,14 +158,11 @@ def run_interp(opset: OpSet, program: Any, steps: Sequence[Step] | None = None) 
 class NativeOpSetRuntime:
     """An op set's stencils for this machine: the shim, sealed once, and compiles into an arena."""
 
-    def __init__(self, opset: OpSet) -> None:
+    def __init__(self, opset: OpSet, library: StencilLibrary) -> None:
         from ..runtime.memory import Arena
 
-        target = host_target()
-        if target is None:
-            raise JitError("no native target for this machine; use --target to run under emulation")
         self.opset = opset
-        self.library: StencilLibrary = build_library(opset, target)
+        self.library = library
         self.arena = Arena()
         shim = self.library.shim
         self.shim_region = self.arena.allocate(len(shim.code))
@@ -167,9 +182,19 @@ class NativeOpSetRuntime:
         return region
 
 
-@cache
+_RUNTIMES: dict[tuple[OpSet, str], NativeOpSetRuntime] = {}
+
+
 def native_runtime(opset: OpSet) -> NativeOpSetRuntime:
-    return NativeOpSetRuntime(opset)
+    """The runtime for the op set's current library (a rebuilt one gets a new runtime)."""
+    target = host_target()
+    if target is None:
+        raise JitError("no native target for this machine; use --target to run under emulation")
+    library = build_library(opset, target)
+    key = (opset, library.key)
+    if key not in _RUNTIMES:
+        _RUNTIMES[key] = NativeOpSetRuntime(opset, library)
+    return _RUNTIMES[key]
 
 
 def run_native(opset: OpSet, program: Any, steps: Sequence[Step] | None = None) -> Run:

@@ -10,14 +10,16 @@ memory) is a failure naming the op, the engine and the case.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from ..errors import JitError
 from ..targets import TARGETS, host_target
 from . import OpSet
 from .emulate import run_emulated
-from .engines import Engine, module, run, run_interp
+from .engines import Engine, Run, module, run, run_interp
 from .model import Outcome
 
 
@@ -48,12 +50,12 @@ def validate(
     for op in ops or opset.ops:
         for program in mod.cases(op, rng):
             expected = mod.interpret(program)
-            engines = [("interp", lambda p: run_interp(opset, p))]
+            engines: list[tuple[str, Callable[[Any], Run]]] = [("interp", partial(run_interp, opset))]
             for t in targets:
                 if t == native:
-                    engines.append((f"jit {t}", lambda p: run(opset, p, Engine.JIT)))
+                    engines.append((f"jit {t}", partial(run, opset, engine=Engine.JIT)))
                 else:
-                    engines.append((f"jit {t} (emulated)", lambda p, t=t: run_emulated(opset, p, t)))
+                    engines.append((f"jit {t} (emulated)", partial(run_emulated, opset, target=t)))
             for name, go in engines:
                 ran += 1
                 try:

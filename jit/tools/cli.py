@@ -42,10 +42,39 @@ def _stencil_names(op: str | None) -> list[str] | None:
     raise JitError(f"unknown op {op!r}; ops are: {names} ({variant}), and {SHIM}")
 
 
+def _opset_stencils(args: argparse.Namespace) -> int:
+    from ..opsets import load
+    from ..opsets.build import build_library
+    from .disasm import describe_stencil
+
+    opset = load(args.opset)
+    wanted = None if args.op is None else args.op.upper()
+    if wanted is not None and wanted not in opset.ops and wanted != SHIM.upper():
+        raise JitError(f"op set {opset.name} has no op {args.op!r}; its ops are: {', '.join(opset.ops)}")
+    dump: dict[str, dict] = {}
+    for target in args.target or [host_target() or "x86_64-linux"]:
+        lib = build_library(opset, target)
+        stencils = [lib.shim, *lib.ops.values()]
+        chosen = [s for s in stencils if wanted is None or s.name.upper() == wanted]
+        if args.json:
+            full = lib.to_json()
+            full["ops"] = [s for s in full["ops"] if wanted is None or s["name"] == wanted]
+            dump[target] = full
+            continue
+        for stencil in chosen:
+            sys.stdout.write(describe_stencil(target, stencil) + "\n")
+    if args.json:
+        json.dump(dump, sys.stdout, indent=1, sort_keys=True)
+        sys.stdout.write("\n")
+    return 0
+
+
 def cmd_stencils(args: argparse.Namespace) -> int:
     from ..build.library import load_library
     from .disasm import describe_stencil
 
+    if args.opset is not None:
+        return _opset_stencils(args)
     targets = args.target or [host_target() or "x86_64-linux"]
     names = _stencil_names(args.op)
     dump: dict[str, dict] = {}
@@ -150,7 +179,7 @@ def cmd_run_opset(args: argparse.Namespace) -> int:
     from ..opsets.engines import Engine, module, run
     from ..opsets.model import Rejected
 
-    defaults = {"backend": "copy-and-patch", "passes": None, "args": []}
+    defaults: dict[str, object] = {"backend": "copy-and-patch", "passes": None, "args": []}
     given = [name for name, value in defaults.items() if getattr(args, name) != value]
     given += [name for name in ("dump_traces", "stats", "perf_map", "perf_jitdump", "gdb") if getattr(args, name)]
     given += [name for name in _TIER_OPTIONS if getattr(args, name) is not None]
@@ -236,10 +265,28 @@ def _dump_eager(program, values: list[int], target: str, emulated: bool) -> None
         compiled.free()
 
 
+def _opset_validate(args: argparse.Namespace) -> int:
+    from ..opsets import load
+    from ..opsets.validate import validate as validate_opset
+
+    opset = load(args.opset)
+    ops = None if args.op is None else [args.op.upper()]
+    targets = args.target or sorted(TARGETS)
+    ran, bad = validate_opset(opset, targets, ops, args.seed)
+    for mismatch in bad:
+        print(f"MISMATCH {mismatch}")
+    checked = len(ops or opset.ops)
+    engines = "the C interpreter and " + ", ".join(targets)
+    print(f"op set {opset.name}: {checked} ops, {ran} runs on {engines}: {len(bad)} mismatches with the reference")
+    return 0 if not bad else 1
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from ..build.library import load_library
     from .validate import format_report, validate
 
+    if args.opset is not None:
+        return _opset_validate(args)
     if args.samples < 1:
         raise JitError("--samples must be at least 1")
     names = _stencil_names(args.op)
@@ -280,6 +327,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", action="append", choices=sorted(TARGETS), help="repeatable; default: the host")
     p.add_argument("--op", help="one op and its variants, by name or mnemonic; one variant (add_21); or 'shim'")
     p.add_argument("--json", action="store_true", help="machine-readable dump: code and data as hex, holes")
+    p.add_argument("--opset", metavar="NAME|DIR", help="another op set's stencils (docs/opsets.md)")
     p.set_defaults(func=cmd_stencils)
 
     p = sub.add_parser("run", help="run a .uop program, or with --opset another VM's program")
@@ -326,6 +374,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--op", help="one op, by name or mnemonic")
     p.add_argument("--samples", type=int, default=100, help="random inputs per op, edge values first (100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
+    p.add_argument(
+        "--opset", metavar="NAME|DIR",
+        help="validate another op set: its cases on its C interpreter and every target, against its reference",
+    )  # fmt: skip
     p.add_argument(
         "--stitcher",
         choices=[s.value for s in Stitcher],

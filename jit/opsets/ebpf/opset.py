@@ -434,6 +434,7 @@ def parse_elf(blob: bytes, path: str) -> Program:
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
     from elftools.elf.relocation import RelocationSection
+    from elftools.elf.sections import SymbolTableSection
 
     def bad(message: str) -> ProgramError:
         return ProgramError([Diagnostic(path, 1, 1, message)])
@@ -452,7 +453,8 @@ def parse_elf(blob: bytes, path: str) -> Program:
         data = text.data()
         slots = [Slot.from_word(struct.unpack_from("<Q", data, k)[0]) for k in range(0, len(data) - 7, 8)]
         index = elf.get_section_index(text.name)
-        symtab = elf.get_section_by_name(".symtab")
+        found = elf.get_section_by_name(".symtab")
+        symtab = found if isinstance(found, SymbolTableSection) else None
         for sec in elf.iter_sections():
             if not isinstance(sec, RelocationSection) or sec["sh_info"] != index:
                 continue
@@ -817,7 +819,8 @@ def interpret(program: Program) -> Outcome:
         if pc == n:
             return fail("ERR_FELL_OFF", n)
         i = by_slot[pc]
-        op, nxt = i.op, pc + (2 if i.op == "LDDW" else 1)
+        op = i.op
+        nxt: int | None = pc + (2 if op == "LDDW" else 1)
         try:
             mt = re.match(r"^(S?DIV|S?MOD|ADD|SUB|MUL|OR|AND|LSH|RSH|ARSH|XOR|MOV)(64|32)_([KX])$", op)
             if mt:
