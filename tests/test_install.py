@@ -110,6 +110,12 @@ def test_without_clang_every_engine_backend_and_target_runs(venv, tmp_path):
     assert where.startswith(str(site)) and output == "b'6765\\n'"
     out = run(python, "-m", "jit", "validate", "--op", "ADD", cache=cache)
     assert out.returncode == 0 and "pass" in out.stdout, out.stderr
+    # The bundled op set (eBPF) too: its stencils and its C interpreter are in the wheel.
+    program = tmp_path / "sum.data"
+    program.write_text("-- asm\nldxb r0, [r1+1]\nadd r0, r2\nexit\n-- mem\n05 07\n-- result\n0x9\n")
+    for options in (["--engine", "py"], ["--engine", "interp"], ["--engine", "jit"], ["--target", "aarch64-linux"]):
+        out = run(python, "-m", "jit", "run", "--opset", "ebpf", str(program), *options, cache=cache)
+        assert (out.returncode, out.stdout) == (0, "0x9\n"), (options, out.stderr)
     # Nothing was built: the cache holds only what llvmlite optimised (no clang in that).
     assert {p.name for p in cache.iterdir()} <= {"llvm"}, list(cache.iterdir())
 

@@ -16,6 +16,9 @@ from ..build.hostlib import ffi_artifact, hostlib_artifacts
 from ..build.library import library_artifact
 from ..build.peer_ir import raw_ir_artifact
 from ..errors import JitError
+from ..opsets import bundled_names, load
+from ..opsets.build import interpreter_artifact
+from ..opsets.build import library_artifact as opset_library_artifact
 from ..runtime.memory import LIBC
 from ..targets import TARGETS
 from .anchors import anchor_artifacts
@@ -23,13 +26,16 @@ from .anchors import anchor_artifacts
 
 def artifacts() -> list[prebuilt.Artifact]:
     """Every artifact: the stencil libraries of every target; for the host,
-    its C library, the LLVM peer's IR, the C anchors; the cffi modules."""
+    its C library, the LLVM peer's IR, the C anchors; the cffi modules; and
+    the bundled op sets' libraries (every target) and C interpreters (host)."""
     return [
         *(library_artifact(t) for t in TARGETS),
         *hostlib_artifacts(),
         ffi_artifact("_jitlibc_cffi", LIBC),
         raw_ir_artifact(),
         *anchor_artifacts(),
+        *(opset_library_artifact(load(name), t) for name in bundled_names() for t in TARGETS),
+        *(interpreter_artifact(load(name)) for name in bundled_names()),
     ]
 
 
