@@ -1,4 +1,5 @@
-"""The README's quick start does what it says: every command and every Python line in it, with its output."""
+"""The README's quick start (and its op set section) do what they say: every
+command and every Python line in them, with its output."""
 
 from __future__ import annotations
 
@@ -10,18 +11,22 @@ import sys
 from jit.paths import ROOT
 
 
-def quick_start() -> str:
+def section(title: str = "Quick start") -> str:
     text = (ROOT / "README.md").read_text()
-    return text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return text.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
 
 
-def blocks(kind: str) -> list[str]:
-    return re.findall(rf"```{kind}\n(.*?)```", quick_start(), re.S)
+def quick_start() -> str:
+    return section()
+
+
+def blocks(kind: str, title: str = "Quick start") -> list[str]:
+    return re.findall(rf"```{kind}\n(.*?)```", section(title), re.S)
 
 
 def test_every_quick_start_command_prints_what_the_readme_shows():
     commands = 0
-    for block in blocks("console"):
+    for block in blocks("console") + blocks("console", "Another VM: op sets, and eBPF"):
         for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
             command, _, expected = chunk.partition("\n")
             argv = command.split()

@@ -25,6 +25,7 @@ import importlib.util
 import re
 import sys
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -186,3 +187,20 @@ def _module(path: Path, name: str, digest: str) -> ModuleType:
 
 def bundled_names() -> list[str]:
     return sorted(p.parent.name for p in BUNDLED_DIR.glob("*/opset.toml"))
+
+
+def run(opset: OpSet, program: object, engine: str = "jit", target: str | None = None):
+    """Run a parsed program on one engine (jit.opsets.engines.run)."""
+    from .engines import Engine
+    from .engines import run as run_on
+
+    return run_on(opset, program, Engine(engine), target)
+
+
+def validate(
+    opset: OpSet, targets: Sequence[str] | None = None, ops: Sequence[str] | None = None, seed: int = 0
+):
+    """Every op's cases on every engine against the reference (jit.opsets.validate)."""
+    from .validate import validate as check
+
+    return check(opset, targets, ops, seed)
