@@ -197,9 +197,7 @@ def run(opset: OpSet, program: object, engine: str = "jit", target: str | None =
     return run_on(opset, program, Engine(engine), target)
 
 
-def validate(
-    opset: OpSet, targets: Sequence[str] | None = None, ops: Sequence[str] | None = None, seed: int = 0
-):
+def validate(opset: OpSet, targets: Sequence[str] | None = None, ops: Sequence[str] | None = None, seed: int = 0):
     """Every op's cases on every engine against the reference (jit.opsets.validate)."""
     from .validate import validate as check
 
