@@ -2,8 +2,8 @@
 
 In a checkout the C sources are in stencils/ and the bundled programs in
 bench/, beside the package.  An installed package carries them inside
-itself, as jit/stencils, jit/programs and jit/anchors (pyproject.toml maps
-them).  Clang always runs in SOURCE_ROOT with relative paths (stencils/...),
+itself, as jit/stencils, jit/programs, jit/anchors and jit/ebpf_programs
+(pyproject.toml maps them).  Clang always runs in SOURCE_ROOT with relative paths (stencils/...),
 so a library is byte for byte the same, and has the same cache key, either
 way.
 """
@@ -20,6 +20,7 @@ SOURCE_ROOT = PACKAGE if INSTALLED else ROOT
 STENCILS_DIR = SOURCE_ROOT / "stencils"
 PROGRAMS_DIR = PACKAGE / "programs" if INSTALLED else ROOT / "bench" / "programs"
 ANCHORS_DIR = PACKAGE / "anchors" if INSTALLED else ROOT / "bench" / "c"
+EBPF_PROGRAMS_DIR = PACKAGE / "ebpf_programs" if INSTALLED else ROOT / "bench" / "ebpf"
 
 
 def cache_dir() -> Path:

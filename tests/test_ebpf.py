@@ -242,3 +242,16 @@ def test_engines_report_timings(ebpf):
     assert jit.steps == 9 + 1 and jit.compile_seconds > 0
     with pytest.raises(Rejected):
         ebpf.module.steps(ebpf.module.parse_data("-- raw\n0xff\n", "x.data"))
+
+
+def test_the_ebpf_benchmark_runs_and_reports(tmp_path, capsys):
+    """bench --opset ebpf: every program agrees on every engine, then the report (one repetition)."""
+    from jit.opsets.bench import PROGRAMS, format_report, measure
+
+    report = measure(quick=True, repetitions=1)
+    text = format_report(report)
+    for p in PROGRAMS:
+        assert p.name in text and report.instructions[p.name] > 20
+        assert report.run_seconds[p.name]["interp"][0] > 0 and report.run_seconds[p.name]["jit"][0] > 0
+    assert "C interpreter / copy-and-patch" in text and "instructions/s" in text
+    assert main(["bench", "--opset", "ebpf", "--ablation"]) == 2

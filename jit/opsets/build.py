@@ -73,8 +73,27 @@ def _build_one(clang: Clang, opset: OpSet, target: Target, name: str):
     return process_object(blob, f"{opset.name}:{name}", target, helpers=())
 
 
+_LOADED: dict[tuple[Path, str], tuple[tuple, StencilLibrary]] = {}
+
+
+def _stamp(opset: OpSet) -> tuple:
+    """What changes when a source does (for the in-process memo: no hashing per run)."""
+    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in opset.sources())
+
+
 def build_library(opset: OpSet, target_name: str, *, force: bool = False) -> StencilLibrary:
-    """The op set's library for a target: shipped, cached, or built now."""
+    """The op set's library for a target: shipped, cached, or built now
+    (remembered in this process until a source file changes)."""
+    memo = (opset.root, target_name)
+    stamp = _stamp(opset)
+    if not force and memo in _LOADED and _LOADED[memo][0] == stamp:
+        return _LOADED[memo][1]
+    lib = _build_library(opset, target_name, force)
+    _LOADED[memo] = (stamp, lib)
+    return lib
+
+
+def _build_library(opset: OpSet, target_name: str, force: bool) -> StencilLibrary:
     target = get_target(target_name)
     path = library_path(opset, target.name)
     sources = source_key(opset, target)

@@ -315,6 +315,20 @@ def cmd_explore(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .benchmark import main
 
+    if args.opset is not None:
+        if args.opset != "ebpf":
+            raise JitError("bench --opset: the bundled benchmark is eBPF's (--opset ebpf)")
+        if args.ablation or args.plot:
+            raise JitError("bench --opset ebpf has no ablation and no plot")
+        from ..opsets.bench import format_report, measure
+        from .benchmark import write_json
+
+        report = measure(args.quick)
+        sys.stdout.write(format_report(report))
+        if args.json:
+            write_json(report.to_json(), args.json)
+        return 0
+
     return main(args.quick, args.json, args.plot, args.ablation)
 
 
@@ -399,6 +413,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write the figures, machine and versions as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw run time per program and engine (log scale)")
     p.add_argument("--ablation", action="store_true", help="what each technique contributes, each switched off alone")
+    p.add_argument("--opset", metavar="ebpf", help="the eBPF benchmark: C interpreter against copy-and-patch")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -1,0 +1,209 @@
+"""The eBPF benchmark: C programs compiled by clang -target bpf, on the C
+interpreter and on copy-and-patch, side by side (`python -m jit bench --opset ebpf`).
+
+Each program runs on its input once on every engine first (py on a short
+input), and every engine must give the same outcome.  Then, repetition by
+repetition, the interpreter and the stitched code run interleaved (every
+other repetition in reverse order); a run's time is the call into the code
+alone (no compile, no buffer set-up).  Compile time is from the decoded
+program to sealed code: forming the steps, layout, stitching, sealing.
+Ratios are paired per repetition, reported as a geometric mean over the
+programs with a bootstrap 95 % interval, as the main benchmark does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import statistics
+import struct
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import JitError
+from ..paths import EBPF_PROGRAMS_DIR, cache_dir
+from ..targets import host_target
+from ..tools.benchmark import _median_interval, machine_info, paired_ratio
+from . import load
+from .engines import Engine, run, run_interp, run_native
+
+
+def _random_bytes(n: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def _packets(n: int, seed: int) -> bytes:
+    """Length-prefixed Ethernet frames: TCP to port 80 (some SYNs), UDP to
+    port 53, ARP, and a few truncated ones."""
+    rng = random.Random(seed)
+    out = bytearray()
+    while len(out) < n:
+        kind = rng.choice(("syn", "tcp", "dns", "udp", "arp", "short"))
+        eth = bytes(12) + (b"\x08\x06" if kind == "arp" else b"\x08\x00")
+        if kind == "short":
+            frame = eth + b"\x45" + bytes(rng.randrange(0, 10))
+        elif kind == "arp":
+            frame = eth + bytes(28)
+        else:
+            proto = 6 if kind in ("syn", "tcp") else 17
+            ip = bytes([0x45, 0, 0, 40, 0, 0, 0, 0, 64, proto]) + bytes(10)
+            port = 80 if kind in ("syn", "tcp") else (53 if kind == "dns" else 123)
+            if proto == 6:
+                flags = 0x02 if kind == "syn" else 0x10
+                l4 = bytes(2) + struct.pack(">H", port) + bytes(9) + bytes([flags]) + bytes(6)
+            else:
+                l4 = bytes(2) + struct.pack(">H", port) + bytes(4) + bytes(rng.randrange(0, 32))
+            frame = eth + ip + l4
+        out += struct.pack(">H", len(frame)) + frame
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class BenchProgram:
+    name: str
+    what: str
+    make_input: Callable[[int, int], bytes]
+    size: int  # input bytes
+    quick_size: int
+
+
+PROGRAMS = (
+    BenchProgram("checksum", "the Internet checksum of the input", _random_bytes, 1 << 18, 1 << 16),
+    BenchProgram("hash", "a 64-bit hash, eight bytes at a time", _random_bytes, 1 << 18, 1 << 16),
+    BenchProgram("sort", "Shell sort of the input bytes, in place", _random_bytes, 1 << 14, 1 << 12),
+    BenchProgram("packets", "walk Ethernet/IPv4/TCP/UDP headers, count", _packets, 1 << 18, 1 << 16),
+)
+
+
+def compiled_object(source: Path) -> bytes:
+    """clang -target bpf's object for one benchmark program (cached by content)."""
+    import subprocess
+
+    from ..build.toolchain import find_clang
+
+    clang = find_clang()
+    flags = ["-target", "bpf", "-mcpu=v4", "-O2", "-c"]
+    key = hashlib.sha256(source.read_bytes() + " ".join([clang.version, *flags]).encode()).hexdigest()[:16]
+    path = cache_dir() / "opsets" / "ebpf" / "bench" / f"{source.stem}-{key}.o"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = subprocess.run([clang.path, *flags, str(source), "-o", str(path)], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise JitError(f"{source}: clang -target bpf failed:\n{out.stderr.strip()}")
+    return path.read_bytes()
+
+
+@dataclass
+class OpsetReport:
+    figures: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    run_seconds: dict[str, dict[str, list[float]]]  # program -> engine -> every repetition
+    compile_seconds: dict[str, list[float]]  # program -> every repetition
+    instructions: dict[str, int]
+    input_bytes: dict[str, int]
+    repetitions: int
+    quick: bool
+    machine_info: dict[str, object]
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["intervals"] = {k: list(v) for k, v in self.intervals.items()}
+        return data
+
+
+FIGURES = {
+    "interp_over_jit": "steady state, C interpreter / copy-and-patch (geomean)",
+    "compile_insns_per_s": "compile, decoded program -> sealed code, instructions/s",
+    "compile_us_per_insn": "compile, microseconds per instruction",
+}
+
+
+def measure(quick: bool, repetitions: int | None = None) -> OpsetReport:
+    ebpf = load("ebpf")
+    mod = ebpf.module
+    reps = repetitions or (5 if quick else 11)
+    parsed = {}
+    for p in PROGRAMS:
+        program = mod.parse_elf(compiled_object(EBPF_PROGRAMS_DIR / f"{p.name}.c"), f"{p.name}.c")
+        size = p.quick_size if quick else p.size
+        parsed[p.name] = mod.with_input(program, p.make_input(size, 1))
+        # Every engine agrees first (the reference on a short input: it is slow).
+        short = mod.with_input(program, p.make_input(2048, 2))
+        outcomes = {e.value: run(ebpf, short, e).outcome for e in Engine}
+        if len({*outcomes.values()}) != 1:
+            raise JitError(f"{p.name}: the engines disagree: {outcomes}")
+    runs: dict[str, dict[str, list[float]]] = {n: {"interp": [], "jit": []} for n in parsed}
+    compiles: dict[str, list[float]] = {n: [] for n in parsed}
+    instructions = {n: len(mod.decode(prog)) for n, prog in parsed.items()}
+    for rep in range(reps):
+        for name, program in parsed.items():
+            order = ["interp", "jit"] if rep % 2 == 0 else ["jit", "interp"]
+            for engine in order:
+                result = run_interp(ebpf, program) if engine == "interp" else run_native(ebpf, program)
+                runs[name][engine].append(result.run_seconds)
+                if engine == "jit":
+                    compiles[name].append(result.compile_seconds)
+        sys.stderr.write(f"\rbench --opset ebpf: repetition {rep + 1} of {reps}")
+    sys.stderr.write("\n")
+    rng = random.Random(0)
+    figures: dict[str, float] = {}
+    intervals: dict[str, tuple[float, float]] = {}
+    value, low, high = paired_ratio(runs, "interp", "jit", rng)
+    figures["interp_over_jit"], intervals["interp_over_jit"] = value, (low, high)
+    total = sum(instructions.values())
+    per_rep = [sum(compiles[n][k] for n in compiles) for k in range(reps)]
+    value, low, high = _median_interval([total / s for s in per_rep], rng)
+    figures["compile_insns_per_s"], intervals["compile_insns_per_s"] = value, (low, high)
+    value, low, high = _median_interval([s * 1e6 / total for s in per_rep], rng)
+    figures["compile_us_per_insn"], intervals["compile_us_per_insn"] = value, (low, high)
+    return OpsetReport(
+        figures,
+        intervals,
+        runs,
+        compiles,
+        instructions,
+        {n: len(p.mem) for n, p in parsed.items()},
+        reps,
+        quick,
+        machine_info(),
+    )
+
+
+def _shown(key: str, value: float) -> str:
+    if key.endswith("_per_s"):
+        return f"{value:,.0f}"
+    if key.startswith("compile_us"):
+        return f"{value:.2f}"
+    return f"{value:.2f}x"
+
+
+def format_report(report: OpsetReport) -> str:
+    lines = [f"eBPF op set on {host_target()}: the C interpreter and copy-and-patch, built from the same bodies"]
+    lines.append(f"{'figure':<66}{'median':>13}  95% interval")
+    for key, what in FIGURES.items():
+        low, high = report.intervals[key]
+        lines.append(f"{what:<66}{_shown(key, report.figures[key]):>13}  [{_shown(key, low)}, {_shown(key, high)}]")
+    lines.append("")
+    lines.append(f"median of {report.repetitions} interleaved repetitions; run times in ms, compile in ms")
+    lines.append(
+        f"{'program':<10}{'input bytes':>12}{'insns':>7}{'interp':>11}{'jit':>11}{'interp/jit':>12}{'compile':>10}"
+        "  what"
+    )
+    for p in PROGRAMS:
+        row = report.run_seconds[p.name]
+        interp, jit = statistics.median(row["interp"]), statistics.median(row["jit"])
+        ratio = statistics.median(a / b for a, b in zip(row["interp"], row["jit"], strict=True))
+        compile_ms = statistics.median(report.compile_seconds[p.name]) * 1e3
+        lines.append(
+            f"{p.name:<10}{report.input_bytes[p.name]:>12,}{report.instructions[p.name]:>7}"
+            f"{interp * 1e3:>11.3f}{jit * 1e3:>11.3f}{ratio:>11.2f}x{compile_ms:>10.3f}  {p.what}"
+        )
+    info = report.machine_info
+    lines.append("")
+    lines.append(
+        f"machine: {info['cpu']}, {info['cores']} cores, {info['system']}; python {info['python']}, "
+        f"{info['clang']}; {info['date']}"
+    )
+    return "\n".join(lines) + "\n"
