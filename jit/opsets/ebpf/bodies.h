@@ -75,20 +75,17 @@ JCOND(JSLE, SIGNED(a) <= SIGNED(b))
 BODY(JA) { JUMP(); }
 BODY(JA32) { JUMP(); }
 
-/* Helpers, by number.  The conformance suite's helper 5 ("unwind") returns
- * its first argument, and ends the program at once when that is 0. */
+/* Helpers, by number (semantics.h: call_helper). */
 #define CALL_HELPER_NUMBERED(id)                      \
     do {                                              \
-        uint64_t id_ = (id);                          \
-        if (id_ == 5) {                               \
-            R(0) = R(1);                              \
-            if (R(1) == 0) {                          \
-                EXIT_PROGRAM();                       \
-            }                                         \
-            NEXT();                                   \
+        int done_ = call_helper(s, (id));             \
+        if (done_ == HELPER_EXIT) {                   \
+            EXIT_PROGRAM();                           \
         }                                             \
-        s->aux = id_;                                 \
-        FAIL(ERR_HELPER);                             \
+        if (UNLIKELY(done_ == HELPER_FAILED)) {       \
+            FAIL(s->error);                           \
+        }                                             \
+        NEXT();                                       \
     } while (0)
 
 BODY(CALL_HELPER) { CALL_HELPER_NUMBERED((uint64_t)(uint32_t)IMM); }
@@ -132,6 +129,10 @@ BODY(EXIT)
 BODY(FELL_OFF) { FAIL(ERR_FELL_OFF); }
 
 BODY(LDDW) { R(DST) = (uint64_t)IMM; NEXT(); }
+/* A map's handle, or the address of its first value plus an offset: the
+ * front end puts the offset from mapdefs (handles) or maps (values) in IMM. */
+BODY(LDDW_MAP) { R(DST) = s->mapdefs + (uint64_t)IMM; NEXT(); }
+BODY(LDDW_MAP_VALUE) { R(DST) = s->maps + (uint64_t)IMM; NEXT(); }
 
 #define CHECKED(ADDR, SIZE)                                          \
     ({                                                              \

@@ -114,6 +114,40 @@ class Slot:
 
 
 @dataclass(frozen=True)
+class MapDef:
+    """A map of the `-- map` section: `name type key_size value_size max_entries`."""
+
+    name: str
+    type: int  # MAP_HASH (1) or MAP_ARRAY (2)
+    key_size: int
+    value_size: int
+    max_entries: int
+
+    def data_size(self) -> int:
+        if self.type == CONST["MAP_ARRAY"]:
+            return _pad8(self.value_size * self.max_entries)
+        return self.max_entries * (CONST["HASH_USED_BYTES"] + _pad8(self.key_size) + _pad8(self.value_size))
+
+
+def _pad8(n: int) -> int:
+    return (n + 7) // 8 * 8
+
+
+MAPDEF_SIZE = 8 * CONST["MAPDEF_WORDS"]
+MAX_MAP_BYTES = 1 << 22
+HELPERS_BY_NAME = {"bpf_map_lookup_elem": 1, "bpf_map_update_elem": 2, "bpf_map_delete_elem": 3}
+
+
+def map_offsets(maps: tuple[MapDef, ...]) -> list[int]:
+    """Where each map's data starts in the maps buffer."""
+    out, at = [], 0
+    for m in maps:
+        out.append(at)
+        at += m.data_size()
+    return out
+
+
+@dataclass(frozen=True)
 class Program:
     path: str
     slots: tuple[Slot, ...]
@@ -121,6 +155,7 @@ class Program:
     result: int | None = None  # `-- result`
     expects_error: bool = False  # `-- error`
     entry: int = 0  # first slot to run
+    maps: tuple[MapDef, ...] = ()
 
     def where(self, slot: int) -> str:
         line = self.slots[slot].line if 0 <= slot < len(self.slots) else 0
@@ -166,8 +201,9 @@ _ATOMIC = {"add": 0x00, "or": 0x40, "and": 0x50, "xor": 0xA0}
 
 
 class _Asm:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, maps: list[str]) -> None:
         self.path = path
+        self.maps = maps
         self.slots: list[Slot] = []
         self.labels: dict[str, int] = {}
         self.fixups: list[tuple[int, str, str, int]] = []  # slot, label, field, line
@@ -245,6 +281,12 @@ class _Asm:
             return self.emit(line, 0x95)
         if mn == "lddw":
             self.want(ops, 2, mn)
+            m = re.match(r"^map_by_(?:fd|idx)\((\w+)\)$", ops[1])
+            if m:
+                if m.group(1) not in self.maps:
+                    raise _Bad(f"no map {m.group(1)!r} in the -- map section")
+                self.emit(line, LDDW, self.reg(ops[0]), 1, 0, self.maps.index(m.group(1)))
+                return self.emit(line, 0)
             value = self.number(ops[1], line) & MASK
             self.emit(line, LDDW, self.reg(ops[0]), 0, 0, value & M32)
             return self.emit(line, 0, 0, 0, 0, value >> 32)
@@ -312,6 +354,8 @@ class _Asm:
         if mn == "callx" or (len(ops) == 1 and _REG.match(ops[0])):
             self.want(ops, 1, mn)
             return self.emit(line, 0x8D, self.reg(ops[0]))
+        if len(ops) == 1 and ops[0] in HELPERS_BY_NAME:
+            return self.emit(line, 0x85, 0, 0, 0, HELPERS_BY_NAME[ops[0]])
         if len(ops) == 1:
             return self.emit(line, 0x85, 0, 0, 0, self.number(ops[0], line))
         self.want(ops, 2, mn)
@@ -385,8 +429,27 @@ def parse_data(text: str, path: str) -> Program:
     problems: list[Diagnostic] = []
     if ("asm" in sections) == ("raw" in sections):
         raise ProgramError([Diagnostic(path, 1, 1, "a .data file needs exactly one of `-- asm` and `-- raw`")])
+    maps: list[MapDef] = []
+    for lineno, line in sections.get("map", []):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        try:
+            if len(fields) != 5:
+                raise ValueError("a map is: name type key_size value_size max_entries")
+            name, *numbers = fields
+            kind, key_size, value_size, entries = (_integer(n) for n in numbers)
+            if kind not in (CONST["MAP_HASH"], CONST["MAP_ARRAY"]):
+                raise ValueError(f"map type {kind} is not supported (hash 1 and array 2 are)")
+            if min(key_size, value_size, entries) < 1 or (kind == CONST["MAP_ARRAY"] and key_size != 4):
+                raise ValueError("sizes and max_entries must be positive, and an array's keys are 4 bytes")
+            maps.append(MapDef(name, kind, key_size, value_size, entries))
+        except ValueError as e:
+            problems.append(Diagnostic(path, lineno, 1, str(e)))
+    if sum(m.data_size() for m in maps) > MAX_MAP_BYTES:
+        problems.append(Diagnostic(path, 1, 1, f"the maps need more than {MAX_MAP_BYTES} bytes"))
     if "asm" in sections:
-        asm = _Asm(path)
+        asm = _Asm(path, [m.name for m in maps])
         for lineno, line in sections["asm"]:
             try:
                 asm.line(line, lineno)
@@ -424,7 +487,7 @@ def parse_data(text: str, path: str) -> Program:
         raise ProgramError(problems)
     if not slots:
         raise ProgramError([Diagnostic(path, 1, 1, "the program has no instructions")])
-    return Program(path, slots, bytes(mem), result, "error" in sections)
+    return Program(path, slots, bytes(mem), result, "error" in sections, 0, tuple(maps))
 
 
 def parse_elf(blob: bytes, path: str) -> Program:
@@ -507,7 +570,9 @@ def parse(path: Path) -> Program:
 
 def with_input(program: Program, mem: bytes) -> Program:
     """The program with another input buffer (the command line's --input)."""
-    return Program(program.path, program.slots, mem, program.result, program.expects_error, program.entry)
+    return Program(
+        program.path, program.slots, mem, program.result, program.expects_error, program.entry, program.maps
+    )
 
 
 # -- decoding ------------------------------------------------------------------------------
@@ -545,10 +610,18 @@ def decode(program: Program) -> list[Insn]:
         if s.src == 10 and ("FETCH" in form.name or ("XCHG" in form.name and "CMP" not in form.name)):
             raise Rejected(f"{where}: r10 is read-only")
         imm, target = s.imm, None
-        if form.name == "LDDW":
+        if form.name.startswith("LDDW"):
             if k + 1 >= n or slots[k + 1].opcode or slots[k + 1].dst or slots[k + 1].src or slots[k + 1].off:
                 raise Rejected(f"{where}: lddw needs a second slot holding only the upper 32 bits")
             imm = _signed((s.imm & M32) | (slots[k + 1].imm & M32) << 32, 64)
+            if form.name != "LDDW":
+                fd = s.imm
+                if not 0 <= fd < len(program.maps):
+                    raise Rejected(f"{where}: no map with descriptor {fd} ({len(program.maps)} maps)")
+                if form.name == "LDDW_MAP":
+                    imm = fd * MAPDEF_SIZE
+                else:
+                    imm = map_offsets(program.maps)[fd] + slots[k + 1].imm
             second.add(k + 1)
         elif _JUMPS.match(form.name):
             rel = s.imm if form.name in ("JA32", "CALL_LOCAL") else s.off
@@ -561,7 +634,7 @@ def decode(program: Program) -> list[Insn]:
                 raise Rejected(f"{where}: callx register r{s.imm} does not exist")
             s = Slot(s.opcode, s.imm, s.src, s.off, 0, s.line)
         out.append(Insn(form.name, k, s.dst, s.src, s.off, imm, target))
-        k += 2 if form.name == "LDDW" else 1
+        k += 2 if form.name.startswith("LDDW") else 1
     for insn in out:
         if insn.target is not None and insn.target in second:
             raise Rejected(f"{program.where(insn.slot)}: jump into the middle of a lddw")
@@ -602,8 +675,22 @@ def steps(program: Program) -> list[Step]:
 # -- state ---------------------------------------------------------------------------------
 
 
+def _mapdefs(program: Program) -> bytes:
+    """The maps' descriptors (state.h: MAPDEF_WORDS words each)."""
+    words: list[int] = []
+    for m, at in zip(program.maps, map_offsets(program.maps), strict=True):
+        words += [m.type, m.key_size, m.value_size, m.max_entries, at]
+    return struct.pack(f"<{len(words)}Q", *words)
+
+
 def buffers(program: Program) -> dict[str, bytes]:
-    return {"mem": program.mem, "stack": bytes(STACK_SIZE * MAX_FRAMES)}
+    """The input, the stack, the maps' data (zeroed) and their descriptors."""
+    return {
+        "mem": program.mem,
+        "stack": bytes(STACK_SIZE * MAX_FRAMES),
+        "maps": bytes(sum(m.data_size() for m in program.maps)),
+        "mapdefs": _mapdefs(program),
+    }
 
 
 def make_state(program: Program, addresses: Mapping[str, int]) -> bytes:
@@ -620,6 +707,10 @@ def make_state(program: Program, addresses: Mapping[str, int]) -> bytes:
     put("mem_len", len(program.mem))
     put("stack", addresses["stack"])
     put("stack_len", stack_len)
+    put("maps", addresses["maps"])
+    put("maps_len", sum(m.data_size() for m in program.maps))
+    put("mapdefs", addresses["mapdefs"])
+    put("nmaps", len(program.maps))
     return struct.pack(f"<{STATE_WORDS}Q", *words)
 
 
@@ -645,19 +736,21 @@ def _error_message(program: Program, code: int, pc: int, aux: int, aux2: int, wh
         what = f"call to runtime function {aux}: not supported"
     elif kind == "ERR_FELL_OFF":
         what = "ran past the last instruction without exit"
+    elif kind == "ERR_BAD_MAP":
+        what = f"a map helper's first argument ({where_addr(aux)}) is not a map"
     else:
         what = kind
     return f"{where}: runtime error: {what}"
 
 
-def _observed(regs: list[int], where_addr, mem: bytes, stack: bytes) -> tuple[int, ...]:
+def _observed(regs: list[int], where_addr, *memory: bytes) -> tuple[int, ...]:
     """Registers (addresses as places), then the buffers' bytes: what engines must agree on."""
     out: list[int] = []
     for value in regs:
         place = where_addr(value)
         # (a register holding an address inside a buffer is compared as that place)
         out.append(int.from_bytes(place.encode(), "little") << 64 if place is not None else value)
-    digests = (int.from_bytes(hashlib.sha256(b).digest()[:16], "little") for b in (mem, stack))
+    digests = (int.from_bytes(hashlib.sha256(b).digest()[:16], "little") for b in memory)
     return (*out, *digests)
 
 
@@ -676,7 +769,7 @@ def outcome(program: Program, state: bytes, contents: Mapping[str, bytes], addre
                 return f"{name}{value - base:+#x}"
         return None
 
-    observed = _observed(regs[:10], inside, contents["mem"], contents["stack"])
+    observed = _observed(regs[:10], inside, contents["mem"], contents["stack"], contents["maps"])
     status = get("status")
     if status == CONST["ST_EXITED"]:
         return Outcome(regs[0], None, observed)
@@ -692,6 +785,9 @@ def outcome(program: Program, state: bytes, contents: Mapping[str, bytes], addre
 
 REF_MEM = 0x1000_0000
 REF_STACK = 0x1100_0000
+REF_MAPS = 0x1200_0000
+REF_MAPDEFS = 0x1300_0000
+E2BIG, EEXIST, EINVAL, ENOENT = 7, 17, 22, 2
 
 
 class _Fault(Exception):
@@ -703,10 +799,11 @@ class _Fault(Exception):
 class _Machine:
     mem: bytearray
     stack: bytearray
+    maps: bytearray
     regs: list[int] = field(default_factory=lambda: [0] * 11)
 
     def locate(self, addr: int, size: int) -> tuple[bytearray, int]:
-        for buf, base in ((self.mem, REF_MEM), (self.stack, REF_STACK)):
+        for buf, base in ((self.mem, REF_MEM), (self.stack, REF_STACK), (self.maps, REF_MAPS)):
             off = addr - base
             if off >= 0 and off + size <= len(buf):
                 return buf, off
@@ -719,6 +816,54 @@ class _Machine:
     def store(self, addr: int, size: int, value: int) -> None:
         buf, off = self.locate(addr & MASK, size)
         buf[off : off + size] = (value & ((1 << 8 * size) - 1)).to_bytes(size, "little")
+
+
+def _map_helper(m: _Machine, program: Program, helper: int) -> None:
+    """bpf_map_lookup_elem (1), _update_elem (2), _delete_elem (3) on array and
+    hash maps, as Linux defines their results; the data laid out as state.h says."""
+    r = m.regs
+    index, rem = divmod(r[1] - REF_MAPDEFS, MAPDEF_SIZE)
+    if rem or not 0 <= index < len(program.maps):
+        raise _Fault("ERR_BAD_MAP", r[1] & MASK)
+    mp, base = program.maps[index], REF_MAPS + map_offsets(program.maps)[index]
+    key = m.load(r[2], mp.key_size).to_bytes(mp.key_size, "little")
+    value = m.load(r[3], mp.value_size) if helper == 2 else 0
+    flags = r[4]
+    if mp.type == CONST["MAP_ARRAY"]:
+        i = int.from_bytes(key, "little")
+        at = base + i * mp.value_size
+        if helper == 1:
+            r[0] = at if i < mp.max_entries else 0
+        elif helper == 2:
+            error = EINVAL if flags > 2 else E2BIG if i >= mp.max_entries else EEXIST if flags == 1 else 0
+            if not error:
+                m.store(at, mp.value_size, value)
+            r[0] = -error & MASK
+        else:
+            r[0] = -EINVAL & MASK
+        return
+    used = CONST["HASH_USED_BYTES"]
+    stride = used + _pad8(mp.key_size) + _pad8(mp.value_size)
+    entries = [base + k * stride for k in range(mp.max_entries)]
+    found = next((e for e in entries if m.load(e, 8) and m.load(e + used, mp.key_size) == int.from_bytes(key, "little")), None)
+    if helper == 1:
+        r[0] = found + used + _pad8(mp.key_size) if found is not None else 0
+    elif helper == 2:
+        if flags > 2 or (found is not None and flags == 1) or (found is None and flags == 2):
+            r[0] = -(EINVAL if flags > 2 else EEXIST if found is not None else ENOENT) & MASK
+            return
+        slot = found if found is not None else next((e for e in entries if not m.load(e, 8)), None)
+        if slot is None:
+            r[0] = -E2BIG & MASK
+            return
+        m.store(slot, 8, 1)
+        m.store(slot + used, mp.key_size, int.from_bytes(key, "little"))
+        m.store(slot + used + _pad8(mp.key_size), mp.value_size, value)
+        r[0] = 0
+    else:
+        if found is not None:
+            m.store(found, 8, 0)
+        r[0] = 0 if found is not None else -ENOENT & MASK
 
 
 def _alu(name: str, a: int, b: int, bits: int) -> int:
@@ -792,14 +937,15 @@ MAX_STEPS = 1 << 26  # the reference gives up on a program that runs longer
 def interpret(program: Program) -> Outcome:
     insns = decode(program)
     by_slot = {i.slot: i for i in insns}
-    m = _Machine(bytearray(program.mem), bytearray(STACK_SIZE * MAX_FRAMES))
+    maps = bytearray(sum(mp.data_size() for mp in program.maps))
+    m = _Machine(bytearray(program.mem), bytearray(STACK_SIZE * MAX_FRAMES), maps)
     r = m.regs
     r[1], r[2], r[10] = REF_MEM, len(program.mem), REF_STACK + len(m.stack)
     frames: list[tuple[int, list[int]]] = []
     pc = program.entry
     n = len(program.slots)
-    addresses = {"mem": REF_MEM, "stack": REF_STACK}
-    sizes = {"mem": len(m.mem), "stack": len(m.stack)}
+    addresses = {"mem": REF_MEM, "stack": REF_STACK, "maps": REF_MAPS, "mapdefs": REF_MAPDEFS}
+    sizes = {"mem": len(m.mem), "stack": len(m.stack), "maps": len(maps), "mapdefs": MAPDEF_SIZE * len(program.maps)}
 
     def inside(value: int) -> str | None:
         for name, base in addresses.items():
@@ -808,7 +954,7 @@ def interpret(program: Program) -> Outcome:
         return None
 
     def finish(error: str | None) -> Outcome:
-        observed = _observed([v & MASK for v in r[:10]], inside, bytes(m.mem), bytes(m.stack))
+        observed = _observed([v & MASK for v in r[:10]], inside, bytes(m.mem), bytes(m.stack), bytes(m.maps))
         return Outcome(None if error else r[0] & MASK, error, observed)
 
     def fail(code: str, at: int, aux: int = 0, aux2: int = 0) -> Outcome:
@@ -820,7 +966,7 @@ def interpret(program: Program) -> Outcome:
             return fail("ERR_FELL_OFF", n)
         i = by_slot[pc]
         op = i.op
-        nxt: int | None = pc + (2 if op == "LDDW" else 1)
+        nxt: int | None = pc + (2 if op.startswith("LDDW") else 1)
         try:
             mt = re.match(r"^(S?DIV|S?MOD|ADD|SUB|MUL|OR|AND|LSH|RSH|ARSH|XOR|MOV)(64|32)_([KX])$", op)
             if mt:
@@ -846,11 +992,14 @@ def interpret(program: Program) -> Outcome:
                     nxt = i.target
             elif op in ("CALL_HELPER", "CALLX"):
                 helper = i.imm & M32 if op == "CALL_HELPER" else r[i.dst]
-                if helper != 5:
+                if helper == 5:  # the conformance suite's unwind
+                    r[0] = r[1]
+                    if r[1] == 0:
+                        return finish(None)
+                elif helper in (1, 2, 3):
+                    _map_helper(m, program, helper)
+                else:
                     return fail("ERR_HELPER", pc, helper)
-                r[0] = r[1]
-                if r[1] == 0:
-                    return finish(None)
             elif op == "CALL_RUNTIME":
                 return fail("ERR_RUNTIME_CALL", pc, i.imm & M32)
             elif op == "CALL_LOCAL":
@@ -866,6 +1015,10 @@ def interpret(program: Program) -> Outcome:
                 r[6:11] = saved
             elif op == "LDDW":
                 r[i.dst] = i.imm & MASK
+            elif op == "LDDW_MAP":
+                r[i.dst] = REF_MAPDEFS + i.imm
+            elif op == "LDDW_MAP_VALUE":
+                r[i.dst] = (REF_MAPS + i.imm) & MASK
             elif op.startswith("LDX"):
                 size = {"B": 1, "H": 2, "W": 4, "DW": 8}[op[4:] if op.startswith("LDXS") else op[3:]]
                 value = m.load(r[i.src] + i.off, size)
@@ -946,9 +1099,103 @@ def _size(op: str) -> int:
     return _SIZE[m.group(1) or m.group(2)]
 
 
+_MAP_PROGRAM = """
+-- map
+arr 2 4 8 4
+tab 1 8 8 {entries}
+-- asm
+stdw [r10-8], {key}
+stdw [r10-16], {value}
+stw [r10-24], {index}
+lddw r1, map_by_fd(tab)
+mov r2, r10
+add r2, -8
+mov r3, r10
+add r3, -16
+mov r4, {flags}
+call bpf_map_update_elem
+mov r6, r0
+stdw [r10-8], {key2}
+lddw r1, map_by_fd(tab)
+mov r2, r10
+add r2, -8
+mov r3, r10
+add r3, -16
+mov r4, {flags2}
+call bpf_map_update_elem
+lsh r6, 8
+add r6, r0
+lddw r1, map_by_fd(tab)
+mov r2, r10
+add r2, -8
+call bpf_map_lookup_elem
+mov r7, r0
+jeq r0, 0, +2
+ldxdw r7, [r0]
+stdw [r0], 99
+lddw r1, map_by_fd(arr)
+mov r2, r10
+add r2, -24
+mov r3, r10
+add r3, -16
+mov r4, {flags}
+call bpf_map_update_elem
+mov r8, r0
+lddw r1, map_by_fd(arr)
+mov r2, r10
+add r2, -24
+call bpf_map_lookup_elem
+mov r9, r0
+lddw r1, map_by_fd(tab)
+mov r2, r10
+add r2, -{delete_at}
+call bpf_map_delete_elem
+lddw r1, map_by_fd(arr)
+mov r2, r10
+add r2, -24
+call bpf_map_delete_elem
+{last}
+exit
+"""
+
+
+def _map_cases(op: str, rng: random.Random, count: int) -> list[Program]:
+    """Programs with an array and a hash map: updates with every flag, lookups
+    that hit and miss, deletes, a full hash map, a forged handle, keys out of range."""
+    out = []
+    for n in range(count):
+        text = _MAP_PROGRAM.format(
+            entries=rng.choice((1, 2, 3)),
+            key=rng.choice((0, 1, -1, 5)),
+            key2=rng.choice((0, 1, 5, 7)),
+            value=_signed(rng.getrandbits(32), 32),
+            index=rng.choice((0, 3, 4, -1)),
+            flags=rng.choice((0, 0, 1, 2, 3)),
+            flags2=rng.choice((0, 1, 2)),
+            delete_at=rng.choice((8, 16)),
+            last="mov r1, r10\ncall bpf_map_lookup_elem" if n == count - 1 else "",  # not a map: an error
+        )
+        program = parse_data(text, f"<{op} case {n}>")
+        if op == "LDDW_MAP_VALUE":
+            # r5 = the array's first value plus an offset; write and read through it
+            at = rng.choice((0, 8, 24, 32))
+            extra = (Slot(LDDW, 5, 2, 0, 0), Slot(0, 0, 0, 0, at), Slot(0x7A, 5, 0, 0, 1234), Slot(0x79, 6, 5, 0, 0))
+            program = Program(program.path, extra + program.slots, program.mem, maps=program.maps)
+        out.append(program)
+    return out
+
+
 def cases(op: str, rng: random.Random, count: int = 6) -> list[Program]:
     """Programs that exercise `op` once from random registers, then exit:
     both ways for a jump, in and out of bounds for memory, every call kind."""
+    if op in ("LDDW_MAP", "LDDW_MAP_VALUE"):
+        return _map_cases(op, rng, count)
+    if op == "CALL_HELPER":
+        return _map_cases(op, rng, count // 2) + _cases(op, rng, count)
+    return _cases(op, rng, count)
+
+
+def _cases(op: str, rng: random.Random, count: int) -> list[Program]:
     form = BY_NAME[op]
     memory = bool(_MEMORY_OP.match(op))
     out = []
