@@ -570,9 +570,7 @@ def parse(path: Path) -> Program:
 
 def with_input(program: Program, mem: bytes) -> Program:
     """The program with another input buffer (the command line's --input)."""
-    return Program(
-        program.path, program.slots, mem, program.result, program.expects_error, program.entry, program.maps
-    )
+    return Program(program.path, program.slots, mem, program.result, program.expects_error, program.entry, program.maps)
 
 
 # -- decoding ------------------------------------------------------------------------------
@@ -618,10 +616,9 @@ def decode(program: Program) -> list[Insn]:
                 fd = s.imm
                 if not 0 <= fd < len(program.maps):
                     raise Rejected(f"{where}: no map with descriptor {fd} ({len(program.maps)} maps)")
-                if form.name == "LDDW_MAP":
-                    imm = fd * MAPDEF_SIZE
-                else:
-                    imm = map_offsets(program.maps)[fd] + slots[k + 1].imm
+                # a handle: the descriptor's offset; a value: its offset in the maps' data
+                value_at = map_offsets(program.maps)[fd] + slots[k + 1].imm
+                imm = fd * MAPDEF_SIZE if form.name == "LDDW_MAP" else value_at
             second.add(k + 1)
         elif _JUMPS.match(form.name):
             rel = s.imm if form.name in ("JA32", "CALL_LOCAL") else s.off
@@ -845,7 +842,8 @@ def _map_helper(m: _Machine, program: Program, helper: int) -> None:
     used = CONST["HASH_USED_BYTES"]
     stride = used + _pad8(mp.key_size) + _pad8(mp.value_size)
     entries = [base + k * stride for k in range(mp.max_entries)]
-    found = next((e for e in entries if m.load(e, 8) and m.load(e + used, mp.key_size) == int.from_bytes(key, "little")), None)
+    wanted = int.from_bytes(key, "little")
+    found = next((e for e in entries if m.load(e, 8) and m.load(e + used, mp.key_size) == wanted), None)
     if helper == 1:
         r[0] = found + used + _pad8(mp.key_size) if found is not None else 0
     elif helper == 2:
