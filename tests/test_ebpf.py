@@ -255,3 +255,81 @@ def test_the_ebpf_benchmark_runs_and_reports(tmp_path, capsys):
         assert report.run_seconds[p.name]["interp"][0] > 0 and report.run_seconds[p.name]["jit"][0] > 0
     assert "C interpreter / copy-and-patch" in text and "instructions/s" in text
     assert main(["bench", "--opset", "ebpf", "--ablation"]) == 2
+
+
+# -- differential fuzzing: random programs on every engine ---------------------------------------
+
+
+def random_program(rng: random.Random, name: str):
+    """Straight-line code with forward jumps, stack traffic and a local call:
+    every op class mixed, so that stencils meet each other (cases test them alone)."""
+    ebpf = load("ebpf")
+    mod = ebpf.module
+    alu = [f.name for f in mod.FORMS if re.match(r"^(S?DIV|S?MOD|ADD|SUB|MUL|OR|AND|LSH|RSH|ARSH|XOR|MOV)", f.name)]
+    alu += [f.name for f in mod.FORMS if f.name.startswith(("NEG", "LE", "BE", "BSWAP", "MOVSX"))]
+    jumps = [f.name for f in mod.FORMS if re.match(r"^J[A-Z]+(64|32)_[KX]$", f.name)]
+    memory = ["LDXB", "LDXH", "LDXW", "LDXDW", "LDXSB", "LDXSH", "LDXSW", "STB", "STH", "STW", "STDW"]
+    memory += ["STXB", "STXH", "STXW", "STXDW", "ATOMIC64_FETCH_ADD", "ATOMIC32_XOR", "ATOMIC64_CMPXCHG"]
+    Slot = mod.Slot
+    body: list = []
+    length = rng.randrange(10, 40)
+    for k in range(length):
+        kind = rng.random()
+        dst, src = rng.randrange(10), rng.randrange(10)
+        if kind < 0.55:
+            op = mod.BY_NAME[rng.choice(alu)]
+            off = op.value if op.field == "OFF" else 0
+            imm = op.value if op.field == "IMM" else rng.choice((0, 1, -1, 3, 31, 64, rng.getrandbits(31)))
+            body.append(Slot(op.opcode, dst, src, off, imm))
+        elif kind < 0.75:
+            op = mod.BY_NAME[rng.choice(memory)]
+            size = mod._size(op.name)
+            off = -size * rng.randrange(1, 16)
+            imm = op.value if op.field == "IMM" else rng.getrandbits(31)
+            if op.name.startswith("LDX"):
+                body.append(Slot(op.opcode, dst, 10, off, 0))
+            else:
+                body.append(Slot(op.opcode, 10, src if "FETCH" not in op.name or src != 10 else 0, off, imm))
+        elif kind < 0.9:
+            op = mod.BY_NAME[rng.choice(jumps)]
+            body.append(
+                Slot(op.opcode, dst, src, rng.randrange(0, max(1, length - k)), rng.getrandbits(31) - (1 << 30))
+            )
+        else:
+            body.append(Slot(0x85, 0, 1, 0, 0))  # call local: fixed up below
+    # The callee: a few ALU ops on r0-r5, then exit.
+    callee = [Slot(mod.BY_NAME["ADD64_X"].opcode, 0, rng.randrange(1, 6), 0, 0), Slot(0x95, 0, 0, 0, 0)]
+    setup = []
+    for reg in range(10):
+        value = rng.getrandbits(64)
+        setup += [Slot(0x18, reg, 0, 0, mod._signed(value, 32)), Slot(0, 0, 0, 0, mod._signed(value >> 32, 32))]
+    code = setup + body + [Slot(0x95, 0, 0, 0, 0)]
+    start_callee = len(code)
+    fixed = []
+    for k, s in enumerate(code):
+        if s.opcode == 0x85 and s.src == 1:
+            s = Slot(s.opcode, 0, 1, 0, start_callee - k - 1)
+        elif re.match(r"^J", next((f.name for f in mod.BY_OPCODE.get(s.opcode, []) if f.name.startswith("J")), "")):
+            s = Slot(s.opcode, s.dst, s.src, min(s.off, len(code) - k - 2), s.imm)  # forward, inside the code
+        fixed.append(s)
+    return mod.Program(name, tuple(fixed + callee), bytes(rng.randrange(256) for _ in range(32)))
+
+
+def _fuzz(count: int, seed: int) -> None:
+    ebpf = load("ebpf")
+    rng = random.Random(seed)
+    for n in range(count):
+        program = random_program(rng, f"<fuzz {seed}:{n}>")
+        expected = ebpf.module.interpret(program)
+        for engine, target in (("interp", None), ("jit", None), ("jit", "aarch64-linux")):
+            got = run(ebpf, program, Engine(engine), target).outcome
+            assert got == expected, (n, engine, target, expected, got, program.slots)
+
+
+def test_random_programs_agree_on_every_engine():
+    _fuzz(30, 1)
+
+
+@pytest.mark.fuzz
+def test_fuzz_random_ebpf_programs(request):
+    _fuzz(request.config.getoption("--fuzz-examples") * 3, 2)
