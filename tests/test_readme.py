@@ -48,8 +48,9 @@ def test_the_python_example_runs_as_shown():
 
 
 def test_the_benchmark_page_shows_the_report_and_ablation_it_ships():
-    """docs/benchmarks.md quotes docs/bench.txt and docs/ablation.txt (what
-    `bench` and `bench --ablation` wrote) word for word: one measurement, not two."""
+    """docs/benchmarks.md quotes docs/bench.txt, docs/ablation.txt and
+    docs/bench-ebpf.txt (what `bench`, `bench --ablation` and `bench --opset
+    ebpf` wrote) word for word: one measurement, not two."""
     page = (ROOT / "docs" / "benchmarks.md").read_text()
-    for name in ("bench.txt", "ablation.txt"):
+    for name in ("bench.txt", "ablation.txt", "bench-ebpf.txt"):
         assert (ROOT / "docs" / name).read_text().rstrip("\n") in page, name

@@ -190,24 +190,10 @@ def build_library(
     """
     target = get_target(target_name)
     path = library_path(target.name, variant)
-    sources = source_key(target, variant)
-    shipped = None if force else prebuilt.find(f"stencils/{path.name}", sources)
-    if shipped is not None:
-        try:
-            lib = StencilLibrary.load(shipped)
-            if lib.target == target.name:
-                return lib, False
-        except ValueError:
-            pass  # a damaged install: build it, as from sources
-    clang = find_clang()
-    key = prebuilt.with_clang(sources, clang.version)
-    if not force and path.exists():
-        try:
-            lib = StencilLibrary.load(path)
-            if lib.key == key and lib.target == target.name:
-                return lib, False
-        except ValueError:
-            pass  # corrupt or stale: rebuild below
+    found, clang, key = look_up(f"stencils/{path.name}", source_key(target, variant), path, target.name, force)
+    if found is not None:
+        return found, False
+    assert clang is not None
     work = jobs_for_library(variant.stack_depth, variant.ops)
     workers = jobs or os.cpu_count() or 1
     if progress is None and not sys.stderr.isatty():
@@ -247,6 +233,32 @@ def build_library(
     )
     _write_atomic(path, lib.dumps().encode())
     return lib, True
+
+
+def look_up(
+    shipped_as: str, sources: str, path: Path, target: str, force: bool = False
+) -> tuple[StencilLibrary | None, Clang | None, str]:
+    """A current library without building: the wheel's (by source key; no
+    clang asked), else the cache's (by key, clang included).  Otherwise
+    (None, clang, key) for the build; `force` skips both."""
+    shipped = None if force else prebuilt.find(shipped_as, sources)
+    if shipped is not None:
+        try:
+            lib = StencilLibrary.load(shipped)
+            if lib.target == target:
+                return lib, None, ""
+        except ValueError:
+            pass  # a damaged install: build it, as from sources
+    clang = find_clang()
+    key = prebuilt.with_clang(sources, clang.version)
+    if not force and path.exists():
+        try:
+            lib = StencilLibrary.load(path)
+            if lib.key == key and lib.target == target:
+                return lib, clang, key
+        except ValueError:
+            pass  # corrupt or stale: rebuild
+    return None, clang, key
 
 
 def load_library(target_name: str, variant: Variant = DEFAULT) -> StencilLibrary:

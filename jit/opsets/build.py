@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..build import SHIM, prebuilt
-from ..build.library import _PROCESSING_MODULES, _write_atomic
+from ..build.library import _PROCESSING_MODULES, _write_atomic, look_up
 from ..build.stencils import FORMAT_VERSION, StencilLibrary
 from ..build.toolchain import COMMON_FLAGS, Clang, find_clang
 from ..errors import StencilBuildError, ToolchainError
@@ -96,22 +96,11 @@ def build_library(opset: OpSet, target_name: str, *, force: bool = False) -> Ste
 def _build_library(opset: OpSet, target_name: str, force: bool) -> StencilLibrary:
     target = get_target(target_name)
     path = library_path(opset, target.name)
-    sources = source_key(opset, target)
-    shipped = None if force else prebuilt.find(f"opsets/{opset.name}/{path.name}", sources)
-    if shipped is not None:
-        try:
-            return StencilLibrary.load(shipped)
-        except ValueError:
-            pass
-    clang = find_clang()
-    key = prebuilt.with_clang(sources, clang.version)
-    if not force and path.exists():
-        try:
-            lib = StencilLibrary.load(path)
-            if lib.key == key and lib.target == target.name:
-                return lib
-        except ValueError:
-            pass
+    shipped_as = f"opsets/{opset.name}/{path.name}"
+    found, clang, key = look_up(shipped_as, source_key(opset, target), path, target.name, force)
+    if found is not None:
+        return found
+    assert clang is not None
     names = [SHIM, *opset.ops]
     from concurrent.futures import ThreadPoolExecutor
 

@@ -419,6 +419,8 @@ def _shown(key: str, value: float) -> str:
         return f"{value:.3f}"
     if key.endswith("_ms"):
         return f"{value:.0f} ms"
+    if key.endswith("_us"):
+        return f"{value:.2f} us"
     return f"{value:.2f}x"
 
 
