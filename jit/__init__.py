@@ -9,9 +9,11 @@
 `jit.run` takes engine="py" | "switch" | "tailcall" | "jit", eager=True,
 backend="llvm-O0" | "llvm-O2", target="aarch64-linux" (emulated) and a
 TierConfig.  `jit.library()` is the stencil library, `jit.validate()` checks
-stencils in the emulator, `jit.benchmark()` measures.  README.md and docs/
-have the guide; the data flows C templates -> ELF objects -> stencils ->
-traces -> executable memory -> run.
+stencils in the emulator, `jit.benchmark()` measures.  Other VMs come as op
+sets: `jit.opsets.load("ebpf")` (or a directory), `jit.opsets.run(...)`,
+`jit.opsets.validate(...)` (docs/opsets.md).  README.md and docs/ have the
+guide; the data flows C templates -> ELF objects -> stencils -> traces ->
+executable memory -> run.
 """
 
 from .api import BACKENDS, ENGINES, Result, benchmark, check_args, library, load, parse, run, validate
