@@ -253,7 +253,7 @@ def test_the_ebpf_benchmark_runs_and_reports(tmp_path, capsys):
     for p in PROGRAMS:
         assert p.name in text and report.instructions[p.name] > 20
         assert report.run_seconds[p.name]["interp"][0] > 0 and report.run_seconds[p.name]["jit"][0] > 0
-    assert "C interpreter / copy-and-patch" in text and "instructions/s" in text
+    assert "C interpreter / copy-and-patch" in text and "insns/s" in text
     assert main(["bench", "--opset", "ebpf", "--ablation"]) == 2
 
 

@@ -38,7 +38,8 @@ def test_build_validate_and_run_from_a_directory(opset_dir, tmp_path, capsys):
     for target in ("x86_64-linux", "aarch64-linux"):
         path = library_path(opset, target)
         assert path.is_relative_to(tmp_path / "cache") and path.exists()
-        assert [s["name"] for s in json.loads(path.read_text())["ops"]] == list(opset.ops)
+        helpers = [f"helper.{h}" for h in opset.helpers]
+        assert [s["name"] for s in json.loads(path.read_text())["ops"]] == [*opset.ops, *helpers]
     assert main(["validate", "--opset", str(opset_dir)]) == 0
     assert "0 mismatches" in capsys.readouterr().out
     for engine in ENGINES:
@@ -75,7 +76,7 @@ def test_bad_op_sets_are_clear_errors(opset_dir, capsys):
     table.write_text(table.read_text() + "OP(bad name)\n")
     assert main(["validate", "--opset", str(opset_dir)]) == 2
     err = capsys.readouterr().err
-    assert "ops.def:9:" in err and "not an upper-case C identifier" in err
+    assert "ops.def:10:" in err and "not an upper-case C identifier" in err
 
 
 def test_a_c_error_names_op_set_op_and_target(opset_dir, capsys):
@@ -84,3 +85,34 @@ def test_a_c_error_names_op_set_op_and_target(opset_dir, capsys):
     assert main(["stencils", "--opset", str(opset_dir), "--target", "aarch64-linux"]) == 2
     err = capsys.readouterr().err
     assert "stencil accumulator:" in err and "aarch64-linux" in err and "nonsense" in err
+
+
+def _fold(x: int) -> int:
+    x ^= x >> 31
+    x = (x * 0x9E3779B97F4A7C15) % 2**64
+    return x ^ (x >> 29)
+
+
+def test_helpers_are_stencils_placed_beside_the_program(opset_dir, capsys):
+    """mix (helpers.c) runs on every engine: called directly by the interpreter,
+    through a hole by the stencils, natively and emulated."""
+    program = opset_dir / "mixing.acc"
+    program.write_text("count 3\nset 5\nagain:\nmix 77\nloop again\nhalt\n")
+    acc = 5
+    for _ in range(3):
+        acc = (_fold(acc ^ 77) + _fold(77)) % 2**64
+    for engine in ENGINES:
+        assert main(["run", "--opset", str(opset_dir), str(program), *engine]) == 0
+        assert capsys.readouterr().out.strip() == str(acc), engine
+    opset = load(opset_dir)
+    from jit.opsets.build import build_library
+    from jit.opsets.place import place
+
+    mod = opset.module
+    for target in ("x86_64-linux", "aarch64-linux"):
+        library = build_library(opset, target)
+        placed = place(library, mod.steps(mod.parse(program)))
+        assert placed.helpers == ["mix"]  # (fold is inlined into mix; only what the holes name is placed)
+        assert placed.steps[-1].op == "helper.mix"
+    assert main(["stencils", "--opset", str(opset_dir), "--op", "helper.mix", "--target", "aarch64-linux"]) == 0
+    assert "helper.mix (aarch64-linux)" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 /* The interpreter of the same bodies, over jit.opsets' records:
  * op, operand0-3, target, position (seven int64 each). */
 #include "state.h"
+#include "helpers.h"
 
 typedef struct Inst {
     int64_t op, operand[4], target, position;
@@ -11,6 +12,7 @@ typedef struct Inst {
 #define NEXT() do { pc++; goto dispatch; } while (0)
 #define JUMP() do { pc = in->target; goto dispatch; } while (0)
 #define HALT() return 0
+#define HELPER(name) name
 
 int64_t
 opset_interpret(AccState *s, const Inst *code)

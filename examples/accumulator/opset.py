@@ -1,8 +1,9 @@
 """The accumulator machine's front end and reference semantics (docs/opsets.md).
 
 A program is one instruction a line: `set N`, `add N`, `mul N`, `xor N`,
-`loop LABEL` (count down; jump back while not zero), `halt`, `LABEL:`, and
-`count N` once, before the code: the loop counter's start.
+`mix N` (the helper mix(acc, N), helpers.c), `loop LABEL` (count down; jump
+back while not zero), `halt`, `LABEL:`, and `count N` once, before the
+code: the loop counter's start.
 """
 
 from __future__ import annotations
@@ -99,12 +100,20 @@ def interpret(program: Program) -> Outcome:
             acc = (acc * arg) & MASK
         elif op == "XOR":
             acc ^= arg
+        elif op == "MIX":
+            acc = (_fold(acc ^ arg) + _fold(arg)) & MASK
         elif op == "LOOP":
             count = (count - 1) & MASK
             if count:
                 pc = arg
         elif op == "HALT":
             return Outcome(acc, None, (count,))
+
+
+def _fold(x: int) -> int:
+    x ^= x >> 31
+    x = (x * 0x9E3779B97F4A7C15) & MASK
+    return x ^ (x >> 29)
 
 
 def check(program: Program, outcome: Outcome) -> str | None:

@@ -47,8 +47,12 @@ Fail = Callable[[str], NoReturn]  # reports a build error (never returns)
 
 
 def _layout(obj: ObjectFile, target: Target, fail: Fail) -> _Layout:
+    """Code then data, each in section order, except that the section defining
+    _JIT_ENTRY comes first (an op set's helper, built with -ffunction-sections,
+    may not be its object's first function)."""
     lay = _Layout(bytearray(), bytearray(), {}, {})
-    for sec in obj.sections:
+    entry = {s.section for s in obj.symbols if s.name == "_JIT_ENTRY" and s.section is not None}
+    for sec in sorted(obj.sections, key=lambda s: s.index not in entry):
         if sec.type in _METADATA_TYPES or sec.name in _METADATA_NAMES:
             continue
         if not sec.flags & SHF_ALLOC:

@@ -8,6 +8,8 @@ An op set is a directory holding `opset.toml`, which names its parts:
     shim = "shim.c"          # the C-ABI way in: int64_t f(void *state, void *code)
     interpreter = "interp.c" # optional: a C interpreter of the same bodies
     python = "opset.py"      # front end, reference semantics, state layout
+    helper_source = "helpers.c"  # optional: C functions the bodies call
+    helpers = ["mix"]        # ... by these names (_JIT_HELPER_mix in a template)
     [flags]                  # extra clang flags per target
     aarch64-linux = ["-mno-outline-atomics"]
 
@@ -36,6 +38,8 @@ from ..errors import JitError
 BUNDLED_DIR = Path(__file__).resolve().parent
 _ROW = re.compile(r"^OP\((.*)\)\s*$")
 _NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_C_NAME = re.compile(r"^[A-Za-z_]\w*$")
+HELPER_STENCIL = "helper."  # a helper's stencil in an op set's library: helper.<name>
 
 
 class OpSetError(JitError):
@@ -61,6 +65,8 @@ class OpSet:
     interpreter: str | None
     python: str
     flags: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (target, extra clang flags)
+    helper_source: str | None = None
+    helpers: tuple[str, ...] = ()
 
     def flags_for(self, target: str) -> tuple[str, ...]:
         return dict(self.flags).get(target, ())
@@ -136,7 +142,7 @@ def _load(root: Path) -> OpSet:
         spec = tomllib.loads(manifest.read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise OpSetError(f"{manifest}: {e}") from None
-    known = {"name", "table", "template", "shim", "interpreter", "python", "flags"}
+    known = {"name", "table", "template", "shim", "interpreter", "python", "flags", "helper_source", "helpers"}
     unknown = set(spec) - known
     if unknown:
         raise OpSetError(f"{manifest}: unknown keys {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
@@ -154,6 +160,13 @@ def _load(root: Path) -> OpSet:
     interpreter = spec.get("interpreter")
     if interpreter is not None:
         _text(root, interpreter, "interpreter")
+    helper_source, helpers = spec.get("helper_source"), spec.get("helpers", [])
+    if not isinstance(helpers, list) or not all(isinstance(h, str) and _C_NAME.match(h) for h in helpers):
+        raise OpSetError(f"{manifest}: `helpers` is a list of C function names")
+    if bool(helpers) != (helper_source is not None):
+        raise OpSetError(f"{manifest}: `helpers` and `helper_source` go together")
+    if helper_source is not None:
+        _text(root, helper_source, "helper_source")
     return OpSet(
         spec["name"],
         root,
@@ -163,6 +176,8 @@ def _load(root: Path) -> OpSet:
         interpreter,
         spec["python"],
         tuple(sorted((k, tuple(v)) for k, v in flags.items())),
+        helper_source,
+        tuple(helpers),
     )
 
 

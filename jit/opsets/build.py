@@ -24,7 +24,7 @@ from ..build.toolchain import COMMON_FLAGS, Clang, find_clang
 from ..errors import StencilBuildError, ToolchainError
 from ..paths import cache_dir
 from ..targets import Target, get_target
-from . import OpSet
+from . import HELPER_STENCIL, OpSet
 
 INTERPRETER_FLAGS = ("-O2", "-std=gnu11", "-fPIC", "-shared", "-Wall", "-Werror", "-I.")
 
@@ -41,6 +41,7 @@ def source_key(opset: OpSet, target: Target) -> str:
             ("format", str(FORMAT_VERSION).encode()),
             ("flags", "\0".join(compile_flags(opset, target)).encode()),
             ("ops", "\0".join(opset.ops).encode()),
+            ("helpers", "\0".join(opset.helpers).encode()),
             *((f"opset/{p.relative_to(opset.root)}", p.read_bytes()) for p in opset.sources()),
             *((f"jit/{name}", (package / name).read_bytes()) for name in _PROCESSING_MODULES),
         ]
@@ -65,12 +66,21 @@ def _run_clang(clang: Clang, opset: OpSet, cmd: list[str], what: str, target: st
 
 
 def _build_one(clang: Clang, opset: OpSet, target: Target, name: str):
+    """One stencil: the shim, an op (the template for it), or a helper (its
+    function renamed _JIT_ENTRY, each function in a section of its own)."""
     from ..build.process import process_object
 
-    source, defines = (opset.shim, []) if name == SHIM else (opset.template, [f"-DTHIS_OP=OP_{name}"])
+    if name == SHIM:
+        source, defines = opset.shim, []
+    elif name.startswith(HELPER_STENCIL):
+        assert opset.helper_source is not None
+        source = opset.helper_source
+        defines = [f"-D{name[len(HELPER_STENCIL) :]}=_JIT_ENTRY", "-ffunction-sections"]
+    else:
+        source, defines = opset.template, [f"-DTHIS_OP=OP_{name}"]
     cmd = [*compile_flags(opset, target), f"-ffile-prefix-map={opset.root}/=", *defines, source, "-o", "-"]
     blob = _run_clang(clang, opset, cmd, name, target.name)
-    return process_object(blob, f"{opset.name}:{name}", target, helpers=())
+    return process_object(blob, f"{opset.name}:{name}", target, helpers=opset.helpers)
 
 
 _LOADED: dict[tuple[Path, str], tuple[tuple, StencilLibrary]] = {}
@@ -101,7 +111,7 @@ def _build_library(opset: OpSet, target_name: str, force: bool) -> StencilLibrar
     if found is not None:
         return found
     assert clang is not None
-    names = [SHIM, *opset.ops]
+    names = [SHIM, *opset.ops, *(HELPER_STENCIL + h for h in opset.helpers)]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -114,7 +124,7 @@ def _build_library(opset: OpSet, target_name: str, force: bool) -> StencilLibrar
         clang.version,
         compile_flags(opset, target),
         stencils[SHIM],
-        {name: stencils[name] for name in opset.ops},
+        {name: stencils[name] for name in names if name != SHIM},
     )
     _write_atomic(path, lib.dumps().encode())
     return lib
@@ -153,7 +163,8 @@ def interpreter(opset: OpSet) -> Path:
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".so")
         os.close(fd)
         try:
-            _run_clang(clang, opset, [*INTERPRETER_FLAGS, opset.interpreter, "-o", tmp], "interpreter", "host")
+            sources_c = [opset.interpreter, *([opset.helper_source] if opset.helper_source else [])]
+            _run_clang(clang, opset, [*INTERPRETER_FLAGS, *sources_c, "-o", tmp], "interpreter", "host")
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

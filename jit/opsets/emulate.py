@@ -17,12 +17,12 @@ from typing import Any
 from unicorn import Uc, UcError
 
 from ..codegen.step import Step
-from ..codegen.stitch import layout, stitch
 from ..errors import JitError
 from ..targets import TARGETS
 from . import OpSet
 from .build import build_library
 from .engines import Run, check_steps, module
+from .place import place
 
 PAGE = 0x1000
 SENTINEL = 0x0010_0000
@@ -49,8 +49,7 @@ def run_emulated(opset: OpSet, program: Any, target: str, steps: Sequence[Step] 
     check_steps(opset, steps)
     shim = library.shim.code
     code_at = CODE + _pages(len(shim))
-    lay = layout(library, steps)
-    code = stitch(library, steps, lay, code_at, {}).code
+    code = place(library, steps).render(code_at)
     compiled = time.perf_counter() - t0
 
     initial = mod.buffers(program)

@@ -25,7 +25,6 @@ from typing import Any
 
 from ..build.stencils import StencilLibrary
 from ..codegen.step import Step
-from ..codegen.stitch import layout, stitch
 from ..errors import JitError
 from ..targets import get_target, host_target
 from . import OpSet
@@ -171,10 +170,12 @@ class NativeOpSetRuntime:
         self.shim = _ffi().cast("int64_t (*)(void *, void *)", self.shim_region.address)
 
     def compile(self, steps: Sequence[Step]):
-        lay = layout(self.library, steps)
-        region = self.arena.allocate(lay.size)
+        from .place import place
+
+        placed = place(self.library, steps)
+        region = self.arena.allocate(placed.layout.size)
         try:
-            region.write(0, stitch(self.library, steps, lay, region.address, {}).code)
+            region.write(0, placed.render(region.address))
             region.seal()
         except BaseException:
             region.free()

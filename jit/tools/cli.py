@@ -49,8 +49,10 @@ def _opset_stencils(args: argparse.Namespace) -> int:
 
     opset = load(args.opset)
     wanted = None if args.op is None else args.op.upper()
-    if wanted is not None and wanted not in opset.ops and wanted != SHIM.upper():
-        raise JitError(f"op set {opset.name} has no op {args.op!r}; its ops are: {', '.join(opset.ops)}")
+    helpers = [f"helper.{h}" for h in opset.helpers]
+    if wanted is not None and wanted not in opset.ops and wanted not in (SHIM.upper(), *map(str.upper, helpers)):
+        names = ", ".join([*opset.ops, *helpers, SHIM])
+        raise JitError(f"op set {opset.name} has no stencil {args.op!r}; its stencils are: {names}")
     dump: dict[str, dict] = {}
     for target in args.target or [host_target() or "x86_64-linux"]:
         lib = build_library(opset, target)

@@ -1,0 +1,60 @@
+"""Laying out and stitching an op set's program, with the helpers it calls.
+
+A helper is a stencil of its own (helper.<name>, jit.opsets.build) placed
+after the program's steps in the same code, once per compile; the holes
+that call it get its address.  Helpers may call helpers: every one reached
+is placed.  The same code runs natively and under emulation, so an op
+set's helpers work on either target without a host library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..build.stencils import HELPER_PREFIX, HoleKind, StencilLibrary
+from ..codegen.step import Step
+from ..codegen.stitch import Layout, StitchError, layout, stitch
+from . import HELPER_STENCIL
+
+
+def _called(library: StencilLibrary, op: str) -> set[str]:
+    stencil = library.ops[op]
+    return {h.symbol[len(HELPER_PREFIX) :] for h in (*stencil.holes, *stencil.data_holes) if h.kind is HoleKind.HELPER}
+
+
+def helpers_reached(library: StencilLibrary, steps: Sequence[Step]) -> list[str]:
+    """The helpers the steps call, and those they call, in a fixed order."""
+    todo = set().union(*(_called(library, s.op) for s in steps)) if steps else set()
+    reached: set[str] = set()
+    while todo:
+        name = todo.pop()
+        reached.add(name)
+        todo |= _called(library, HELPER_STENCIL + name) - reached
+    return sorted(reached)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """The steps and the helpers they reach, laid out (at no address yet)."""
+
+    library: StencilLibrary
+    steps: list[Step]  # the program's, then one per helper
+    helpers: list[str]
+    layout: Layout
+
+    def render(self, base: int) -> bytes:
+        """The code as bytes to copy to `base`, every hole filled."""
+        first = len(self.steps) - len(self.helpers)
+        offsets = self.layout.code_offsets
+        addresses = {HELPER_PREFIX + name: base + offsets[first + k] for k, name in enumerate(self.helpers)}
+        return stitch(self.library, self.steps, self.layout, base, addresses).code
+
+
+def place(library: StencilLibrary, steps: Sequence[Step]) -> Placed:
+    last = library.ops[steps[-1].op]
+    if any(h.kind is HoleKind.CONTINUE for h in last.holes) and steps[-1].continue_to is None:
+        raise StitchError(f"the last step ({steps[-1].op}) goes on to the next, but nothing follows it")
+    names = helpers_reached(library, steps)
+    placed = [*steps, *(Step(HELPER_STENCIL + name) for name in names)]
+    return Placed(library, placed, names, layout(library, placed))
