@@ -333,3 +333,32 @@ def test_random_programs_agree_on_every_engine():
 @pytest.mark.fuzz
 def test_fuzz_random_ebpf_programs(request):
     _fuzz(request.config.getoption("--fuzz-examples") * 3, 2)
+
+
+def test_mangled_programs_are_clear_errors(tmp_path, clang, capsys):
+    """Random damage to .data files and ELF objects: exit status 0, 1 or 2, never a traceback."""
+    c = tmp_path / "p.c"
+    c.write_text(C_PROGRAMS["fold"][0])
+    obj = tmp_path / "p.o"
+    subprocess.run([clang.path, "-target", "bpf", "-O2", "-c", str(c), "-o", str(obj)], check=True)
+    seeds = [p.read_bytes() for p in DATA] + [obj.read_bytes()]
+    inserts = [b"r11", b"-- asm\n", b"0x", b"[r10-9999]", b"lddw", b",", b"\n", b"-1", b"9" * 30, b"map_by_fd(x)"]
+    rng = random.Random(5)
+    target = tmp_path / "mangled.data"
+    for n in range(150):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randrange(1, 6)):
+            k = rng.randrange(len(data) or 1)
+            roll = rng.random()
+            if roll < 0.4 and data:
+                data[k] = rng.randrange(256)
+            elif roll < 0.6:
+                del data[k : k + rng.randrange(1, 20)]
+            elif roll < 0.8:
+                data[k:k] = rng.choice(inserts)
+            else:
+                del data[k:]
+        target.write_bytes(bytes(data))
+        status = main(["run", "--opset", "ebpf", str(target), "--engine", rng.choice(["py", "interp", "jit"])])
+        err = capsys.readouterr().err
+        assert status in (0, 1, 2) and "Traceback" not in err, (n, status, err)
