@@ -128,6 +128,17 @@ BODY(EXIT)
 
 BODY(FELL_OFF) { FAIL(ERR_FELL_OFF); }
 
+/* Placed where a backward jump lands: every loop's way round passes one, so
+ * a program that never ends stops with an error instead. */
+BODY(TICK)
+{
+    if (UNLIKELY(s->budget == 0)) {
+        FAIL(ERR_BUDGET);
+    }
+    s->budget--;
+    NEXT();
+}
+
 BODY(LDDW) { R(DST) = (uint64_t)IMM; NEXT(); }
 /* A map's handle, or the address of its first value plus an offset: the
  * front end puts the offset from mapdefs (handles) or maps (values) in IMM. */

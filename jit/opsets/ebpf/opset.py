@@ -23,6 +23,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from jit.codegen.step import Step
 from jit.errors import Diagnostic, ProgramError
@@ -640,32 +641,39 @@ def decode(program: Program) -> list[Insn]:
     return out
 
 
+def loop_heads(insns: list[Insn]) -> set[int]:
+    """Slots a backward jump lands on (local calls aside: they nest at most
+    MAX_FRAMES deep).  Every way round a loop passes one."""
+    return {i.target for i in insns if i.target is not None and i.op != "CALL_LOCAL" and i.target <= i.slot}
+
+
 def steps(program: Program) -> list[Step]:
-    """One step per instruction, then FELL_OFF (where running past the end lands)."""
+    """One step per instruction; a TICK before each loop head (the loop
+    budget, state.h); FELL_OFF after the last (where running past the end
+    lands); a jump first when the entry point is not the first instruction."""
     insns = decode(program)
-    step_of = {insn.slot: k for k, insn in enumerate(insns)}
-    step_of[len(program.slots)] = len(insns)
-    out = [
-        Step(
-            i.op, i.dst, i.src, i.slot, None if i.target is None else step_of[i.target], operand2=i.off, operand3=i.imm
-        )
-        for i in insns
-    ]
-    out.append(Step("FELL_OFF", position=len(program.slots)))
-    if program.entry:
-        # Enter through a jump, so that step 0 is where the code starts.
-        out = [Step("JA", position=program.entry, target=step_of[program.entry] + 1)] + [
-            Step(
-                s.op,
-                s.operand0,
-                s.operand1,
-                s.position,
-                None if s.target is None else s.target + 1,
-                operand2=s.operand2,
-                operand3=s.operand3,
-            )
-            for s in out
-        ]
+    heads = loop_heads(insns)
+    order: list[Insn | str] = ["ENTRY"] if program.entry else []
+    step_of: dict[int, int] = {}
+    for insn in insns:
+        step_of[insn.slot] = len(order)  # (a jump to a loop head lands on its TICK)
+        if insn.slot in heads:
+            order.append("TICK")
+        order.append(insn)
+    step_of[len(program.slots)] = len(order)
+    order.append("FELL_OFF")
+    out = []
+    for k, item in enumerate(order):
+        if item == "ENTRY":
+            out.append(Step("JA", position=program.entry, target=step_of[program.entry]))
+        elif item == "TICK":
+            out.append(Step("TICK", position=cast(Insn, order[k + 1]).slot))
+        elif item == "FELL_OFF":
+            out.append(Step("FELL_OFF", position=len(program.slots)))
+        else:
+            i = cast(Insn, item)
+            target = None if i.target is None else step_of[i.target]
+            out.append(Step(i.op, i.dst, i.src, i.slot, target, operand2=i.off, operand3=i.imm))
     return out
 
 
@@ -708,6 +716,7 @@ def make_state(program: Program, addresses: Mapping[str, int]) -> bytes:
     put("maps_len", sum(m.data_size() for m in program.maps))
     put("mapdefs", addresses["mapdefs"])
     put("nmaps", len(program.maps))
+    put("budget", CONST["LOOP_BUDGET"])
     return struct.pack(f"<{STATE_WORDS}Q", *words)
 
 
@@ -733,6 +742,8 @@ def _error_message(program: Program, code: int, pc: int, aux: int, aux2: int, wh
         what = f"call to runtime function {aux}: not supported"
     elif kind == "ERR_FELL_OFF":
         what = "ran past the last instruction without exit"
+    elif kind == "ERR_BUDGET":
+        what = f"more than {CONST['LOOP_BUDGET']:,} trips round loops (does one never end?)"
     elif kind == "ERR_BAD_MAP":
         what = f"a map helper's first argument ({where_addr(aux)}) is not a map"
     else:
@@ -929,12 +940,11 @@ def _swap(value: int, bits: int) -> int:
     return int.from_bytes((value & ((1 << bits) - 1)).to_bytes(bits // 8, "little"), "big")
 
 
-MAX_STEPS = 1 << 26  # the reference gives up on a program that runs longer
-
-
 def interpret(program: Program) -> Outcome:
     insns = decode(program)
     by_slot = {i.slot: i for i in insns}
+    heads = loop_heads(insns)
+    budget = CONST["LOOP_BUDGET"]
     maps = bytearray(sum(mp.data_size() for mp in program.maps))
     m = _Machine(bytearray(program.mem), bytearray(STACK_SIZE * MAX_FRAMES), maps)
     r = m.regs
@@ -959,9 +969,13 @@ def interpret(program: Program) -> Outcome:
         message = _error_message(program, CONST[code], at, aux, aux2, lambda a: _place(a, addresses, sizes))
         return finish(message)
 
-    for _ in range(MAX_STEPS):
+    while True:
         if pc == n:
             return fail("ERR_FELL_OFF", n)
+        if pc in heads:
+            if budget == 0:
+                return fail("ERR_BUDGET", pc)
+            budget -= 1
         i = by_slot[pc]
         op = i.op
         nxt: int | None = pc + (2 if op.startswith("LDDW") else 1)
@@ -1056,7 +1070,6 @@ def interpret(program: Program) -> Outcome:
             return fail(f.code, pc, f.aux, f.aux2)
         assert nxt is not None
         pc = nxt
-    raise Rejected(f"{program.path}: still running after {MAX_STEPS} instructions (the reference gives up)")
 
 
 # -- what the command line says ------------------------------------------------------------
@@ -1188,6 +1201,13 @@ def cases(op: str, rng: random.Random, count: int = 6) -> list[Program]:
     both ways for a jump, in and out of bounds for memory, every call kind."""
     if op in ("LDDW_MAP", "LDDW_MAP_VALUE"):
         return _map_cases(op, rng, count)
+    if op == "TICK":  # (the front end places it: loops of a few trips, counted in r0)
+        texts = [
+            f"-- asm\nmov r0, {rng.randrange(3)}\nmov r1, {rng.randrange(1, 9)}\nagain:\nadd r0, 1\n"
+            f"jlt r0, r1, again\nexit\n"
+            for _ in range(count)
+        ]
+        return [parse_data(text, f"<TICK case {n}>") for n, text in enumerate(texts)]
     if op == "CALL_HELPER":
         return _map_cases(op, rng, count // 2) + _cases(op, rng, count)
     return _cases(op, rng, count)

@@ -26,6 +26,7 @@ enum {
     MAP_HASH = 1,          /* (map types, as Linux numbers them) */
     MAP_ARRAY = 2,
     HASH_USED_BYTES = 8,   /* a hash map's entry: in use, then key and value, each padded to 8 bytes */
+    LOOP_BUDGET = 10000000, /* times a run may reach the target of a backward jump */
 };
 
 enum {
@@ -42,6 +43,7 @@ enum {
     ERR_RUNTIME_CALL = 5,  /* aux: the function's number */
     ERR_FELL_OFF = 6,      /* ran past the last instruction */
     ERR_BAD_MAP = 7,       /* a map helper's first argument is no map's handle; aux: it */
+    ERR_BUDGET = 8,        /* LOOP_BUDGET spent: a loop that does not end? */
 };
 
 typedef struct EbpfState {
@@ -55,6 +57,7 @@ typedef struct EbpfState {
     uint64_t mapdefs;
     uint64_t nmaps;
     uint64_t depth;        /* local calls entered and not returned */
+    uint64_t budget;       /* backward-jump targets still allowed (LOOP_BUDGET at the start) */
     uint64_t status;       /* ST_* */
     uint64_t error;        /* ERR_* when status is ST_ERROR */
     uint64_t pc;           /* instruction index of the error */
