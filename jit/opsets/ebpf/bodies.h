@@ -2,8 +2,10 @@
  * each body; interp.c makes a C interpreter of all of them.  The includer
  * defines:
  *   BODY(NAME)       the start of op NAME's body
- *   DST, SRC         register numbers; OFF, IMM: the offset and the immediate
- *                    (sign-extended to 64 bits; a LDDW's whole constant)
+ *   DST, SRC         the registers, as byte offsets into s->r (X(DST) is the
+ *                    register itself; small constants make short code)
+ *   OFF, IMM         the offset and the immediate (sign-extended to 64 bits;
+ *                    a LDDW's whole constant)
  *   R(n)             register n of state `s`
  *   NEXT(), JUMP()   go on with the next instruction / the jump target
  *   EXIT_PROGRAM()   end the run (r0 holds the result)
@@ -11,12 +13,14 @@
  *   RETURN_POINT     a value that GO_RETURN(v) resumes after this instruction
  */
 
+#define X(offset) (*(uint64_t *)((char *)s->r + (offset)))
+
 #define ALU_K(NAME, EXPR64, EXPR32)                                                 \
-    BODY(NAME##64_K) { uint64_t a = R(DST), b = (uint64_t)IMM; R(DST) = (EXPR64); NEXT(); } \
-    BODY(NAME##32_K) { uint32_t a = (uint32_t)R(DST), b = (uint32_t)IMM; R(DST) = (uint32_t)(EXPR32); NEXT(); }
+    BODY(NAME##64_K) { uint64_t a = X(DST), b = (uint64_t)IMM; X(DST) = (EXPR64); NEXT(); } \
+    BODY(NAME##32_K) { uint32_t a = (uint32_t)X(DST), b = (uint32_t)IMM; X(DST) = (uint32_t)(EXPR32); NEXT(); }
 #define ALU_X(NAME, EXPR64, EXPR32)                                                 \
-    BODY(NAME##64_X) { uint64_t a = R(DST), b = R(SRC); R(DST) = (EXPR64); NEXT(); } \
-    BODY(NAME##32_X) { uint32_t a = (uint32_t)R(DST), b = (uint32_t)R(SRC); R(DST) = (uint32_t)(EXPR32); NEXT(); }
+    BODY(NAME##64_X) { uint64_t a = X(DST), b = X(SRC); X(DST) = (EXPR64); NEXT(); } \
+    BODY(NAME##32_X) { uint32_t a = (uint32_t)X(DST), b = (uint32_t)X(SRC); X(DST) = (uint32_t)(EXPR32); NEXT(); }
 #define ALU(NAME, EXPR64, EXPR32) ALU_K(NAME, EXPR64, EXPR32) ALU_X(NAME, EXPR64, EXPR32)
 
 ALU(ADD, a + b, a + b)
@@ -33,32 +37,32 @@ ALU(LSH, a << (b & 63), a << (b & 31))
 ALU(RSH, a >> (b & 63), a >> (b & 31))
 ALU(ARSH, arsh64(a, b), arsh32(a, b))
 ALU_K(MOV, ((void)a, b), ((void)a, b))
-BODY(MOV64_X) { R(DST) = R(SRC); NEXT(); }
-BODY(MOV32_X) { R(DST) = (uint32_t)R(SRC); NEXT(); }
-BODY(MOVSX64_8) { R(DST) = (uint64_t)(int64_t)(int8_t)R(SRC); NEXT(); }
-BODY(MOVSX64_16) { R(DST) = (uint64_t)(int64_t)(int16_t)R(SRC); NEXT(); }
-BODY(MOVSX64_32) { R(DST) = (uint64_t)(int64_t)(int32_t)R(SRC); NEXT(); }
-BODY(MOVSX32_8) { R(DST) = (uint32_t)(int32_t)(int8_t)R(SRC); NEXT(); }
-BODY(MOVSX32_16) { R(DST) = (uint32_t)(int32_t)(int16_t)R(SRC); NEXT(); }
-BODY(NEG64) { R(DST) = 0 - R(DST); NEXT(); }
-BODY(NEG32) { R(DST) = (uint32_t)(0 - (uint32_t)R(DST)); NEXT(); }
+BODY(MOV64_X) { X(DST) = X(SRC); NEXT(); }
+BODY(MOV32_X) { X(DST) = (uint32_t)X(SRC); NEXT(); }
+BODY(MOVSX64_8) { X(DST) = (uint64_t)(int64_t)(int8_t)X(SRC); NEXT(); }
+BODY(MOVSX64_16) { X(DST) = (uint64_t)(int64_t)(int16_t)X(SRC); NEXT(); }
+BODY(MOVSX64_32) { X(DST) = (uint64_t)(int64_t)(int32_t)X(SRC); NEXT(); }
+BODY(MOVSX32_8) { X(DST) = (uint32_t)(int32_t)(int8_t)X(SRC); NEXT(); }
+BODY(MOVSX32_16) { X(DST) = (uint32_t)(int32_t)(int16_t)X(SRC); NEXT(); }
+BODY(NEG64) { X(DST) = 0 - X(DST); NEXT(); }
+BODY(NEG32) { X(DST) = (uint32_t)(0 - (uint32_t)X(DST)); NEXT(); }
 
 /* Byte order: the machine is little-endian, so LE only truncates. */
-BODY(LE16) { R(DST) = (uint16_t)R(DST); NEXT(); }
-BODY(LE32) { R(DST) = (uint32_t)R(DST); NEXT(); }
+BODY(LE16) { X(DST) = (uint16_t)X(DST); NEXT(); }
+BODY(LE32) { X(DST) = (uint32_t)X(DST); NEXT(); }
 BODY(LE64) { NEXT(); }
-BODY(BE16) { R(DST) = __builtin_bswap16((uint16_t)R(DST)); NEXT(); }
-BODY(BE32) { R(DST) = __builtin_bswap32((uint32_t)R(DST)); NEXT(); }
-BODY(BE64) { R(DST) = __builtin_bswap64(R(DST)); NEXT(); }
-BODY(BSWAP16) { R(DST) = __builtin_bswap16((uint16_t)R(DST)); NEXT(); }
-BODY(BSWAP32) { R(DST) = __builtin_bswap32((uint32_t)R(DST)); NEXT(); }
-BODY(BSWAP64) { R(DST) = __builtin_bswap64(R(DST)); NEXT(); }
+BODY(BE16) { X(DST) = __builtin_bswap16((uint16_t)X(DST)); NEXT(); }
+BODY(BE32) { X(DST) = __builtin_bswap32((uint32_t)X(DST)); NEXT(); }
+BODY(BE64) { X(DST) = __builtin_bswap64(X(DST)); NEXT(); }
+BODY(BSWAP16) { X(DST) = __builtin_bswap16((uint16_t)X(DST)); NEXT(); }
+BODY(BSWAP32) { X(DST) = __builtin_bswap32((uint32_t)X(DST)); NEXT(); }
+BODY(BSWAP64) { X(DST) = __builtin_bswap64(X(DST)); NEXT(); }
 
 #define JCOND(NAME, COND)                                                              \
-    BODY(NAME##64_K) { uint64_t a = R(DST), b = (uint64_t)IMM; if (COND) JUMP(); NEXT(); } \
-    BODY(NAME##64_X) { uint64_t a = R(DST), b = R(SRC); if (COND) JUMP(); NEXT(); }        \
-    BODY(NAME##32_K) { uint32_t a = (uint32_t)R(DST), b = (uint32_t)IMM; if (COND) JUMP(); NEXT(); } \
-    BODY(NAME##32_X) { uint32_t a = (uint32_t)R(DST), b = (uint32_t)R(SRC); if (COND) JUMP(); NEXT(); }
+    BODY(NAME##64_K) { uint64_t a = X(DST), b = (uint64_t)IMM; if (COND) JUMP(); NEXT(); } \
+    BODY(NAME##64_X) { uint64_t a = X(DST), b = X(SRC); if (COND) JUMP(); NEXT(); }        \
+    BODY(NAME##32_K) { uint32_t a = (uint32_t)X(DST), b = (uint32_t)IMM; if (COND) JUMP(); NEXT(); } \
+    BODY(NAME##32_X) { uint32_t a = (uint32_t)X(DST), b = (uint32_t)X(SRC); if (COND) JUMP(); NEXT(); }
 #define SIGNED(x) (sizeof(x) == 8 ? (int64_t)(x) : (int64_t)(int32_t)(x))
 
 JCOND(JEQ, a == b)
@@ -89,7 +93,7 @@ BODY(JA32) { JUMP(); }
     } while (0)
 
 BODY(CALL_HELPER) { CALL_HELPER_NUMBERED((uint64_t)(uint32_t)IMM); }
-BODY(CALLX) { CALL_HELPER_NUMBERED(R(DST)); }
+BODY(CALLX) { CALL_HELPER_NUMBERED(X(DST)); }
 BODY(CALL_RUNTIME) { s->aux = (uint32_t)IMM; FAIL(ERR_RUNTIME_CALL); }
 
 /* A local call saves the return point, r6-r9 and r10, and gives the callee
@@ -139,11 +143,11 @@ BODY(TICK)
     NEXT();
 }
 
-BODY(LDDW) { R(DST) = (uint64_t)IMM; NEXT(); }
+BODY(LDDW) { X(DST) = (uint64_t)IMM; NEXT(); }
 /* A map's handle, or the address of its first value plus an offset: the
  * front end puts the offset from mapdefs (handles) or maps (values) in IMM. */
-BODY(LDDW_MAP) { R(DST) = s->mapdefs + (uint64_t)IMM; NEXT(); }
-BODY(LDDW_MAP_VALUE) { R(DST) = s->maps + (uint64_t)IMM; NEXT(); }
+BODY(LDDW_MAP) { X(DST) = s->mapdefs + (uint64_t)IMM; NEXT(); }
+BODY(LDDW_MAP_VALUE) { X(DST) = s->maps + (uint64_t)IMM; NEXT(); }
 
 #define CHECKED(ADDR, SIZE)                                          \
     ({                                                              \
@@ -166,37 +170,37 @@ BODY(LDDW_MAP_VALUE) { R(DST) = s->maps + (uint64_t)IMM; NEXT(); }
         at_;                                                        \
     })
 
-BODY(LDXB) { R(DST) = *(const uint8_t *)CHECKED(R(SRC) + OFF, 1); NEXT(); }
-BODY(LDXH) { R(DST) = *(const u16u *)CHECKED(R(SRC) + OFF, 2); NEXT(); }
-BODY(LDXW) { R(DST) = *(const u32u *)CHECKED(R(SRC) + OFF, 4); NEXT(); }
-BODY(LDXDW) { R(DST) = *(const u64u *)CHECKED(R(SRC) + OFF, 8); NEXT(); }
-BODY(LDXSB) { R(DST) = (uint64_t)(int64_t)*(const s8u *)CHECKED(R(SRC) + OFF, 1); NEXT(); }
-BODY(LDXSH) { R(DST) = (uint64_t)(int64_t)*(const s16u *)CHECKED(R(SRC) + OFF, 2); NEXT(); }
-BODY(LDXSW) { R(DST) = (uint64_t)(int64_t)*(const s32u *)CHECKED(R(SRC) + OFF, 4); NEXT(); }
-BODY(STB) { *(uint8_t *)CHECKED(R(DST) + OFF, 1) = (uint8_t)IMM; NEXT(); }
-BODY(STH) { *(u16u *)CHECKED(R(DST) + OFF, 2) = (uint16_t)IMM; NEXT(); }
-BODY(STW) { *(u32u *)CHECKED(R(DST) + OFF, 4) = (uint32_t)IMM; NEXT(); }
-BODY(STDW) { *(u64u *)CHECKED(R(DST) + OFF, 8) = (uint64_t)IMM; NEXT(); }
-BODY(STXB) { *(uint8_t *)CHECKED(R(DST) + OFF, 1) = (uint8_t)R(SRC); NEXT(); }
-BODY(STXH) { *(u16u *)CHECKED(R(DST) + OFF, 2) = (uint16_t)R(SRC); NEXT(); }
-BODY(STXW) { *(u32u *)CHECKED(R(DST) + OFF, 4) = (uint32_t)R(SRC); NEXT(); }
-BODY(STXDW) { *(u64u *)CHECKED(R(DST) + OFF, 8) = R(SRC); NEXT(); }
+BODY(LDXB) { X(DST) = *(const uint8_t *)CHECKED(X(SRC) + OFF, 1); NEXT(); }
+BODY(LDXH) { X(DST) = *(const u16u *)CHECKED(X(SRC) + OFF, 2); NEXT(); }
+BODY(LDXW) { X(DST) = *(const u32u *)CHECKED(X(SRC) + OFF, 4); NEXT(); }
+BODY(LDXDW) { X(DST) = *(const u64u *)CHECKED(X(SRC) + OFF, 8); NEXT(); }
+BODY(LDXSB) { X(DST) = (uint64_t)(int64_t)*(const s8u *)CHECKED(X(SRC) + OFF, 1); NEXT(); }
+BODY(LDXSH) { X(DST) = (uint64_t)(int64_t)*(const s16u *)CHECKED(X(SRC) + OFF, 2); NEXT(); }
+BODY(LDXSW) { X(DST) = (uint64_t)(int64_t)*(const s32u *)CHECKED(X(SRC) + OFF, 4); NEXT(); }
+BODY(STB) { *(uint8_t *)CHECKED(X(DST) + OFF, 1) = (uint8_t)IMM; NEXT(); }
+BODY(STH) { *(u16u *)CHECKED(X(DST) + OFF, 2) = (uint16_t)IMM; NEXT(); }
+BODY(STW) { *(u32u *)CHECKED(X(DST) + OFF, 4) = (uint32_t)IMM; NEXT(); }
+BODY(STDW) { *(u64u *)CHECKED(X(DST) + OFF, 8) = (uint64_t)IMM; NEXT(); }
+BODY(STXB) { *(uint8_t *)CHECKED(X(DST) + OFF, 1) = (uint8_t)X(SRC); NEXT(); }
+BODY(STXH) { *(u16u *)CHECKED(X(DST) + OFF, 2) = (uint16_t)X(SRC); NEXT(); }
+BODY(STXW) { *(u32u *)CHECKED(X(DST) + OFF, 4) = (uint32_t)X(SRC); NEXT(); }
+BODY(STXDW) { *(u64u *)CHECKED(X(DST) + OFF, 8) = X(SRC); NEXT(); }
 
 /* Atomics: naturally aligned, or a runtime error (as the kernel requires). */
 #define ATOMIC(W, T, NAME, BUILTIN)                                                        \
-    BODY(ATOMIC##W##_##NAME) { BUILTIN((T *)ALIGNED(R(DST) + OFF, sizeof(T)), (T)R(SRC), __ATOMIC_SEQ_CST); NEXT(); } \
-    BODY(ATOMIC##W##_FETCH_##NAME) { R(SRC) = BUILTIN((T *)ALIGNED(R(DST) + OFF, sizeof(T)), (T)R(SRC), __ATOMIC_SEQ_CST); NEXT(); }
+    BODY(ATOMIC##W##_##NAME) { BUILTIN((T *)ALIGNED(X(DST) + OFF, sizeof(T)), (T)X(SRC), __ATOMIC_SEQ_CST); NEXT(); } \
+    BODY(ATOMIC##W##_FETCH_##NAME) { X(SRC) = BUILTIN((T *)ALIGNED(X(DST) + OFF, sizeof(T)), (T)X(SRC), __ATOMIC_SEQ_CST); NEXT(); }
 #define ATOMICS(W, T)                                                                      \
     ATOMIC(W, T, ADD, __atomic_fetch_add)                                                  \
     ATOMIC(W, T, OR, __atomic_fetch_or)                                                    \
     ATOMIC(W, T, AND, __atomic_fetch_and)                                                  \
     ATOMIC(W, T, XOR, __atomic_fetch_xor)                                                  \
-    BODY(ATOMIC##W##_XCHG) { R(SRC) = __atomic_exchange_n((T *)ALIGNED(R(DST) + OFF, sizeof(T)), (T)R(SRC), __ATOMIC_SEQ_CST); NEXT(); } \
+    BODY(ATOMIC##W##_XCHG) { X(SRC) = __atomic_exchange_n((T *)ALIGNED(X(DST) + OFF, sizeof(T)), (T)X(SRC), __ATOMIC_SEQ_CST); NEXT(); } \
     BODY(ATOMIC##W##_CMPXCHG)                                                              \
     {                                                                                      \
-        T *p_ = (T *)ALIGNED(R(DST) + OFF, sizeof(T));                                     \
+        T *p_ = (T *)ALIGNED(X(DST) + OFF, sizeof(T));                                     \
         T expected_ = (T)R(0);                                                             \
-        __atomic_compare_exchange_n(p_, &expected_, (T)R(SRC), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); \
+        __atomic_compare_exchange_n(p_, &expected_, (T)X(SRC), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); \
         R(0) = expected_;                                                                  \
         NEXT();                                                                            \
     }

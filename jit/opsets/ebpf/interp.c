@@ -1,6 +1,7 @@
 /* The C interpreter, built from the same bodies as the stencils.  It runs
  * the instruction records jit.opsets lays out: seven 64-bit fields each
- * (op, operand0-3, target, position), in step order. */
+ * (op, operand0-3, target, position), in step order; dst and src are the
+ * registers' byte offsets, as the stencils get them. */
 #include "state.h"
 #include "semantics.h"
 
@@ -10,7 +11,7 @@ typedef struct Inst {
 
 #define DST (in->dst)
 #define SRC (in->src)
-#define OFF (in->off)
+#define OFF (in->off - OFF_BIAS)
 #define IMM (in->imm)
 #define R(n) (s->r[(n)])
 #define BODY(name) case OP_##name:

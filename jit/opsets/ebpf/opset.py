@@ -673,7 +673,9 @@ def steps(program: Program) -> list[Step]:
         else:
             i = cast(Insn, item)
             target = None if i.target is None else step_of[i.target]
-            out.append(Step(i.op, i.dst, i.src, i.slot, target, operand2=i.off, operand3=i.imm))
+            # (registers as byte offsets into the state's r[], the offset biased: template.c's small holes)
+            offset = i.off + CONST["OFF_BIAS"]
+            out.append(Step(i.op, 8 * i.dst, 8 * i.src, i.slot, target, operand2=offset, operand3=i.imm))
     return out
 
 

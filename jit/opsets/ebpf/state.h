@@ -27,6 +27,7 @@ enum {
     MAP_ARRAY = 2,
     HASH_USED_BYTES = 8,   /* a hash map's entry: in use, then key and value, each padded to 8 bytes */
     LOOP_BUDGET = 10000000, /* times a run may reach the target of a backward jump */
+    OFF_BIAS = 32768,      /* steps carry offset + OFF_BIAS: never negative (template.c) */
 };
 
 enum {

@@ -1,8 +1,13 @@
 /* One eBPF op as one stencil: compile with -DTHIS_OP=OP_<NAME>.  The
  * machine state comes in a pinned register; the instruction's fields are
  * holes:
- *   _JIT_OPERAND0/1   dst and src register numbers
+ *   _JIT_OPERAND0/1   dst and src, as byte offsets of the registers in the state
  *   _JIT_OPERAND2/3   the offset and the immediate (sign-extended)
+ * The first three are small: declared as scalars, with x86-64's small-data
+ * threshold raised (opset.toml), they become 32-bit displacements inside the
+ * instructions that use them (R_X86_64_32S) instead of 64-bit constants
+ * loaded first.  Small data has non-negative addresses, so the offset comes
+ * biased (OFF_BIAS, state.h).  The immediate may take all 64 bits.
  *   _JIT_POSITION     the instruction's index (for error reports)
  *   _JIT_CONTINUE     the next instruction's code; _JIT_TARGET: the jump's
  *   _JIT_CONTINUE_ADDR the next instruction's code as a value (return points)
@@ -10,9 +15,9 @@
 #include "state.h"
 #include "semantics.h"
 
-extern char _JIT_OPERAND0[];
-extern char _JIT_OPERAND1[];
-extern char _JIT_OPERAND2[];
+extern char _JIT_OPERAND0;
+extern char _JIT_OPERAND1;
+extern char _JIT_OPERAND2;
 extern char _JIT_OPERAND3[];
 extern char _JIT_POSITION[];
 extern char _JIT_CONTINUE_ADDR[];
@@ -29,9 +34,10 @@ PRESERVE_NONE void _JIT_TARGET(EbpfState *);
         __asm__("" : "+r"(v_));          \
         v_;                              \
     })
-#define DST OPERAND(_JIT_OPERAND0)
-#define SRC OPERAND(_JIT_OPERAND1)
-#define OFF OPERAND(_JIT_OPERAND2)
+#define SMALL(symbol) ((int64_t)(uintptr_t)&(symbol))  /* (used only in addresses: no test to hide) */
+#define DST SMALL(_JIT_OPERAND0)
+#define SRC SMALL(_JIT_OPERAND1)
+#define OFF (SMALL(_JIT_OPERAND2) - OFF_BIAS)
 #define IMM OPERAND(_JIT_OPERAND3)
 #define R(n) (s->r[(n)])
 #define BODY(name) case OP_##name:
