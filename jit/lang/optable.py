@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from functools import cache
 
 from ..paths import STENCILS_DIR
+from .table import parse_table
 
 OPERAND_KINDS = frozenset({"NONE", "INT", "FLOAT", "LOCAL", "ARG", "LABEL", "FUNC", "PREC", "STRING", "COUNT"})
 FLAGS = frozenset({"JUMP", "BRANCH", "TERMINATOR", "CALL", "RETURN", "ERROR", "HELPER", "TRACE_ONLY", "FUSED"})
 
-_OP_LINE = re.compile(r"^OP\(\s*(\w+)\s*,\s*(\w+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\w+)\s*,\s*([\w|]+)\s*\)\s*$")
+_COLUMNS = re.compile(r"^(\w+), (-?\d+), (-?\d+), (\w+), ([\w|]+)$")  # mnemonic, pops, pushes, operand, flags
 
 
 @dataclass(frozen=True)
@@ -38,16 +39,16 @@ class OpInfo:
 
 
 def parse_optable(text: str, filename: str = "ops.def") -> tuple[OpInfo, ...]:
-    """Parse the OP(...) lines; anything malformed is a ValueError with file:line."""
+    """Parse the OP(...) lines (jit.lang.table) and their five columns;
+    anything malformed is a ValueError with file:line."""
     ops: list[OpInfo] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        if not stripped.startswith("OP("):
-            continue
-        m = _OP_LINE.match(stripped)
-        if not m:
-            raise ValueError(f"{filename}:{lineno}: malformed op table entry: {stripped}")
-        name, mnemonic, pops, pushes, operand, flag_text = m.groups()
+    for row in parse_table(text, filename):
+        lineno = row.line
+        m = _COLUMNS.match(", ".join(row.columns))
+        if len(row.columns) != 5 or not m:
+            raise ValueError(f"{filename}:{lineno}: malformed op table entry: {row.text}")
+        name = row.name
+        mnemonic, pops, pushes, operand, flag_text = m.groups()
         flags = frozenset() if flag_text == "0" else frozenset(flag_text.split("|"))
         if operand not in OPERAND_KINDS:
             raise ValueError(f"{filename}:{lineno}: unknown operand kind {operand}")

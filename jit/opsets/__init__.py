@@ -34,25 +34,16 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import JitError
+from ..lang import table
+from ..lang.table import OpRow
 
 BUNDLED_DIR = Path(__file__).resolve().parent
-_ROW = re.compile(r"^OP\((.*)\)\s*$")
-_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _C_NAME = re.compile(r"^[A-Za-z_]\w*$")
 HELPER_STENCIL = "helper."  # a helper's stencil in an op set's library: helper.<name>
 
 
 class OpSetError(JitError):
     """An op set that cannot be loaded: names the file (and line)."""
-
-
-@dataclass(frozen=True)
-class OpRow:
-    """One row of an op table: the op's name and the op set's own columns."""
-
-    index: int
-    name: str
-    columns: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -96,25 +87,11 @@ class OpSet:
 
 
 def parse_table(text: str, filename: str) -> tuple[OpRow, ...]:
-    rows: list[OpRow] = []
-    seen: set[str] = set()
-    for lineno, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        if not stripped.startswith("OP("):
-            continue
-        m = _ROW.match(stripped)
-        if not m:
-            raise OpSetError(f"{filename}:{lineno}: malformed op table row: {stripped}")
-        name, *columns = (c.strip() for c in m.group(1).split(","))
-        if not _NAME.match(name):
-            raise OpSetError(f"{filename}:{lineno}: op name {name!r} is not an upper-case C identifier")
-        if name in seen:
-            raise OpSetError(f"{filename}:{lineno}: op {name} appears twice")
-        seen.add(name)
-        rows.append(OpRow(len(rows), name, tuple(columns)))
-    if not rows:
-        raise OpSetError(f"{filename}: no OP(...) rows")
-    return tuple(rows)
+    """An op table's rows (jit.lang.table); a malformed one is an OpSetError."""
+    try:
+        return table.parse_table(text, filename)
+    except ValueError as e:
+        raise OpSetError(str(e)) from None
 
 
 def _text(root: Path, name: str, what: str) -> str:
