@@ -32,6 +32,7 @@ STACK_SIZE = 0x0010_0000
 BUFFERS = 0x1000_0000
 BUFFER_STRIDE = 0x0100_0000  # each buffer at most 16 MiB
 CODE = 0x4000_0000
+TIMEOUT_SECONDS = 120  # an emulated run that has not returned by then is stopped (an endless loop?)
 
 
 def _pages(n: int) -> int:
@@ -79,11 +80,13 @@ def run_emulated(opset: OpSet, program: Any, target: str, steps: Sequence[Step] 
     uc.reg_write(abi.args[1], code_at)
     t1 = time.perf_counter()
     try:
-        uc.emu_start(CODE, SENTINEL)
+        uc.emu_start(CODE, SENTINEL, timeout=TIMEOUT_SECONDS * 1_000_000)
     except UcError as e:
         pc = uc.reg_read(abi.pc)
         raise JitError(f"emulated {target} code faulted at {pc:#x}: {e}") from e
     elapsed = time.perf_counter() - t1
+    if uc.reg_read(abi.pc) != SENTINEL:
+        raise JitError(f"emulated {target} code still running after {TIMEOUT_SECONDS} s: stopped (an endless loop?)")
     final = bytes(uc.mem_read(STATE, len(state)))
     contents = {name: bytes(uc.mem_read(addresses[name], len(data))) for name, data in initial.items()}
     return Run(mod.outcome(program, final, contents, addresses), len(steps), compiled, elapsed)

@@ -77,7 +77,7 @@ def records(opset: OpSet, steps: Sequence[Step]) -> bytes:
     for s in steps:
         target = -1 if s.target is None else s.target
         fields = (s.operand0, s.operand1, s.operand2, s.operand3, target, s.position)
-        out += struct.pack("<7q", index[s.op], *(_signed64(v) for v in fields))
+        out += struct.pack(f"<{INST_FIELDS}q", index[s.op], *(_signed64(v) for v in fields))
     return bytes(out)
 
 
