@@ -116,3 +116,18 @@ def test_helpers_are_stencils_placed_beside_the_program(opset_dir, capsys):
         assert placed.steps[-1].op == "helper.mix"
     assert main(["stencils", "--opset", str(opset_dir), "--op", "helper.mix", "--target", "aarch64-linux"]) == 0
     assert "helper.mix (aarch64-linux)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (('name = "accumulator"', 'name = "../escape"'), "letters, digits, _ and - only"),
+        (('template = "template.c"', 'template = "../../template.c"'), "not inside the op set's directory"),
+        (('helpers = ["mix", "fold"]', 'helpers = ["mix", "fold"]\n[flags]\nz80-linux = ["-O1"]'), "names target 'z80"),
+    ],
+)
+def test_a_manifest_cannot_reach_outside(opset_dir, capsys, change, message):
+    manifest = opset_dir / "opset.toml"
+    manifest.write_text(manifest.read_text().replace(*change))
+    assert main(["validate", "--opset", str(opset_dir)]) == 2
+    assert message in capsys.readouterr().err

@@ -39,6 +39,7 @@ from ..lang.table import OpRow
 
 BUNDLED_DIR = Path(__file__).resolve().parent
 _C_NAME = re.compile(r"^[A-Za-z_]\w*$")
+_OPSET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 HELPER_STENCIL = "helper."  # a helper's stencil in an op set's library: helper.<name>
 
 
@@ -96,6 +97,8 @@ def parse_table(text: str, filename: str) -> tuple[OpRow, ...]:
 
 def _text(root: Path, name: str, what: str) -> str:
     path = root / name
+    if not path.resolve().is_relative_to(root):
+        raise OpSetError(f"{root / 'opset.toml'}: {what} {name!r} is not inside the op set's directory")
     try:
         return path.read_text()
     except OSError as e:
@@ -126,12 +129,19 @@ def _load(root: Path) -> OpSet:
     for key in ("name", "table", "template", "shim", "python"):
         if not isinstance(spec.get(key), str):
             raise OpSetError(f"{manifest}: `{key}` must be given, as a string")
+    if not _OPSET_NAME.match(spec["name"]):
+        raise OpSetError(f"{manifest}: name {spec['name']!r}: letters, digits, _ and - only (a cache directory)")
     flags = spec.get("flags", {})
     if not isinstance(flags, dict) or not all(
         isinstance(v, list) and all(isinstance(f, str) for f in v) for v in flags.values()
     ):
         raise OpSetError(f"{manifest}: [flags] maps target names to lists of strings")
-    table = parse_table(_text(root, spec["table"], "table"), str(root / spec["table"]))
+    from ..targets import TARGETS
+
+    for target in flags:
+        if target not in TARGETS:
+            raise OpSetError(f"{manifest}: [flags] names target {target!r}; targets are {', '.join(sorted(TARGETS))}")
+    rows = parse_table(_text(root, spec["table"], "table"), str(root / spec["table"]))
     for key in ("template", "shim", "python"):
         _text(root, spec[key], key)
     interpreter = spec.get("interpreter")
@@ -147,7 +157,7 @@ def _load(root: Path) -> OpSet:
     return OpSet(
         spec["name"],
         root,
-        table,
+        rows,
         spec["template"],
         spec["shim"],
         interpreter,
