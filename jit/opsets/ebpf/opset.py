@@ -1246,20 +1246,10 @@ def _cases(op: str, rng: random.Random, count: int) -> list[Program]:
                 off += 1  # misaligned
             if op.startswith("LDX"):
                 body = [Slot(form.opcode, dst, base, off, 0)]
-            else:
-                body = [
-                    Slot(
-                        form.opcode,
-                        base,
-                        src,
-                        off,
-                        imm
-                        if op.startswith("ST") and not op.startswith("STX")
-                        else form.value
-                        if form.field == "IMM"
-                        else 0,
-                    )
-                ]
+            elif op.startswith("STX") or op.startswith("ATOMIC"):  # the value in src (an atomic's kind in imm)
+                body = [Slot(form.opcode, base, src, off, form.value if form.field == "IMM" else 0)]
+            else:  # ST: the value in imm
+                body = [Slot(form.opcode, base, 0, off, imm)]
         elif op == "LDDW":
             body = _lddw(dst, _value(rng))
         elif op == "CALL_LOCAL":
@@ -1289,8 +1279,6 @@ def _cases(op: str, rng: random.Random, count: int) -> list[Program]:
             else:
                 body = [*arg, Slot(form.opcode, 0, src, 0, helper)]
         else:
-            if dst == 10:
-                dst = 0
             body = [Slot(form.opcode, dst, src, off, imm)]
         if re.match(r"^(JA|JA32|J[A-Z]+(64|32)_[KX])$", op):
             j = body[-1]
