@@ -131,3 +131,12 @@ def test_a_manifest_cannot_reach_outside(opset_dir, capsys, change, message):
     manifest.write_text(manifest.read_text().replace(*change))
     assert main(["validate", "--opset", str(opset_dir)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_explorer_shows_an_op_sets_stencils(opset_dir, tmp_path, capsys):
+    page = tmp_path / "acc.html"
+    assert main(["explore", "--opset", str(opset_dir), "-o", str(page)]) == 0
+    html = page.read_text()
+    for name in ("MIX", "LOOP", "helper.mix", "x86_64-linux", "aarch64-linux", "_JIT_HELPER_mix"):
+        assert name in html, name
+    assert main(["explore", "--opset", str(opset_dir), "--program", str(opset_dir / "demo.acc")]) == 2

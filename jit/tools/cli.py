@@ -309,7 +309,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.args and args.program is None:
         raise JitError("program arguments go with --program")
     program_args = parse_args_for(args.program, args.args) if args.args else []
-    explore(Path(args.out), args.target or sorted(TARGETS), args.program, program_args, args.bench)
+    explore(Path(args.out), args.target or sorted(TARGETS), args.program, program_args, args.bench, args.opset)
     print(f"wrote {args.out}")
     return 0
 
@@ -408,6 +408,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--program", metavar="P.uop", help="also run this program tiered and show what it compiled")
     p.add_argument("args", nargs="*", help="the program's integer arguments (with --program)")
     p.add_argument("--bench", metavar="FILE.json", help="also show this benchmark report (bench --json writes it)")
+    p.add_argument("--opset", metavar="NAME|DIR", help="show this op set's stencils instead (docs/opsets.md)")
     p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("bench", help="measure every figure in jit.tools.goals side by side, with intervals")

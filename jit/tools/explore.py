@@ -432,12 +432,29 @@ def page(
     )
 
 
-def explore(out: Path, targets: Sequence[str], program: Path | None, args: list[int], bench: Path | None) -> None:
+def explore(
+    out: Path,
+    targets: Sequence[str],
+    program: Path | None,
+    args: list[int],
+    bench: Path | None,
+    opset: str | None = None,
+) -> None:
+    """The page; `opset` shows an op set's stencils (docs/opsets.md) instead of the stack machine's."""
     from ..api import check_args, load
     from ..build.library import load_library
     from ..errors import JitError
 
-    libraries = {t: load_library(t) for t in targets}
+    if opset is not None:
+        from ..opsets import load as load_opset
+        from ..opsets.build import build_library
+
+        if program is not None:
+            raise JitError("--program shows the stack machine's traces; it does not go with --opset")
+        chosen = load_opset(opset)
+        libraries = {t: build_library(chosen, t) for t in targets}
+    else:
+        libraries = {t: load_library(t) for t in targets}
     shown = None
     if program is not None:
         loaded = load(program)
