@@ -116,6 +116,8 @@ def test_without_clang_every_engine_backend_and_target_runs(venv, tmp_path):
     for options in (["--engine", "py"], ["--engine", "interp"], ["--engine", "jit"], ["--target", "aarch64-linux"]):
         out = run(python, "-m", "jit", "run", "--opset", "ebpf", str(program), *options, cache=cache)
         assert (out.returncode, out.stdout) == (0, "0x9\n"), (options, out.stderr)
+    out = run(python, "-m", "jit", "validate", "--opset", "ebpf", "--op", "ldxw", cache=cache)
+    assert out.returncode == 0 and "0 mismatches" in out.stdout, out.stderr
     # Nothing was built: the cache holds only what llvmlite optimised (no clang in that).
     assert {p.name for p in cache.iterdir()} <= {"llvm"}, list(cache.iterdir())
 

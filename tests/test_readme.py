@@ -54,3 +54,11 @@ def test_the_benchmark_page_shows_the_report_and_ablation_it_ships():
     page = (ROOT / "docs" / "benchmarks.md").read_text()
     for name in ("bench.txt", "ablation.txt", "bench-ebpf.txt"):
         assert (ROOT / "docs" / name).read_text().rstrip("\n") in page, name
+
+
+def test_the_op_set_guide_python_example_runs():
+    """docs/opsets.md's Python block, as it is (its asserts are the check)."""
+    text = (ROOT / "docs" / "opsets.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    out = subprocess.run([sys.executable, "-c", block], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
