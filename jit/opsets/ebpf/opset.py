@@ -793,10 +793,14 @@ def outcome(program: Program, state: bytes, contents: Mapping[str, bytes], addre
 
 # -- the reference interpreter -------------------------------------------------------------
 
-REF_MEM = 0x1000_0000
-REF_STACK = 0x1100_0000
-REF_MAPS = 0x1200_0000
-REF_MAPDEFS = 0x1300_0000
+# Where the reference puts the buffers.  Values a program computes are told
+# apart from addresses by where they point (outcome: a register pointing into
+# a buffer is compared as a place), so these are numbers arithmetic does not
+# stumble on (a power of two would: the fuzzer found 1 << 28).
+REF_MEM = 0x2B7C_1357_0000
+REF_STACK = 0x2B7C_2468_0000
+REF_MAPS = 0x2B7C_3579_0000
+REF_MAPDEFS = 0x2B7C_468A_0000
 E2BIG, EEXIST, EINVAL, ENOENT = 7, 17, 22, 2
 
 
