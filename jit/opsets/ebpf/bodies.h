@@ -144,10 +144,11 @@ BODY(TICK)
 }
 
 BODY(LDDW) { X(DST) = (uint64_t)IMM; NEXT(); }
-/* A map's handle, or the address of its first value plus an offset: the
+/* A map's handle, or the address of its first value plus an offset, by
+ * descriptor (src 1, 2) or by index (src 5, 6: here the same numbers): the
  * front end puts the offset from mapdefs (handles) or maps (values) in IMM. */
-BODY(LDDW_MAP) { X(DST) = s->mapdefs + (uint64_t)IMM; NEXT(); }
-BODY(LDDW_MAP_VALUE) { X(DST) = s->maps + (uint64_t)IMM; NEXT(); }
+BODY(LDDW_MAP) BODY(LDDW_MAP_BY_IDX) { X(DST) = s->mapdefs + (uint64_t)IMM; NEXT(); }
+BODY(LDDW_MAP_VALUE) BODY(LDDW_MAP_VALUE_BY_IDX) { X(DST) = s->maps + (uint64_t)IMM; NEXT(); }
 
 #define CHECKED(ADDR, SIZE)                                          \
     ({                                                              \

@@ -282,11 +282,12 @@ class _Asm:
             return self.emit(line, 0x95)
         if mn == "lddw":
             self.want(ops, 2, mn)
-            m = re.match(r"^map_by_(?:fd|idx)\((\w+)\)$", ops[1])
+            m = re.match(r"^map_by_(fd|idx)\((\w+)\)$", ops[1])
             if m:
-                if m.group(1) not in self.maps:
-                    raise _Bad(f"no map {m.group(1)!r} in the -- map section")
-                self.emit(line, LDDW, self.reg(ops[0]), 1, 0, self.maps.index(m.group(1)))
+                if m.group(2) not in self.maps:
+                    raise _Bad(f"no map {m.group(2)!r} in the -- map section")
+                # (src 1: by descriptor, 5: by index; a map's descriptor here is its index)
+                self.emit(line, LDDW, self.reg(ops[0]), 1 if m.group(1) == "fd" else 5, 0, self.maps.index(m.group(2)))
                 return self.emit(line, 0)
             value = self.number(ops[1], line) & MASK
             self.emit(line, LDDW, self.reg(ops[0]), 0, 0, value & M32)
@@ -619,7 +620,7 @@ def decode(program: Program) -> list[Insn]:
                     raise Rejected(f"{where}: no map with descriptor {fd} ({len(program.maps)} maps)")
                 # a handle: the descriptor's offset; a value: its offset in the maps' data
                 value_at = map_offsets(program.maps)[fd] + slots[k + 1].imm
-                imm = fd * MAPDEF_SIZE if form.name == "LDDW_MAP" else value_at
+                imm = fd * MAPDEF_SIZE if form.name in ("LDDW_MAP", "LDDW_MAP_BY_IDX") else value_at
             second.add(k + 1)
         elif _JUMPS.match(form.name):
             rel = s.imm if form.name in ("JA32", "CALL_LOCAL") else s.off
@@ -1033,9 +1034,9 @@ def interpret(program: Program) -> Outcome:
                 r[6:11] = saved
             elif op == "LDDW":
                 r[i.dst] = i.imm & MASK
-            elif op == "LDDW_MAP":
+            elif op in ("LDDW_MAP", "LDDW_MAP_BY_IDX"):
                 r[i.dst] = REF_MAPDEFS + i.imm
-            elif op == "LDDW_MAP_VALUE":
+            elif op in ("LDDW_MAP_VALUE", "LDDW_MAP_VALUE_BY_IDX"):
                 r[i.dst] = (REF_MAPS + i.imm) & MASK
             elif op.startswith("LDX"):
                 size = {"B": 1, "H": 2, "W": 4, "DW": 8}[op[4:] if op.startswith("LDXS") else op[3:]]
@@ -1192,11 +1193,13 @@ def _map_cases(op: str, rng: random.Random, count: int) -> list[Program]:
             delete_at=rng.choice((8, 16)),
             last="mov r1, r10\ncall bpf_map_lookup_elem" if n == count - 1 else "",  # not a map: an error
         )
+        if op == "LDDW_MAP_BY_IDX":
+            text = text.replace("map_by_fd(", "map_by_idx(")
         program = parse_data(text, f"<{op} case {n}>")
-        if op == "LDDW_MAP_VALUE":
+        if op.startswith("LDDW_MAP_VALUE"):
             # r5 = the array's first value plus an offset; write and read through it
-            at = rng.choice((0, 8, 24, 32))
-            extra = (Slot(LDDW, 5, 2, 0, 0), Slot(0, 0, 0, 0, at), Slot(0x7A, 5, 0, 0, 1234), Slot(0x79, 6, 5, 0, 0))
+            at, src = rng.choice((0, 8, 24, 32)), 2 if op == "LDDW_MAP_VALUE" else 6
+            extra = (Slot(LDDW, 5, src, 0, 0), Slot(0, 0, 0, 0, at), Slot(0x7A, 5, 0, 0, 1234), Slot(0x79, 6, 5, 0, 0))
             program = Program(program.path, extra + program.slots, program.mem, maps=program.maps)
         out.append(program)
     return out
@@ -1205,7 +1208,7 @@ def _map_cases(op: str, rng: random.Random, count: int) -> list[Program]:
 def cases(op: str, rng: random.Random, count: int = 6) -> list[Program]:
     """Programs that exercise `op` once from random registers, then exit:
     both ways for a jump, in and out of bounds for memory, every call kind."""
-    if op in ("LDDW_MAP", "LDDW_MAP_VALUE"):
+    if op.startswith("LDDW_MAP"):
         return _map_cases(op, rng, count)
     if op == "TICK":  # (the front end places it: loops of a few trips, counted in r0)
         texts = [
