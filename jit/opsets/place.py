@@ -17,15 +17,25 @@ from ..codegen.step import Step
 from ..codegen.stitch import Layout, StitchError, layout, stitch
 from . import HELPER_STENCIL
 
+_CALLED: dict[tuple[str, str], dict[str, frozenset[str]]] = {}
 
-def _called(library: StencilLibrary, op: str) -> set[str]:
-    stencil = library.ops[op]
-    return {h.symbol[len(HELPER_PREFIX) :] for h in (*stencil.holes, *stencil.data_holes) if h.kind is HoleKind.HELPER}
+
+def _called(library: StencilLibrary, op: str) -> frozenset[str]:
+    """The helpers a stencil calls (worked out once per library)."""
+    key = (library.target, library.key)
+    if key not in _CALLED:
+        _CALLED[key] = {
+            name: frozenset(
+                h.symbol[len(HELPER_PREFIX) :] for h in (*st.holes, *st.data_holes) if h.kind is HoleKind.HELPER
+            )
+            for name, st in library.ops.items()
+        }
+    return _CALLED[key][op]
 
 
 def helpers_reached(library: StencilLibrary, steps: Sequence[Step]) -> list[str]:
     """The helpers the steps call, and those they call, in a fixed order."""
-    todo = set().union(*(_called(library, s.op) for s in steps)) if steps else set()
+    todo: set[str] = set().union(*(_called(library, s.op) for s in steps)) if steps else set()
     reached: set[str] = set()
     while todo:
         name = todo.pop()

@@ -583,6 +583,27 @@ _WRITES_DST = re.compile(
 _JUMPS = re.compile(r"^(JA|JA32|J[A-Z]+(64|32)_[KX]|CALL_LOCAL)$")
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """What decoding needs to know of an op, worked out once per op."""
+
+    writes_dst: bool
+    writes_src: bool  # the fetching atomics and xchg write their src register
+    jump: bool  # has a target: offset (or imm) relative to the next slot
+    lddw: bool  # takes two slots
+
+
+_KINDS = {
+    f.name: _Kind(
+        bool(_WRITES_DST.match(f.name)),
+        "FETCH" in f.name or ("XCHG" in f.name and "CMP" not in f.name),
+        bool(_JUMPS.match(f.name)),
+        f.name.startswith("LDDW"),
+    )
+    for f in FORMS
+}
+
+
 def decode(program: Program) -> list[Insn]:
     """Every instruction, checked against RFC 9669; a bad one is Rejected with file:line."""
     out: list[Insn] = []
@@ -590,50 +611,49 @@ def decode(program: Program) -> list[Insn]:
     n = len(slots)
     second = set()
     k = 0
+
+    def bad(what: str) -> Rejected:
+        return Rejected(f"{program.where(k)}: {what}")
+
     while k < n:
         s = slots[k]
-        where = program.where(k)
         forms = BY_OPCODE.get(s.opcode)
         if not forms:
-            raise Rejected(f"{where}: unknown opcode {s.opcode:#04x}")
-        fields = {"OFF": s.off, "IMM": s.imm & M32 if forms[0].field == "IMM" else s.imm, "SRC": s.src}
-        form = next((f for f in forms if f.field == "-" or fields[f.field] == f.value), None)
+            raise bad(f"unknown opcode {s.opcode:#04x}")
+        key = forms[0].field  # (what tells this opcode's ops apart)
+        value = s.off if key == "OFF" else s.imm & M32 if key == "IMM" else s.src
+        form = next((f for f in forms if f.field == "-" or value == f.value), None)
         if form is None:
-            what = forms[0].field.lower()
-            raise Rejected(
-                f"{where}: opcode {s.opcode:#04x} with {what} {fields[forms[0].field]} is not an instruction"
-            )
+            raise bad(f"opcode {s.opcode:#04x} with {key.lower()} {value} is not an instruction")
+        kind = _KINDS[form.name]
         if s.dst > 10 or s.src > 10:
-            raise Rejected(f"{where}: register r{max(s.dst, s.src)} does not exist (r0 to r10)")
-        if s.dst == 10 and _WRITES_DST.match(form.name):
-            raise Rejected(f"{where}: r10 is read-only")
-        if s.src == 10 and ("FETCH" in form.name or ("XCHG" in form.name and "CMP" not in form.name)):
-            raise Rejected(f"{where}: r10 is read-only")
+            raise bad(f"register r{max(s.dst, s.src)} does not exist (r0 to r10)")
+        if (s.dst == 10 and kind.writes_dst) or (s.src == 10 and kind.writes_src):
+            raise bad("r10 is read-only")
         imm, target = s.imm, None
-        if form.name.startswith("LDDW"):
+        if kind.lddw:
             if k + 1 >= n or slots[k + 1].opcode or slots[k + 1].dst or slots[k + 1].src or slots[k + 1].off:
-                raise Rejected(f"{where}: lddw needs a second slot holding only the upper 32 bits")
+                raise bad("lddw needs a second slot holding only the upper 32 bits")
             imm = _signed((s.imm & M32) | (slots[k + 1].imm & M32) << 32, 64)
             if form.name != "LDDW":
                 fd = s.imm
                 if not 0 <= fd < len(program.maps):
-                    raise Rejected(f"{where}: no map with descriptor {fd} ({len(program.maps)} maps)")
+                    raise bad(f"no map with descriptor {fd} ({len(program.maps)} maps)")
                 # a handle: the descriptor's offset; a value: its offset in the maps' data
                 value_at = map_offsets(program.maps)[fd] + slots[k + 1].imm
                 imm = fd * MAPDEF_SIZE if form.name in ("LDDW_MAP", "LDDW_MAP_BY_IDX") else value_at
             second.add(k + 1)
-        elif _JUMPS.match(form.name):
-            rel = s.imm if form.name in ("JA32", "CALL_LOCAL") else s.off
-            target = k + 1 + rel
+        elif kind.jump:
+            target = k + 1 + (s.imm if form.name in ("JA32", "CALL_LOCAL") else s.off)
             if not 0 <= target <= n:
-                raise Rejected(f"{where}: jump to instruction {target}, outside the program (0 to {n - 1})")
+                raise bad(f"jump to instruction {target}, outside the program (0 to {n - 1})")
         elif form.name == "CALLX" and s.dst == 0 and s.imm:
             # (Some assemblers put callx's register in imm.)
             if not 0 <= s.imm <= 10:
-                raise Rejected(f"{where}: callx register r{s.imm} does not exist")
+                raise bad(f"callx register r{s.imm} does not exist")
             s = Slot(s.opcode, s.imm, s.src, s.off, 0, s.line)
         out.append(Insn(form.name, k, s.dst, s.src, s.off, imm, target))
-        k += 2 if form.name.startswith("LDDW") else 1
+        k += 2 if kind.lddw else 1
     for insn in out:
         if insn.target is not None and insn.target in second:
             raise Rejected(f"{program.where(insn.slot)}: jump into the middle of a lddw")
