@@ -105,6 +105,8 @@ typedef struct StepPlan {
     int64_t exit;            /* step index, or -1 */
     int64_t continue_to;     /* step index, or -1: the next one */
     int64_t target_address;  /* or 0 */
+    int64_t operand2;        /* (op sets whose instructions have more operands: jit.opsets) */
+    int64_t operand3;
 } StepPlan;
 
 /* What the C stitcher needs of the target (jit.targets.Target), so that it
@@ -166,7 +168,7 @@ enum {
     HOLE_HELPER = 6,
     HOLE_CODE = 7,
     HOLE_DATA = 8,
-    HOLE_OPERAND2 = 9,  /* (op sets' stencils: the Python stitcher fills these) */
+    HOLE_OPERAND2 = 9,  /* (op sets' stencils) */
     HOLE_OPERAND3 = 10,
 };
 

@@ -47,7 +47,15 @@ class Plans:
         self.ffi = ffi
         self.target = _target_plan(ffi, get_target(library.target))
         self.index = {name: k for k, name in enumerate(library.ops)}
-        helpers = {HELPER_PREFIX + n: k for k, n in enumerate(helper_names())}
+        # The helpers' order in the values array stitching gets: the bundled
+        # helpers.h's, then any other helper the library's stencils call (an op set's).
+        called = {
+            h.symbol for st in library.ops.values() for h in (*st.holes, *st.data_holes) if h.kind is HoleKind.HELPER
+        }
+        bundled = [HELPER_PREFIX + n for n in helper_names()]
+        helpers = {name: k for k, name in enumerate([*bundled, *sorted(called - set(bundled))])}
+        if len(helpers) > 63:
+            raise StitchError(f"{len(helpers)} helpers: the C stitcher's plans hold 63 at most")
         self.helper_order = list(helpers)
         numbers = reloc_numbers()
         self.keep: list[object] = []
@@ -95,7 +103,7 @@ class Plans:
     def stencils(self, packed: Packed) -> list[str]:
         """The stencil each packed step uses."""
         names = self.names
-        return [names[k] for k in memoryview(packed.data).cast("q")[0::8]]
+        return [names[k] for k in memoryview(packed.data).cast("q")[0::STEP_FIELDS]]
 
     def _holes(self, holes: tuple[Hole, ...], numbers: dict[str, int], helpers: dict[str, int]):
         out = self.ffi.new("HolePlan[]", max(1, len(holes)))
@@ -131,6 +139,11 @@ class Plans:
             kept = helpers, self.ffi.new("uint64_t[]", [helpers.get(name, 0) for name in self.helper_order])
             self._helper_values[id(helpers)] = kept
         return kept[1]
+
+    def values_for(self, helpers: Mapping[str, int]):
+        """The helpers' addresses in plan order, made afresh (for mappings that
+        change from compile to compile: an op set's helpers are placed with its code)."""
+        return self.ffi.new("uint64_t[]", [helpers.get(name, 0) for name in self.helper_order] or [0])
 
     def stitch_packed(self, packed: Packed, lay: Layout, address: int, base: int, helper_values) -> int:
         """Stitch packed steps into writable memory at `address` (as if it were
@@ -195,7 +208,8 @@ class Packed:
     pointer: Any  # cffi's StepPlan[]
 
 
-_STEP = struct.Struct("8q")  # StepPlan
+STEP_FIELDS = 10  # a StepPlan's int64 fields (vm.h)
+_STEP = struct.Struct(f"{STEP_FIELDS}q")
 
 
 def _pack_all(index: Mapping[str, int], steps: Sequence[Step], pack: Callable[..., bytes]) -> bytearray:
@@ -212,6 +226,8 @@ def _pack_all(index: Mapping[str, int], steps: Sequence[Step], pack: Callable[..
                 -1 if s.exit is None else s.exit,
                 -1 if s.continue_to is None else s.continue_to,
                 s.target_address or 0,
+                s.operand2,
+                s.operand3,
             )
             for s in steps
         ]

@@ -7,8 +7,7 @@ repetition, the interpreter and the stitched code run interleaved (every
 other repetition in reverse order); a run's time is the call into the code
 alone (no compile, no buffer set-up).  Compile time is from the parsed
 program (its instruction slots) to sealed code: decoding and checking the
-instructions into steps, layout, stitching (the Python stitcher: op sets
-do not use the C one yet), sealing.
+instructions into steps, layout and stitching (the C stitcher), sealing.
 Ratios are paired per repetition, reported as a geometric mean over the
 programs with a bootstrap 95 % interval, as the main benchmark does.
 """

@@ -175,7 +175,7 @@ class NativeOpSetRuntime:
         placed = place(self.library, steps)
         region = self.arena.allocate(placed.layout.size)
         try:
-            region.write(0, placed.render(region.address))
+            placed.write(region.address)  # (the region is writable until sealed)
             region.seal()
         except BaseException:
             region.free()

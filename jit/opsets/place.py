@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..build.stencils import HELPER_PREFIX, HoleKind, StencilLibrary
+from ..codegen.cstitch import plans_for
 from ..codegen.step import Step
 from ..codegen.stitch import Layout, StitchError, layout, stitch
+from ..codegen.stitcher import Stitcher
 from . import HELPER_STENCIL
 
 _CALLED: dict[tuple[str, str], dict[str, frozenset[str]]] = {}
@@ -46,25 +49,51 @@ def helpers_reached(library: StencilLibrary, steps: Sequence[Step]) -> list[str]
 
 @dataclass(frozen=True)
 class Placed:
-    """The steps and the helpers they reach, laid out (at no address yet)."""
+    """The steps and the helpers they reach, laid out (at no address yet).
+
+    Stitched by the C stitcher (jit.codegen.cstitch), or with
+    Stitcher.PYTHON by the reference (jit.codegen.stitch): the tests hold
+    the two to the same bytes, as for the stack machine."""
 
     library: StencilLibrary
     steps: list[Step]  # the program's, then one per helper
     helpers: list[str]
     layout: Layout
+    stitcher: Stitcher
+    packed: Any = None  # the C stitcher's StepPlans
+
+    def addresses(self, base: int) -> dict[str, int]:
+        first = len(self.steps) - len(self.helpers)
+        offsets = self.layout.code_offsets
+        return {HELPER_PREFIX + name: base + offsets[first + k] for k, name in enumerate(self.helpers)}
 
     def render(self, base: int) -> bytes:
         """The code as bytes to copy to `base`, every hole filled."""
-        first = len(self.steps) - len(self.helpers)
-        offsets = self.layout.code_offsets
-        addresses = {HELPER_PREFIX + name: base + offsets[first + k] for k, name in enumerate(self.helpers)}
-        return stitch(self.library, self.steps, self.layout, base, addresses).code
+        if self.stitcher is Stitcher.C:
+            plans = plans_for(self.library)
+            return plans.render_packed(self.packed, self.layout, base, plans.values_for(self.addresses(base)))[0]
+        return stitch(self.library, self.steps, self.layout, base, self.addresses(base)).code
+
+    def write(self, address: int) -> None:
+        """Stitch straight into writable memory at `address` (the code runs there)."""
+        if self.stitcher is Stitcher.C:
+            plans = plans_for(self.library)
+            plans.stitch_packed(self.packed, self.layout, address, address, plans.values_for(self.addresses(address)))
+            return
+        import ctypes
+
+        code = self.render(address)
+        ctypes.memmove(address, code, len(code))
 
 
-def place(library: StencilLibrary, steps: Sequence[Step]) -> Placed:
+def place(library: StencilLibrary, steps: Sequence[Step], stitcher: Stitcher = Stitcher.C) -> Placed:
     last = library.ops[steps[-1].op]
     if any(h.kind is HoleKind.CONTINUE for h in last.holes) and steps[-1].continue_to is None:
         raise StitchError(f"the last step ({steps[-1].op}) goes on to the next, but nothing follows it")
     names = helpers_reached(library, steps)
     placed = [*steps, *(Step(HELPER_STENCIL + name) for name in names)]
-    return Placed(library, placed, names, layout(library, placed))
+    if stitcher is Stitcher.C:
+        plans = plans_for(library)
+        packed = plans.pack(placed)
+        return Placed(library, placed, names, plans.layout(packed), stitcher, packed)
+    return Placed(library, placed, names, layout(library, placed), stitcher)
