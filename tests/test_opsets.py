@@ -163,3 +163,20 @@ def test_the_c_stitcher_gives_the_reference_bytes(opset_dir):
             assert list(c.layout.code_offsets) == list(py.layout.code_offsets)
             for base in (0x7F00_0000_0000, 0x1000):
                 assert c.render(base) == py.render(base), (program.path, target)
+
+
+def test_an_op_set_edited_after_loading_is_run_as_it_is_now(opset_dir, capsys):
+    """A notebook's flow: load, run, add an op in the middle of the table, run
+    again with the same OpSet object: the engines take the table as it is now,
+    so the interpreter's and the stencils' numbering agree with the steps'."""
+    from jit.opsets.engines import Engine, run
+
+    opset = load(opset_dir)
+    program = opset.module.parse(opset_dir / "demo.acc")
+    before = {e: run(opset, program, e).outcome.value for e in (Engine.INTERP, Engine.JIT)}
+    table = opset_dir / "ops.def"
+    table.write_text(table.read_text().replace("OP(SET, set)\n", "OP(NOP, nop)\nOP(SET, set)\n"))
+    bodies = opset_dir / "bodies.h"
+    bodies.write_text(bodies.read_text() + "BODY(NOP) { NEXT(); }\n")
+    after = {e: run(opset, program, e).outcome.value for e in (Engine.INTERP, Engine.JIT)}
+    assert before == after == {Engine.INTERP: 1879, Engine.JIT: 1879}

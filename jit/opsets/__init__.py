@@ -28,7 +28,7 @@ import re
 import sys
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -59,6 +59,7 @@ class OpSet:
     flags: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (target, extra clang flags)
     helper_source: str | None = None
     helpers: tuple[str, ...] = ()
+    stamp: tuple = field(default=(), compare=False)  # its files' times and sizes when it was loaded
 
     def flags_for(self, target: str) -> tuple[str, ...]:
         return dict(self.flags).get(target, ())
@@ -75,16 +76,32 @@ class OpSet:
 
     def sources(self) -> list[Path]:
         """Every file the builds read: the whole directory but caches."""
-        return sorted(
-            p
-            for p in self.root.rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".o", ".so")
-        )
+        return _sources(self.root)
 
     @property
     def module(self) -> ModuleType:
         path = self.root / self.python
         return _module(path, self.name, hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def _sources(root: Path) -> list[Path]:
+    """Every file of the op set but caches (Python's, and objects a user may leave there)."""
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".o", ".so")
+    )
+
+
+def stamp(root: Path) -> tuple:
+    """What changes when a file of the op set does (times and sizes: no hashing)."""
+    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in _sources(root))
+
+
+def current(opset: OpSet) -> OpSet:
+    """The op set as its files are now: loaded again if one changed since
+    (an edited table renumbers the ops; the engines must not mix numberings)."""
+    return opset if stamp(opset.root) == opset.stamp else _load(opset.root)
 
 
 def parse_table(text: str, filename: str) -> tuple[OpRow, ...]:
@@ -117,6 +134,7 @@ def load(where: str | Path) -> OpSet:
 
 
 def _load(root: Path) -> OpSet:
+    loaded_at = stamp(root)
     manifest = root / "opset.toml"
     try:
         spec = tomllib.loads(manifest.read_text())
@@ -165,6 +183,7 @@ def _load(root: Path) -> OpSet:
         tuple(sorted((k, tuple(v)) for k, v in flags.items())),
         helper_source,
         tuple(helpers),
+        loaded_at,
     )
 
 

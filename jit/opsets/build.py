@@ -24,7 +24,7 @@ from ..build.toolchain import COMMON_FLAGS, Clang, find_clang
 from ..errors import StencilBuildError, ToolchainError
 from ..paths import cache_dir
 from ..targets import Target, get_target
-from . import HELPER_STENCIL, OpSet
+from . import HELPER_STENCIL, OpSet, stamp
 
 INTERPRETER_FLAGS = ("-O2", "-std=gnu11", "-fPIC", "-shared", "-Wall", "-Werror", "-I.")
 
@@ -86,20 +86,15 @@ def _build_one(clang: Clang, opset: OpSet, target: Target, name: str):
 _LOADED: dict[tuple[Path, str], tuple[tuple, StencilLibrary]] = {}
 
 
-def _stamp(opset: OpSet) -> tuple:
-    """What changes when a source does (for the in-process memo: no hashing per run)."""
-    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in opset.sources())
-
-
 def build_library(opset: OpSet, target_name: str, *, force: bool = False) -> StencilLibrary:
     """The op set's library for a target: shipped, cached, or built now
     (remembered in this process until a source file changes)."""
     memo = (opset.root, target_name)
-    stamp = _stamp(opset)
-    if not force and memo in _LOADED and _LOADED[memo][0] == stamp:
+    now = stamp(opset.root)
+    if not force and memo in _LOADED and _LOADED[memo][0] == now:
         return _LOADED[memo][1]
     lib = _build_library(opset, target_name, force)
-    _LOADED[memo] = (stamp, lib)
+    _LOADED[memo] = (now, lib)
     return lib
 
 

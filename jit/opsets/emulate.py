@@ -19,7 +19,7 @@ from unicorn import Uc, UcError
 from ..codegen.step import Step
 from ..errors import JitError
 from ..targets import TARGETS
-from . import OpSet
+from . import OpSet, current
 from .build import build_library
 from .engines import Run, check_steps, module
 from .place import place
@@ -43,6 +43,7 @@ def run_emulated(opset: OpSet, program: Any, target: str, steps: Sequence[Step] 
     if target not in TARGETS:
         raise JitError(f"no emulation for target {target!r}; choose one of {', '.join(TARGETS)}")
     abi = TARGETS[target].emulator_abi()
+    opset = current(opset)
     mod = module(opset)
     library = build_library(opset, target)
     t0 = time.perf_counter()

@@ -27,7 +27,7 @@ from ..build.stencils import StencilLibrary
 from ..codegen.step import Step
 from ..errors import JitError
 from ..targets import get_target, host_target
-from . import OpSet
+from . import OpSet, current
 from .build import build_library, interpreter
 from .model import OpSetModule, Outcome
 
@@ -140,6 +140,7 @@ def _open_interpreter(path: Path, name: str, source: str | None):
 
 
 def run_interp(opset: OpSet, program: Any, steps: Sequence[Step] | None = None) -> Run:
+    opset = current(opset)
     mod = module(opset)
     steps = list(mod.steps(program)) if steps is None else list(steps)
     check_steps(opset, steps)
@@ -199,6 +200,7 @@ def native_runtime(opset: OpSet) -> NativeOpSetRuntime:
 
 
 def run_native(opset: OpSet, program: Any, steps: Sequence[Step] | None = None) -> Run:
+    opset = current(opset)
     mod = module(opset)
     rt = native_runtime(opset)
     t0 = time.perf_counter()
