@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import JitError
 from ..targets import TARGETS, host_target
-from . import OpSet
+from . import OpSet, current
 from .emulate import run_emulated
 from .engines import Engine, Run, module, run, run_interp
 from .model import Outcome
@@ -39,6 +39,7 @@ def validate(
     opset: OpSet, targets: Sequence[str] | None = None, ops: Sequence[str] | None = None, seed: int = 0
 ) -> tuple[int, list[Mismatch]]:
     """(programs run, mismatches) over the chosen ops (default: all) and targets (default: all)."""
+    opset = current(opset)
     mod = module(opset)
     targets = list(targets or TARGETS)
     unknown = set(ops or ()) - set(opset.ops)
