@@ -379,3 +379,14 @@ def test_the_reference_spends_the_loop_budget(ebpf, monkeypatch):
     outcome = mod.interpret(mod.parse(HERE / "endless-loop.data"))
     assert "more than 1,000 trips" in outcome.error and ":5:" in outcome.error
     assert outcome.observed[0] == 1000  # r0: the loop body ran once per trip
+
+
+def test_stack_machine_options_are_refused_with_opset(tmp_path, capsys):
+    program = tmp_path / "p.data"
+    program.write_text("-- asm\nmov r0, 1\nexit\n")
+    for extra in (["--backend", "llvm-O2"], ["--stats"], ["--hot-loop", "3"], ["--passes", "fold"], ["--gdb"]):
+        assert main(["run", "--opset", "ebpf", str(program), *extra]) == 2, extra
+        assert "does not go with --opset" in capsys.readouterr().err
+    assert main(["validate", "--opset", "ebpf", "--samples", "5"]) == 2
+    assert main(["run", "--opset", "ebpf", str(program), "--eager", "--engine", "interp", "--target", "aarch64-linux"]) == 0
+    assert capsys.readouterr().out.strip() == "0x1"

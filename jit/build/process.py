@@ -183,7 +183,7 @@ def process_object(
     clean_tail=False keeps the object's code bytes as they are (the tests
     link such stencils with ld.lld to check the patcher); split_cold=False
     keeps cold parts in line (the ablation).  helpers: the helpers stencils
-    may call (default: the bundled helpers.h's; an op set's has none)."""
+    may call (default: the bundled helpers.h's; an op set passes its own)."""
 
     def fail(what: str) -> NoReturn:
         raise StencilBuildError(name, target.name, what)

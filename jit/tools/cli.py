@@ -271,6 +271,9 @@ def _opset_validate(args: argparse.Namespace) -> int:
     from ..opsets import load
     from ..opsets.validate import validate as validate_opset
 
+    if args.samples != 100 or args.stitcher != Stitcher.C.value:
+        option = "--samples" if args.samples != 100 else "--stitcher"
+        raise JitError(f"{option} is the stack machine's validate; an op set's cases come from its module")
     opset = load(args.opset)
     ops = None if args.op is None else [args.op.upper()]
     targets = args.target or sorted(TARGETS)
@@ -356,7 +359,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", metavar="FILE", help="with --opset: the program's input buffer, from this file")
     p.add_argument(
         "--engine", choices=["py", "switch", "tailcall", "interp", "jit"], default="jit",
-        help="default: jit (tiered); with --opset: py (reference), interp (C) or jit (copy-and-patch, eager)",
+        help="default: jit (tiered); with --opset: py (reference), interp (C) or jit (copy-and-patch, always "
+        "eager; --eager is accepted); the interpreters run on this machine whatever --target says",
     )  # fmt: skip
     p.add_argument("--eager", action="store_true", help="with --engine jit: compile the whole program up front")
     p.add_argument(
