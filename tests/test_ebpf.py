@@ -290,7 +290,7 @@ def random_program(rng: random.Random, name: str):
             body.append(Slot(op.opcode, dst, src, off, imm))
         elif kind < 0.75:
             op = mod.BY_NAME[rng.choice(memory)]
-            size = mod._size(op.name)
+            size = mod.access_size(op.name)
             off = -size * rng.randrange(1, 16)
             imm = op.value if op.field == "IMM" else rng.getrandbits(31)
             if op.name.startswith("LDX"):
@@ -309,7 +309,7 @@ def random_program(rng: random.Random, name: str):
     setup = []
     for reg in range(10):
         value = rng.getrandbits(64)
-        setup += [Slot(0x18, reg, 0, 0, mod._signed(value, 32)), Slot(0, 0, 0, 0, mod._signed(value >> 32, 32))]
+        setup += [Slot(0x18, reg, 0, 0, mod.signed(value, 32)), Slot(0, 0, 0, 0, mod.signed(value >> 32, 32))]
     code = setup + body + [Slot(0x95, 0, 0, 0, 0)]
     start_callee = len(code)
     fixed = []

@@ -23,7 +23,7 @@ module; `load("ebpf")` finds them by name, `load(path)` takes any directory.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib
 import re
 import sys
 import tomllib
@@ -80,8 +80,10 @@ class OpSet:
 
     @property
     def module(self) -> ModuleType:
-        path = self.root / self.python
-        return _module(path, self.name, hashlib.sha256(path.read_bytes()).hexdigest())
+        digest = hashlib.sha256()
+        for source in sorted(self.root.glob("*.py")):  # (the module and the siblings it imports)
+            digest.update(source.name.encode() + b"\0" + source.read_bytes())
+        return _module(self.root / self.python, self.name, digest.hexdigest())
 
 
 def _sources(root: Path) -> list[Path]:
@@ -189,21 +191,22 @@ def _load(root: Path) -> OpSet:
 
 @cache
 def _module(path: Path, name: str, digest: str) -> ModuleType:
-    """The op set's Python module, imported from its file (it may live
-    anywhere); imported again when the file changes (digest)."""
+    """The op set's Python module, imported from its file (the directory may
+    be anywhere) as a module of a package made of that directory, so that it
+    can import its siblings (`from .isa import ...`); imported afresh when
+    one of the directory's Python files changes (digest)."""
     safe = re.sub(r"\W", "_", name)
-    module_name = f"jit_opset_{safe}_{digest[:16]}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise OpSetError(f"{path}: cannot import")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
+    package = f"jit_opset_{safe}_{digest[:16]}"
+    made = ModuleType(package)
+    made.__path__ = [str(path.parent)]
+    made.__package__ = package
+    sys.modules.setdefault(package, made)
     try:
-        spec.loader.exec_module(module)
+        return importlib.import_module(f"{package}.{path.stem}")
     except Exception as e:
-        del sys.modules[module_name]
+        for loaded in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+            del sys.modules[loaded]
         raise OpSetError(f"{path}: importing it failed: {type(e).__name__}: {e}") from e
-    return module
 
 
 def bundled_names() -> list[str]:
