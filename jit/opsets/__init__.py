@@ -13,9 +13,9 @@ An op set is a directory holding `opset.toml`, which names its parts:
     [flags]                  # extra clang flags per target
     aarch64-linux = ["-mno-outline-atomics"]
 
-Every other file in the directory (bodies, headers) is part of what the
-stencils are built from: the library is cached per op set, target and
-content (jit.opsets.build).  The Python module's contract is in
+Its C sources, headers, table and manifest (BUILD_SUFFIXES, anywhere in the
+directory) are what the stencils are built from: the library is cached per
+op set, target and their content (jit.opsets.build).  The Python module's contract is in
 docs/opsets.md and jit.opsets.model.  The bundled op sets live beside this
 module; `load("ebpf")` finds them by name, `load(path)` takes any directory.
 """
@@ -32,10 +32,14 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, cast
 
 from ..errors import JitError
 from ..lang import table
 from ..lang.table import OpRow
+
+if TYPE_CHECKING:
+    from .model import OpSetModule
 
 BUNDLED_DIR = Path(__file__).resolve().parent
 _C_NAME = re.compile(r"^[A-Za-z_]\w*$")
@@ -68,31 +72,26 @@ class OpSet:
     def ops(self) -> tuple[str, ...]:
         return tuple(row.name for row in self.table)
 
-    def row(self, name: str) -> OpRow:
-        for row in self.table:
-            if row.name == name:
-                return row
-        raise KeyError(f"op set {self.name} has no op {name}")
-
     def sources(self) -> list[Path]:
-        """Every file the builds read: the whole directory but caches."""
+        """Every file the builds read (BUILD_SUFFIXES)."""
         return _sources(self.root)
 
     @property
-    def module(self) -> ModuleType:
+    def module(self) -> OpSetModule:
+        """The op set's Python module (docs/opsets.md has its contract)."""
         digest = hashlib.sha256()
         for source in sorted(self.root.glob("*.py")):  # (the module and the siblings it imports)
             digest.update(source.name.encode() + b"\0" + source.read_bytes())
-        return _module(self.root / self.python, self.name, digest.hexdigest())
+        return cast("OpSetModule", _module(self.root / self.python, self.name, digest.hexdigest()))
+
+
+BUILD_SUFFIXES = (".c", ".h", ".def", ".inc", ".toml")  # what clang and the table are read from
 
 
 def _sources(root: Path) -> list[Path]:
-    """Every file of the op set but caches (Python's, and objects a user may leave there)."""
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".o", ".so")
-    )
+    """The files the builds read: C, headers, the table, the manifest (not
+    the Python module, whose changes re-import it, nor programs kept beside)."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in BUILD_SUFFIXES)
 
 
 def stamp(root: Path) -> tuple:

@@ -24,7 +24,7 @@ from ..build.toolchain import COMMON_FLAGS, Clang, find_clang
 from ..errors import StencilBuildError, ToolchainError
 from ..paths import cache_dir
 from ..targets import Target, get_target
-from . import HELPER_STENCIL, OpSet, stamp
+from . import HELPER_STENCIL, OpSet
 
 INTERPRETER_FLAGS = ("-O2", "-std=gnu11", "-fPIC", "-shared", "-Wall", "-Werror", "-I.")
 
@@ -87,14 +87,15 @@ _LOADED: dict[tuple[Path, str], tuple[tuple, StencilLibrary]] = {}
 
 
 def build_library(opset: OpSet, target_name: str, *, force: bool = False) -> StencilLibrary:
-    """The op set's library for a target: shipped, cached, or built now
-    (remembered in this process until a source file changes)."""
+    """The op set's library for a target: shipped, cached, or built now;
+    remembered in this process for the op set as it was loaded (its stamp:
+    the engines hand in jit.opsets.current(opset), so a change of a file
+    means a new stamp, and no file is looked at twice a run)."""
     memo = (opset.root, target_name)
-    now = stamp(opset.root)
-    if not force and memo in _LOADED and _LOADED[memo][0] == now:
+    if not force and memo in _LOADED and _LOADED[memo][0] == opset.stamp:
         return _LOADED[memo][1]
     lib = _build_library(opset, target_name, force)
-    _LOADED[memo] = (now, lib)
+    _LOADED[memo] = (opset.stamp, lib)
     return lib
 
 
@@ -140,8 +141,19 @@ def interpreter_key(opset: OpSet) -> str:
     )
 
 
+_INTERPRETERS: dict[tuple[Path, tuple], Path] = {}
+
+
 def interpreter(opset: OpSet) -> Path:
-    """The op set's C interpreter as a shared object for this machine (built once, cached)."""
+    """The op set's C interpreter as a shared object for this machine (built
+    once, cached; remembered in this process per stamp, as libraries are)."""
+    memo = (opset.root, opset.stamp)
+    if memo not in _INTERPRETERS:
+        _INTERPRETERS[memo] = _interpreter(opset)
+    return _INTERPRETERS[memo]
+
+
+def _interpreter(opset: OpSet) -> Path:
     if opset.interpreter is None:
         raise ToolchainError(f"op set {opset.name} has no C interpreter (no `interpreter` in its opset.toml)")
     sources = interpreter_key(opset)

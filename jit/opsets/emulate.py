@@ -21,7 +21,7 @@ from ..errors import JitError
 from ..targets import TARGETS
 from . import OpSet, current
 from .build import build_library
-from .engines import Run, check_steps, module
+from .engines import Run, check_steps
 from .place import place
 
 PAGE = 0x1000
@@ -44,7 +44,7 @@ def run_emulated(opset: OpSet, program: Any, target: str, steps: Sequence[Step] 
         raise JitError(f"no emulation for target {target!r}; choose one of {', '.join(TARGETS)}")
     abi = TARGETS[target].emulator_abi()
     opset = current(opset)
-    mod = module(opset)
+    mod = opset.module
     library = build_library(opset, target)
     t0 = time.perf_counter()
     steps = list(mod.steps(program)) if steps is None else list(steps)

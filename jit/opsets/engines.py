@@ -26,10 +26,12 @@ from typing import Any
 from ..build.stencils import StencilLibrary
 from ..codegen.step import Step
 from ..errors import JitError
+from ..lang.ir import wrap64
 from ..targets import get_target, host_target
 from . import OpSet, current
 from .build import build_library, interpreter
 from .model import OpSetModule, Outcome
+from .place import place
 
 INST_FIELDS = 7  # op, operand0-3, target, position: the C interpreter's records
 
@@ -46,10 +48,6 @@ class Run:
     steps: int  # stencil instances (jit) or instruction records (interp)
     compile_seconds: float  # forming + layout + stitching (+ sealing); 0 for interpreters
     run_seconds: float
-
-
-def module(opset: OpSet) -> OpSetModule:
-    return opset.module
 
 
 def check_steps(opset: OpSet, steps: Sequence[Step]) -> None:
@@ -77,12 +75,8 @@ def records(opset: OpSet, steps: Sequence[Step]) -> bytes:
     for s in steps:
         target = -1 if s.target is None else s.target
         fields = (s.operand0, s.operand1, s.operand2, s.operand3, target, s.position)
-        out += struct.pack(f"<{INST_FIELDS}q", index[s.op], *(_signed64(v) for v in fields))
+        out += struct.pack(f"<{INST_FIELDS}q", index[s.op], *(wrap64(v) for v in fields))
     return bytes(out)
-
-
-def _signed64(value: int) -> int:
-    return (value + (1 << 63)) % (1 << 64) - (1 << 63)
 
 
 @cache
@@ -141,7 +135,7 @@ def _open_interpreter(path: Path, name: str, source: str | None):
 
 def run_interp(opset: OpSet, program: Any, steps: Sequence[Step] | None = None) -> Run:
     opset = current(opset)
-    mod = module(opset)
+    mod = opset.module
     steps = list(mod.steps(program)) if steps is None else list(steps)
     check_steps(opset, steps)
     fn, _lib = _interpreter(opset)
@@ -171,8 +165,6 @@ class NativeOpSetRuntime:
         self.shim = _ffi().cast("int64_t (*)(void *, void *)", self.shim_region.address)
 
     def compile(self, steps: Sequence[Step]):
-        from .place import place
-
         placed = place(self.library, steps)
         region = self.arena.allocate(placed.layout.size)
         try:
@@ -201,7 +193,7 @@ def native_runtime(opset: OpSet) -> NativeOpSetRuntime:
 
 def run_native(opset: OpSet, program: Any, steps: Sequence[Step] | None = None) -> Run:
     opset = current(opset)
-    mod = module(opset)
+    mod = opset.module
     rt = native_runtime(opset)
     t0 = time.perf_counter()
     steps = list(mod.steps(program)) if steps is None else list(steps)
@@ -225,7 +217,7 @@ def run(opset: OpSet, program: Any, engine: Engine = Engine.JIT, target: str | N
     engine = Engine(engine)
     if engine is Engine.PY:
         t0 = time.perf_counter()
-        outcome = module(opset).interpret(program)
+        outcome = opset.module.interpret(program)
         return Run(outcome, 0, 0.0, time.perf_counter() - t0)
     if engine is Engine.INTERP:
         return run_interp(opset, program)

@@ -19,7 +19,7 @@ from ..errors import JitError
 from ..targets import TARGETS, host_target
 from . import OpSet, current
 from .emulate import run_emulated
-from .engines import Engine, Run, module, run, run_interp
+from .engines import Engine, Run, run, run_interp
 from .model import Outcome
 
 
@@ -40,7 +40,7 @@ def validate(
 ) -> tuple[int, list[Mismatch]]:
     """(programs run, mismatches) over the chosen ops (default: all) and targets (default: all)."""
     opset = current(opset)
-    mod = module(opset)
+    mod = opset.module
     targets = list(targets or TARGETS)
     unknown = set(ops or ()) - set(opset.ops)
     if unknown:

@@ -42,46 +42,35 @@ def _stencil_names(op: str | None) -> list[str] | None:
     raise JitError(f"unknown op {op!r}; ops are: {names} ({variant}), and {SHIM}")
 
 
-def _opset_stencils(args: argparse.Namespace) -> int:
-    from ..opsets import load
-    from ..opsets.build import build_library
-    from .disasm import describe_stencil
-
-    opset = load(args.opset)
-    wanted = None if args.op is None else args.op.upper()
-    helpers = [f"helper.{h}" for h in opset.helpers]
-    if wanted is not None and wanted not in opset.ops and wanted not in (SHIM.upper(), *map(str.upper, helpers)):
-        names = ", ".join([*opset.ops, *helpers, SHIM])
-        raise JitError(f"op set {opset.name} has no stencil {args.op!r}; its stencils are: {names}")
-    dump: dict[str, dict] = {}
-    for target in args.target or [host_target() or "x86_64-linux"]:
-        lib = build_library(opset, target)
-        stencils = [lib.shim, *lib.ops.values()]
-        chosen = [s for s in stencils if wanted is None or s.name.upper() == wanted]
-        if args.json:
-            full = lib.to_json()
-            full["ops"] = [s for s in full["ops"] if wanted is None or s["name"] == wanted]
-            dump[target] = full
-            continue
-        for stencil in chosen:
-            sys.stdout.write(describe_stencil(target, stencil) + "\n")
-    if args.json:
-        json.dump(dump, sys.stdout, indent=1, sort_keys=True)
-        sys.stdout.write("\n")
-    return 0
+def _opset_stencil_names(opset, op: str | None) -> list[str] | None:
+    """One stencil of an op set by name (any case): an op, helper.NAME or the shim."""
+    if op is None:
+        return None
+    every = [*opset.ops, *(f"helper.{h}" for h in opset.helpers), SHIM]
+    found = [name for name in every if name.upper() == op.upper()]
+    if not found:
+        raise JitError(f"op set {opset.name} has no stencil {op!r}; its stencils are: {', '.join(every)}")
+    return found
 
 
 def cmd_stencils(args: argparse.Namespace) -> int:
-    from ..build.library import load_library
     from .disasm import describe_stencil
 
-    if args.opset is not None:
-        return _opset_stencils(args)
     targets = args.target or [host_target() or "x86_64-linux"]
-    names = _stencil_names(args.op)
+    if args.opset is not None:
+        from ..opsets import load
+        from ..opsets.build import build_library
+
+        opset = load(args.opset)
+        names = _opset_stencil_names(opset, args.op)
+        libraries = {t: build_library(opset, t) for t in targets}
+    else:
+        from ..build.library import load_library
+
+        names = _stencil_names(args.op)
+        libraries = {t: load_library(t) for t in targets}
     dump: dict[str, dict] = {}
-    for target in targets:
-        lib = load_library(target)
+    for target, lib in libraries.items():
         if args.json:
             full = lib.to_json()
             if names is not None:
@@ -178,7 +167,7 @@ def cmd_run_opset(args: argparse.Namespace) -> int:
     """A program of an op set (jit.opsets) on one engine: its result on stdout;
     exit 1 when it fails at run time, is rejected, or is not what its file expects."""
     from ..opsets import load
-    from ..opsets.engines import Engine, module, run
+    from ..opsets.engines import Engine, run
     from ..opsets.model import Rejected
 
     defaults: dict[str, object] = {"backend": "copy-and-patch", "passes": None, "args": []}
@@ -191,7 +180,7 @@ def cmd_run_opset(args: argparse.Namespace) -> int:
     if args.engine in ("switch", "tailcall"):
         raise JitError(f"--engine {args.engine} is the stack machine's; with --opset: py, interp or jit")
     opset = load(args.opset)
-    mod = module(opset)
+    mod = opset.module
     program = mod.parse(Path(args.program))
     if args.input is not None:
         with_input = getattr(mod, "with_input", None)
