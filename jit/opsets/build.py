@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..build import SHIM, prebuilt
+from ..build.hostlib import compile_shared
 from ..build.library import _PROCESSING_MODULES, _write_atomic, look_up
 from ..build.stencils import FORMAT_VERSION, StencilLibrary
 from ..build.toolchain import COMMON_FLAGS, Clang, find_clang
@@ -164,18 +165,10 @@ def _interpreter(opset: OpSet) -> Path:
     key = hashlib.sha256(prebuilt.with_clang(sources, clang.version).encode()).hexdigest()[:16]
     path = cache_dir() / "opsets" / opset.name / f"interp-{key}.so"
     if not path.exists():
-        import tempfile
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".so")
-        os.close(fd)
-        try:
-            sources_c = [opset.interpreter, *([opset.helper_source] if opset.helper_source else [])]
-            _run_clang(clang, opset, [*INTERPRETER_FLAGS, *sources_c, "-o", tmp], "interpreter", "host")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        sources_c = [opset.interpreter, *([opset.helper_source] if opset.helper_source else [])]
+        compile_shared(
+            [clang.path, *INTERPRETER_FLAGS, *sources_c], path, opset.root, f"op set {opset.name}'s interpreter"
+        )
     return path
 
 
