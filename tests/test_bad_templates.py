@@ -25,7 +25,7 @@ def test_bad_template_is_refused(clang, target, path):
     with pytest.raises(StencilBuildError) as info:
         build_stencil(clang, get_target(target), Job(path.stem, path))
     message = str(info.value)
-    assert message.startswith(f"stencil {path.stem} for {target}: ")
+    assert message.startswith(f"stencil stack:{path.stem} for {target}: ")  # op set and op
     assert expectation(path) in message
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from jit.build.library import library_path, load_library
+from jit.build.library import library_path, load_library, shipped_name
 from jit.paths import ROOT
 from jit.targets import TARGETS, host_target
 
@@ -80,7 +80,7 @@ def test_the_wheel_is_a_platform_wheel_carrying_the_stencils_built_here(wheel):
         names = set(z.namelist())
         assert {"jit/stencils/bodies.h", "jit/programs/fib.uop", "jit/prebuilt/libjitvm.so"} <= names
         for target in TARGETS:  # byte for byte the library this checkout builds (reproducible)
-            shipped = z.read(f"jit/prebuilt/stencils/{library_path(target).name}")
+            shipped = z.read(f"jit/prebuilt/{shipped_name(target)}")
             load_library(target)
             assert shipped == library_path(target).read_bytes(), target
 

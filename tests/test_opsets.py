@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from jit.build.library import library_path
 from jit.opsets import load
-from jit.opsets.build import library_path
 from jit.tools.cli import main
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "accumulator"
@@ -36,7 +36,7 @@ def test_build_validate_and_run_from_a_directory(opset_dir, tmp_path, capsys):
     assert "MUL (x86_64-linux)" in listing and "R_X86_64_64 _JIT_OPERAND0" in listing
     opset = load(opset_dir)
     for target in ("x86_64-linux", "aarch64-linux"):
-        path = library_path(opset, target)
+        path = library_path(target, opset=opset)
         assert path.is_relative_to(tmp_path / "cache") and path.exists()
         helpers = [f"helper.{h}" for h in opset.helpers]
         assert [s["name"] for s in json.loads(path.read_text())["ops"]] == [*opset.ops, *helpers]
@@ -48,7 +48,7 @@ def test_build_validate_and_run_from_a_directory(opset_dir, tmp_path, capsys):
 
 
 def test_an_edited_body_is_rebuilt_and_caught_by_validate(opset_dir, capsys):
-    x86 = library_path(load(opset_dir), "x86_64-linux")
+    x86 = library_path("x86_64-linux", opset=load(opset_dir))
     assert main(["stencils", "--opset", str(opset_dir), "--op", "add", "--json"]) == 0
     before = json.loads(capsys.readouterr().out)
     bodies = opset_dir / "bodies.h"
@@ -180,3 +180,54 @@ def test_an_op_set_edited_after_loading_is_run_as_it_is_now(opset_dir, capsys):
     bodies.write_text(bodies.read_text() + "BODY(NOP) { NEXT(); }\n")
     after = {e: run(opset, program, e).outcome.value for e in (Engine.INTERP, Engine.JIT)}
     assert before == after == {Engine.INTERP: 1879, Engine.JIT: 1879}
+
+
+def test_the_stack_machine_is_an_op_set_built_by_the_same_code(libraries, capsys):
+    """stencils/ loads as the op set `stack`; its library is the one every
+    stack-machine engine runs (one builder, one cache), with each op's
+    stack-caching variants from its module, and host helpers from helpers.h."""
+    from jit.build.library import jobs_for
+    from jit.lang.optable import helper_names, optable
+    from jit.opsets import stack_machine
+
+    stack = load("stack")
+    assert stack == stack_machine()
+    assert stack.ops == tuple(op.name for op in optable())
+    assert stack.host_helpers == helper_names() and stack.helpers == ()
+    for target, lib in libraries.items():
+        assert library_path(target, opset=stack).read_text() == lib.dumps()
+    names = [job.name for job in jobs_for(stack)]
+    assert names[0] == "shim" and sorted(names[1:]) == sorted(next(iter(libraries.values())).ops)
+    add = [job for job in jobs_for(stack) if "-DTHIS_OP=OP_ADD" in job.flags]
+    assert "-DCACHE_IN=2" in add[-1].flags and "-DCACHE_OUT=1" in add[-1].flags
+    # `--opset stack` is the default, not another op set: the same listing, the same runs
+    assert main(["stencils", "--op", "add", "--json"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert main(["stencils", "--opset", "stack", "--op", "ADD", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == default
+    assert [s["name"] for s in next(iter(default.values()))["ops"]] == [job.name for job in add]
+    fib = str(Path(__file__).parent.parent / "bench" / "programs" / "fib.uop")
+    assert main(["run", "--opset", "stack", fib, "20"]) == 0
+    assert capsys.readouterr().out == "6765\n"
+
+
+def test_an_op_set_without_the_engines_contract_is_refused_before_it_runs(tmp_path, capsys):
+    """A copy of stencils/ is a different op set, whose module only adds
+    variants: the engines say what it lacks instead of failing midway."""
+    copy = tmp_path / "mystack"
+    shutil.copytree(Path(__file__).parent.parent / "stencils", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    program = tmp_path / "p.txt"
+    program.write_text("x\n")
+    assert main(["run", "--opset", str(copy), str(program)]) == 2
+    err = capsys.readouterr().err
+    assert "op set stack's module does not provide STATE_SIZE, parse, steps" in err and "Traceback" not in err
+
+
+def test_host_helpers_come_from_a_helpers_list(opset_dir, capsys):
+    manifest = opset_dir / "opset.toml"
+    (opset_dir / "host.h").write_text("#define HELPERS(X) \\\n    X(alpha) \\\n    X(beta)\n\nint alpha(void);\n")
+    manifest.write_text(manifest.read_text() + 'host_helpers = "host.h"\n')
+    assert load(opset_dir).host_helpers == ("alpha", "beta")
+    (opset_dir / "host.h").write_text("int alpha(void);\n")
+    assert main(["stencils", "--opset", str(opset_dir)]) == 2
+    assert "host.h: no `#define HELPERS(X)` list of helpers" in capsys.readouterr().err

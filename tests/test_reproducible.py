@@ -7,7 +7,7 @@ exit, helper call, position) and the stack-caching variants of each.
 
 from __future__ import annotations
 
-from jit.build.library import Variant, build_library, jobs_for_library, library_path, objects_dir
+from jit.build.library import Variant, build_library, jobs_for, library_path, objects_dir
 from jit.targets import TARGETS
 
 SMALL = Variant(ops=("PUSH_INT", "ADD", "JZ", "GUARD_ZERO", "MLOAD", "PRINT_INT", "HALT"))
@@ -32,5 +32,5 @@ def test_two_forced_builds_are_identical(tmp_path, monkeypatch):
     assert outputs[0] == outputs[1]
     for target in TARGETS:
         # every op asked for, each stack-caching variant, and the shim
-        names = sorted(f"{job.name}.o" for job in jobs_for_library(only=SMALL.ops))
+        names = sorted(f"{job.name}.o" for job in jobs_for(variant=SMALL))
         assert sorted(outputs[0][target][1]) == names and len(names) > 20

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from ..errors import StencilBuildError, ToolchainError
 from ..lang.optable import optable
-from ..paths import SOURCE_ROOT, STENCILS_DIR, cache_dir
+from ..paths import STENCILS_DIR, cache_dir
 from ..targets import get_target, host_target
 from . import prebuilt
-from .library import Job, jobs_for_library
+from .library import Job, jobs_for
 from .toolchain import compile_flags, find_clang, local_flags
 
 PEER_PREFIX = "peer:"  # the key of an op's peer function
@@ -51,7 +51,7 @@ def raw_ir_file(target: str) -> Path:
     path = cache_dir() / "llvm" / f"{target}-clang-{prebuilt.with_clang(key, clang.version)}.json.gz"
     if not path.exists():
         ops = {op.name for op in optable()}
-        jobs = [job for job in jobs_for_library() if job.name in ops]  # not the shim, nor stack-caching variants
+        jobs = [job for job in jobs_for() if job.name in ops]  # not the shim, nor stack-caching variants
         jobs += [Job(PEER_PREFIX + job.name, STENCILS_DIR / "peer.c", job.flags) for job in jobs]
         flags = ir_flags(target)
         emitted = {job.name: _emit(clang.path, flags, job, target) for job in jobs}
@@ -71,9 +71,9 @@ def raw_ir_artifact() -> prebuilt.Artifact:
 
 
 def _emit(clang: str, flags: list[str], job: Job, target: str) -> str:
-    source = job.source.relative_to(SOURCE_ROOT)
-    cmd = [clang, *flags, *local_flags(), *job.flags, str(source), "-o", "-"]
-    result = subprocess.run(cmd, cwd=SOURCE_ROOT, capture_output=True, text=True, check=False)
+    source = job.source.relative_to(STENCILS_DIR)
+    cmd = [clang, *flags, *local_flags(STENCILS_DIR), *job.flags, str(source), "-o", "-"]
+    result = subprocess.run(cmd, cwd=STENCILS_DIR, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise StencilBuildError(job.name, target, f"clang -emit-llvm failed:\n{result.stderr.strip()}")
     return result.stdout

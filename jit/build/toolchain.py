@@ -135,16 +135,17 @@ def find_clang() -> Clang:
     raise ToolchainError(f"no clang found on PATH; {INSTALL_HINT}")
 
 
-def compile_flags(target: Target, opt: str = "-Os") -> tuple[str, ...]:
-    """The flags that shape the output: recorded in the library and hashed.
+def compile_flags(target: Target, opt: str = "-Os", extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The flags that shape a stencil: recorded in the library and hashed.
 
-    Clang runs in the checkout's root with relative paths, so nothing here
-    depends on where the checkout is.  `opt` replaces -Os (ablation: -O3).
+    Clang runs in the op set's directory with relative paths, so nothing here
+    depends on where it is.  `opt` replaces -Os (ablation: -O3); `extra` are
+    the op set's own flags for the target.
     """
     common = tuple(opt if f == "-Os" else f for f in COMMON_FLAGS)
-    return (f"--target={target.triple}", *common, *target.flags, "-Istencils")
+    return (f"--target={target.triple}", *common, *target.flags, *extra, "-I.")
 
 
-def local_flags() -> tuple[str, ...]:
-    """Flags that mention this checkout's path; they must not change the bytes."""
-    return (f"-ffile-prefix-map={SOURCE_ROOT}/=",)
+def local_flags(root: Path = SOURCE_ROOT) -> tuple[str, ...]:
+    """Flags that mention where the sources are; they must not change the bytes."""
+    return (f"-ffile-prefix-map={root}/=",)

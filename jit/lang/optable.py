@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from ..paths import STENCILS_DIR
-from .table import parse_table
+from .table import parse_helpers, parse_table
 
 OPERAND_KINDS = frozenset({"NONE", "INT", "FLOAT", "LOCAL", "ARG", "LABEL", "FUNC", "PREC", "STRING", "COUNT"})
 FLAGS = frozenset({"JUMP", "BRANCH", "TERMINATOR", "CALL", "RETURN", "ERROR", "HELPER", "TRACE_ONLY", "FUSED"})
@@ -67,6 +67,5 @@ def optable() -> tuple[OpInfo, ...]:
 @cache
 def helper_names() -> tuple[str, ...]:
     """The helpers listed in stencils/helpers.h (the X(name) lines of HELPERS)."""
-    text = (STENCILS_DIR / "helpers.h").read_text()
-    block = text.split("#define HELPERS(X)", 1)[1].split("\n\n", 1)[0]
-    return tuple(re.findall(r"X\((\w+)\)", block))
+    path = STENCILS_DIR / "helpers.h"
+    return parse_helpers(path.read_text(), str(path))

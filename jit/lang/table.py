@@ -46,3 +46,18 @@ def parse_table(text: str, filename: str) -> tuple[OpRow, ...]:
     if not rows:
         raise ValueError(f"{filename}: no OP(...) rows")
     return tuple(rows)
+
+
+_HELPERS = re.compile(r"#define HELPERS\(X\)((?:.*\\\n)*.*)")
+
+
+def parse_helpers(text: str, filename: str) -> tuple[str, ...]:
+    """The names of a header's `#define HELPERS(X) X(a) X(b) ...` list (one
+    definition: C expands it, Python reads it here)."""
+    m = _HELPERS.search(text)
+    if not m:
+        raise ValueError(f"{filename}: no `#define HELPERS(X)` list of helpers")
+    names = tuple(re.findall(r"X\((\w+)\)", m.group(1)))
+    if not names:
+        raise ValueError(f"{filename}: its HELPERS(X) list names no helper")
+    return names

@@ -8,16 +8,21 @@ An op set is a directory holding `opset.toml`, which names its parts:
     shim = "shim.c"          # the C-ABI way in: int64_t f(void *state, void *code)
     interpreter = "interp.c" # optional: a C interpreter of the same bodies
     python = "opset.py"      # front end, reference semantics, state layout
-    helper_source = "helpers.c"  # optional: C functions the bodies call
-    helpers = ["mix"]        # ... by these names (_JIT_HELPER_mix in a template)
+    helper_source = "helpers.c"  # optional: C functions the bodies call,
+    helpers = ["mix"]        # ... by these names (_JIT_HELPER_mix), built as stencils
+    host_helpers = "helpers.h"   # optional: helpers the host provides instead,
+                                 # named by the X(name) lines of its HELPERS(X)
     [flags]                  # extra clang flags per target
     aarch64-linux = ["-mno-outline-atomics"]
 
 Its C sources, headers, table and manifest (BUILD_SUFFIXES, anywhere in the
 directory) are what the stencils are built from: the library is cached per
-op set, target and their content (jit.opsets.build).  The Python module's contract is in
-docs/opsets.md and jit.opsets.model.  The bundled op sets live beside this
-module; `load("ebpf")` finds them by name, `load(path)` takes any directory.
+op set, target and their content (jit.build.library, the one builder).  The
+Python module's contract is in docs/opsets.md and jit.opsets.model; it may
+add variants of an op's stencil (`stencil_variants`: the stack machine's
+stack caching).  The bundled op sets are the stack machine (`stack`, whose
+directory is stencils/) and those beside this module; `load("ebpf")` finds
+them by name, `load(path)` takes any directory.
 """
 
 from __future__ import annotations
@@ -37,11 +42,13 @@ from typing import TYPE_CHECKING, cast
 from ..errors import JitError
 from ..lang import table
 from ..lang.table import OpRow
+from ..paths import STENCILS_DIR
 
 if TYPE_CHECKING:
     from .model import OpSetModule
 
 BUNDLED_DIR = Path(__file__).resolve().parent
+STACK = "stack"  # the bundled stack machine, whose op set is stencils/
 _C_NAME = re.compile(r"^[A-Za-z_]\w*$")
 _OPSET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 HELPER_STENCIL = "helper."  # a helper's stencil in an op set's library: helper.<name>
@@ -63,6 +70,7 @@ class OpSet:
     flags: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (target, extra clang flags)
     helper_source: str | None = None
     helpers: tuple[str, ...] = ()
+    host_helpers: tuple[str, ...] = ()  # helpers the host provides (not stencils)
     stamp: tuple = field(default=(), compare=False)  # its files' times and sizes when it was loaded
 
     def flags_for(self, target: str) -> tuple[str, ...]:
@@ -83,6 +91,21 @@ class OpSet:
         for source in sorted(self.root.glob("*.py")):  # (the module and the siblings it imports)
             digest.update(source.name.encode() + b"\0" + source.read_bytes())
         return cast("OpSetModule", _module(self.root / self.python, self.name, digest.hexdigest()))
+
+    def runnable(self) -> OpSetModule:
+        """The module, checked to provide what the generic engines call
+        (jit.opsets.model.CONTRACT); an op set that brings its own runtime
+        (the stack machine: jit.api) need not."""
+        from .model import CONTRACT
+
+        module = self.module
+        missing = [name for name in CONTRACT if not hasattr(module, name)]
+        if missing:
+            raise OpSetError(
+                f"{self.root / self.python}: op set {self.name}'s module does not provide {', '.join(missing)}, "
+                "which the engines need to run its programs (docs/opsets.md)"
+            )
+        return module
 
 
 BUILD_SUFFIXES = (".c", ".h", ".def", ".inc", ".toml")  # what clang and the table are read from
@@ -123,11 +146,15 @@ def _text(root: Path, name: str, what: str) -> str:
         raise OpSetError(f"{root / 'opset.toml'}: {what} {name!r}: {e.strerror}") from None
 
 
+def _bundled() -> dict[str, Path]:
+    return {STACK: STENCILS_DIR, **{p.parent.name: p.parent for p in BUNDLED_DIR.glob("*/opset.toml")}}
+
+
 def load(where: str | Path) -> OpSet:
-    """An op set by bundled name ("ebpf") or by the path of its directory."""
+    """An op set by bundled name ("stack", "ebpf") or by the path of its directory."""
     path = Path(where)
-    if not path.is_dir() and (BUNDLED_DIR / str(where)).is_dir() and "/" not in str(where):
-        path = BUNDLED_DIR / str(where)
+    if not path.is_dir() and str(where) in _bundled():
+        path = _bundled()[str(where)]
     if not (path / "opset.toml").is_file():
         bundled = ", ".join(bundled_names())
         raise OpSetError(f"{where}: not an op set (no opset.toml there); bundled op sets: {bundled}")
@@ -141,7 +168,18 @@ def _load(root: Path) -> OpSet:
         spec = tomllib.loads(manifest.read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise OpSetError(f"{manifest}: {e}") from None
-    known = {"name", "table", "template", "shim", "interpreter", "python", "flags", "helper_source", "helpers"}
+    known = {
+        "name",
+        "table",
+        "template",
+        "shim",
+        "interpreter",
+        "python",
+        "flags",
+        "helper_source",
+        "helpers",
+        "host_helpers",
+    }
     unknown = set(spec) - known
     if unknown:
         raise OpSetError(f"{manifest}: unknown keys {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
@@ -173,6 +211,15 @@ def _load(root: Path) -> OpSet:
         raise OpSetError(f"{manifest}: `helpers` and `helper_source` go together")
     if helper_source is not None:
         _text(root, helper_source, "helper_source")
+    host_helpers: tuple[str, ...] = ()
+    if "host_helpers" in spec:
+        header = spec["host_helpers"]
+        if not isinstance(header, str):
+            raise OpSetError(f"{manifest}: `host_helpers` names a header (with a HELPERS(X) list)")
+        try:
+            host_helpers = table.parse_helpers(_text(root, header, "host_helpers"), str(root / header))
+        except ValueError as e:
+            raise OpSetError(str(e)) from None
     return OpSet(
         spec["name"],
         root,
@@ -184,6 +231,7 @@ def _load(root: Path) -> OpSet:
         tuple(sorted((k, tuple(v)) for k, v in flags.items())),
         helper_source,
         tuple(helpers),
+        host_helpers,
         loaded_at,
     )
 
@@ -209,7 +257,18 @@ def _module(path: Path, name: str, digest: str) -> ModuleType:
 
 
 def bundled_names() -> list[str]:
-    return sorted(p.parent.name for p in BUNDLED_DIR.glob("*/opset.toml"))
+    return sorted(_bundled())
+
+
+_STACK: list[OpSet] = []
+
+
+def stack_machine() -> OpSet:
+    """The bundled stack machine's op set, as its files are now."""
+    if not _STACK:
+        _STACK.append(load(STACK))
+    _STACK[0] = current(_STACK[0])
+    return _STACK[0]
 
 
 def run(opset: OpSet, program: object, engine: str = "jit", target: str | None = None):

@@ -44,7 +44,7 @@ def run_emulated(opset: OpSet, program: Any, target: str, steps: Sequence[Step] 
         raise JitError(f"no emulation for target {target!r}; choose one of {', '.join(TARGETS)}")
     abi = TARGETS[target].emulator_abi()
     opset = current(opset)
-    mod = opset.module
+    mod = opset.runnable()
     library = build_library(opset, target)
     t0 = time.perf_counter()
     steps = list(mod.steps(program)) if steps is None else list(steps)

@@ -135,7 +135,7 @@ def _open_interpreter(path: Path, name: str, source: str | None):
 
 def run_interp(opset: OpSet, program: Any, steps: Sequence[Step] | None = None) -> Run:
     opset = current(opset)
-    mod = opset.module
+    mod = opset.runnable()
     steps = list(mod.steps(program)) if steps is None else list(steps)
     check_steps(opset, steps)
     fn, _lib = _interpreter(opset)
@@ -193,7 +193,7 @@ def native_runtime(opset: OpSet) -> NativeOpSetRuntime:
 
 def run_native(opset: OpSet, program: Any, steps: Sequence[Step] | None = None) -> Run:
     opset = current(opset)
-    mod = opset.module
+    mod = opset.runnable()
     rt = native_runtime(opset)
     t0 = time.perf_counter()
     steps = list(mod.steps(program)) if steps is None else list(steps)
@@ -217,7 +217,7 @@ def run(opset: OpSet, program: Any, engine: Engine = Engine.JIT, target: str | N
     engine = Engine(engine)
     if engine is Engine.PY:
         t0 = time.perf_counter()
-        outcome = opset.module.interpret(program)
+        outcome = opset.runnable().interpret(program)
         return Run(outcome, 0, 0.0, time.perf_counter() - t0)
     if engine is Engine.INTERP:
         return run_interp(opset, program)

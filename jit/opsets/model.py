@@ -28,6 +28,11 @@ class Outcome:
     observed: tuple[int, ...] = ()  # the rest of the final state that must match (registers, memory)
 
 
+CONTRACT = (
+    "STATE_SIZE", "parse", "steps", "buffers", "make_state", "outcome", "interpret", "check", "format", "cases",
+)  # fmt: skip
+
+
 class OpSetModule(Protocol):
     """The contract of an op set's `python` file (docs/opsets.md)."""
 

@@ -40,7 +40,7 @@ def validate(
 ) -> tuple[int, list[Mismatch]]:
     """(programs run, mismatches) over the chosen ops (default: all) and targets (default: all)."""
     opset = current(opset)
-    mod = opset.module
+    mod = opset.runnable()
     targets = list(targets or TARGETS)
     unknown = set(ops or ()) - set(opset.ops)
     if unknown:

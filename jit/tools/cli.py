@@ -10,65 +10,66 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..build import SHIM
-from ..codegen.stackcache import base_op, stencil_name, variants
 from ..codegen.stitcher import Stitcher
 from ..errors import JitError, ProgramError
-from ..lang.optable import optable
 from ..lang.outcome import ERROR
 from ..targets import TARGETS, host_target
+
+if TYPE_CHECKING:
+    from ..opsets import OpSet
 
 # Only what every command needs is imported here: a run starts faster when
 # the stencil build, the disassembler and the runtime load only if used.
 
 
-def _stencil_names(op: str | None) -> list[str] | None:
-    """An op (by name or mnemonic) with its stack-caching variants, or one
-    variant by its own name (add_21), or the shim."""
+def _stencil_names(opset: OpSet, op: str | None) -> list[str] | None:
+    """One op of an op set (any case) with its variants (the stack machine's
+    add_21: two slots in registers on the way in, one on the way out), or one
+    stencil by its own name: a variant, helper.NAME or the shim."""
     if op is None:
         return None
-    wanted = op.lower()
-    if wanted == SHIM:
-        return [SHIM]
-    base, suffix = base_op(wanted.upper()), wanted.upper()[len(base_op(wanted.upper())) :]
-    for info in optable():
-        if base.lower() in (info.name.lower(), info.mnemonic):
-            if suffix:
-                return [info.name + suffix]
-            return [stencil_name(info.name, i, o) for i, o in [(0, 0), *(v for v in variants(info) if any(v))]]
-    names = ", ".join(i.mnemonic for i in optable())
-    variant = "a variant: add_21 takes 2 slots in registers, leaves 1"
-    raise JitError(f"unknown op {op!r}; ops are: {names} ({variant}), and {SHIM}")
+    from ..build.library import jobs_for
+
+    jobs = jobs_for(opset)
+    exact = [job.name for job in jobs if job.name.upper() == op.upper()]
+    if exact and exact[0] in opset.ops:
+        return [job.name for job in jobs if f"-DTHIS_OP=OP_{exact[0]}" in job.flags]
+    if exact:
+        return exact
+    raise JitError(
+        f"unknown op {op!r}; op set {opset.name}'s ops are: {', '.join(name.lower() for name in opset.ops)}"
+        f" (or one stencil by its name: a variant such as {jobs[-1].name.lower()}, or {SHIM})"
+    )
 
 
-def _opset_stencil_names(opset, op: str | None) -> list[str] | None:
-    """One stencil of an op set by name (any case): an op, helper.NAME or the shim."""
-    if op is None:
+def _opset(name: str | None) -> OpSet:
+    """--opset NAME|DIR, or the stack machine."""
+    from ..opsets import load, stack_machine
+
+    return stack_machine() if name is None else load(name)
+
+
+def _other_opset(name: str | None) -> OpSet | None:
+    """--opset, unless it is the bundled stack machine (None): that op set
+    brings its own runtime (tiering, the LLVM peer, its C interpreters), which
+    the commands reach through jit.api; other op sets run on jit.opsets' engines."""
+    if name is None:
         return None
-    every = [*opset.ops, *(f"helper.{h}" for h in opset.helpers), SHIM]
-    found = [name for name in every if name.upper() == op.upper()]
-    if not found:
-        raise JitError(f"op set {opset.name} has no stencil {op!r}; its stencils are: {', '.join(every)}")
-    return found
+    opset = _opset(name)
+    return None if opset.root == _opset(None).root else opset
 
 
 def cmd_stencils(args: argparse.Namespace) -> int:
+    from ..opsets.build import build_library
     from .disasm import describe_stencil
 
     targets = args.target or [host_target() or "x86_64-linux"]
-    if args.opset is not None:
-        from ..opsets import load
-        from ..opsets.build import build_library
-
-        opset = load(args.opset)
-        names = _opset_stencil_names(opset, args.op)
-        libraries = {t: build_library(opset, t) for t in targets}
-    else:
-        from ..build.library import load_library
-
-        names = _stencil_names(args.op)
-        libraries = {t: load_library(t) for t in targets}
+    opset = _opset(args.opset)
+    names = _stencil_names(opset, args.op)
+    libraries = {t: build_library(opset, t) for t in targets}
     dump: dict[str, dict] = {}
     for target, lib in libraries.items():
         if args.json:
@@ -108,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .. import api
     from ..runtime.config import OBSERVER_FLAGS, TierConfig
 
-    if args.opset is not None:
+    if _other_opset(args.opset) is not None:
         return cmd_run_opset(args)
     if args.input is not None:
         raise JitError("--input goes with --opset: a .uop program takes integer arguments")
@@ -180,7 +181,7 @@ def cmd_run_opset(args: argparse.Namespace) -> int:
     if args.engine in ("switch", "tailcall"):
         raise JitError(f"--engine {args.engine} is the stack machine's; with --opset: py, interp or jit")
     opset = load(args.opset)
-    mod = opset.module
+    mod = opset.runnable()
     program = mod.parse(Path(args.program))
     if args.input is not None:
         with_input = getattr(mod, "with_input", None)
@@ -279,11 +280,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from ..build.library import load_library
     from .validate import format_report, validate
 
-    if args.opset is not None:
+    if _other_opset(args.opset) is not None:
         return _opset_validate(args)
     if args.samples < 1:
         raise JitError("--samples must be at least 1")
-    names = _stencil_names(args.op)
+    from ..lang.optable import optable
+
+    names = _stencil_names(_opset(None), args.op)
     ops = list(optable()) if names is None else [i for i in optable() if i.name in names]
     if not ops:
         raise JitError("validate checks ops; the shim is exercised by every run instead")
@@ -301,7 +304,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.args and args.program is None:
         raise JitError("program arguments go with --program")
     program_args = parse_args_for(args.program, args.args) if args.args else []
-    explore(Path(args.out), args.target or sorted(TARGETS), args.program, program_args, args.bench, args.opset)
+    other = _other_opset(args.opset)
+    explore(Path(args.out), args.target or sorted(TARGETS), args.program, program_args, args.bench, other)
     print(f"wrote {args.out}")
     return 0
 
@@ -309,9 +313,10 @@ def cmd_explore(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .benchmark import main
 
-    if args.opset is not None:
-        if args.opset != "ebpf":
-            raise JitError("bench --opset: the bundled benchmark is eBPF's (--opset ebpf)")
+    other = _other_opset(args.opset)
+    if other is not None:
+        if other.name != "ebpf" or other.root != _opset("ebpf").root:
+            raise JitError("bench --opset: the bundled benchmarks are the stack machine's (the default) and eBPF's")
         if args.ablation or args.plot:
             raise JitError("bench --opset ebpf has no ablation and no plot")
         from ..opsets.bench import format_report, measure

@@ -27,12 +27,16 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..build import relocs
 from ..build.stencils import Hole, Stencil, StencilLibrary
 from ..codegen.stackcache import base_op
 from ..lang.ir import Program
 from .disasm import Instruction, instructions
+
+if TYPE_CHECKING:
+    from ..opsets import OpSet
 
 
 def _e(text: object) -> str:
@@ -438,23 +442,17 @@ def explore(
     program: Path | None,
     args: list[int],
     bench: Path | None,
-    opset: str | None = None,
+    opset: OpSet | None = None,
 ) -> None:
-    """The page; `opset` shows an op set's stencils (docs/opsets.md) instead of the stack machine's."""
+    """The page; `opset` shows another op set's stencils (docs/opsets.md) instead of the stack machine's."""
     from ..api import check_args, load
-    from ..build.library import load_library
     from ..errors import JitError
+    from ..opsets import stack_machine
+    from ..opsets.build import build_library
 
-    if opset is not None:
-        from ..opsets import load as load_opset
-        from ..opsets.build import build_library
-
-        if program is not None:
-            raise JitError("--program shows the stack machine's traces; it does not go with --opset")
-        chosen = load_opset(opset)
-        libraries = {t: build_library(chosen, t) for t in targets}
-    else:
-        libraries = {t: load_library(t) for t in targets}
+    if opset is not None and program is not None:
+        raise JitError("--program shows the stack machine's traces; it does not go with --opset")
+    libraries = {t: build_library(opset or stack_machine(), t) for t in targets}
     shown = None
     if program is not None:
         loaded = load(program)

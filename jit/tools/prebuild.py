@@ -18,24 +18,24 @@ from ..build.peer_ir import raw_ir_artifact
 from ..errors import JitError
 from ..opsets import bundled_names, load
 from ..opsets.build import interpreter_artifact
-from ..opsets.build import library_artifact as opset_library_artifact
 from ..runtime.memory import LIBC
 from ..targets import TARGETS
 from .anchors import anchor_artifacts
 
 
 def artifacts() -> list[prebuilt.Artifact]:
-    """Every artifact: the stencil libraries of every target; for the host,
-    its C library, the LLVM peer's IR, the C anchors; the cffi modules; and
-    the bundled op sets' libraries (every target) and C interpreters (host)."""
+    """Every artifact: the bundled op sets' stencil libraries (the stack
+    machine's and the others', every target) and C interpreters (host); for
+    the host, the stack machine's C library, the LLVM peer's IR and the C
+    anchors; the cffi modules."""
+    opsets = [load(name) for name in bundled_names()]
     return [
-        *(library_artifact(t) for t in TARGETS),
+        *(library_artifact(t, opset=opset) for opset in opsets for t in TARGETS),
+        *(interpreter_artifact(opset) for opset in opsets if opset.interpreter is not None),
         *hostlib_artifacts(),
         ffi_artifact("_jitlibc_cffi", LIBC),
         raw_ir_artifact(),
         *anchor_artifacts(),
-        *(opset_library_artifact(load(name), t) for name in bundled_names() for t in TARGETS),
-        *(interpreter_artifact(load(name)) for name in bundled_names()),
     ]
 
 
