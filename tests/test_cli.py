@@ -103,3 +103,23 @@ def test_run_bad_arguments_exit_2():
         out = run("run", "bench/programs/fib.uop", *args)
         assert out.returncode == 2, args
         assert out.stderr.startswith("error: bench/programs/fib.uop: ") and "Traceback" not in out.stderr
+
+
+def test_a_target_can_be_named_by_its_machine():
+    """`--target aarch64` is aarch64-linux (as `uname -m` says it), in the CLI and the API."""
+    import jit
+    from jit.targets import target_name
+
+    assert [target_name(n) for n in ("aarch64", "arm64", "x86_64", "amd64")] == [
+        "aarch64-linux", "aarch64-linux", "x86_64-linux", "x86_64-linux",
+    ]  # fmt: skip
+    short, full = (run("stencils", "--op", "halt", "--target", t) for t in ("aarch64", "aarch64-linux"))
+    assert (short.returncode, short.stdout) == (0, full.stdout) and "HALT (aarch64-linux)" in short.stdout
+    out = run("run", "bench/programs/fib.uop", "10", "--target", "arm64")
+    assert (out.returncode, out.stdout) == (0, "55\n")
+    out = run("run", "--opset", "ebpf", "tests/ebpf/alu64.data", "--target", "aarch64")
+    assert (out.returncode, out.stdout) == (0, "0x10000000003\n")
+    out = run("run", "bench/programs/fib.uop", "10", "--target", "sparc")
+    assert out.returncode == 2 and "unknown target 'sparc'; targets are x86_64-linux (x86_64/amd64)" in out.stderr
+    result = jit.run(jit.load(ROOT / "bench" / "programs" / "fib.uop"), [10], target="aarch64")
+    assert result.output == b"55\n"

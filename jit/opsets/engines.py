@@ -27,7 +27,7 @@ from ..build.stencils import StencilLibrary
 from ..codegen.step import Step
 from ..errors import JitError
 from ..lang.ir import wrap64
-from ..targets import get_target, host_target
+from ..targets import host_target, target_name
 from . import OpSet, current
 from .build import build_library, interpreter
 from .model import OpSetModule, Outcome
@@ -222,9 +222,9 @@ def run(opset: OpSet, program: Any, engine: Engine = Engine.JIT, target: str | N
     if engine is Engine.INTERP:
         return run_interp(opset, program)
     native = host_target()
+    target = None if target is None else target_name(target)
     if target is None or target == native:
         return run_native(opset, program)
     from .emulate import run_emulated
 
-    get_target(target)
     return run_emulated(opset, program, target)

@@ -156,11 +156,19 @@ class _Registry(Mapping[str, Target]):
 TARGETS: Mapping[str, Target] = _Registry()
 
 
+def target_name(name: str) -> str:
+    """A target by its name, or by a machine name that runs it (aarch64, arm64, x86_64, amd64)."""
+    if name in TARGETS:
+        return name
+    for full, target in TARGETS.items():
+        if name in target.machines:
+            return full
+    known = ", ".join(f"{n} ({'/'.join(t.machines)})" for n, t in TARGETS.items())
+    raise ToolchainError(f"unknown target {name!r}; targets are {known}")
+
+
 def get_target(name: str) -> Target:
-    try:
-        return TARGETS[name]
-    except KeyError:
-        raise ToolchainError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}") from None
+    return TARGETS[target_name(name)]
 
 
 def host_target() -> str | None:

@@ -152,7 +152,7 @@ TARGET = X86_64(
     flags=("-fno-pic", "-mcmodel=medium", "-mlarge-data-threshold=0"),
     elf_machine="EM_X86_64",
     arch=constant("ARCH_X86_64"),
-    machines=("x86_64",),
+    machines=("x86_64", "amd64"),
     pad=b"\xcc",  # int3
     # jmp *0(%rip), then the address, then int3 int3
     trampoline_template=b"\xff\x25\x00\x00\x00\x00" + bytes(8) + b"\xcc\xcc",

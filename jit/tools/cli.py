@@ -331,13 +331,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return main(args.quick, args.json, args.plot, args.ablation)
 
 
+_TARGETS = " or ".join(sorted(TARGETS)) + " (or aarch64, x86_64)"
+
+
+def _target(name: str) -> str:
+    """--target: a target's name, or a machine's that runs it (aarch64, x86_64)."""
+    from ..targets import target_name
+
+    try:
+        return target_name(name)
+    except JitError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def make_parser() -> argparse.ArgumentParser:
     from ..codegen.passes import BUILTIN_PASSES
 
     parser = argparse.ArgumentParser(prog="python -m jit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("stencils", help="show the stencil library: disassembly with holes named, or JSON")
-    p.add_argument("--target", action="append", choices=sorted(TARGETS), help="repeatable; default: the host")
+    p.add_argument(
+        "--target", action="append", type=_target, metavar="TARGET", help=f"{_TARGETS}; repeatable; default: the host"
+    )
     p.add_argument("--op", help="one op and its variants, by name or mnemonic; one variant (add_21); or 'shim'")
     p.add_argument("--json", action="store_true", help="machine-readable dump: code and data as hex, holes")
     p.add_argument("--opset", metavar="NAME|DIR", help="another op set's stencils (docs/opsets.md)")
@@ -379,12 +394,16 @@ def make_parser() -> argparse.ArgumentParser:
         "--passes", metavar="LIST",
         help=f"trace-level passes, comma-separated, in order (built in: {','.join(BUILTIN_PASSES)}; default: none)",
     )  # fmt: skip
-    p.add_argument("--target", choices=sorted(TARGETS), help="machine code for this target; not the host's: emulated")
+    p.add_argument(
+        "--target", type=_target, metavar="TARGET", help=f"{_TARGETS}: machine code for it; not the host's: emulated"
+    )
     p.add_argument("--emulate", action="store_true", help="run the target's code in the emulator even on its own host")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="run each stencil alone in the emulator against the reference semantics")
-    p.add_argument("--target", action="append", choices=sorted(TARGETS), help="repeatable; default: both")
+    p.add_argument(
+        "--target", action="append", type=_target, metavar="TARGET", help=f"{_TARGETS}; repeatable; default: both"
+    )
     p.add_argument("--op", help="one op, by name or mnemonic")
     p.add_argument("--samples", type=int, default=100, help="random inputs per op, edge values first (100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
@@ -402,7 +421,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explore", help="write one HTML page: stencils side by side, a program's traces, the benchmark")
     p.add_argument("-o", "--out", default="explore.html", help="the HTML file to write (explore.html)")
-    p.add_argument("--target", action="append", choices=sorted(TARGETS), help="repeatable; default: both")
+    p.add_argument(
+        "--target", action="append", type=_target, metavar="TARGET", help=f"{_TARGETS}; repeatable; default: both"
+    )
     p.add_argument("--program", metavar="P.uop", help="also run this program tiered and show what it compiled")
     p.add_argument("args", nargs="*", help="the program's integer arguments (with --program)")
     p.add_argument("--bench", metavar="FILE.json", help="also show this benchmark report (bench --json writes it)")
