@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,20 @@ def test_reference_is_independent_of_the_bodies(ebpf):
 
 # -- ELF objects from clang -target bpf --------------------------------------------------------
 
+
+def _crc_table() -> list[int]:
+    """CRC-32's table (the reflected 0xEDB88320 polynomial), for the C program to carry as data."""
+    out = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = 0xEDB88320 ^ (c >> 1) if c & 1 else c >> 1
+        out.append(c)
+    return out
+
+
+CRC_TABLE = _crc_table()
+
 C_PROGRAMS = {
     "fold": (
         """
@@ -194,7 +209,38 @@ C_PROGRAMS = {
         """,
         lambda data: _signed_sum(data),
     ),
+    # Global data: a constant table (.rodata), initialised and zeroed statics (.data, .bss).
+    "crc32": (
+        f"static const unsigned int table[256] = {{{', '.join(map(hex, CRC_TABLE))}}};\n"
+        + """
+        unsigned long long prog(unsigned char *mem, unsigned long long len) {
+            unsigned int c = 0xffffffff;
+            for (unsigned long long i = 0; i < len; i++) c = table[(c ^ mem[i]) & 0xff] ^ (c >> 8);
+            return c ^ 0xffffffff;
+        }
+        """,
+        zlib.crc32,
+    ),
+    "globals": (
+        """
+        unsigned long long seen = 1000;       /* .data */
+        static unsigned char counts[256];     /* .bss */
+        static void tally(unsigned char b) { counts[b]++; seen += b; }
+        unsigned long long prog(unsigned char *mem, unsigned long long len) {
+            for (unsigned long long i = 0; i < len; i++) tally(mem[i]);
+            unsigned long long most = 0;
+            for (int b = 1; b < 256; b++) if (counts[b] > counts[most]) most = b;
+            return seen << 16 | most << 8 | counts[most];
+        }
+        """,
+        lambda data: (1000 + sum(data)) << 16 | _mode(data) << 8 | data.count(_mode(data)),
+    ),
 }
+
+
+def _mode(data: bytes) -> int:
+    """The most frequent byte, the smallest of equals (as the C loop picks it)."""
+    return max(range(256), key=lambda b: (data.count(b), -b))
 
 
 def _fnv(data: bytes) -> int:
@@ -233,12 +279,14 @@ def test_clang_bpf_objects(name, tmp_path, clang, ebpf, capsys):
 
 
 def test_elf_front_end_refuses_what_it_cannot_run(tmp_path, clang, capsys):
-    c = tmp_path / "map.c"
-    c.write_text("long counter; long prog(void) { return ++counter; }\n")
-    obj = tmp_path / "map.o"
+    c = tmp_path / "pointers.c"
+    c.write_text(
+        "static int a = 5, b = 7; static int *const p[2] = {&a, &b}; long prog(long *m, long n) { return *p[n & 1]; }\n"
+    )
+    obj = tmp_path / "pointers.o"
     subprocess.run([clang.path, "-target", "bpf", "-mcpu=v4", "-O2", "-c", str(c), "-o", str(obj)], check=True)
     assert main(["run", "--opset", "ebpf", str(obj)]) == 2
-    assert "not supported" in capsys.readouterr().err
+    assert "holds addresses to relocate (pointers in global data): not supported" in capsys.readouterr().err
     host = tmp_path / "host.o"
     subprocess.run([clang.path, "-O2", "-c", str(c), "-o", str(host)], check=True)
     assert main(["run", "--opset", "ebpf", str(host)]) == 2

@@ -1,5 +1,12 @@
 """ELF objects from `clang -target bpf -O2 -c`: the code of `.text`, calls
-between its functions resolved, entered at its one global function."""
+between its functions resolved, entered at its one global function.
+
+Global data (`.rodata*`, `.data*`, `.bss*`: constant tables, static
+variables) becomes what Linux's loader makes of it: one array map per
+section (one entry, the section's size, its bytes to start with), and each
+64-bit load of an address in it the load of that map value's address
+(`lddw` src 2).  Maps declared in the object (`.maps`, `maps`) are not read.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,13 @@ import struct
 
 from jit.errors import Diagnostic, ProgramError
 
-from .isa import Program, Slot, signed
+from .isa import CONST, MAX_MAP_BYTES, MapDef, Program, Slot, pad8, signed
+
+_LDDW, _CALL, _ALLOC, _EXEC = 0x18, 0x85, 0x2, 0x4
 
 
 def parse_elf(blob: bytes, path: str) -> Program:
-    """The `.text` of an object from `clang -target bpf -c` (no maps)."""
+    """The `.text` of an object from `clang -target bpf -c`, with its global data."""
     import io
 
     from elftools.common.exceptions import ELFError
@@ -38,6 +47,29 @@ def parse_elf(blob: bytes, path: str) -> Program:
         index = elf.get_section_index(text.name)
         found = elf.get_section_by_name(".symtab")
         symtab = found if isinstance(found, SymbolTableSection) else None
+        relocated = {sec["sh_info"] for sec in elf.iter_sections() if isinstance(sec, RelocationSection)}
+        data: dict[int, int] = {}  # a data section's index -> its map's index
+        maps: list[MapDef] = []
+
+        def data_map(shndx: object, what: str) -> int | None:
+            """The map standing for data section `shndx` (made on first use), or None."""
+            if not isinstance(shndx, int) or shndx == index:
+                return None
+            sec = elf.get_section(shndx)
+            name = sec.name
+            if not sec["sh_flags"] & _ALLOC or sec["sh_flags"] & _EXEC or name in (".maps", "maps"):
+                return None
+            if shndx in relocated:
+                raise bad(f"{what}: {name} holds addresses to relocate (pointers in global data): not supported")
+            if shndx not in data:
+                size = max(8, pad8(sec["sh_size"]))
+                if size + sum(m.data_size() for m in maps) > MAX_MAP_BYTES:
+                    raise bad(f"{what}: the global data needs more than {MAX_MAP_BYTES} bytes")
+                init = b"" if sec["sh_type"] == "SHT_NOBITS" else sec.data()
+                data[shndx] = len(maps)
+                maps.append(MapDef(name, CONST["MAP_ARRAY"], 4, size, 1, init))
+            return data[shndx]
+
         for sec in elf.iter_sections():
             if not isinstance(sec, RelocationSection) or sec["sh_info"] != index:
                 continue
@@ -45,11 +77,21 @@ def parse_elf(blob: bytes, path: str) -> Program:
                 at = rel["r_offset"] // 8
                 sym = symtab.get_symbol(rel["r_info_sym"]) if symtab else None
                 s = slots[at] if 0 <= at < len(slots) else None
-                if s is None or s.opcode != 0x85 or s.src != 1 or sym is None or sym["st_shndx"] != index:
-                    what = sym.name if sym is not None and sym.name else "a symbol"
+                where = f".text+{rel['r_offset']:#x}"
+                what = sym.name if sym is not None and sym.name else "a symbol"
+                if s is not None and sym is not None and s.opcode == _LDDW and s.src == 0 and at + 1 < len(slots):
+                    fd = data_map(sym["st_shndx"], f"{where}: {what}")
+                    if fd is not None:
+                        # the address of the data plus the addend the instruction holds
+                        offset = sym["st_value"] + ((s.imm & 0xFFFFFFFF) | (slots[at + 1].imm & 0xFFFFFFFF) << 32)
+                        if not 0 <= offset <= maps[fd].value_size:
+                            raise bad(f"{where}: an address {offset} bytes into {maps[fd].name}, past its end")
+                        slots[at] = Slot(s.opcode, s.dst, 2, s.off, fd)
+                        slots[at + 1] = Slot(0, 0, 0, 0, offset)
+                        continue
+                if s is None or s.opcode != _CALL or s.src != 1 or sym is None or sym["st_shndx"] != index:
                     raise bad(
-                        f"relocation against {what} at .text+{rel['r_offset']:#x}: maps, globals and "
-                        "calls outside .text are not supported"
+                        f"relocation against {what} at {where}: maps and calls outside .text are not supported"
                     )
                 # A call to a function in .text: against the function, or the section plus the call's imm.
                 dest = sym["st_value"] // 8 if sym.name else (s.imm + 1) + sym["st_value"] // 8
@@ -71,4 +113,4 @@ def parse_elf(blob: bytes, path: str) -> Program:
         raise bad(f"not a readable ELF object: {e}") from None
     if not slots:
         raise bad(".text is empty")
-    return Program(path, tuple(slots), entry=entry)
+    return Program(path, tuple(slots), entry=entry, maps=tuple(maps))

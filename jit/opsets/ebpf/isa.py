@@ -106,6 +106,7 @@ class MapDef:
     key_size: int
     value_size: int
     max_entries: int
+    init: bytes = b""  # an array map's first bytes when a run starts (an ELF object's data section)
 
     def data_size(self) -> int:
         if self.type == CONST["MAP_ARRAY"]:
@@ -120,6 +121,11 @@ def pad8(n: int) -> int:
 MAPDEF_SIZE = 8 * CONST["MAPDEF_WORDS"]
 MAX_MAP_BYTES = 1 << 22
 HELPERS_BY_NAME = {"bpf_map_lookup_elem": 1, "bpf_map_update_elem": 2, "bpf_map_delete_elem": 3}
+
+
+def maps_image(maps: tuple[MapDef, ...]) -> bytes:
+    """The maps' data as a run starts: each map's initial bytes, zeros after."""
+    return b"".join(m.init + bytes(m.data_size() - len(m.init)) for m in maps)
 
 
 def map_offsets(maps: tuple[MapDef, ...]) -> list[int]:

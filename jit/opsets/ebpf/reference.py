@@ -19,6 +19,7 @@ from .isa import (
     decode,
     loop_heads,
     map_offsets,
+    maps_image,
     pad8,
     signed,
 )
@@ -182,7 +183,7 @@ def interpret(program: Program) -> Outcome:
     by_slot = {i.slot: i for i in insns}
     heads = loop_heads(insns)
     budget = CONST["LOOP_BUDGET"]
-    maps = bytearray(sum(mp.data_size() for mp in program.maps))
+    maps = bytearray(maps_image(program.maps))
     m = _Machine(bytearray(program.mem), bytearray(STACK_SIZE * MAX_FRAMES), maps)
     r = m.regs
     r[1], r[2], r[10] = REF_MEM, len(program.mem), REF_STACK + len(m.stack)

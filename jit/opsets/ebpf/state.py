@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from jit.opsets.model import Outcome, Rejected
 
-from .isa import CONST, ERRORS, FIELDS, MASK, MAX_FRAMES, STACK_SIZE, STATE_WORDS, Program, map_offsets
+from .isa import CONST, ERRORS, FIELDS, MASK, MAX_FRAMES, STACK_SIZE, STATE_WORDS, Program, map_offsets, maps_image
 
 
 def _mapdefs(program: Program) -> bytes:
@@ -21,11 +21,11 @@ def _mapdefs(program: Program) -> bytes:
 
 
 def buffers(program: Program) -> dict[str, bytes]:
-    """The input, the stack, the maps' data (zeroed) and their descriptors."""
+    """The input, the stack, the maps' data (as it starts: isa.maps_image) and their descriptors."""
     return {
         "mem": program.mem,
         "stack": bytes(STACK_SIZE * MAX_FRAMES),
-        "maps": bytes(sum(m.data_size() for m in program.maps)),
+        "maps": maps_image(program.maps),
         "mapdefs": _mapdefs(program),
     }
 
