@@ -8,6 +8,7 @@ checked against the same computation done in Python.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import subprocess
@@ -209,6 +210,18 @@ C_PROGRAMS = {
         """,
         lambda data: _signed_sum(data),
     ),
+    # A global helper: the program is the global function no other one calls.
+    "global-helper": (
+        """
+        __attribute__((noinline)) unsigned long long mix(unsigned long long h, unsigned char b) { return (h ^ b) * 31; }
+        unsigned long long prog(unsigned char *mem, unsigned long long len) {
+            unsigned long long h = 7;
+            for (unsigned long long i = 0; i < len; i++) h = mix(h, mem[i]);
+            return h;
+        }
+        """,
+        lambda data: functools.reduce(lambda h, b: (h ^ b) * 31 % 2**64, data, 7),
+    ),
     # Global data: a constant table (.rodata), initialised and zeroed statics (.data, .bss).
     "crc32": (
         f"static const unsigned int table[256] = {{{', '.join(map(hex, CRC_TABLE))}}};\n"
@@ -287,6 +300,10 @@ def test_elf_front_end_refuses_what_it_cannot_run(tmp_path, clang, capsys):
     subprocess.run([clang.path, "-target", "bpf", "-mcpu=v4", "-O2", "-c", str(c), "-o", str(obj)], check=True)
     assert main(["run", "--opset", "ebpf", str(obj)]) == 2
     assert "holds addresses to relocate (pointers in global data): not supported" in capsys.readouterr().err
+    c.write_text("long one(void) { return 1; }\nlong two(void) { return 2; }\n")
+    subprocess.run([clang.path, "-target", "bpf", "-O2", "-c", str(c), "-o", str(obj)], check=True)
+    assert main(["run", "--opset", "ebpf", str(obj)]) == 2
+    assert "several global functions in .text that none of the others calls (one, two)" in capsys.readouterr().err
     host = tmp_path / "host.o"
     subprocess.run([clang.path, "-O2", "-c", str(c), "-o", str(host)], check=True)
     assert main(["run", "--opset", "ebpf", str(host)]) == 2

@@ -105,10 +105,14 @@ def parse_elf(blob: bytes, path: str) -> Program:
                 and sym["st_shndx"] == index
                 and sym["st_info"]["bind"] == "STB_GLOBAL"
             ]
-            if len(funcs) > 1:
-                raise bad(f"several global functions in .text ({', '.join(f.name for f in funcs)}): which to run?")
-            if funcs:
-                entry = funcs[0]["st_value"] // 8
+            # The program is the global function no other one calls (the others are its helpers).
+            called = {k + 1 + s.imm for k, s in enumerate(slots) if s.opcode == _CALL and s.src == 1}
+            roots = [f for f in funcs if f["st_value"] // 8 not in called] if len(funcs) > 1 else funcs
+            if len(roots) > 1:
+                names = ", ".join(f.name for f in roots)
+                raise bad(f"several global functions in .text that none of the others calls ({names}): which to run?")
+            if roots:
+                entry = roots[0]["st_value"] // 8
     except ELFError as e:
         raise bad(f"not a readable ELF object: {e}") from None
     if not slots:
