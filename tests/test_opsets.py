@@ -231,3 +231,25 @@ def test_host_helpers_come_from_a_helpers_list(opset_dir, capsys):
     (opset_dir / "host.h").write_text("int alpha(void);\n")
     assert main(["stencils", "--opset", str(opset_dir)]) == 2
     assert "host.h: no `#define HELPERS(X)` list of helpers" in capsys.readouterr().err
+
+
+def test_any_op_set_is_benchmarked_on_its_programs(opset_dir, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    programs = [str(opset_dir / "spin.acc"), str(opset_dir / "demo.acc")]
+    assert main(["bench", "--opset", str(opset_dir), *programs, "--quick", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("op set accumulator on ") and "C interpreter / copy-and-patch" in text
+    report = json.loads(out.read_text())
+    assert report["opset"] == "accumulator" and sorted(report["programs"]) == ["demo", "spin"]
+    assert report["instructions"] == {"spin": 6, "demo": 5}  # steps: every line but labels and comments
+    for name in ("spin", "demo"):
+        assert all(len(report["run_seconds"][name][e]) == report["repetitions"] for e in ("interp", "jit"))
+    low, high = report["intervals"]["interp_over_jit"]
+    assert low <= report["figures"]["interp_over_jit"] <= high
+    # A program the engines cannot run is named, and nothing is timed.
+    bad = tmp_path / "bad.acc"
+    bad.write_text("frob 1\nhalt\n")
+    assert main(["bench", "--opset", str(opset_dir), str(bad), "--quick"]) == 2
+    assert "bad.acc:1" in capsys.readouterr().err
+    assert main(["bench", "--opset", str(opset_dir)]) == 2
+    assert "name the programs to time" in capsys.readouterr().err

@@ -1,7 +1,9 @@
-"""The eBPF benchmark: C programs compiled by clang -target bpf, on the C
-interpreter and on copy-and-patch, side by side (`python -m jit bench --opset ebpf`).
+"""An op set's benchmark: its programs on the C interpreter and on
+copy-and-patch, side by side (`python -m jit bench --opset NAME|DIR PROGRAM...`);
+with no programs named, eBPF's own: C programs compiled by clang -target bpf
+(`python -m jit bench --opset ebpf`).
 
-Each program runs on its input once on every engine first (py on a short
+Each program runs once on every engine first (eBPF's reference on a short
 input), and every engine must give the same outcome.  Then, repetition by
 repetition, the interpreter and the stitched code run interleaved (every
 other repetition in reverse order); a run's time is the call into the code
@@ -28,7 +30,7 @@ from ..errors import JitError
 from ..paths import EBPF_PROGRAMS_DIR, cache_dir
 from ..targets import host_target
 from ..tools.benchmark import _median_interval, _shown, machine_info, paired_ratio
-from . import load
+from . import OpSet, load
 from .engines import Engine, run, run_interp, run_native
 
 
@@ -99,6 +101,8 @@ def compiled_object(source: Path) -> bytes:
 
 @dataclass
 class OpsetReport:
+    opset: str
+    programs: dict[str, str]  # name -> what it does
     figures: dict[str, float]
     intervals: dict[str, tuple[float, float]]
     run_seconds: dict[str, dict[str, list[float]]]  # program -> engine -> every repetition
@@ -123,31 +127,65 @@ FIGURES = {
 
 
 def measure(quick: bool, repetitions: int | None = None) -> OpsetReport:
+    """eBPF's benchmark: its C programs, on inputs made for each."""
     ebpf = load("ebpf")
     mod: Any = ebpf.module  # (eBPF's own functions too: parse_elf, with_input, decode)
-    reps = repetitions or (5 if quick else 11)
-    parsed = {}
+    parsed, what = {}, {}
     for p in PROGRAMS:
         program = mod.parse_elf(compiled_object(EBPF_PROGRAMS_DIR / f"{p.name}.c"), f"{p.name}.c")
         size = p.quick_size if quick else p.size
-        parsed[p.name] = mod.with_input(program, p.make_input(size, 1))
+        parsed[p.name], what[p.name] = mod.with_input(program, p.make_input(size, 1)), p.what
         # Every engine agrees first (the reference on a short input: it is slow).
         short = mod.with_input(program, p.make_input(2048, 2))
         outcomes = {e.value: run(ebpf, short, e).outcome for e in Engine}
         if len({*outcomes.values()}) != 1:
             raise JitError(f"{p.name}: the engines disagree: {outcomes}")
+    sizes = {n: len(p.mem) for n, p in parsed.items()}
+    return measure_programs(ebpf, parsed, what, quick, repetitions, sizes, lambda prog: len(mod.decode(prog)))
+
+
+def measure_files(opset: OpSet, paths: list[Path], quick: bool, repetitions: int | None = None) -> OpsetReport:
+    """Any op set's benchmark: program files its module parses, each run
+    first on every engine (they must agree), then timed."""
+    mod = opset.runnable()
+    parsed = {}
+    for path in paths:
+        if path.stem in parsed:
+            raise JitError(f"{path}: two benchmark programs are called {path.stem}")
+        parsed[path.stem] = program = mod.parse(path)
+        outcomes = {e.value: run(opset, program, e).outcome for e in Engine}
+        if len({*outcomes.values()}) != 1:
+            raise JitError(f"{path}: the engines disagree: {outcomes}")
+        if next(iter(outcomes.values())).error is not None:
+            raise JitError(f"{path}: {next(iter(outcomes.values())).error}")
+    return measure_programs(opset, parsed, {n: str(p) for n, p in zip(parsed, paths, strict=True)}, quick, repetitions)
+
+
+def measure_programs(
+    opset: OpSet,
+    parsed: dict[str, Any],
+    what: dict[str, str],
+    quick: bool,
+    repetitions: int | None = None,
+    input_bytes: dict[str, int] | None = None,
+    count: Callable[[Any], int] | None = None,
+) -> OpsetReport:
+    """The C interpreter and copy-and-patch on each program, interleaved;
+    `count`: a program's instructions (default: its steps)."""
+    mod = opset.runnable()
+    reps = repetitions or (5 if quick else 11)
     runs: dict[str, dict[str, list[float]]] = {n: {"interp": [], "jit": []} for n in parsed}
     compiles: dict[str, list[float]] = {n: [] for n in parsed}
-    instructions = {n: len(mod.decode(prog)) for n, prog in parsed.items()}
+    instructions = {n: (count or (lambda prog: len(mod.steps(prog))))(prog) for n, prog in parsed.items()}
     for rep in range(reps):
         for name, program in parsed.items():
             order = ["interp", "jit"] if rep % 2 == 0 else ["jit", "interp"]
             for engine in order:
-                result = run_interp(ebpf, program) if engine == "interp" else run_native(ebpf, program)
+                result = run_interp(opset, program) if engine == "interp" else run_native(opset, program)
                 runs[name][engine].append(result.run_seconds)
                 if engine == "jit":
                     compiles[name].append(result.compile_seconds)
-        sys.stderr.write(f"\rbench --opset ebpf: repetition {rep + 1} of {reps}")
+        sys.stderr.write(f"\rbench --opset {opset.name}: repetition {rep + 1} of {reps}")
     sys.stderr.write("\n")
     rng = random.Random(0)
     figures: dict[str, float] = {}
@@ -161,38 +199,48 @@ def measure(quick: bool, repetitions: int | None = None) -> OpsetReport:
     value, low, high = _median_interval([s * 1e6 / total for s in per_rep], rng)
     figures["compile_per_insn_us"], intervals["compile_per_insn_us"] = value, (low, high)
     return OpsetReport(
+        opset.name,
+        what,
         figures,
         intervals,
         runs,
         compiles,
         instructions,
-        {n: len(p.mem) for n, p in parsed.items()},
+        input_bytes or {},
         reps,
         quick,
         machine_info(),
     )
 
 
+def _title(name: str) -> str:
+    return "eBPF op set" if name == "ebpf" else f"op set {name}"
+
+
 def format_report(report: OpsetReport) -> str:
-    lines = [f"eBPF op set on {host_target()}: the C interpreter and copy-and-patch, built from the same bodies"]
+    lines = [
+        f"{_title(report.opset)} on {host_target()}: the C interpreter and copy-and-patch, built from the same bodies"
+    ]
     lines.append(f"{'figure':<66}{'median':>13}  95% interval")
     for key, what in FIGURES.items():
         low, high = report.intervals[key]
         lines.append(f"{what:<66}{_shown(key, report.figures[key]):>13}  [{_shown(key, low)}, {_shown(key, high)}]")
     lines.append("")
     lines.append(f"median of {report.repetitions} interleaved repetitions; run times in ms, compile in ms")
+    sized = bool(report.input_bytes)
     lines.append(
-        f"{'program':<10}{'input bytes':>12}{'insns':>7}{'interp':>11}{'jit':>11}{'interp/jit':>12}{'compile':>10}"
-        "  what"
+        f"{'program':<10}{'input bytes' if sized else '':>12}{'insns':>7}{'interp':>11}{'jit':>11}"
+        f"{'interp/jit':>12}{'compile':>10}  what"
     )
-    for p in PROGRAMS:
-        row = report.run_seconds[p.name]
+    for name, what in report.programs.items():
+        row = report.run_seconds[name]
         interp, jit = statistics.median(row["interp"]), statistics.median(row["jit"])
         ratio = statistics.median(a / b for a, b in zip(row["interp"], row["jit"], strict=True))
-        compile_ms = statistics.median(report.compile_seconds[p.name]) * 1e3
+        compile_ms = statistics.median(report.compile_seconds[name]) * 1e3
+        size = f"{report.input_bytes[name]:>12,}" if sized else f"{'':>12}"
         lines.append(
-            f"{p.name:<10}{report.input_bytes[p.name]:>12,}{report.instructions[p.name]:>7}"
-            f"{interp * 1e3:>11.3f}{jit * 1e3:>11.3f}{ratio:>11.2f}x{compile_ms:>10.3f}  {p.what}"
+            f"{name:<10}{size}{report.instructions[name]:>7}"
+            f"{interp * 1e3:>11.3f}{jit * 1e3:>11.3f}{ratio:>11.2f}x{compile_ms:>10.3f}  {what}"
         )
     info = report.machine_info
     lines.append("")

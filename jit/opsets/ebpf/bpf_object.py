@@ -48,7 +48,7 @@ def parse_elf(blob: bytes, path: str) -> Program:
         found = elf.get_section_by_name(".symtab")
         symtab = found if isinstance(found, SymbolTableSection) else None
         relocated = {sec["sh_info"] for sec in elf.iter_sections() if isinstance(sec, RelocationSection)}
-        data: dict[int, int] = {}  # a data section's index -> its map's index
+        data_maps: dict[int, int] = {}  # a data section's index -> its map's index
         maps: list[MapDef] = []
 
         def data_map(shndx: object, what: str) -> int | None:
@@ -61,14 +61,14 @@ def parse_elf(blob: bytes, path: str) -> Program:
                 return None
             if shndx in relocated:
                 raise bad(f"{what}: {name} holds addresses to relocate (pointers in global data): not supported")
-            if shndx not in data:
+            if shndx not in data_maps:
                 size = max(8, pad8(sec["sh_size"]))
                 if size + sum(m.data_size() for m in maps) > MAX_MAP_BYTES:
                     raise bad(f"{what}: the global data needs more than {MAX_MAP_BYTES} bytes")
                 init = b"" if sec["sh_type"] == "SHT_NOBITS" else sec.data()
-                data[shndx] = len(maps)
+                data_maps[shndx] = len(maps)
                 maps.append(MapDef(name, CONST["MAP_ARRAY"], 4, size, 1, init))
-            return data[shndx]
+            return data_maps[shndx]
 
         for sec in elf.iter_sections():
             if not isinstance(sec, RelocationSection) or sec["sh_info"] != index:
@@ -90,9 +90,7 @@ def parse_elf(blob: bytes, path: str) -> Program:
                         slots[at + 1] = Slot(0, 0, 0, 0, offset)
                         continue
                 if s is None or s.opcode != _CALL or s.src != 1 or sym is None or sym["st_shndx"] != index:
-                    raise bad(
-                        f"relocation against {what} at {where}: maps and calls outside .text are not supported"
-                    )
+                    raise bad(f"relocation against {what} at {where}: maps and calls outside .text are not supported")
                 # A call to a function in .text: against the function, or the section plus the call's imm.
                 dest = sym["st_value"] // 8 if sym.name else (s.imm + 1) + sym["st_value"] // 8
                 slots[at] = Slot(s.opcode, s.dst, s.src, s.off, signed(dest - at - 1, 32))
