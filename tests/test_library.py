@@ -138,3 +138,25 @@ def test_no_hot_path_ends_in_a_jump_to_the_continuation(library, target):
                 assert start.mnemonic not in ("jmp", "b"), (stencil.name, start.mnemonic, stencil.notes)
     split = [s for s in library.ops.values() if any("cold part" in n for n in s.notes)]
     assert any(s.name.startswith("MLOAD") for s in split) and any(s.name.startswith("DIV") for s in split)
+
+
+def test_the_stack_machines_stencil_sources_are_what_clang_reads(clang):
+    """stencils/opset.toml names the files the stencils are built from (the
+    library's cache key); clang's own dependency list of the template and the
+    shim must be inside it, or an edit could leave a stale library."""
+    import subprocess
+
+    from jit.build.library import flags_for
+    from jit.opsets import stack_machine
+    from jit.targets import get_target
+
+    stack = stack_machine()
+    named = {p.name for p in stack.stencil_sources()}
+    for source in (stack.template, stack.shim):
+        for target in TARGETS:
+            flags = [f for f in flags_for(stack, get_target(target)) if f != "-c"]
+            out = subprocess.run(
+                [clang.path, *flags, "-MM", source], cwd=stack.root, capture_output=True, text=True, check=True
+            )
+            read = {p for p in out.stdout.replace("\\\n", " ").split(":", 1)[1].split()}
+            assert read and read <= named, (source, target, read - named)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from ..codegen.stackcache import DEPTH
 from ..errors import StencilBuildError, ToolchainError
 from ..opsets import HELPER_STENCIL
-from ..paths import cache_dir
+from ..paths import STENCILS_DIR, cache_dir
 from ..targets import Target, get_target
 from . import SHIM, prebuilt
 from .stencils import FORMAT_VERSION, Stencil, StencilLibrary
@@ -32,6 +32,8 @@ from .toolchain import Clang, compile_flags, find_clang, local_flags
 
 if TYPE_CHECKING:
     from ..opsets import OpSet
+
+RELOCS = STENCILS_DIR / "relocs.def"
 
 # The Python modules whose behaviour shapes a library: part of the cache key.
 _PROCESSING_MODULES = (
@@ -173,8 +175,9 @@ def source_key(target: Target, variant: Variant = DEFAULT, opset: OpSet | None =
             ("split_cold", str(variant.split_cold).encode()),
             ("jobs", "\0".join(f"{j.name} {' '.join(j.flags)}" for j in jobs).encode()),
             ("helpers", "\0".join((*opset.helpers, "|", *opset.host_helpers)).encode()),
-            *((f"opset/{p.relative_to(opset.root)}", p.read_bytes()) for p in opset.sources()),
+            *((f"opset/{p.relative_to(opset.root)}", p.read_bytes()) for p in opset.stencil_sources()),
             *((f"jit/{name}", (here / name).read_bytes()) for name in _PROCESSING_MODULES),
+            ("relocs.def", RELOCS.read_bytes()),  # (the processing reads the relocation table)
         ]
     )
 

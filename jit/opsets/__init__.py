@@ -71,6 +71,7 @@ class OpSet:
     helper_source: str | None = None
     helpers: tuple[str, ...] = ()
     host_helpers: tuple[str, ...] = ()  # helpers the host provides (not stencils)
+    stencil_files: tuple[str, ...] | None = None  # the files the stencils are built from, if named
     stamp: tuple = field(default=(), compare=False)  # its files' times and sizes when it was loaded
 
     def flags_for(self, target: str) -> tuple[str, ...]:
@@ -83,6 +84,14 @@ class OpSet:
     def sources(self) -> list[Path]:
         """Every file the builds read (BUILD_SUFFIXES)."""
         return _sources(self.root)
+
+    def stencil_sources(self) -> list[Path]:
+        """The files its stencils are built from (the library's key): those
+        the manifest names in `stencil_sources` (with the manifest), or else
+        every file the builds read."""
+        if self.stencil_files is None:
+            return self.sources()
+        return sorted({self.root / "opset.toml", *(self.root / name for name in self.stencil_files)})
 
     @property
     def module(self) -> OpSetModule:
@@ -178,7 +187,7 @@ def _load(root: Path) -> OpSet:
         "flags",
         "helper_source",
         "helpers",
-        "host_helpers",
+        "host_helpers", "stencil_sources",
     }
     unknown = set(spec) - known
     if unknown:
@@ -220,6 +229,13 @@ def _load(root: Path) -> OpSet:
             host_helpers = table.parse_helpers(_text(root, header, "host_helpers"), str(root / header))
         except ValueError as e:
             raise OpSetError(str(e)) from None
+    stencil_sources = spec.get("stencil_sources")
+    if stencil_sources is not None:
+        if not isinstance(stencil_sources, list) or not all(isinstance(n, str) for n in stencil_sources):
+            raise OpSetError(f"{manifest}: `stencil_sources` is a list of file names")
+        for name in stencil_sources:
+            _text(root, name, "stencil_sources")
+        stencil_sources = tuple(stencil_sources)
     return OpSet(
         spec["name"],
         root,
@@ -232,6 +248,7 @@ def _load(root: Path) -> OpSet:
         helper_source,
         tuple(helpers),
         host_helpers,
+        stencil_sources,
         loaded_at,
     )
 
