@@ -119,6 +119,19 @@ typedef struct TargetPlan {
     uint8_t trampoline[16];        /* TRAMPOLINE_SIZE bytes that jump through that address */
 } TargetPlan;
 
+/* The op numbers and trace kinds trace forming in C (form.c) needs, from
+ * the op table and jit.codegen.trace (jit.codegen.cform fills it once). */
+typedef struct FormOps {
+    int64_t load, store, push_int, add, sub;                    /* fusion's heads and tails */
+    int64_t inc_local, load_addk, load2, store_load, addk;      /* the superinstructions */
+    int64_t jump, jz, jnz, call, ret, drop, guard_zero, guard_nonzero, count, take_exit, exit;
+    int64_t kind_loop, kind_link, kind_exit, kind_return;
+} FormOps;
+
+int64_t jit_form_trace(const FormOps *ops, const int64_t *code, const int64_t *pcs, int64_t npcs, int64_t stop_pc,
+                       int64_t kind, int64_t first_exit, int64_t link_address, int64_t superinstructions,
+                       StepPlan *out, int64_t cap, int64_t *exits, int64_t *result, uint8_t *entry, int64_t *where,
+                       int64_t *stubs);
 void jit_cache_stack(StepPlan *steps, int64_t nsteps, const int64_t *table, uint8_t *entry);
 int64_t jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, int64_t *code_at,
                    int64_t *data_at, int64_t *trampolines);

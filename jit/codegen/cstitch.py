@@ -25,6 +25,7 @@ from ..lang.ir import wrap64
 from ..lang.optable import helper_names, optable
 from ..targets import Target, get_target
 from ..vmdef import constant
+from .cform import PackedSteps
 from .stackcache import enters_in_memory, library_depth, natural, stencil_name
 from .step import Step
 from .stitch import Layout, StitchError, op_shapes
@@ -76,6 +77,9 @@ class Plans:
             plan.nshort = len(shape.short)
             plan.short_reach = min((relocs.get(r).reach for r in shape.short), default=0)
         self.names = list(library.ops)
+        # Whether the library numbers its ops as the op table does (all of it, in order, before any
+        # variant): then steps formed in C (op-table numbers) are already this library's StepPlans.
+        self.table_order = all(self.index.get(op.name) == op.opcode for op in optable())
         self.cache_table = self._cache_table(library)
         self._table = ffi.from_buffer("int64_t[]", self.cache_table)
         self.error = ffi.new("char[]", 200)
@@ -113,7 +117,10 @@ class Plans:
         return out
 
     def pack(self, steps: Sequence[Step]) -> Packed:
-        """The steps as the C StepPlan array."""
+        """The steps as the C StepPlan array (a copy of steps formed in C)."""
+        if isinstance(steps, PackedSteps) and self.table_order:
+            data = bytearray(steps.data)
+            return Packed(data, len(steps), self.ffi.from_buffer("StepPlan[]", data, require_writable=True))
         try:
             data = _pack_all(self.index, steps, _STEP.pack)
         except struct.error:  # an operand given as unsigned 64 bits: slow path

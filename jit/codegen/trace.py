@@ -52,7 +52,7 @@ class ExitInfo:
 @dataclass
 class TraceShape:
     start_pc: int
-    steps: list[Step]
+    steps: Sequence[Step]  # (formed in C: jit.codegen.cform.PackedSteps)
     exits: dict[int, ExitInfo] = field(default_factory=dict)  # exit id -> info
     ops: int = 0  # micro-ops on one full pass (a whole function: its instructions)
     kind: TraceKind = LOOP
@@ -73,13 +73,24 @@ class Handover:
     link_address: int | None = None  # LINK: the code of the trace it jumps into
     superinstructions: bool = True
     passes: tuple[str, ...] = DEFAULT_PASSES  # trace-level passes, in order (jit.codegen.passes)
+    in_c: bool = True  # a path is formed by stencils/form.c (jit.codegen.cform) when no pass is chosen
 
 
 def form(program: Program, handover: Handover) -> TraceShape:
-    """The steps for a handover, with its exits."""
+    """The steps for a handover, with its exits: a recorded path in C
+    (jit.codegen.cform, the same steps as form_trace), unless passes are
+    chosen or the handover asks for the Python reference."""
     h = handover
     if h.kind == FUNCTION:
         return form_function(program, h.stop_pc, h.first_exit, h.superinstructions, h.passes)
+    if h.in_c and not h.passes:
+        from .cform import former
+
+        steps, made, kind = former().form(
+            program, h.pcs, h.stop_pc, h.kind.value, h.first_exit, h.link_address, h.superinstructions
+        )
+        exits = {e[0]: ExitInfo(e[1], e[2], e[3]) for e in made}
+        return TraceShape(h.pcs[0] if h.pcs else h.stop_pc, steps, exits, len(h.pcs), TraceKind(kind))
     return form_trace(
         program, list(h.pcs), h.stop_pc, h.kind, h.first_exit, h.link_address, h.superinstructions, h.passes
     )

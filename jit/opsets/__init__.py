@@ -187,7 +187,8 @@ def _load(root: Path) -> OpSet:
         "flags",
         "helper_source",
         "helpers",
-        "host_helpers", "stencil_sources",
+        "host_helpers",
+        "stencil_sources",
     }
     unknown = set(spec) - known
     if unknown:

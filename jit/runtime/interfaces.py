@@ -22,7 +22,8 @@ from ..lang.outcome import Outcome
 class CompiledCode(Protocol):
     """Code for a list of steps, wherever it lives."""
 
-    steps: tuple[Step, ...]
+    @property
+    def steps(self) -> Sequence[Step]: ...
 
     def address(self, step: int) -> int:
         """Where step `step` starts (what enters it, or what linking re-patches)."""

@@ -38,7 +38,7 @@ class Compiled:
 
     region: Region
     layout: Layout
-    steps: tuple[Step, ...]
+    steps: Sequence[Step]
     trampolines: int = 0
     _stencils: Callable[[], list[str]] | None = None
 
@@ -94,7 +94,7 @@ class NativeRuntime:
         except BaseException:
             region.free()
             raise
-        return Compiled(region, planned.layout, tuple(steps), trampolines, planned.stencils)
+        return Compiled(region, planned.layout, steps, trampolines, planned.stencils)
 
     def link(self, compiled: CompiledCode, step: int, destination: int) -> None:
         """Re-patch step `step` (an exit) to jump to `destination`, W^X throughout."""

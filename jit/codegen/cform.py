@@ -1,0 +1,156 @@
+"""Trace forming in C (stencils/form.c): the compile path's first stage, with no Python object per step.
+
+jit.codegen.trace.form_trace and jit.codegen.fuse stay the readable
+reference; form.c does the same (guards, inlined calls, exit stubs, the
+ending, superinstructions) straight into the StepPlan array the stitcher
+reads, and tests/test_cform.py holds the two to the same steps and exits.
+The steps come back as PackedSteps: a sequence that makes Step objects only
+when something looks at them (a listing, a debugger's line table); a compile
+hands the packed array to the stitcher as it is (jit.codegen.emit).
+"""
+
+from __future__ import annotations
+
+import weakref
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, overload
+
+from ..build.hostlib import hostlib
+from ..lang.ir import OPS, Program, wrap64
+from .step import Step
+
+STEP_FIELDS = 10  # a StepPlan's int64 fields (vm.h)
+KIND_NUMBERS = {"loop": 0, "link": 1, "exit": 2, "return": 3}  # FormOps' kind_* (TraceKind values)
+_BY_NAME = {op.name: op.opcode for op in OPS}
+
+
+class PackedSteps(Sequence[Step]):
+    """Steps as StepPlans, each op by its number in the op table."""
+
+    def __init__(self, data: array, n: int) -> None:
+        self.data, self.n = data, n  # data: STEP_FIELDS int64s per step
+        self._steps: list[Step] | None = None
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, k: int) -> Step: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[Step]: ...
+    def __getitem__(self, k: int | slice) -> Step | list[Step]:
+        return self.steps()[k]
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def steps(self) -> list[Step]:
+        """The Step objects (made on first use)."""
+        if self._steps is None:
+            f = self.data
+            self._steps = [
+                Step(
+                    OPS[f[k]].name,
+                    f[k + 1],
+                    f[k + 2],
+                    f[k + 3],
+                    None if f[k + 4] < 0 else f[k + 4],
+                    None if f[k + 5] < 0 else f[k + 5],
+                    f[k + 7] or None,
+                    None if f[k + 6] < 0 else f[k + 6],
+                    f[k + 8],
+                    f[k + 9],
+                )
+                for k in range(0, STEP_FIELDS * self.n, STEP_FIELDS)
+            ]
+        return self._steps
+
+
+class Former:
+    """form.c, with its op numbers filled in once and each program's code as C reads it."""
+
+    def __init__(self) -> None:
+        self.ffi, self.lib = hostlib()
+        ops = self.ffi.new("FormOps *")
+        for field in (
+            "load", "store", "push_int", "add", "sub", "inc_local", "load_addk", "load2", "store_load", "addk",
+            "jump", "jz", "jnz", "call", "ret", "drop", "guard_zero", "guard_nonzero", "count", "take_exit", "exit",
+        ):  # fmt: skip
+            setattr(ops, field, _BY_NAME[field.upper()])
+        for kind, number in KIND_NUMBERS.items():
+            setattr(ops, f"kind_{kind}", number)
+        self.ops = ops
+        self._code: dict[int, tuple[weakref.ref[Program], Any]] = {}
+
+    def code(self, program: Program) -> Any:
+        """The program's instructions as (op, a, b) int64 triples, made once per program."""
+        key = id(program)
+        found = self._code.get(key)
+        if found is not None and found[0]() is program:
+            return found[1]
+        flat = array("q", [v for ins in program.code for v in (ins.op, wrap64(ins.a), wrap64(ins.b))] or [0])
+        made = self.ffi.from_buffer("int64_t[]", flat), flat
+        self._code[key] = (weakref.ref(program, self._forget(key)), made)
+        return made
+
+    def _forget(self, key: int) -> Callable[[object], None]:
+        """What drops a program's code once the program is gone."""
+        return lambda _: self._code.pop(key, None) and None
+
+    def form(
+        self,
+        program: Program,
+        pcs: Sequence[int],
+        stop_pc: int,
+        kind: str,
+        first_exit: int,
+        link_address: int | None,
+        superinstructions: bool,
+    ) -> tuple[PackedSteps, list[tuple[int, int, int, int]], str]:
+        """The steps, the exits (id, resume pc, micro-ops, step) and the kind, as form_trace makes them."""
+        ffi = self.ffi
+        n = len(pcs)
+        cap = 4 * n + 4
+        out = array("q", bytes(8 * STEP_FIELDS * cap))
+        exits = array("q", bytes(8 * 4 * (n + 1)))
+        result = ffi.new("int64_t[2]")
+        code, _ = self.code(program)
+        made = self.lib.jit_form_trace(
+            self.ops,
+            code,
+            ffi.from_buffer("int64_t[]", array("q", pcs) or array("q", [0])),
+            n,
+            stop_pc,
+            KIND_NUMBERS[kind],
+            first_exit,
+            link_address or 0,
+            int(superinstructions),
+            ffi.from_buffer("StepPlan[]", out, require_writable=True),
+            cap,
+            ffi.from_buffer("int64_t[]", exits, require_writable=True),
+            result,
+            ffi.new("uint8_t[]", cap + 1),
+            ffi.new("int64_t[]", cap + 1),
+            ffi.new("int64_t[]", 3 * n + 1),
+        )
+        if made < 0:
+            raise AssertionError("form.c was given too little room")  # (cap is what it asks for)
+        del out[STEP_FIELDS * made :]
+        found = [(exits[4 * k], exits[4 * k + 1], exits[4 * k + 2], exits[4 * k + 3]) for k in range(result[1])]
+        names = {v: k for k, v in KIND_NUMBERS.items()}
+        return PackedSteps(out, made), found, names[result[0]]
+
+
+_FORMER: list[Former] = []
+
+
+def former() -> Former:
+    if not _FORMER:
+        _FORMER.append(Former())
+    return _FORMER[0]

@@ -1,0 +1,168 @@
+/* Forming a trace from a recorded path, and fusing superinstructions, in C:
+ * jit/codegen/trace.py's form_trace and jit/codegen/fuse.py's fuse, the
+ * readable reference these must match step for step (tests/test_cform.py).
+ * The steps come out as the StepPlans the stitcher reads, each op by its
+ * number in the op table; no Python object is made per step. */
+#include <stdint.h>
+#include <string.h>
+
+#include "vm.h"
+
+enum { NONE = -1 };
+
+static StepPlan step(int64_t op, int64_t a, int64_t b, int64_t position)
+{
+    StepPlan s = {op, a, b, position, NONE, NONE, NONE, 0, 0, 0};
+    return s;
+}
+
+/* The superinstruction for the run at i, and its length (0: none).  See fuse.py. */
+static int64_t match(const StepPlan *s, int64_t n, int64_t i, const FormOps *o, StepPlan *fused)
+{
+    int64_t op = s[i].op;
+    int64_t op1 = i + 1 < n ? s[i + 1].op : NONE, op2 = i + 2 < n ? s[i + 2].op : NONE;
+    if (op == o->load && op1 == o->push_int && (op2 == o->add || op2 == o->sub)) {
+        int64_t k = op2 == o->add ? s[i + 1].operand0 : (int64_t)(0 - (uint64_t)s[i + 1].operand0);
+        if (i + 3 < n && s[i + 3].op == o->store && s[i + 3].operand0 == s[i].operand0) {
+            *fused = step(o->inc_local, s[i].operand0, k, s[i].position);
+            return 4;
+        }
+        *fused = step(o->load_addk, s[i].operand0, k, s[i].position);
+        return 3;
+    }
+    if (op == o->load && op1 == o->load) {
+        *fused = step(o->load2, s[i].operand0, s[i + 1].operand0, s[i].position);
+        return 2;
+    }
+    if (op == o->store && op1 == o->load) {
+        *fused = step(o->store_load, s[i].operand0, s[i + 1].operand0, s[i].position);
+        return 2;
+    }
+    if (op == o->push_int && (op1 == o->add || op1 == o->sub)) {
+        int64_t k = op1 == o->add ? s[i].operand0 : (int64_t)(0 - (uint64_t)s[i].operand0);
+        *fused = step(o->addk, k, 0, s[i].position);
+        return 2;
+    }
+    return 0;
+}
+
+static int64_t renumbered(int64_t k, const int64_t *where) { return k == NONE ? NONE : where[k]; }
+
+/* fuse.py's fuse, in place: `entry` (n + 1 bytes) and `where` (n + 1) are scratch. */
+static int64_t fuse(StepPlan *s, int64_t n, const FormOps *o, uint8_t *entry, int64_t *where)
+{
+    memset(entry, 0, (size_t)n + 1);
+    entry[0] = 1;
+    for (int64_t k = 0; k < n; k++) {
+        if (s[k].target >= 0) entry[s[k].target] = 1;
+        if (s[k].exit >= 0) entry[s[k].exit] = 1;
+        if (s[k].continue_to >= 0) entry[s[k].continue_to] = 1;
+    }
+    int64_t out = 0;
+    for (int64_t i = 0; i < n;) {
+        StepPlan fused;
+        int64_t len = match(s, n, i, o, &fused);
+        for (int64_t k = i + 1; k < i + len; k++) {
+            if (entry[k]) len = 0;
+        }
+        if (len == 0) {
+            fused = s[i];
+            len = 1;
+        }
+        for (int64_t k = i; k < i + len; k++) where[k] = out;
+        s[out++] = fused;  /* (out <= i: the run just read is not needed again) */
+        i += len;
+    }
+    where[n] = out;
+    for (int64_t k = 0; k < out; k++) {
+        s[k].target = renumbered(s[k].target, where);
+        s[k].exit = renumbered(s[k].exit, where);
+        s[k].continue_to = renumbered(s[k].continue_to, where);
+    }
+    return out;
+}
+
+int64_t jit_form_trace(const FormOps *o, const int64_t *code, const int64_t *pcs, int64_t npcs, int64_t stop_pc,
+                       int64_t kind, int64_t first_exit, int64_t link_address, int64_t superinstructions,
+                       StepPlan *out, int64_t cap, int64_t *exits, int64_t *result, uint8_t *entry, int64_t *where,
+                       int64_t *stubs)
+{
+    /* code: three int64s per IR instruction (op, a, b); exits: four per exit
+     * (id, resume pc, micro-ops, step); result: [kind, exits made];
+     * stubs: three per guard or open call (step, resume pc, micro-ops).
+     * cap: room for 4 * npcs + 4 steps, which is the most a path makes.
+     * Returns the steps made, or -1 when `cap` is too small. */
+    int64_t n = 0, nstubs = 0, open = 0;
+    if (cap < 4 * npcs + 4) return -1;
+    int64_t *calls = where;  /* (scratch until fusion: the open calls' steps) */
+    for (int64_t r = 0; r < npcs; r++) {
+        int64_t pc = pcs[r];
+        int64_t op = code[3 * pc], a = code[3 * pc + 1], b = code[3 * pc + 2];
+        int64_t next = r + 1 < npcs ? pcs[r + 1] : stop_pc;
+        if (op == o->jump) continue;
+        if (op == o->jz || op == o->jnz) {
+            if (a == pc + 1) { /* both sides go to the same place: only the pop matters */
+                out[n++] = step(o->drop, 0, 0, pc);
+                continue;
+            }
+            int taken = next == a;
+            stubs[3 * nstubs] = n, stubs[3 * nstubs + 1] = taken ? pc + 1 : a, stubs[3 * nstubs + 2] = r + 1;
+            nstubs++;
+            int zero = (op == o->jz) == taken; /* jz taken: the value was zero */
+            out[n++] = step(zero ? o->guard_zero : o->guard_nonzero, 0, 0, pc);
+            continue;
+        }
+        if (op == o->call) {
+            calls[open++] = n;
+            out[n] = step(op, a, b, pc);
+            out[n].target = n + 1;
+            n++;
+            continue;
+        }
+        if (op == o->ret && open == 0) { /* out of the frame the trace started in */
+            out[n++] = step(o->count, npcs, 0, pc);
+            out[n++] = step(op, a, b, pc);
+            kind = o->kind_return;
+            continue;
+        }
+        if (op == o->ret) {
+            int64_t call = calls[--open];
+            out[n++] = step(op, a, b, pc);
+            out[call].continue_to = n;
+            continue;
+        }
+        out[n++] = step(op, a, b, pc);
+    }
+    for (int64_t k = 0; k < open; k++) { /* returns that happen off the path */
+        stubs[3 * nstubs] = calls[k], stubs[3 * nstubs + 1] = out[calls[k]].position + 1, stubs[3 * nstubs + 2] = 0;
+        nstubs++;
+    }
+    int64_t id = first_exit, nexits = 0;
+    if (kind == o->kind_loop || kind == o->kind_link) {
+        out[n++] = step(o->count, npcs, 0, stop_pc);
+        out[n] = step(o->jump, 0, 0, stop_pc);
+        if (kind == o->kind_loop) out[n].target = 0;
+        else out[n].target_address = link_address;
+        n++;
+    } else if (kind != o->kind_return) {
+        out[n++] = step(o->take_exit, npcs, id, stop_pc);
+        out[n++] = step(o->exit, stop_pc, id, stop_pc);
+        exits[0] = id++, exits[1] = stop_pc, exits[2] = npcs, exits[3] = n - 1;
+        nexits = 1;
+    }
+    for (int64_t k = 0; k < nstubs; k++) {
+        int64_t at = stubs[3 * k], resume = stubs[3 * k + 1], ops = stubs[3 * k + 2], stub = n;
+        out[n++] = step(o->take_exit, ops, id, resume);
+        out[n++] = step(o->exit, resume, id, resume);
+        int64_t *e = exits + 4 * nexits++;
+        e[0] = id++, e[1] = resume, e[2] = ops, e[3] = stub + 1;
+        if (out[at].op == o->call) out[at].continue_to = stub;
+        else out[at].exit = stub;
+    }
+    if (superinstructions) {
+        n = fuse(out, n, o, entry, where);
+        for (int64_t k = 0; k < nexits; k++) exits[4 * k + 3] = where[exits[4 * k + 3]];
+    }
+    result[0] = kind, result[1] = nexits;
+    return n;
+}

@@ -1,0 +1,79 @@
+"""Trace forming in C (stencils/form.c) against the Python reference (jit.codegen.trace.form_trace).
+
+Every path the tiered engine records, in the bundled programs and in random
+ones, is formed both ways: the steps (ops, operands, positions, jump
+targets, exits, return points, link addresses), the exits and the kind must
+be the same, with superinstructions and without.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jit.codegen.cform import PackedSteps
+from jit.codegen.trace import FUNCTION, Handover, TraceShape, form
+from jit.lang.ir import Program
+from jit.runtime.config import TierConfig
+from jit.runtime.tiering import prepare_tiered
+from jit.tools.benchmark import SIZES, load_programs
+from jit.tools.fuzzgen import build, programs
+
+
+def recorded(program: Program, args: list[int], config: TierConfig | None = None) -> list[Handover]:
+    """The handovers of every path a tiered run compiles."""
+    found: list[Handover] = []
+
+    def keep(code, shape: TraceShape, side: bool) -> None:
+        if shape.handover is not None and shape.handover.kind != FUNCTION:
+            found.append(shape.handover)
+
+    prepare_tiered(program, args, config, on_compile=keep)()
+    return found
+
+
+def assert_same(program: Program, handover: Handover) -> None:
+    for fuse in (True, False):
+        h = replace(handover, superinstructions=fuse)
+        c, py = form(program, replace(h, in_c=True)), form(program, replace(h, in_c=False))
+        assert isinstance(c.steps, PackedSteps) and not isinstance(py.steps, PackedSteps)
+        assert list(c.steps) == list(py.steps), (h.pcs, h.kind)
+        assert (c.exits, c.kind, c.start_pc, c.ops) == (py.exits, py.kind, py.start_pc, py.ops)
+
+
+def test_every_bundled_programs_traces_are_formed_alike():
+    count = 0
+    for name, program in load_programs(SIZES).items():
+        for handover in recorded(program, [SIZES[name]]):
+            assert_same(program, handover)
+            count += 1
+    assert count > 40  # (every kind of ending is among them: the test below counts them)
+
+
+def test_every_ending_is_covered():
+    kinds = set()
+    for name, program in load_programs(SIZES).items():
+        for handover in recorded(program, [SIZES[name]], TierConfig(hot_loop=1, hot_exit=1, max_trace=40)):
+            assert_same(program, handover)
+            kinds.add(form(program, handover).kind.value)
+    assert kinds == {"loop", "link", "exit", "return"}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(programs, st.integers(-50, 50))
+def test_random_programs_traces_are_formed_alike(drawn, arg):
+    program = build(drawn)
+    for handover in recorded(program, [arg, arg], TierConfig(hot_loop=1, hot_exit=1, hot_call=1)):
+        assert_same(program, handover)
+
+
+def test_packed_steps_read_as_steps():
+    program = load_programs({"sieve": 100})["sieve"]
+    handover = recorded(program, [100])[0]
+    steps = form(program, handover).steps
+    assert isinstance(steps, PackedSteps)
+    listed = list(steps)
+    assert len(steps) == len(listed) and steps[0] == listed[0] and steps[-1] == listed[-1]
+    assert steps[1:3] == listed[1:3] and steps == listed
