@@ -180,7 +180,15 @@ def test_known_outputs_under_the_default_engine():
     assert "micro-ops run in compiled code" in out.stderr and "traces compiled" in out.stderr
 
 
-def test_linking_never_makes_memory_writable_and_executable(monkeypatch):
+@pytest.mark.parametrize("dual", [True, False], ids=["dual-mapping", "mprotect"])
+def test_linking_never_makes_memory_writable_and_executable(monkeypatch, dual):
+    """Dual mapping: the code is only ever read-execute, written through a
+    read-write view of the same pages, and no protection changes at all;
+    without it (Arena(dual=False)), each compile and link flips a region
+    between read-write and read-execute.  Never both, either way."""
+    from jit.runtime.memory import Arena
+    from jit.runtime.native import NativeRuntime, native_runtime
+
     seen = []
     real = memory.protect
 
@@ -189,12 +197,38 @@ def test_linking_never_makes_memory_writable_and_executable(monkeypatch):
         real(address, size, prot)
 
     monkeypatch.setattr(memory, "protect", spy)
+    runtime = NativeRuntime(native_runtime().library, arena=Arena(dual=dual))
     program = parse(PHASES, "phases.uop")
-    _, stats = tiered(program, [2000], hot_loop=5, hot_exit=2)
+    views = []
+
+    def mapped(address: int) -> str | None:
+        """The protection of the mapping that holds `address`, as /proc/self/maps says."""
+        with open("/proc/self/maps") as f:
+            for line in f:
+                low, high = (int(x, 16) for x in line.split()[0].split("-"))
+                if low <= address < high:
+                    return line.split()[1]
+        return None
+
+    def look(code, shape, side):  # (each compile, once sealed: how its code is mapped)
+        region = code.region
+        views.append((mapped(region.address), mapped(region.view) if region.chunk.view else None))
+
+    config = TierConfig(hot_loop=5, hot_exit=2)
+    prepared = prepare_tiered(program, [2000], config, on_compile=look, backend=runtime)
+    outcome = prepared()
+    assert outcome == ENGINES["py"](program, [2000])
+    stats = prepared.stats
     assert stats.linked >= 1
     rw, rx = memory.PROT_READ | memory.PROT_WRITE, memory.PROT_READ | memory.PROT_EXEC
-    assert seen.count(rw) >= stats.linked + stats.traces  # each link re-opened a region for writing
-    assert set(seen) <= {rw, rx, memory.PROT_NONE}
+    if dual:
+        assert seen == [] and views and set(views) == {("r-xs", "rw-s")}
+    else:
+        assert seen.count(rw) >= stats.linked  # each link re-opened a region for writing
+        assert set(seen) <= {rw, rx, memory.PROT_NONE}
+        assert views and {v for v, _ in views} == {"r-xp"}
+    runtime.close()
+    assert runtime.arena.stats()["mappings"] == 0
 
 
 def test_perf_map_names_each_trace():

@@ -168,7 +168,7 @@ class NativeOpSetRuntime:
         placed = place(self.library, steps)
         region = self.arena.allocate(placed.layout.size)
         try:
-            placed.write(region.address)  # (the region is writable until sealed)
+            placed.write(region.view, region.address)  # (written through its view, run where it is)
             region.seal()
         except BaseException:
             region.free()

@@ -74,15 +74,15 @@ class Placed:
             return plans.render_packed(self.packed, self.layout, base, plans.values_for(self.addresses(base)))[0]
         return stitch(self.library, self.steps, self.layout, base, self.addresses(base)).code
 
-    def write(self, address: int) -> None:
-        """Stitch straight into writable memory at `address` (the code runs there)."""
+    def write(self, address: int, base: int) -> None:
+        """Stitch straight into writable memory at `address`, for the code to run at `base`."""
         if self.stitcher is Stitcher.C:
             plans = plans_for(self.library)
-            plans.stitch_packed(self.packed, self.layout, address, address, plans.values_for(self.addresses(address)))
+            plans.stitch_packed(self.packed, self.layout, address, base, plans.values_for(self.addresses(base)))
             return
         import ctypes
 
-        code = self.render(address)
+        code = self.render(base)
         ctypes.memmove(address, code, len(code))
 
 

@@ -34,6 +34,7 @@ class TierConfig:
     perf_jitdump: bool = False  # write /tmp/jit-PID.dump (code and .uop lines) for perf inject --jit
     gdb: bool = False  # register each piece of code with GDB's JIT interface
     superinstructions: bool = True  # fuse common runs of steps (jit.codegen.fuse)
+    c_forming: bool = True  # form recorded paths in C (jit.codegen.cform); off: the Python reference
     # Trace-level passes run on every trace and function, in order (jit.codegen.passes).
     passes: tuple[str, ...] = DEFAULT_PASSES
 

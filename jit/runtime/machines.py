@@ -71,7 +71,7 @@ class NativeMachine:
         rec = self.rec
         rec.len, rec.start, rec.depth, rec.max = 0, start, 0, limit
         self.lib.run_record(self.state, self.code, start, rec)
-        return [self.pcs[k] for k in range(rec.len)]
+        return self.vm.ffi.unpack(self.pcs, rec.len)
 
     def compile(self, steps: Sequence[Step]) -> CompiledCode:
         compiled = self.backend.compile(steps)

@@ -1,14 +1,17 @@
 """Executable memory: an arena of mappings, W^X, with the icache flushed.
 
 Regions are whole pages inside larger mappings (chunks), so one mapping
-holds many traces and each region's protection can change alone.  A region
-is mapped read-write while it is filled, then read-execute; re-patching it
-(trace linking) flips it back to read-write and then to read-execute again.
-Free space is kept read-write (never executable), so taking a region costs
-no system call, and a compile costs one mprotect, freeing it another.
-Every protection change goes through one function that refuses W+X.  A
-chunk whose regions are all freed is unmapped, so the process's mappings
-return to where they started.
+holds many traces.  By default a chunk is mapped twice (dual mapping): the
+same pages (a memfd) once read-execute, where code runs, and once
+read-write, where it is written (Region.view); no mapping is ever both
+writable and executable, and no compile, link or free changes a protection
+(a system call of several microseconds each, the largest fixed cost of a
+compile before).  Arena(dual=False), or a system without memfd_create, maps
+each chunk once and flips a region between read-write (while it is filled
+or re-patched) and read-execute with mprotect; free space stays read-write
+there.  Either way every protection goes through one function that refuses
+W+X, and a chunk whose regions are all freed is unmapped (both views), so
+the process's mappings return to where they started.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from ..errors import JitError
 
 PAGE = mmap.PAGESIZE
 PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
-MAP_PRIVATE, MAP_ANONYMOUS = 0x02, 0x20
+MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS = 0x01, 0x02, 0x20
+MFD_CLOEXEC = 0x1
 MAP_FAILED = (1 << 64) - 1
 DEFAULT_CHUNK = 1 << 20
 
@@ -39,6 +43,9 @@ LIBC = """
 void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
 int mprotect(uintptr_t addr, size_t len, int prot);  /* (an address as an integer: no cast per call) */
 int munmap(void *addr, size_t length);
+int memfd_create(const char *name, unsigned int flags);
+int ftruncate(int fd, long length);
+int close(int fd);
 """
 
 
@@ -67,6 +74,7 @@ class _Chunk:
     size: int
     free: list[tuple[int, int]]  # (offset, length) runs, sorted, coalesced
     used: int = 0
+    view: int = 0  # the read-write mapping of the same pages (dual mapping), or 0
 
     def take(self, size: int) -> int | None:
         for k, (off, length) in enumerate(self.free):
@@ -103,13 +111,20 @@ class Region:
     freed: bool = False
     used: int = 0  # bytes actually filled
 
+    @property
+    def view(self) -> int:
+        """Where the region's bytes are written: its read-write view (dual
+        mapping), or its own address (writable until sealed)."""
+        chunk = self.chunk
+        return chunk.view + (self.address - chunk.address) if chunk.view else self.address
+
     def write(self, offset: int, data: bytes | bytearray) -> None:
         if not self.writable or self.freed:
             raise ExecMemoryError("region is not writable (seal() made it read-execute)")
         if offset < 0 or offset + len(data) > self.size:
             raise ExecMemoryError(f"write of {len(data)} bytes at {offset} outside a region of {self.size}")
         ffi, _ = _libc()
-        ffi.memmove(ffi.cast("char *", self.address + offset), bytes(data), len(data))
+        ffi.memmove(ffi.cast("char *", self.view + offset), bytes(data), len(data))
         self.used = max(self.used, offset + len(data))
 
     def read(self, offset: int = 0, size: int | None = None) -> bytes:
@@ -118,16 +133,19 @@ class Region:
         return bytes(ffi.buffer(ffi.cast("char *", self.address + offset), n))
 
     def seal(self) -> None:
-        """Read-execute from now on, with the instruction cache made coherent."""
-        protect(self.address, self.size, PROT_READ | PROT_EXEC)
+        """Read-execute from now on (written no more), with the instruction cache made coherent."""
+        if not self.chunk.view:
+            protect(self.address, self.size, PROT_READ | PROT_EXEC)
         self.writable = False
         _, lib = hostlib()
         lib.jit_flush_icache(self.address, self.address + self.size)
 
     @contextmanager
     def unsealed(self) -> Iterator[Region]:
-        """Writable (and not executable) for the duration: for re-patching."""
-        protect(self.address, self.size, PROT_READ | PROT_WRITE)
+        """Writable (through its view, or made read-write and not executable)
+        for the duration: for re-patching."""
+        if not self.chunk.view:
+            protect(self.address, self.size, PROT_READ | PROT_WRITE)
         self.writable = True
         try:
             yield self
@@ -142,6 +160,7 @@ class Region:
 class Arena:
     chunk_size: int = DEFAULT_CHUNK
     hint: int = 0  # where to ask mmap to put chunks (0: anywhere); tests use it to force far targets
+    dual: bool = True  # two views of each chunk, read-execute and read-write (where memfd_create exists)
     chunks: list[_Chunk] = field(default_factory=list)
     regions: int = 0
 
@@ -159,13 +178,43 @@ class Arena:
     def _map(self, size: int) -> _Chunk:
         ffi, libc = _libc()
         where = ffi.cast("void *", self.hint + sum(c.size for c in self.chunks)) if self.hint else ffi.NULL
-        ptr = libc.mmap(where, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        address = int(ffi.cast("uintptr_t", ptr))
-        if address == MAP_FAILED:
-            raise ExecMemoryError(f"mmap of {size} bytes failed: {os.strerror(ffi.errno)}")
-        chunk = _Chunk(address, size, [(0, size)])
+        if self.dual:
+            try:
+                fd = libc.memfd_create(b"jit-code", MFD_CLOEXEC)
+            except AttributeError:  # (no such function in this C library)
+                fd = -1
+            if fd < 0:
+                self.dual = False  # (and map as below, from now on)
+            else:
+                try:
+                    if libc.ftruncate(fd, size) != 0:
+                        raise ExecMemoryError(f"ftruncate of a {size}-byte memfd failed: {os.strerror(ffi.errno)}")
+                    code = self._mmap(where, size, PROT_READ | PROT_EXEC, MAP_SHARED, fd)
+                    try:
+                        view = self._mmap(ffi.NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd)
+                    except ExecMemoryError:
+                        libc.munmap(ffi.cast("void *", code), size)
+                        raise
+                finally:
+                    libc.close(fd)  # (the mappings keep the pages)
+                chunk = _Chunk(code, size, [(0, size)], view=view)
+                self.chunks.append(chunk)
+                return chunk
+        chunk = _Chunk(
+            self._mmap(where, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1), size, [(0, size)]
+        )
         self.chunks.append(chunk)
         return chunk
+
+    @staticmethod
+    def _mmap(where: Any, size: int, prot: int, flags: int, fd: int) -> int:
+        if prot & PROT_WRITE and prot & PROT_EXEC:
+            raise ExecMemoryError("refusing a writable and executable mapping")
+        ffi, libc = _libc()
+        address = int(ffi.cast("uintptr_t", libc.mmap(where, size, prot, flags, fd, 0)))
+        if address == MAP_FAILED:
+            raise ExecMemoryError(f"mmap of {size} bytes failed: {os.strerror(ffi.errno)}")
+        return address
 
     def _region(self, chunk: _Chunk, off: int, size: int) -> Region:
         self.regions += 1
@@ -177,13 +226,14 @@ class Arena:
         region.freed = True
         self.regions -= 1
         chunk = region.chunk
-        if not region.writable:
+        if not region.writable and not chunk.view:
             protect(region.address, region.size, PROT_READ | PROT_WRITE)
         chunk.give(region.address - chunk.address, region.size)
         if chunk.used == 0:
             ffi, libc = _libc()
-            if libc.munmap(ffi.cast("void *", chunk.address), chunk.size) != 0:
-                raise ExecMemoryError(f"munmap failed: {os.strerror(ffi.errno)}")
+            for address in (chunk.address, chunk.view) if chunk.view else (chunk.address,):
+                if libc.munmap(ffi.cast("void *", address), chunk.size) != 0:
+                    raise ExecMemoryError(f"munmap failed: {os.strerror(ffi.errno)}")
             self.chunks.remove(chunk)
 
     def stats(self) -> dict[str, int]:

@@ -89,7 +89,7 @@ class NativeRuntime:
         planned = plan(self.library, steps, self.helpers, self.stitcher, self.stack_cache)
         region = self.arena.allocate(planned.layout.size)
         try:
-            trampolines = planned.write(region.address, region.address)  # (the free space is writable)
+            trampolines = planned.write(region.view, region.address)  # (written through its view, run where it is)
             region.seal()
         except BaseException:
             region.free()

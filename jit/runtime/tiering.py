@@ -217,7 +217,7 @@ class TieredRun:
         link = self.traces[stop].address(0) if kind == LINK else None
         t0 = time.perf_counter()
         c = self.config
-        shape = self._form(Handover(kind, pcs, stop, self.next_exit, link, c.superinstructions, c.passes))
+        shape = self._form(Handover(kind, pcs, stop, self.next_exit, link, c.superinstructions, c.passes, c.c_forming))
         code = self._install(shape, t0, "side" if side else "loop")
         self.stats.traces += 1
         self.stats.side_traces += side

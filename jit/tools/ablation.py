@@ -69,6 +69,16 @@ TECHNIQUES = (
     Technique("stack caching two slots deep (off: one)", "depth-1", (Figure.STEADY, Figure.TIERED, Figure.CODE)),
     Technique("stencils at -Os (off: -O3)", "O3", (Figure.STEADY, Figure.TIERED, Figure.CODE)),
     Technique("hot functions compiled whole (off: only loops are compiled)", "no-hot-functions", (Figure.TIERED,)),
+    Technique(
+        "trace forming and superinstructions in C (off: the Python reference)",
+        "python-forming",
+        (Figure.THROUGHPUT, Figure.TIERED),
+    ),
+    Technique(
+        "dual mapping: code read-execute, written through a read-write view (off: mprotect per compile)",
+        "mprotect",
+        (Figure.THROUGHPUT, Figure.TIERED),
+    ),
     # The passes are off by default; "off" here runs them, so the contribution is what they cost (>1) or win.
     Technique(
         "trace-level passes left off (off: fold, known-guards, forward-stores)",
@@ -113,6 +123,7 @@ def measure_ablation(
     from ..build.library import DEFAULT, Variant, load_library
     from ..codegen.emit import Stitcher
     from ..codegen.trace import program_steps
+    from ..runtime.memory import Arena
     from ..runtime.native import NativeRuntime, native_runtime, prepare_eager
     from ..runtime.tiering import TierConfig, prepare_tiered
 
@@ -133,19 +144,21 @@ def measure_ablation(
     }
     runtimes["no-stack-cache"] = NativeRuntime(load_library(target), stack_cache=False)
     runtimes["python-stitcher"] = NativeRuntime(load_library(target), stitcher=Stitcher.PYTHON)
+    runtimes["mprotect"] = NativeRuntime(load_library(target), arena=Arena(dual=False))
     with_passes = {"passes": BUILTIN_PASSES} | {f"pass-{p}": (p,) for p in BUILTIN_PASSES}
-    for name in ("no-superinstructions", "no-hot-functions", "gdb", *with_passes):
+    for name in ("no-superinstructions", "no-hot-functions", "gdb", "python-forming", *with_passes):
         runtimes[name] = runtimes["default"]
     configs = {name: TierConfig() for name in runtimes}
     configs["no-superinstructions"] = TierConfig(superinstructions=False)
     configs["no-hot-functions"] = TierConfig(hot_call=1 << 62)
     configs["gdb"] = TierConfig(gdb=True)
+    configs["python-forming"] = TierConfig(c_forming=False)
     for name, chosen in with_passes.items():
         configs[name] = TierConfig(passes=chosen)
 
     def handover(t, setting: str):
         """A trace's handover as this setting forms it (its passes)."""
-        return replace(t.handover, passes=configs[setting].passes)
+        return replace(t.handover, passes=configs[setting].passes, in_c=configs[setting].c_forming)
 
     settings = ["default", *(t.off for t in techniques)]
     wanted = {fig: ["default", *(t.off for t in techniques if fig in t.figures)] for fig in Figure}
