@@ -87,6 +87,12 @@ class Former:
             setattr(ops, f"kind_{kind}", number)
         self.ops = ops
         self._code: dict[int, tuple[weakref.ref[Program], Any]] = {}
+        self._room = 0  # steps the scratch buffers have room for
+        self._entry: Any = None
+        self._where: Any = None
+        self._stubs: Any = None
+        self._exits: Any = None
+        self._result = self.ffi.new("int64_t[2]")
 
     def code(self, program: Program) -> Any:
         """The program's instructions as (op, a, b) int64 triples, made once per program."""
@@ -117,14 +123,18 @@ class Former:
         ffi = self.ffi
         n = len(pcs)
         cap = 4 * n + 4
-        out = array("q", bytes(8 * STEP_FIELDS * cap))
-        exits = array("q", bytes(8 * 4 * (n + 1)))
-        result = ffi.new("int64_t[2]")
-        code, _ = self.code(program)
+        if cap > self._room:  # scratch for form.c, kept from call to call
+            self._room = max(cap, 2 * self._room)
+            self._entry = ffi.new("uint8_t[]", self._room + 1)
+            self._where = ffi.new("int64_t[]", self._room + 1)
+            self._stubs = ffi.new("int64_t[]", self._room)
+            self._exits = ffi.new("int64_t[]", self._room)
+        out = _ZERO * (STEP_FIELDS * cap)
+        path = array("q", pcs) if n else _ZERO
         made = self.lib.jit_form_trace(
             self.ops,
-            code,
-            ffi.from_buffer("int64_t[]", array("q", pcs) or array("q", [0])),
+            self.code(program)[0],
+            ffi.from_buffer("int64_t[]", path),
             n,
             stop_pc,
             KIND_NUMBERS[kind],
@@ -133,20 +143,22 @@ class Former:
             int(superinstructions),
             ffi.from_buffer("StepPlan[]", out, require_writable=True),
             cap,
-            ffi.from_buffer("int64_t[]", exits, require_writable=True),
-            result,
-            ffi.new("uint8_t[]", cap + 1),
-            ffi.new("int64_t[]", cap + 1),
-            ffi.new("int64_t[]", 3 * n + 1),
+            self._exits,
+            self._result,
+            self._entry,
+            self._where,
+            self._stubs,
         )
         if made < 0:
             raise AssertionError("form.c was given too little room")  # (cap is what it asks for)
         del out[STEP_FIELDS * made :]
-        found = [(exits[4 * k], exits[4 * k + 1], exits[4 * k + 2], exits[4 * k + 3]) for k in range(result[1])]
-        names = {v: k for k, v in KIND_NUMBERS.items()}
-        return PackedSteps(out, made), found, names[result[0]]
+        e = self._exits
+        found = [(e[k], e[k + 1], e[k + 2], e[k + 3]) for k in range(0, 4 * self._result[1], 4)]
+        return PackedSteps(out, made), found, _KIND_NAMES[self._result[0]]
 
 
+_ZERO = array("q", [0])
+_KIND_NAMES = {v: k for k, v in KIND_NUMBERS.items()}
 _FORMER: list[Former] = []
 
 

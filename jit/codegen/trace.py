@@ -84,16 +84,24 @@ def form(program: Program, handover: Handover) -> TraceShape:
     if h.kind == FUNCTION:
         return form_function(program, h.stop_pc, h.first_exit, h.superinstructions, h.passes)
     if h.in_c and not h.passes:
-        from .cform import former
-
-        steps, made, kind = former().form(
+        steps, made, kind = _former().form(
             program, h.pcs, h.stop_pc, h.kind.value, h.first_exit, h.link_address, h.superinstructions
         )
         exits = {e[0]: ExitInfo(e[1], e[2], e[3]) for e in made}
-        return TraceShape(h.pcs[0] if h.pcs else h.stop_pc, steps, exits, len(h.pcs), TraceKind(kind))
+        return TraceShape(h.pcs[0] if h.pcs else h.stop_pc, steps, exits, len(h.pcs), _KINDS[kind])
     return form_trace(
         program, list(h.pcs), h.stop_pc, h.kind, h.first_exit, h.link_address, h.superinstructions, h.passes
     )
+
+
+_KINDS = {kind.value: kind for kind in TraceKind}
+
+
+def _former():
+    """jit.codegen.cform's former (imported on first use: it loads the host library)."""
+    from .cform import former
+
+    return former()
 
 
 _GUARDS = {  # (branch, taken) -> guard that holds on the recorded path
