@@ -75,7 +75,7 @@ TECHNIQUES = (
         (Figure.THROUGHPUT, Figure.TIERED),
     ),
     Technique(
-        "dual mapping: code read-execute, written through a read-write view (off: mprotect per compile)",
+        "dual mapping: code RX, written through an RW view (off: mprotect per compile)",
         "mprotect",
         (Figure.THROUGHPUT, Figure.TIERED),
     ),
