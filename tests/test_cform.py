@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -77,3 +78,11 @@ def test_packed_steps_read_as_steps():
     listed = list(steps)
     assert len(steps) == len(listed) and steps[0] == listed[0] and steps[-1] == listed[-1]
     assert steps[1:3] == listed[1:3] and steps == listed
+
+
+def test_a_path_outside_the_program_is_refused_before_c_reads_it():
+    program = load_programs({"sieve": 100})["sieve"]
+    handover = recorded(program, [100])[0]
+    for bad in ([len(program.code)], [-1], [0, 10**9]):
+        with pytest.raises(ValueError, match="outside the program"):
+            form(program, replace(handover, pcs=tuple(bad)))

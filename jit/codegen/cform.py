@@ -122,6 +122,8 @@ class Former:
         """The steps, the exits (id, resume pc, micro-ops, step) and the kind, as form_trace makes them."""
         ffi = self.ffi
         n = len(pcs)
+        if n and not (min(pcs) >= 0 and max(pcs) < len(program.code)):  # (C indexes the code with them)
+            raise ValueError(f"a recorded path names positions outside the program (0 to {len(program.code) - 1})")
         cap = 4 * n + 4
         if cap > self._room:  # scratch for form.c, kept from call to call
             self._room = max(cap, 2 * self._room)
