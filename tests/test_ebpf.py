@@ -458,3 +458,17 @@ def test_stack_machine_options_are_refused_with_opset(tmp_path, capsys):
     accepted = ["--eager", "--engine", "interp", "--target", "aarch64-linux"]  # (the interpreter runs here)
     assert main(["run", "--opset", "ebpf", str(program), *accepted]) == 0
     assert capsys.readouterr().out.strip() == "0x1"
+
+
+@pytest.mark.parametrize("offset", [8, 64, 4096, 30000])
+def test_an_access_past_a_buffer_is_described_alike_on_every_engine(tmp_path, capsys, offset):
+    """Each engine lays the buffers out in its own place; an address outside
+    them is still named alike (nearest buffer and offset): the native
+    engines space their buffers as the emulator does."""
+    data = tmp_path / "past.data"
+    data.write_text(f"-- asm\nldxb %r0, [%r1+{offset}]\nexit\n-- mem\n00 01 02 03 04 05 06 07\n")
+    errors = set()
+    for engine in ENGINES:
+        assert main(["run", "--opset", "ebpf", str(data), *engine]) == 1
+        errors.add(capsys.readouterr().err.strip())
+    assert errors == {f"{data}:2: runtime error: out-of-bounds access: 1 bytes at mem{offset:+#x}"}

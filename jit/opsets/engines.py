@@ -14,6 +14,7 @@ freed before the outcome is returned.
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 from collections.abc import Sequence
@@ -89,19 +90,41 @@ def _ffi():
 
 
 class _Buffers:
-    """The module's buffers in this process's memory (cffi owns them)."""
+    """The module's buffers in this process's memory, laid out as the
+    emulator lays them out (jit.opsets.emulate): in order, each at the start
+    of its own BUFFER_STRIDE of address space (the gaps mapped with no
+    access), so that an address outside them is described alike (nearest
+    buffer and offset) on every engine, and never lands in another buffer.
+    Unmapped by close()."""
 
     def __init__(self, initial: dict[str, bytes]) -> None:
-        ffi = _ffi()
-        self.cdata = {name: ffi.new("char[]", max(1, len(data))) for name, data in initial.items()}
+        from ..runtime.memory import PAGE, PROT_NONE, PROT_READ, PROT_WRITE, ExecMemoryError, _libc, protect
+        from .emulate import BUFFER_STRIDE
+
+        ffi, libc = _libc()
         self.sizes = {name: len(data) for name, data in initial.items()}
+        biggest = max([*self.sizes.values(), 1])
+        self.stride = BUFFER_STRIDE if biggest <= BUFFER_STRIDE // 2 else -(-2 * biggest // PAGE) * PAGE
+        self.span = self.stride * max(1, len(initial))
+        flags = 0x02 | 0x20 | 0x4000  # MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+        base = int(ffi.cast("uintptr_t", libc.mmap(ffi.NULL, self.span, PROT_NONE, flags, -1, 0)))
+        if base == (1 << 64) - 1:
+            raise ExecMemoryError(f"reserving {self.span} bytes for the buffers failed: {os.strerror(ffi.errno)}")
+        self.base, self.libc, self.ffi = base, libc, ffi
+        self.addresses = {name: base + k * self.stride for k, name in enumerate(initial)}
         for name, data in initial.items():
-            ffi.memmove(self.cdata[name], data, len(data))
-        self.addresses = {name: int(ffi.cast("uintptr_t", c)) for name, c in self.cdata.items()}
+            pages = -(-max(1, len(data)) // PAGE) * PAGE
+            protect(self.addresses[name], pages, PROT_READ | PROT_WRITE)
+            ffi.memmove(ffi.cast("char *", self.addresses[name]), data, len(data))
 
     def contents(self) -> dict[str, bytes]:
-        ffi = _ffi()
-        return {name: bytes(ffi.buffer(c, self.sizes[name])) for name, c in self.cdata.items()}
+        ffi = self.ffi
+        return {name: bytes(ffi.buffer(ffi.cast("char *", self.addresses[name]), n)) for name, n in self.sizes.items()}
+
+    def close(self) -> None:
+        if self.base:
+            self.libc.munmap(self.ffi.cast("void *", self.base), self.span)
+            self.base = 0
 
 
 def _state(mod: OpSetModule, program: Any, buffers: _Buffers):
@@ -142,11 +165,15 @@ def run_interp(opset: OpSet, program: Any, steps: Sequence[Step] | None = None) 
     ffi = _ffi()
     code = ffi.new("char[]", records(opset, steps))
     buffers = _Buffers(mod.buffers(program))
-    state = _state(mod, program, buffers)
-    t0 = time.perf_counter()
-    fn(state, code)
-    elapsed = time.perf_counter() - t0
-    return Run(_finish(mod, program, state, buffers), len(steps), 0.0, elapsed)
+    try:
+        state = _state(mod, program, buffers)
+        t0 = time.perf_counter()
+        fn(state, code)
+        elapsed = time.perf_counter() - t0
+        outcome = _finish(mod, program, state, buffers)
+    finally:
+        buffers.close()
+    return Run(outcome, len(steps), 0.0, elapsed)
 
 
 class NativeOpSetRuntime:
@@ -200,15 +227,19 @@ def run_native(opset: OpSet, program: Any, steps: Sequence[Step] | None = None) 
     check_steps(opset, steps)
     region = rt.compile(steps)
     compiled = time.perf_counter() - t0
+    buffers = None
     try:
         buffers = _Buffers(mod.buffers(program))
         state = _state(mod, program, buffers)
         t1 = time.perf_counter()
         rt.shim(state, _ffi().cast("void *", region.address))
         elapsed = time.perf_counter() - t1
+        outcome = _finish(mod, program, state, buffers)
     finally:
         region.free()
-    return Run(_finish(mod, program, state, buffers), len(steps), compiled, elapsed)
+        if buffers is not None:
+            buffers.close()
+    return Run(outcome, len(steps), compiled, elapsed)
 
 
 def run(opset: OpSet, program: Any, engine: Engine = Engine.JIT, target: str | None = None) -> Run:
