@@ -14,6 +14,7 @@ from __future__ import annotations
 import weakref
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from functools import cache
 from typing import Any, overload
 
 from ..build.hostlib import hostlib
@@ -161,10 +162,9 @@ class Former:
 
 _ZERO = array("q", [0])
 _KIND_NAMES = {v: k for k, v in KIND_NUMBERS.items()}
-_FORMER: list[Former] = []
 
 
+@cache
 def former() -> Former:
-    if not _FORMER:
-        _FORMER.append(Former())
-    return _FORMER[0]
+    """The one Former of this process."""
+    return Former()

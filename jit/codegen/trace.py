@@ -97,11 +97,16 @@ def form(program: Program, handover: Handover) -> TraceShape:
 _KINDS = {kind.value: kind for kind in TraceKind}
 
 
+_FORMER: list = []
+
+
 def _former():
     """jit.codegen.cform's former (imported on first use: it loads the host library)."""
-    from .cform import former
+    if not _FORMER:
+        from .cform import former
 
-    return former()
+        _FORMER.append(former())
+    return _FORMER[0]
 
 
 _GUARDS = {  # (branch, taken) -> guard that holds on the recorded path
