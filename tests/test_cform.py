@@ -86,3 +86,12 @@ def test_a_path_outside_the_program_is_refused_before_c_reads_it():
     for bad in ([len(program.code)], [-1], [0, 10**9]):
         with pytest.raises(ValueError, match="outside the program"):
             form(program, replace(handover, pcs=tuple(bad)))
+
+
+def test_a_step_plan_is_as_wide_as_python_packs_it():
+    """STEP_FIELDS (jit.codegen.cform) against vm.h's StepPlan, as cffi sizes it."""
+    from jit.build.hostlib import hostlib
+    from jit.codegen.cform import STEP_FIELDS
+
+    ffi, _ = hostlib()
+    assert ffi.sizeof("StepPlan") == 8 * STEP_FIELDS

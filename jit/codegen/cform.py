@@ -108,7 +108,11 @@ class Former:
 
     def _forget(self, key: int) -> Callable[[object], None]:
         """What drops a program's code once the program is gone."""
-        return lambda _: self._code.pop(key, None) and None
+
+        def forget(_: object) -> None:
+            self._code.pop(key, None)
+
+        return forget
 
     def form(
         self,

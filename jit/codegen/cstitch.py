@@ -25,7 +25,7 @@ from ..lang.ir import wrap64
 from ..lang.optable import helper_names, optable
 from ..targets import Target, get_target
 from ..vmdef import constant
-from .cform import PackedSteps
+from .cform import STEP_FIELDS, PackedSteps
 from .stackcache import enters_in_memory, library_depth, natural, stencil_name
 from .step import Step
 from .stitch import Layout, StitchError, op_shapes
@@ -215,7 +215,6 @@ class Packed:
     pointer: Any  # cffi's StepPlan[]
 
 
-STEP_FIELDS = 10  # a StepPlan's int64 fields (vm.h)
 _STEP = struct.Struct(f"{STEP_FIELDS}q")
 
 

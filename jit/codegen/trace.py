@@ -20,10 +20,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from ..lang.ir import Program
 from .passes import DEFAULT_PASSES, apply
 from .step import Step
+
+if TYPE_CHECKING:
+    from .cform import Former
 
 
 class TraceKind(Enum):
@@ -97,10 +101,10 @@ def form(program: Program, handover: Handover) -> TraceShape:
 _KINDS = {kind.value: kind for kind in TraceKind}
 
 
-_FORMER: list = []
+_FORMER: list[Former] = []
 
 
-def _former():
+def _former() -> Former:
     """jit.codegen.cform's former (imported on first use: it loads the host library)."""
     if not _FORMER:
         from .cform import former
