@@ -166,3 +166,75 @@ int64_t jit_form_trace(const FormOps *o, const int64_t *code, const int64_t *pcs
     result[0] = kind, result[1] = nexits;
     return n;
 }
+
+/* trace.py's form_function: the whole function [start, end) as steps.  Each
+ * basic block begins with a COUNT of its instructions; jumps stay inside; a
+ * jump out of the function, or a call of another function, leaves through an
+ * exit stub (one per place and kind), a recursive call enters step 0.
+ * is_label / ends_block: per op number, whether its operand is a label and
+ * whether it ends a basic block.  exits: five per exit (id, resume pc,
+ * micro-ops (0), step, a call?).  Scratch: leader (end - start + 1 bytes),
+ * index and blen (end - start each), stubs (3 per stub, as many as
+ * instructions).  cap: room for 4 * (end - start) + 4 steps. */
+int64_t jit_form_function(const FormOps *o, const int64_t *code, int64_t start, int64_t end, int64_t first_exit,
+                          const uint8_t *is_label, const uint8_t *ends_block, int64_t superinstructions,
+                          StepPlan *out, int64_t cap, int64_t *exits, int64_t *nexits_out, uint8_t *leader,
+                          int64_t *index, int64_t *blen, int64_t *stubs, uint8_t *entry, int64_t *where)
+{
+    int64_t len = end - start;
+    if (len <= 0 || cap < 4 * len + 4) return -1;
+    memset(leader, 0, (size_t)len + 1);
+    leader[0] = 1;
+    for (int64_t pc = start; pc < end; pc++) {
+        int64_t op = code[3 * pc], a = code[3 * pc + 1];
+        if (is_label[op] && a >= start && a < end) leader[a - start] = 1;
+        if (ends_block[op]) leader[pc + 1 - start] = 1;
+    }
+    for (int64_t pc = end - 1, next = end; pc >= start; pc--) {
+        if (leader[pc - start]) {
+            blen[pc - start] = next - pc;
+            next = pc;
+        }
+    }
+    int64_t n = 0;
+    for (int64_t pc = start; pc < end; pc++) { /* every leader is preceded by its COUNT */
+        n += leader[pc - start];
+        index[pc - start] = leader[pc - start] ? n - 1 : n;
+        n++;
+    }
+    int64_t body = 0, tail = n, nstubs = 0;
+    for (int64_t pc = start; pc < end; pc++) {
+        int64_t op = code[3 * pc], a = code[3 * pc + 1], b = code[3 * pc + 2];
+        if (leader[pc - start]) out[body++] = step(o->count, blen[pc - start], 0, pc);
+        int64_t target = NONE, resume = NONE, call = 0;
+        if (is_label[op]) {
+            if (a >= start && a < end) target = index[a - start];
+            else resume = a;
+        } else if (op == o->call) {
+            if (a == start) target = 0;
+            else resume = a, call = 1;
+        }
+        if (resume != NONE) { /* an exit stub resuming at `resume`: one per place and kind */
+            int64_t k = 0;
+            while (k < nstubs && !(stubs[3 * k] == resume && stubs[3 * k + 1] == call)) k++;
+            if (k == nstubs) {
+                int64_t id = first_exit + nstubs;
+                stubs[3 * k] = resume, stubs[3 * k + 1] = call, stubs[3 * k + 2] = tail;
+                out[tail++] = step(o->take_exit, 0, id, resume);
+                out[tail++] = step(o->exit, resume, id, resume);
+                int64_t *e = exits + 5 * k;
+                e[0] = id, e[1] = resume, e[2] = 0, e[3] = tail - 1, e[4] = call;
+                nstubs++;
+            }
+            target = stubs[3 * k + 2];
+        }
+        out[body] = step(op, a, b, pc);
+        out[body++].target = target;
+    }
+    if (superinstructions) {
+        tail = fuse(out, tail, o, entry, where);
+        for (int64_t k = 0; k < nstubs; k++) exits[5 * k + 3] = where[exits[5 * k + 3]];
+    }
+    *nexits_out = nstubs;
+    return tail;
+}

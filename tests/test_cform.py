@@ -1,9 +1,10 @@
-"""Trace forming in C (stencils/form.c) against the Python reference (jit.codegen.trace.form_trace).
+"""Trace forming in C (stencils/form.c) against the Python reference (jit.codegen.trace).
 
-Every path the tiered engine records, in the bundled programs and in random
-ones, is formed both ways: the steps (ops, operands, positions, jump
-targets, exits, return points, link addresses), the exits and the kind must
-be the same, with superinstructions and without.
+Every path the tiered engine records, and every function of a program, in
+the bundled programs and in random ones, is formed both ways: the steps
+(ops, operands, positions, jump targets, exits, return points, link
+addresses), the exits and the kind must be the same, with superinstructions
+and without.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ def recorded(program: Program, args: list[int], config: TierConfig | None = None
     return found
 
 
+def functions(program: Program, first_exit: int = 7) -> list[Handover]:
+    """A handover of every function of the program, as for a hot function."""
+    return [Handover(FUNCTION, (), f.start, first_exit) for f in program.functions]
+
+
 def assert_same(program: Program, handover: Handover) -> None:
     for fuse in (True, False):
         h = replace(handover, superinstructions=fuse)
@@ -53,6 +59,17 @@ def test_every_bundled_programs_traces_are_formed_alike():
     assert count > 40  # (every kind of ending is among them: the test below counts them)
 
 
+def test_every_function_of_the_bundled_programs_is_formed_alike():
+    calls = recursive = 0
+    for program in load_programs(SIZES).values():
+        for handover in functions(program):
+            assert_same(program, handover)
+            shape = form(program, handover)
+            calls += sum(e.call for e in shape.exits.values())
+            recursive += sum(s.op == "CALL" and s.target == 0 for s in shape.steps)
+    assert calls and recursive  # calls of other functions (through exits), and of itself (fib)
+
+
 def test_every_ending_is_covered():
     kinds = set()
     for name, program in load_programs(SIZES).items():
@@ -67,6 +84,8 @@ def test_every_ending_is_covered():
 def test_random_programs_traces_are_formed_alike(drawn, arg):
     program = build(drawn)
     for handover in recorded(program, [arg, arg], TierConfig(hot_loop=1, hot_exit=1, hot_call=1)):
+        assert_same(program, handover)
+    for handover in functions(program):
         assert_same(program, handover)
 
 

@@ -1,9 +1,9 @@
 """Trace forming in C (stencils/form.c): the compile path's first stage, with no Python object per step.
 
-jit.codegen.trace.form_trace and jit.codegen.fuse stay the readable
-reference; form.c does the same (guards, inlined calls, exit stubs, the
-ending, superinstructions) straight into the StepPlan array the stitcher
-reads, and tests/test_cform.py holds the two to the same steps and exits.
+jit.codegen.trace.form_trace and form_function, and jit.codegen.fuse, stay
+the readable reference; form.c does the same (guards, inlined calls, exit
+stubs, the ending, a function's blocks, superinstructions) straight into
+the StepPlan array the stitcher reads, and tests/test_cform.py holds the two to the same steps and exits.
 The steps come back as PackedSteps: a sequence that makes Step objects only
 when something looks at them (a listing, a debugger's line table); a compile
 hands the packed array to the stitcher as it is (jit.codegen.emit).
@@ -19,6 +19,7 @@ from typing import Any, overload
 
 from ..build.hostlib import hostlib
 from ..lang.ir import OPS, Program, wrap64
+from ..lang.optable import BLOCK_ENDS
 from .step import Step
 
 STEP_FIELDS = 10  # a StepPlan's int64 fields (vm.h)
@@ -87,6 +88,9 @@ class Former:
         for kind, number in KIND_NUMBERS.items():
             setattr(ops, f"kind_{kind}", number)
         self.ops = ops
+        # Per op number: its operand is a label; it ends a basic block (optable.BLOCK_ENDS).
+        self.is_label = self.ffi.new("uint8_t[]", [int(op.operand == "LABEL") for op in OPS])
+        self.ends_block = self.ffi.new("uint8_t[]", [int(bool(op.flags & BLOCK_ENDS)) for op in OPS])
         self._code: dict[int, tuple[weakref.ref[Program], Any]] = {}
         self._room = 0  # steps the scratch buffers have room for
         self._entry: Any = None
@@ -162,6 +166,47 @@ class Former:
         e = self._exits
         found = [(e[k], e[k + 1], e[k + 2], e[k + 3]) for k in range(0, 4 * self._result[1], 4)]
         return PackedSteps(out, made), found, _KIND_NAMES[self._result[0]]
+
+    def form_function(
+        self, program: Program, start: int, end: int, first_exit: int, superinstructions: bool
+    ) -> tuple[PackedSteps, list[tuple[int, int, int, int, bool]]]:
+        """The steps and exits (id, resume pc, micro-ops, step, a call?) of the function [start, end), as
+        form_function makes them."""
+        ffi = self.ffi
+        if not 0 <= start < end <= len(program.code):  # (C indexes the code with them)
+            raise ValueError(f"no function [{start}, {end}) in a program of {len(program.code)} instructions")
+        n = end - start
+        cap = 4 * n + 4
+        out = _ZERO * (STEP_FIELDS * cap)
+        exits = ffi.new("int64_t[]", 5 * n)
+        count = ffi.new("int64_t *")
+        made = self.lib.jit_form_function(
+            self.ops,
+            self.code(program)[0],
+            start,
+            end,
+            first_exit,
+            self.is_label,
+            self.ends_block,
+            int(superinstructions),
+            ffi.from_buffer("StepPlan[]", out, require_writable=True),
+            cap,
+            exits,
+            count,
+            ffi.new("uint8_t[]", n + 1),
+            ffi.new("int64_t[]", n),
+            ffi.new("int64_t[]", n),
+            ffi.new("int64_t[]", 3 * n),
+            ffi.new("uint8_t[]", cap + 1),
+            ffi.new("int64_t[]", cap + 1),
+        )
+        if made < 0:
+            raise AssertionError("form.c was given too little room")  # (cap is what it asks for)
+        del out[STEP_FIELDS * made :]
+        found = [
+            (exits[k], exits[k + 1], exits[k + 2], exits[k + 3], bool(exits[k + 4])) for k in range(0, 5 * count[0], 5)
+        ]
+        return PackedSteps(out, made), found
 
 
 _ZERO = array("q", [0])

@@ -23,6 +23,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from ..lang.ir import Program
+from ..lang.optable import BLOCK_ENDS
 from .passes import DEFAULT_PASSES, apply
 from .step import Step
 
@@ -85,6 +86,13 @@ def form(program: Program, handover: Handover) -> TraceShape:
     (jit.codegen.cform, the same steps as form_trace), unless passes are
     chosen or the handover asks for the Python reference."""
     h = handover
+    if h.kind == FUNCTION and h.in_c and not h.passes:
+        func = next((f for f in program.functions if f.start == h.stop_pc), None)
+        if func is None:
+            raise ValueError(f"no function starts at {h.stop_pc}")
+        steps, found = _former().form_function(program, func.start, func.end, h.first_exit, h.superinstructions)
+        functions = {e[0]: ExitInfo(e[1], e[2], e[3], e[4]) for e in found}
+        return TraceShape(func.start, steps, functions, func.end - func.start, FUNCTION)
     if h.kind == FUNCTION:
         return form_function(program, h.stop_pc, h.first_exit, h.superinstructions, h.passes)
     if h.in_c and not h.passes:
@@ -202,9 +210,6 @@ def form_trace(
     return TraceShape(pcs[0] if pcs else stop_pc, steps, exits, len(pcs), kind)
 
 
-_BLOCK_ENDS = frozenset({"JUMP", "CALL", "RETURN", "TERMINATOR"})  # flags of ops that end a basic block
-
-
 def form_function(
     program: Program,
     start: int,
@@ -226,7 +231,7 @@ def form_function(
     for pc, ins, info in code:
         if info.operand == "LABEL" and func.start <= ins.a < func.end:
             leaders.add(ins.a)
-        if info.flags & _BLOCK_ENDS:
+        if info.flags & BLOCK_ENDS:
             leaders.add(pc + 1)
     starts = sorted(x for x in leaders if func.start <= x < func.end)
     block_len = {pc: end - pc for pc, end in zip(starts, [*starts[1:], func.end], strict=True)}

@@ -11,6 +11,7 @@ from .table import parse_helpers, parse_table
 
 OPERAND_KINDS = frozenset({"NONE", "INT", "FLOAT", "LOCAL", "ARG", "LABEL", "FUNC", "PREC", "STRING", "COUNT"})
 FLAGS = frozenset({"JUMP", "BRANCH", "TERMINATOR", "CALL", "RETURN", "ERROR", "HELPER", "TRACE_ONLY", "FUSED"})
+BLOCK_ENDS = frozenset({"JUMP", "CALL", "RETURN", "TERMINATOR"})  # the flags of ops that end a basic block
 
 _COLUMNS = re.compile(r"^(\w+), (-?\d+), (-?\d+), (\w+), ([\w|]+)$")  # mnemonic, pops, pushes, operand, flags
 
