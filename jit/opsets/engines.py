@@ -98,24 +98,28 @@ class _Buffers:
     Unmapped by close()."""
 
     def __init__(self, initial: dict[str, bytes]) -> None:
-        from ..runtime.memory import PAGE, PROT_NONE, PROT_READ, PROT_WRITE, ExecMemoryError, _libc, protect
+        from ..runtime import memory as m
         from .emulate import BUFFER_STRIDE
 
-        ffi, libc = _libc()
+        ffi, libc = m._libc()
         self.sizes = {name: len(data) for name, data in initial.items()}
         biggest = max([*self.sizes.values(), 1])
-        self.stride = BUFFER_STRIDE if biggest <= BUFFER_STRIDE // 2 else -(-2 * biggest // PAGE) * PAGE
+        self.stride = BUFFER_STRIDE if biggest <= BUFFER_STRIDE // 2 else -(-2 * biggest // m.PAGE) * m.PAGE
         self.span = self.stride * max(1, len(initial))
-        flags = 0x02 | 0x20 | 0x4000  # MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
-        base = int(ffi.cast("uintptr_t", libc.mmap(ffi.NULL, self.span, PROT_NONE, flags, -1, 0)))
-        if base == (1 << 64) - 1:
-            raise ExecMemoryError(f"reserving {self.span} bytes for the buffers failed: {os.strerror(ffi.errno)}")
+        flags = m.MAP_PRIVATE | m.MAP_ANONYMOUS | m.MAP_NORESERVE
+        base = int(ffi.cast("uintptr_t", libc.mmap(ffi.NULL, self.span, m.PROT_NONE, flags, -1, 0)))
+        if base == m.MAP_FAILED:
+            raise m.ExecMemoryError(f"reserving {self.span} bytes for the buffers failed: {os.strerror(ffi.errno)}")
         self.base, self.libc, self.ffi = base, libc, ffi
         self.addresses = {name: base + k * self.stride for k, name in enumerate(initial)}
-        for name, data in initial.items():
-            pages = -(-max(1, len(data)) // PAGE) * PAGE
-            protect(self.addresses[name], pages, PROT_READ | PROT_WRITE)
-            ffi.memmove(ffi.cast("char *", self.addresses[name]), data, len(data))
+        try:
+            for name, data in initial.items():
+                pages = -(-max(1, len(data)) // m.PAGE) * m.PAGE
+                m.protect(self.addresses[name], pages, m.PROT_READ | m.PROT_WRITE)
+                ffi.memmove(ffi.cast("char *", self.addresses[name]), data, len(data))
+        except BaseException:
+            self.close()
+            raise
 
     def contents(self) -> dict[str, bytes]:
         ffi = self.ffi
