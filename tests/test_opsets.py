@@ -240,7 +240,7 @@ def test_any_op_set_is_benchmarked_on_its_programs(opset_dir, tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.startswith("op set accumulator on ") and "C interpreter / copy-and-patch" in text
     report = json.loads(out.read_text())
-    assert report["opset"] == "accumulator" and sorted(report["programs"]) == ["demo", "spin"]
+    assert report["title"] == "op set accumulator" and sorted(report["programs"]) == ["demo", "spin"]
     assert report["instructions"] == {"spin": 6, "demo": 5}  # steps: every line but labels and comments
     for name in ("spin", "demo"):
         assert all(len(report["run_seconds"][name][e]) == report["repetitions"] for e in ("interp", "jit"))
@@ -252,4 +252,4 @@ def test_any_op_set_is_benchmarked_on_its_programs(opset_dir, tmp_path, capsys):
     assert main(["bench", "--opset", str(opset_dir), str(bad), "--quick"]) == 2
     assert "bad.acc:1" in capsys.readouterr().err
     assert main(["bench", "--opset", str(opset_dir)]) == 2
-    assert "name the programs to time" in capsys.readouterr().err
+    assert "has no benchmark of its own: name the programs to time" in capsys.readouterr().err

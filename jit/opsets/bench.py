@@ -1,10 +1,11 @@
 """An op set's benchmark: its programs on the C interpreter and on
 copy-and-patch, side by side (`python -m jit bench --opset NAME|DIR PROGRAM...`);
-with no programs named, eBPF's own: C programs compiled by clang -target bpf
-(`python -m jit bench --opset ebpf`).
+with no programs named, the op set's own, if its module has a `benchmark`
+(eBPF's: C programs compiled by clang -target bpf, `bench --opset ebpf`).
 
-Each program runs once on every engine first (eBPF's reference on a short
-input), and every engine must give the same outcome.  Then, repetition by
+Each program runs once on every engine first (or, as the op set says, a
+short version of it: eBPF's reference is slow), and every engine must give
+the same outcome.  Then, repetition by
 repetition, the interpreter and the stitched code run interleaved (every
 other repetition in reverse order); a run's time is the call into the code
 alone (no compile, no buffer set-up).  Compile time is from the parsed
@@ -16,10 +17,8 @@ programs with a bootstrap 95 % interval, as the main benchmark does.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import statistics
-import struct
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,81 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JitError
-from ..paths import EBPF_PROGRAMS_DIR, cache_dir
 from ..targets import host_target
 from ..tools.benchmark import _median_interval, _shown, machine_info, paired_ratio
-from . import OpSet, load
+from . import OpSet
 from .engines import Engine, run, run_interp, run_native
-
-
-def _random_bytes(n: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(n)
-
-
-def _packets(n: int, seed: int) -> bytes:
-    """Length-prefixed Ethernet frames: TCP to port 80 (some SYNs), UDP to
-    port 53, ARP, and a few truncated ones."""
-    rng = random.Random(seed)
-    out = bytearray()
-    while len(out) < n:
-        kind = rng.choice(("syn", "tcp", "dns", "udp", "arp", "short"))
-        eth = bytes(12) + (b"\x08\x06" if kind == "arp" else b"\x08\x00")
-        if kind == "short":
-            frame = eth + b"\x45" + bytes(rng.randrange(0, 10))
-        elif kind == "arp":
-            frame = eth + bytes(28)
-        else:
-            proto = 6 if kind in ("syn", "tcp") else 17
-            ip = bytes([0x45, 0, 0, 40, 0, 0, 0, 0, 64, proto]) + bytes(10)
-            port = 80 if kind in ("syn", "tcp") else (53 if kind == "dns" else 123)
-            if proto == 6:
-                flags = 0x02 if kind == "syn" else 0x10
-                l4 = bytes(2) + struct.pack(">H", port) + bytes(9) + bytes([flags]) + bytes(6)
-            else:
-                l4 = bytes(2) + struct.pack(">H", port) + bytes(4) + bytes(rng.randrange(0, 32))
-            frame = eth + ip + l4
-        out += struct.pack(">H", len(frame)) + frame
-    return bytes(out)
-
-
-@dataclass(frozen=True)
-class BenchProgram:
-    name: str
-    what: str
-    make_input: Callable[[int, int], bytes]
-    size: int  # input bytes
-    quick_size: int
-
-
-PROGRAMS = (
-    BenchProgram("checksum", "the Internet checksum of the input", _random_bytes, 1 << 18, 1 << 16),
-    BenchProgram("hash", "a 64-bit hash, eight bytes at a time", _random_bytes, 1 << 18, 1 << 16),
-    BenchProgram("sort", "Shell sort of the input bytes, in place", _random_bytes, 1 << 14, 1 << 12),
-    BenchProgram("packets", "walk Ethernet/IPv4/TCP/UDP headers, count", _packets, 1 << 18, 1 << 16),
-)
-
-
-def compiled_object(source: Path) -> bytes:
-    """clang -target bpf's object for one benchmark program (cached by content)."""
-    import subprocess
-
-    from ..build.toolchain import find_clang
-
-    clang = find_clang()
-    flags = ["-target", "bpf", "-mcpu=v4", "-O2", "-c"]
-    key = hashlib.sha256(source.read_bytes() + " ".join([clang.version, *flags]).encode()).hexdigest()[:16]
-    path = cache_dir() / "opsets" / "ebpf" / "bench" / f"{source.stem}-{key}.o"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        out = subprocess.run([clang.path, *flags, str(source), "-o", str(path)], capture_output=True, text=True)
-        if out.returncode != 0:
-            raise JitError(f"{source}: clang -target bpf failed:\n{out.stderr.strip()}")
-    return path.read_bytes()
+from .model import Benchmark
 
 
 @dataclass
 class OpsetReport:
-    opset: str
+    title: str  # what the report's first line calls the op set
     programs: dict[str, str]  # name -> what it does
     figures: dict[str, float]
     intervals: dict[str, tuple[float, float]]
@@ -126,22 +60,21 @@ FIGURES = {
 }
 
 
-def measure(quick: bool, repetitions: int | None = None) -> OpsetReport:
-    """eBPF's benchmark: its C programs, on inputs made for each."""
-    ebpf = load("ebpf")
-    mod: Any = ebpf.module  # (eBPF's own functions too: parse_elf, with_input, decode)
-    parsed, what = {}, {}
-    for p in PROGRAMS:
-        program = mod.parse_elf(compiled_object(EBPF_PROGRAMS_DIR / f"{p.name}.c"), f"{p.name}.c")
-        size = p.quick_size if quick else p.size
-        parsed[p.name], what[p.name] = mod.with_input(program, p.make_input(size, 1)), p.what
-        # Every engine agrees first (the reference on a short input: it is slow).
-        short = mod.with_input(program, p.make_input(2048, 2))
-        outcomes = {e.value: run(ebpf, short, e).outcome for e in Engine}
+def measure(opset: OpSet, quick: bool, repetitions: int | None = None) -> OpsetReport:
+    """An op set's own benchmark: the programs its module's `benchmark(quick)`
+    gives (jit.opsets.model.Benchmark), each run first on every engine."""
+    mod = opset.runnable()
+    own = getattr(mod, "benchmark", None)
+    if own is None:
+        raise JitError(f"op set {opset.name} has no benchmark of its own: name the programs to time")
+    bench: Benchmark = own(quick)
+    for name, program in bench.checks.items():
+        outcomes = {e.value: run(opset, program, e).outcome for e in Engine}
         if len({*outcomes.values()}) != 1:
-            raise JitError(f"{p.name}: the engines disagree: {outcomes}")
-    sizes = {n: len(p.mem) for n, p in parsed.items()}
-    return measure_programs(ebpf, parsed, what, quick, repetitions, sizes, lambda prog: len(mod.decode(prog)))
+            raise JitError(f"{name}: the engines disagree: {outcomes}")
+    return measure_programs(
+        opset, bench.programs, bench.what, quick, repetitions, bench.input_bytes, bench.count, bench.title
+    )
 
 
 def measure_files(opset: OpSet, paths: list[Path], quick: bool, repetitions: int | None = None) -> OpsetReport:
@@ -158,7 +91,8 @@ def measure_files(opset: OpSet, paths: list[Path], quick: bool, repetitions: int
             raise JitError(f"{path}: the engines disagree: {outcomes}")
         if next(iter(outcomes.values())).error is not None:
             raise JitError(f"{path}: {next(iter(outcomes.values())).error}")
-    return measure_programs(opset, parsed, {n: str(p) for n, p in zip(parsed, paths, strict=True)}, quick, repetitions)
+    what = {n: str(p) for n, p in zip(parsed, paths, strict=True)}
+    return measure_programs(opset, parsed, what, quick, repetitions)
 
 
 def measure_programs(
@@ -169,6 +103,7 @@ def measure_programs(
     repetitions: int | None = None,
     input_bytes: dict[str, int] | None = None,
     count: Callable[[Any], int] | None = None,
+    title: str | None = None,
 ) -> OpsetReport:
     """The C interpreter and copy-and-patch on each program, interleaved;
     `count`: a program's instructions (default: its steps)."""
@@ -199,7 +134,7 @@ def measure_programs(
     value, low, high = _median_interval([s * 1e6 / total for s in per_rep], rng)
     figures["compile_per_insn_us"], intervals["compile_per_insn_us"] = value, (low, high)
     return OpsetReport(
-        opset.name,
+        title or f"op set {opset.name}",
         what,
         figures,
         intervals,
@@ -213,14 +148,8 @@ def measure_programs(
     )
 
 
-def _title(name: str) -> str:
-    return "eBPF op set" if name == "ebpf" else f"op set {name}"
-
-
 def format_report(report: OpsetReport) -> str:
-    lines = [
-        f"{_title(report.opset)} on {host_target()}: the C interpreter and copy-and-patch, built from the same bodies"
-    ]
+    lines = [f"{report.title} on {host_target()}: the C interpreter and copy-and-patch, built from the same bodies"]
     lines.append(f"{'figure':<66}{'median':>13}  95% interval")
     for key, what in FIGURES.items():
         low, high = report.intervals[key]

@@ -10,8 +10,8 @@ what a result is); the engines own memory, code and running.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -66,6 +66,19 @@ class OpSetModule(Protocol):
 
     def cases(self, op: str, rng: random.Random) -> list[Any]:
         """Small programs that exercise `op` (jit.opsets.validate runs them on every engine)."""
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """An op set's own benchmark (its module's optional `benchmark(quick)`):
+    the parsed programs to time, what each does, and how to check them."""
+
+    programs: dict[str, Any]  # name -> parsed program, with its input
+    what: dict[str, str]  # name -> what it does
+    checks: dict[str, Any]  # name -> a program every engine runs first, to agree on (e.g. a short input)
+    input_bytes: dict[str, int] = field(default_factory=dict)  # name -> bytes of input, if it has one
+    count: Callable[[Any], int] | None = None  # a program's instructions (default: its steps)
+    title: str | None = None  # what the report calls the op set (default: "op set NAME")
 
 
 class Rejected(JitError):

@@ -8,11 +8,13 @@ engines' buffers and outcomes), reference (the Python semantics), cases
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from jit.errors import Diagnostic, ProgramError
 from jit.opsets.model import Outcome
 
+from .bench import benchmark
 from .bpf_object import parse_elf
 from .cases import access_size, cases
 from .data_format import parse_data
@@ -29,6 +31,7 @@ __all__ = [
     "Program",
     "Slot",
     "access_size",
+    "benchmark",
     "buffers",
     "cases",
     "check",
@@ -62,7 +65,7 @@ def parse(path: Path) -> Program:
 
 def with_input(program: Program, mem: bytes) -> Program:
     """The program with another input buffer (the command line's --input)."""
-    return Program(program.path, program.slots, mem, program.result, program.expects_error, program.entry, program.maps)
+    return replace(program, mem=mem)
 
 
 def format(outcome: Outcome) -> str:  # (the op set contract's name)
