@@ -182,10 +182,6 @@ def source_key(target: Target, variant: Variant = DEFAULT, opset: OpSet | None =
     )
 
 
-def cache_key(clang: Clang, target: Target, variant: Variant = DEFAULT, opset: OpSet | None = None) -> str:
-    return prebuilt.with_clang(source_key(target, variant, opset), clang.version)
-
-
 def _stem(target: str, variant: Variant) -> str:
     return f"{target}-{variant.tag}" if variant.tag else target
 

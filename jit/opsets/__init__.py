@@ -172,22 +172,21 @@ def load(where: str | Path) -> OpSet:
 
 def _read_manifest(manifest: Path) -> dict:
     """opset.toml as a dict.  What tomllib made of it is kept in the build
-    cache (JSON, by the file's path, time and size), because importing
-    tomllib costs more than the rest of a run's start-up for the op set."""
+    cache (JSON, by the file's path, with the text it was made from),
+    because importing tomllib costs more than the rest of a run's start-up
+    for the op set."""
     import json
 
     from ..paths import cache_dir
 
     try:
-        st = manifest.stat()
         text = manifest.read_text()
     except OSError as e:
         raise OpSetError(f"{manifest}: {e.strerror}") from None
-    seen = (st.st_mtime_ns, st.st_size)
     kept = cache_dir() / "opsets" / f"manifest-{hashlib.sha256(str(manifest).encode()).hexdigest()[:16]}.json"
     try:
         cached = json.loads(kept.read_text())
-        if tuple(cached["seen"]) == seen and cached["text"] == text:
+        if cached["text"] == text:
             return cached["spec"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -200,7 +199,7 @@ def _read_manifest(manifest: Path) -> dict:
     try:
         kept.parent.mkdir(parents=True, exist_ok=True)
         temporary = kept.with_suffix(f".{os.getpid()}")
-        temporary.write_text(json.dumps({"seen": seen, "text": text, "spec": spec}))
+        temporary.write_text(json.dumps({"text": text, "spec": spec}))
         os.replace(temporary, kept)
     except (OSError, TypeError, ValueError):
         pass  # (a cache that cannot be written, or a manifest JSON cannot hold: parsed each time)

@@ -18,7 +18,7 @@ from unicorn import Uc, UcError
 
 from ..codegen.step import Step
 from ..errors import JitError
-from ..targets import TARGETS
+from ..targets import TARGETS, target_name
 from . import OpSet, current
 from .build import build_library
 from .engines import Run, check_steps
@@ -40,8 +40,7 @@ def _pages(n: int) -> int:
 
 
 def run_emulated(opset: OpSet, program: Any, target: str, steps: Sequence[Step] | None = None) -> Run:
-    if target not in TARGETS:
-        raise JitError(f"no emulation for target {target!r}; choose one of {', '.join(TARGETS)}")
+    target = target_name(target)
     abi = TARGETS[target].emulator_abi()
     opset = current(opset)
     mod = opset.runnable()

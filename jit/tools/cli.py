@@ -41,7 +41,7 @@ def _stencil_names(opset: OpSet, op: str | None) -> list[str] | None:
         return exact
     raise JitError(
         f"unknown op {op!r}; op set {opset.name}'s ops are: {', '.join(name.lower() for name in opset.ops)}"
-        f" (or one stencil by its name: a variant such as {jobs[-1].name.lower()}, or {SHIM})"
+        f" (or one of its stencils by name, such as {jobs[-1].name.lower()} or {SHIM})"
     )
 
 
@@ -109,8 +109,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .. import api
     from ..runtime.config import OBSERVER_FLAGS, TierConfig
 
-    if _other_opset(args.opset) is not None:
-        return cmd_run_opset(args)
+    other = _other_opset(args.opset)
+    if other is not None:
+        return cmd_run_opset(args, other)
     if args.input is not None:
         raise JitError("--input goes with --opset: a .uop program takes integer arguments")
     if args.engine == "interp":
@@ -164,10 +165,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run_opset(args: argparse.Namespace) -> int:
+def cmd_run_opset(args: argparse.Namespace, opset: OpSet) -> int:
     """A program of an op set (jit.opsets) on one engine: its result on stdout;
     exit 1 when it fails at run time, is rejected, or is not what its file expects."""
-    from ..opsets import load
     from ..opsets.engines import Engine, run
     from ..opsets.model import Rejected
 
@@ -180,7 +180,6 @@ def cmd_run_opset(args: argparse.Namespace) -> int:
         raise JitError(f"{what} does not go with --opset (its programs take their input with --input FILE)")
     if args.engine in ("switch", "tailcall"):
         raise JitError(f"--engine {args.engine} is the stack machine's; with --opset: py, interp or jit")
-    opset = load(args.opset)
     mod = opset.runnable()
     program = mod.parse(Path(args.program))
     if args.input is not None:
@@ -257,14 +256,12 @@ def _dump_eager(program, values: list[int], target: str, emulated: bool) -> None
         compiled.free()
 
 
-def _opset_validate(args: argparse.Namespace) -> int:
-    from ..opsets import load
+def _opset_validate(args: argparse.Namespace, opset: OpSet) -> int:
     from ..opsets.validate import validate as validate_opset
 
     if args.samples != 100 or args.stitcher != Stitcher.C.value:
         option = "--samples" if args.samples != 100 else "--stitcher"
         raise JitError(f"{option} is the stack machine's validate; an op set's cases come from its module")
-    opset = load(args.opset)
     ops = None if args.op is None else [args.op.upper()]
     targets = args.target or sorted(TARGETS)
     ran, bad = validate_opset(opset, targets, ops, args.seed)
@@ -280,8 +277,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from ..build.library import load_library
     from .validate import format_report, validate
 
-    if _other_opset(args.opset) is not None:
-        return _opset_validate(args)
+    other = _other_opset(args.opset)
+    if other is not None:
+        return _opset_validate(args, other)
     if args.samples < 1:
         raise JitError("--samples must be at least 1")
     from ..lang.optable import optable
@@ -347,15 +345,20 @@ def _target(name: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _targets_option(p: argparse.ArgumentParser, default: str) -> None:
+    """--target, repeatable (a target's name or a machine's)."""
+    p.add_argument(
+        "--target", action="append", type=_target, metavar="TARGET", help=f"{_TARGETS}; repeatable; default: {default}"
+    )
+
+
 def make_parser() -> argparse.ArgumentParser:
     from ..codegen.passes import BUILTIN_PASSES
 
     parser = argparse.ArgumentParser(prog="python -m jit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("stencils", help="show the stencil library: disassembly with holes named, or JSON")
-    p.add_argument(
-        "--target", action="append", type=_target, metavar="TARGET", help=f"{_TARGETS}; repeatable; default: the host"
-    )
+    _targets_option(p, "the host")
     p.add_argument("--op", help="one op and its variants, by name or mnemonic; one variant (add_21); or 'shim'")
     p.add_argument("--json", action="store_true", help="machine-readable dump: code and data as hex, holes")
     p.add_argument("--opset", metavar="NAME|DIR", help="another op set's stencils (docs/opsets.md)")
@@ -404,9 +407,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="run each stencil alone in the emulator against the reference semantics")
-    p.add_argument(
-        "--target", action="append", type=_target, metavar="TARGET", help=f"{_TARGETS}; repeatable; default: both"
-    )
+    _targets_option(p, "both")
     p.add_argument("--op", help="one op, by name or mnemonic")
     p.add_argument("--samples", type=int, default=100, help="random inputs per op, edge values first (100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
@@ -424,9 +425,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explore", help="write one HTML page: stencils side by side, a program's traces, the benchmark")
     p.add_argument("-o", "--out", default="explore.html", help="the HTML file to write (explore.html)")
-    p.add_argument(
-        "--target", action="append", type=_target, metavar="TARGET", help=f"{_TARGETS}; repeatable; default: both"
-    )
+    _targets_option(p, "both")
     p.add_argument("--program", metavar="P.uop", help="also run this program tiered and show what it compiled")
     p.add_argument("args", nargs="*", help="the program's integer arguments (with --program)")
     p.add_argument("--bench", metavar="FILE.json", help="also show this benchmark report (bench --json writes it)")
@@ -440,7 +439,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablation", action="store_true", help="what each technique contributes, each switched off alone")
     p.add_argument(
         "--opset", metavar="NAME|DIR",
-        help="an op set's benchmark: C interpreter against copy-and-patch (ebpf: its own programs)",
+        help="an op set's benchmark: C interpreter against copy-and-patch (its own programs, or those named)",
     )  # fmt: skip
     p.add_argument("programs", nargs="*", metavar="PROGRAM", help="with --opset: the programs to time")
     p.set_defaults(func=cmd_bench)
