@@ -20,9 +20,9 @@ from typing import Any
 
 from ..build import relocs
 from ..build.hostlib import hostlib
-from ..build.stencils import HELPER_PREFIX, Hole, HoleKind, StencilLibrary
+from ..build.stencils import Hole, HoleKind, StencilLibrary
 from ..lang.ir import wrap64
-from ..lang.optable import helper_names, optable
+from ..lang.optable import optable
 from ..targets import Target, get_target
 from ..vmdef import constant
 from .cform import STEP_FIELDS, PackedSteps
@@ -48,13 +48,12 @@ class Plans:
         self.ffi = ffi
         self.target = _target_plan(ffi, get_target(library.target))
         self.index = {name: k for k, name in enumerate(library.ops)}
-        # The helpers' order in the values array stitching gets: the bundled
-        # helpers.h's, then any other helper the library's stencils call (an op set's).
+        # The helpers' order in the values array stitching gets: every helper
+        # the library's stencils call, by name (whichever op set's they are).
         called = {
             h.symbol for st in library.ops.values() for h in (*st.holes, *st.data_holes) if h.kind is HoleKind.HELPER
         }
-        bundled = [HELPER_PREFIX + n for n in helper_names()]
-        helpers = {name: k for k, name in enumerate([*bundled, *sorted(called - set(bundled))])}
+        helpers = {name: k for k, name in enumerate(sorted(called))}
         if len(helpers) > 63:
             raise StitchError(f"{len(helpers)} helpers: the C stitcher's plans hold 63 at most")
         self.helper_order = list(helpers)
