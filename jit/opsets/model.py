@@ -28,11 +28,6 @@ class Outcome:
     observed: tuple[int, ...] = ()  # the rest of the final state that must match (registers, memory)
 
 
-CONTRACT = (
-    "STATE_SIZE", "parse", "steps", "buffers", "make_state", "outcome", "interpret", "check", "format", "cases",
-)  # fmt: skip
-
-
 class OpSetModule(Protocol):
     """The contract of an op set's `python` file (docs/opsets.md)."""
 
@@ -79,6 +74,13 @@ class Benchmark:
     input_bytes: dict[str, int] = field(default_factory=dict)  # name -> bytes of input, if it has one
     count: Callable[[Any], int] | None = None  # a program's instructions (default: its steps)
     title: str | None = None  # what the report calls the op set (default: "op set NAME")
+
+
+# What the engines call, as the protocol above declares it (jit.opsets.OpSet.runnable checks it).
+CONTRACT = (
+    *OpSetModule.__annotations__,
+    *(name for name, value in vars(OpSetModule).items() if callable(value) and not name.startswith("_")),
+)
 
 
 class Rejected(JitError):
