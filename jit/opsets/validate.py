@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from ..errors import JitError
-from ..targets import TARGETS, host_target
+from ..targets import TARGETS, host_target, target_name
 from . import OpSet, current
 from .emulate import run_emulated
 from .engines import Engine, Run, run, run_interp
@@ -41,22 +41,22 @@ def validate(
     """(programs run, mismatches) over the chosen ops (default: all) and targets (default: all)."""
     opset = current(opset)
     mod = opset.runnable()
-    targets = list(targets or TARGETS)
+    targets = [target_name(t) for t in targets or TARGETS]
     unknown = set(ops or ()) - set(opset.ops)
     if unknown:
         raise JitError(f"op set {opset.name} has no op {', '.join(sorted(unknown))}")
     native = host_target()
+    engines: list[tuple[str, Callable[[Any], Run]]] = [("interp", partial(run_interp, opset))]
+    for t in targets:
+        if t == native:
+            engines.append((f"jit {t}", partial(run, opset, engine=Engine.JIT)))
+        else:
+            engines.append((f"jit {t} (emulated)", partial(run_emulated, opset, target=t)))
     rng = random.Random(seed)
     ran, bad = 0, []
     for op in ops or opset.ops:
         for program in mod.cases(op, rng):
             expected = mod.interpret(program)
-            engines: list[tuple[str, Callable[[Any], Run]]] = [("interp", partial(run_interp, opset))]
-            for t in targets:
-                if t == native:
-                    engines.append((f"jit {t}", partial(run, opset, engine=Engine.JIT)))
-                else:
-                    engines.append((f"jit {t} (emulated)", partial(run_emulated, opset, target=t)))
             for name, go in engines:
                 ran += 1
                 try:
