@@ -70,7 +70,7 @@ def op_shapes(library: StencilLibrary) -> dict[str, _OpShape]:
             name: _OpShape(
                 len(st.code),
                 len(st.data),
-                frozenset(h.symbol for h in st.holes if h.kind is HoleKind.HELPER),
+                frozenset(h.symbol for h in (*st.holes, *st.data_holes) if h.kind is HoleKind.HELPER),
                 tuple(h.reloc for h in st.holes if short_branch(h.reloc) and h.kind is not HoleKind.HELPER),
             )
             for name, st in library.ops.items()

@@ -16,35 +16,22 @@ from typing import Any
 from ..build.stencils import HELPER_PREFIX, HoleKind, StencilLibrary
 from ..codegen.cstitch import plans_for
 from ..codegen.step import Step
-from ..codegen.stitch import Layout, StitchError, layout, stitch
+from ..codegen.stitch import Layout, StitchError, layout, op_shapes, stitch
 from ..codegen.stitcher import Stitcher
 from . import HELPER_STENCIL
 
-_CALLED: dict[tuple[str, str], dict[str, frozenset[str]]] = {}
-
-
-def _called(library: StencilLibrary, op: str) -> frozenset[str]:
-    """The helpers a stencil calls (worked out once per library)."""
-    key = (library.target, library.key)
-    if key not in _CALLED:
-        _CALLED[key] = {
-            name: frozenset(
-                h.symbol[len(HELPER_PREFIX) :] for h in (*st.holes, *st.data_holes) if h.kind is HoleKind.HELPER
-            )
-            for name, st in library.ops.items()
-        }
-    return _CALLED[key][op]
-
 
 def helpers_reached(library: StencilLibrary, steps: Sequence[Step]) -> list[str]:
-    """The helpers the steps call, and those they call, in a fixed order."""
-    todo: set[str] = set().union(*(_called(library, s.op) for s in steps)) if steps else set()
+    """The helpers the steps call, and those they call, in a fixed order
+    (from the shapes layout works out once per library)."""
+    shapes = op_shapes(library)
+    todo: set[str] = set().union(*(shapes[s.op].helpers for s in steps)) if steps else set()
     reached: set[str] = set()
     while todo:
-        name = todo.pop()
-        reached.add(name)
-        todo |= _called(library, HELPER_STENCIL + name) - reached
-    return sorted(reached)
+        symbol = todo.pop()
+        reached.add(symbol)
+        todo |= shapes[HELPER_STENCIL + symbol[len(HELPER_PREFIX) :]].helpers - reached
+    return sorted(symbol[len(HELPER_PREFIX) :] for symbol in reached)
 
 
 @dataclass(frozen=True)
