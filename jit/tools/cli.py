@@ -369,7 +369,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs="*", help="the program's integer arguments")
     p.add_argument(
         "--opset", metavar="NAME|DIR",
-        help="run a program of this op set (bundled: ebpf; or an op set's directory): docs/opsets.md",
+        help="run a program of this op set (bundled: stack, the default, and ebpf; or an op set's directory)",
     )  # fmt: skip
     p.add_argument("--input", metavar="FILE", help="with --opset: the program's input buffer, from this file")
     p.add_argument(
