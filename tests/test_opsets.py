@@ -105,12 +105,12 @@ def test_helpers_are_stencils_placed_beside_the_program(opset_dir, capsys):
         assert main(["run", "--opset", str(opset_dir), str(program), *engine]) == 0
         assert capsys.readouterr().out.strip() == str(acc), engine
     opset = load(opset_dir)
-    from jit.opsets.build import build_library
+    from jit.opsets.build import library_for
     from jit.opsets.place import place
 
     mod = opset.module
     for target in ("x86_64-linux", "aarch64-linux"):
-        library = build_library(opset, target)
+        library = library_for(opset, target)
         placed = place(library, mod.steps(mod.parse(program)))
         assert placed.helpers == ["mix"]  # (fold is inlined into mix; only what the holes name is placed)
         assert placed.steps[-1].op == "helper.mix"
@@ -147,7 +147,7 @@ def test_the_c_stitcher_gives_the_reference_bytes(opset_dir):
     Python reference stitches: eBPF programs (four operands, jumps, calls) and
     the accumulator's (with its helper placed beside the code), both targets."""
     from jit.codegen.stitcher import Stitcher
-    from jit.opsets.build import build_library
+    from jit.opsets.build import library_for
     from jit.opsets.place import place
 
     ebpf = load("ebpf")
@@ -158,7 +158,7 @@ def test_the_c_stitcher_gives_the_reference_bytes(opset_dir):
     for opset, program in programs:
         steps = opset.module.steps(program)
         for target in ("x86_64-linux", "aarch64-linux"):
-            library = build_library(opset, target)
+            library = library_for(opset, target)
             c, py = place(library, steps), place(library, steps, Stitcher.PYTHON)
             assert list(c.layout.code_offsets) == list(py.layout.code_offsets)
             for base in (0x7F00_0000_0000, 0x1000):

@@ -25,7 +25,7 @@ INTERPRETER_FLAGS = ("-O2", "-std=gnu11", "-fPIC", "-shared", "-Wall", "-Werror"
 _LOADED: dict[tuple[Path, str], tuple[tuple, StencilLibrary]] = {}
 
 
-def build_library(opset: OpSet, target_name: str, *, force: bool = False) -> StencilLibrary:
+def library_for(opset: OpSet, target_name: str, *, force: bool = False) -> StencilLibrary:
     """The op set's library for a target: shipped, cached, or built now;
     remembered in this process for the op set as it was loaded (its stamp:
     the engines hand in jit.opsets.current(opset), so a change of a file

@@ -20,7 +20,7 @@ from ..codegen.step import Step
 from ..errors import JitError
 from ..targets import TARGETS, target_name
 from . import OpSet, current
-from .build import build_library
+from .build import library_for
 from .engines import Run, check_steps
 from .place import place
 
@@ -44,7 +44,7 @@ def run_emulated(opset: OpSet, program: Any, target: str, steps: Sequence[Step] 
     abi = TARGETS[target].emulator_abi()
     opset = current(opset)
     mod = opset.runnable()
-    library = build_library(opset, target)
+    library = library_for(opset, target)
     t0 = time.perf_counter()
     steps = list(mod.steps(program)) if steps is None else list(steps)
     check_steps(opset, steps)

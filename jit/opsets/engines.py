@@ -30,7 +30,7 @@ from ..errors import JitError
 from ..lang.ir import wrap64
 from ..targets import host_target, target_name
 from . import OpSet, current
-from .build import build_library, interpreter
+from .build import interpreter, library_for
 from .model import OpSetModule, Outcome
 from .place import place
 
@@ -215,7 +215,7 @@ def native_runtime(opset: OpSet) -> NativeOpSetRuntime:
     target = host_target()
     if target is None:
         raise JitError("no native target for this machine; use --target to run under emulation")
-    library = build_library(opset, target)
+    library = library_for(opset, target)
     key = (opset, library.key)
     if key not in _RUNTIMES:
         _RUNTIMES[key] = NativeOpSetRuntime(opset, library)

@@ -63,13 +63,13 @@ def _other_opset(name: str | None) -> OpSet | None:
 
 
 def cmd_stencils(args: argparse.Namespace) -> int:
-    from ..opsets.build import build_library
+    from ..opsets.build import library_for
     from .disasm import describe_stencil
 
     targets = args.target or [host_target() or "x86_64-linux"]
     opset = _opset(args.opset)
     names = _stencil_names(opset, args.op)
-    libraries = {t: build_library(opset, t) for t in targets}
+    libraries = {t: library_for(opset, t) for t in targets}
     dump: dict[str, dict] = {}
     for target, lib in libraries.items():
         if args.json:

@@ -448,11 +448,11 @@ def explore(
     from ..api import check_args, load
     from ..errors import JitError
     from ..opsets import stack_machine
-    from ..opsets.build import build_library
+    from ..opsets.build import library_for
 
     if opset is not None and program is not None:
         raise JitError("--program shows the stack machine's traces; it does not go with --opset")
-    libraries = {t: build_library(opset or stack_machine(), t) for t in targets}
+    libraries = {t: library_for(opset or stack_machine(), t) for t in targets}
     shown = None
     if program is not None:
         loaded = load(program)
