@@ -102,7 +102,7 @@ def test_expected_error_that_does_not_happen_exits_1(tmp_path, capsys):
         ("-- raw\n0x0000000100000018\n", 1, "lddw needs a second slot"),
         ("-- asm\nmov r0, 1\nja +1\nlddw r0, 5\nexit\n", 1, "into the middle of a lddw"),
         ("-- asm\nmov r0, 1\nexit\n-- result\nzzz\n", 2, "is not a number"),
-        ("-- mem\n00\n", 2, "exactly one of"),
+        ("-- mem\n00\n", 2, "needs an `-- asm` or a `-- raw` section"),
     ],
 )
 def test_bad_programs(tmp_path, capsys, text, status, message):
@@ -113,6 +113,16 @@ def test_bad_programs(tmp_path, capsys, text, status, message):
         err = capsys.readouterr().err
         assert message in err
         assert "Traceback" not in err
+
+
+def test_raw_words_win_over_assembly(tmp_path, capsys):
+    """As in the suite's parser: a file may keep its assembly beside the words that are run."""
+    program = tmp_path / "both.data"
+    program.write_text("-- asm\nmov r0, 1\nexit\n-- raw\n0x00000002000000b7\n0x0000000000000095\n-- result\n0x2\n")
+    assert main(["run", "--opset", "ebpf", str(program), "--engine", "interp"]) == 0
+    assert capsys.readouterr().out.strip() == "0x2"
+    program.write_text("-- asm\nmov r0, 1\nexit\n-- raw\n# none\n-- result\n0x1\n")
+    assert main(["run", "--opset", "ebpf", str(program), "--engine", "interp"]) == 0
 
 
 def test_bad_usage(tmp_path, capsys):

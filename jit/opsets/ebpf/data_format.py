@@ -264,8 +264,11 @@ def parse_data(text: str, path: str) -> Program:
         if current is not None:
             sections[current].append((lineno, line))
     problems: list[Diagnostic] = []
-    if ("asm" in sections) == ("raw" in sections):
-        raise ProgramError([Diagnostic(path, 1, 1, "a .data file needs exactly one of `-- asm` and `-- raw`")])
+    # As the suite's parser: instruction words in `-- raw` win over `-- asm`
+    # (files keep the assembly they were made from there, as comments).
+    raw_words = [(n, w) for n, line in sections.get("raw", []) for w in line.split("#", 1)[0].split()]
+    if "asm" not in sections and "raw" not in sections:
+        raise ProgramError([Diagnostic(path, 1, 1, "a .data file needs an `-- asm` or a `-- raw` section")])
     maps: list[MapDef] = []
     for lineno, line in sections.get("map", []):
         fields = line.split("#", 1)[0].split()
@@ -285,7 +288,7 @@ def parse_data(text: str, path: str) -> Program:
             problems.append(Diagnostic(path, lineno, 1, str(e)))
     if sum(m.data_size() for m in maps) > MAX_MAP_BYTES:
         problems.append(Diagnostic(path, 1, 1, f"the maps need more than {MAX_MAP_BYTES} bytes"))
-    if "asm" in sections:
+    if not raw_words and "asm" in sections:
         asm = _Asm(path, [m.name for m in maps])
         for lineno, line in sections["asm"]:
             try:
@@ -296,12 +299,11 @@ def parse_data(text: str, path: str) -> Program:
         problems += asm.problems
     else:
         raw: list[Slot] = []
-        for lineno, line in sections["raw"]:
-            for word in line.split("#", 1)[0].split():
-                try:
-                    raw.append(Slot.from_word(_integer(word) & MASK, lineno))
-                except ValueError:
-                    problems.append(Diagnostic(path, lineno, 1, f"{word!r} is not an instruction word"))
+        for lineno, word in raw_words:
+            try:
+                raw.append(Slot.from_word(_integer(word) & MASK, lineno))
+            except ValueError:
+                problems.append(Diagnostic(path, lineno, 1, f"{word!r} is not an instruction word"))
         slots = tuple(raw)
     mem = bytearray()
     for lineno, line in sections.get("mem", []):
