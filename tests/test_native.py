@@ -34,12 +34,17 @@ def test_protect_refuses_writable_and_executable():
     region.free()
 
 
-def test_region_lifecycle_and_accounting():
-    arena = Arena(chunk_size=1 << 16)
+@pytest.mark.parametrize("dual, taken", [(True, 128), (False, 4096)])
+def test_region_lifecycle_and_accounting(dual, taken):
+    """Dual-mapped regions are packed at cache-line granularity (nothing is
+    ever mprotected there); otherwise a region is whole pages."""
+    arena = Arena(chunk_size=1 << 16, dual=dual)
     regions = [arena.allocate(100) for _ in range(10)]
     stats = arena.stats()
     assert stats["mappings"] == 1 and stats["regions"] == 10
-    assert stats["bytes_used"] == 10 * 4096 and stats["bytes_mapped"] == 1 << 16
+    assert stats["bytes_used"] == 10 * taken and stats["bytes_mapped"] == 1 << 16
+    addresses = sorted(r.address for r in regions)
+    assert all(b - a >= taken for a, b in zip(addresses, addresses[1:], strict=False))
     regions[0].write(0, b"\xc3")
     regions[0].seal()
     with pytest.raises(ExecMemoryError, match="not writable"):

@@ -1,15 +1,16 @@
 """Executable memory: an arena of mappings, W^X, with the icache flushed.
 
-Regions are whole pages inside larger mappings (chunks), so one mapping
-holds many traces.  By default a chunk is mapped twice (dual mapping): the
+Regions are parts of larger mappings (chunks), so one mapping holds many
+traces.  By default a chunk is mapped twice (dual mapping): the
 same pages (a memfd) once read-execute, where code runs, and once
 read-write, where it is written (Region.view); no mapping is ever both
 writable and executable, and no compile, link or free changes a protection
 (a system call of several microseconds each, the largest fixed cost of a
-compile before).  Arena(dual=False), or a system without memfd_create, maps
+compile before), so regions are packed at cache-line granularity.
+Arena(dual=False), or a system without memfd_create, maps
 each chunk once and flips a region between read-write (while it is filled
-or re-patched) and read-execute with mprotect; free space stays read-write
-there.  Either way every protection goes through one function that refuses
+or re-patched) and read-execute with mprotect, so its regions are whole
+pages; free space stays read-write there.  Either way every protection goes through one function that refuses
 W+X, and a chunk whose regions are all freed is unmapped (both views), so
 the process's mappings return to where they started.
 """
@@ -68,6 +69,13 @@ def _round(n: int) -> int:
     return max(PAGE, (n + PAGE - 1) // PAGE * PAGE)
 
 
+# A dual-mapped chunk is never mprotected, so its regions need not be whole
+# pages: they are packed at cache-line granularity (more traces to a page and
+# to a TLB entry).  Without dual mapping, a region is whole pages, since
+# sealing and re-patching change protection page by page.
+GRANULE = 64
+
+
 @dataclass
 class _Chunk:
     address: int
@@ -75,6 +83,10 @@ class _Chunk:
     free: list[tuple[int, int]]  # (offset, length) runs, sorted, coalesced
     used: int = 0
     view: int = 0  # the read-write mapping of the same pages (dual mapping), or 0
+
+    def rounded(self, n: int) -> int:
+        """What a region of n bytes takes of this chunk."""
+        return max(GRANULE, -(-n // GRANULE) * GRANULE) if self.view else _round(n)
 
     def take(self, size: int) -> int | None:
         for k, (off, length) in enumerate(self.free):
@@ -101,7 +113,8 @@ class _Chunk:
 
 @dataclass
 class Region:
-    """Whole pages of a chunk: filled while writable, then sealed read-execute."""
+    """Part of a chunk (whole pages of it, unless dual-mapped): filled while
+    writable, then sealed read-execute."""
 
     arena: Arena
     chunk: _Chunk
@@ -165,15 +178,16 @@ class Arena:
     regions: int = 0
 
     def allocate(self, size: int) -> Region:
-        size = _round(size)
         for chunk in self.chunks:
-            off = chunk.take(size)
+            n = chunk.rounded(size)
+            off = chunk.take(n)
             if off is not None:
-                return self._region(chunk, off, size)
-        chunk = self._map(max(self.chunk_size, size))
-        off = chunk.take(size)
+                return self._region(chunk, off, n)
+        chunk = self._map(max(self.chunk_size, _round(size)))
+        n = chunk.rounded(size)
+        off = chunk.take(n)
         assert off is not None
-        return self._region(chunk, off, size)
+        return self._region(chunk, off, n)
 
     def _map(self, size: int) -> _Chunk:
         ffi, libc = _libc()
