@@ -82,7 +82,8 @@ static int64_t fuse(StepPlan *s, int64_t n, const FormOps *o, uint8_t *entry, in
     return out;
 }
 
-int64_t jit_form_trace(const FormOps *o, const int64_t *code, const int64_t *pcs, int64_t npcs, int64_t stop_pc,
+int64_t jit_form_trace(const FormOps *o, const int64_t *code, int64_t ncode, const int64_t *pcs, int64_t npcs,
+                       int64_t stop_pc,
                        int64_t kind, int64_t first_exit, int64_t link_address, int64_t superinstructions,
                        StepPlan *out, int64_t cap, int64_t *exits, int64_t *result, uint8_t *entry, int64_t *where,
                        int64_t *stubs)
@@ -91,9 +92,13 @@ int64_t jit_form_trace(const FormOps *o, const int64_t *code, const int64_t *pcs
      * (id, resume pc, micro-ops, step); result: [kind, exits made];
      * stubs: three per guard or open call (step, resume pc, micro-ops).
      * cap: room for 4 * npcs + 4 steps, which is the most a path makes.
-     * Returns the steps made, or -1 when `cap` is too small. */
+     * Returns the steps made, -1 when `cap` is too small, or -2 when a
+     * position is outside the code's `ncode` instructions. */
     int64_t n = 0, nstubs = 0, open = 0;
     if (cap < 4 * npcs + 4) return -1;
+    for (int64_t r = 0; r < npcs; r++) {
+        if (pcs[r] < 0 || pcs[r] >= ncode) return -2;
+    }
     int64_t *calls = where;  /* (scratch until fusion: the open calls' steps) */
     for (int64_t r = 0; r < npcs; r++) {
         int64_t pc = pcs[r];

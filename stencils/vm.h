@@ -128,7 +128,8 @@ typedef struct FormOps {
     int64_t kind_loop, kind_link, kind_exit, kind_return;
 } FormOps;
 
-int64_t jit_form_trace(const FormOps *ops, const int64_t *code, const int64_t *pcs, int64_t npcs, int64_t stop_pc,
+int64_t jit_form_trace(const FormOps *ops, const int64_t *code, int64_t ncode, const int64_t *pcs, int64_t npcs,
+                       int64_t stop_pc,
                        int64_t kind, int64_t first_exit, int64_t link_address, int64_t superinstructions,
                        StepPlan *out, int64_t cap, int64_t *exits, int64_t *result, uint8_t *entry, int64_t *where,
                        int64_t *stubs);

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
 from typing import Any, overload
 
@@ -21,10 +21,34 @@ from ..build.hostlib import hostlib
 from ..lang.ir import OPS, Program, wrap64
 from ..lang.optable import BLOCK_ENDS
 from .step import Step
+from .trace import ExitInfo
 
 STEP_FIELDS = 10  # a StepPlan's int64 fields (vm.h)
 KIND_NUMBERS = {"loop": 0, "link": 1, "exit": 2, "return": 3}  # FormOps' kind_* (TraceKind values)
 _BY_NAME = {op.name: op.opcode for op in OPS}
+
+
+class PackedExits(Mapping[int, ExitInfo]):
+    """Exits as form.c made them: `width` int64s each (id, resume pc,
+    micro-ops, step[, a call?]), ids consecutive.  An ExitInfo is made only
+    for an exit looked at (most never are: a compile makes dozens)."""
+
+    def __init__(self, data: array, width: int) -> None:
+        self.data, self.width = data, width
+        self.first = data[0] if data else 0
+
+    def __len__(self) -> int:
+        return len(self.data) // self.width
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.first, self.first + len(self)))
+
+    def __getitem__(self, exit_id: int) -> ExitInfo:
+        k = (exit_id - self.first) * self.width
+        if not 0 <= k < len(self.data):
+            raise KeyError(exit_id)
+        f = self.data
+        return ExitInfo(f[k + 1], f[k + 2], f[k + 3], self.width > 4 and bool(f[k + 4]))
 
 
 class PackedSteps(Sequence[Step]):
@@ -127,12 +151,10 @@ class Former:
         first_exit: int,
         link_address: int | None,
         superinstructions: bool,
-    ) -> tuple[PackedSteps, list[tuple[int, int, int, int]], str]:
-        """The steps, the exits (id, resume pc, micro-ops, step) and the kind, as form_trace makes them."""
+    ) -> tuple[PackedSteps, PackedExits, str]:
+        """The steps, the exits and the kind, as form_trace makes them."""
         ffi = self.ffi
         n = len(pcs)
-        if n and not (min(pcs) >= 0 and max(pcs) < len(program.code)):  # (C indexes the code with them)
-            raise ValueError(f"a recorded path names positions outside the program (0 to {len(program.code) - 1})")
         cap = 4 * n + 4
         if cap > self._room:  # scratch for form.c, kept from call to call
             self._room = max(cap, 2 * self._room)
@@ -141,10 +163,11 @@ class Former:
             self._stubs = ffi.new("int64_t[]", self._room)
             self._exits = ffi.new("int64_t[]", self._room)
         out = _ZERO * (STEP_FIELDS * cap)
-        path = array("q", pcs) if n else _ZERO
+        path = pcs if type(pcs) is array and pcs.typecode == "q" else array("q", pcs) if n else _ZERO
         made = self.lib.jit_form_trace(
             self.ops,
             self.code(program)[0],
+            len(program.code),
             ffi.from_buffer("int64_t[]", path),
             n,
             stop_pc,
@@ -160,18 +183,19 @@ class Former:
             self._where,
             self._stubs,
         )
+        if made == -2:
+            raise ValueError(f"a recorded path names positions outside the program (0 to {len(program.code) - 1})")
         if made < 0:
             raise AssertionError("form.c was given too little room")  # (cap is what it asks for)
         del out[STEP_FIELDS * made :]
-        e = self._exits
-        found = [(e[k], e[k + 1], e[k + 2], e[k + 3]) for k in range(0, 4 * self._result[1], 4)]
-        return PackedSteps(out, made), found, _KIND_NAMES[self._result[0]]
+        found = array("q")
+        found.frombytes(ffi.buffer(self._exits, 32 * self._result[1]))
+        return PackedSteps(out, made), PackedExits(found, 4), _KIND_NAMES[self._result[0]]
 
     def form_function(
         self, program: Program, start: int, end: int, first_exit: int, superinstructions: bool
-    ) -> tuple[PackedSteps, list[tuple[int, int, int, int, bool]]]:
-        """The steps and exits (id, resume pc, micro-ops, step, a call?) of the function [start, end), as
-        form_function makes them."""
+    ) -> tuple[PackedSteps, PackedExits]:
+        """The steps and exits of the function [start, end), as form_function makes them."""
         ffi = self.ffi
         if not 0 <= start < end <= len(program.code):  # (C indexes the code with them)
             raise ValueError(f"no function [{start}, {end}) in a program of {len(program.code)} instructions")
@@ -203,10 +227,9 @@ class Former:
         if made < 0:
             raise AssertionError("form.c was given too little room")  # (cap is what it asks for)
         del out[STEP_FIELDS * made :]
-        found = [
-            (exits[k], exits[k + 1], exits[k + 2], exits[k + 3], bool(exits[k + 4])) for k in range(0, 5 * count[0], 5)
-        ]
-        return PackedSteps(out, made), found
+        found = array("q")
+        found.frombytes(ffi.buffer(exits, 40 * count[0]))
+        return PackedSteps(out, made), PackedExits(found, 5)
 
 
 _ZERO = array("q", [0])

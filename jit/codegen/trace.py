@@ -17,7 +17,7 @@ how much of the program ran in traces.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -58,7 +58,7 @@ class ExitInfo:
 class TraceShape:
     start_pc: int
     steps: Sequence[Step]  # (formed in C: jit.codegen.cform.PackedSteps)
-    exits: dict[int, ExitInfo] = field(default_factory=dict)  # exit id -> info
+    exits: Mapping[int, ExitInfo] = field(default_factory=dict)  # exit id -> info (ids consecutive)
     ops: int = 0  # micro-ops on one full pass (a whole function: its instructions)
     kind: TraceKind = LOOP
     handover: Handover | None = None  # what it was formed from (set by the tiered engine)
@@ -91,15 +91,13 @@ def form(program: Program, handover: Handover) -> TraceShape:
         if func is None:
             raise ValueError(f"no function starts at {h.stop_pc}")
         steps, found = _former().form_function(program, func.start, func.end, h.first_exit, h.superinstructions)
-        functions = {e[0]: ExitInfo(e[1], e[2], e[3], e[4]) for e in found}
-        return TraceShape(func.start, steps, functions, func.end - func.start, FUNCTION)
+        return TraceShape(func.start, steps, found, func.end - func.start, FUNCTION)
     if h.kind == FUNCTION:
         return form_function(program, h.stop_pc, h.first_exit, h.superinstructions, h.passes)
     if h.in_c and not h.passes:
-        steps, made, kind = _former().form(
+        steps, exits, kind = _former().form(
             program, h.pcs, h.stop_pc, h.kind.value, h.first_exit, h.link_address, h.superinstructions
         )
-        exits = {e[0]: ExitInfo(e[1], e[2], e[3]) for e in made}
         return TraceShape(h.pcs[0] if h.pcs else h.stop_pc, steps, exits, len(h.pcs), _KINDS[kind])
     return form_trace(
         program, list(h.pcs), h.stop_pc, h.kind, h.first_exit, h.link_address, h.superinstructions, h.passes

@@ -64,7 +64,7 @@ class TierMachine(Protocol):
         """Run tier 1 from `pc` until the program ends or a loop or a function is hot."""
         ...
 
-    def record(self, start: int, limit: int) -> list[int]:
+    def record(self, start: int, limit: int) -> Sequence[int]:
         """Tier 1 executes one path from `start`, noting the IR positions."""
         ...
 

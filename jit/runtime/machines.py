@@ -15,6 +15,7 @@ controller (jit.runtime.tiering) sees.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 
 from ..build.stencils import StencilLibrary
@@ -67,11 +68,13 @@ class NativeMachine:
         self.lib.run_tier1(self.state, self.code, pc)
         return self.state.status
 
-    def record(self, start: int, limit: int) -> list[int]:
+    def record(self, start: int, limit: int) -> Sequence[int]:
         rec = self.rec
         rec.len, rec.start, rec.depth, rec.max = 0, start, 0, limit
         self.lib.run_record(self.state, self.code, start, rec)
-        return self.vm.ffi.unpack(self.pcs, rec.len)
+        pcs = array("q")  # (what jit.codegen.cform hands C as it is)
+        pcs.frombytes(self.vm.ffi.buffer(self.pcs, 8 * rec.len))
+        return pcs
 
     def compile(self, steps: Sequence[Step]) -> CompiledCode:
         compiled = self.backend.compile(steps)

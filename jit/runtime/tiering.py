@@ -25,7 +25,8 @@ that, once hot, are linked to the callee's own compiled code.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..codegen.trace import EXIT, FUNCTION, LINK, LOOP, ExitInfo, Handover, TraceShape, form
@@ -86,7 +87,9 @@ class TieredRun:
             self.machine = EmulatedMachine(program, args, target, c.hot_loop, c.hot_call)
         self.traces: dict[int, CompiledCode] = {}  # root traces by loop header
         self.functions: dict[int, CompiledCode] = {}  # hot functions' code by their first instruction
-        self.exits: dict[int, _Exit] = {}
+        self.exits: dict[int, _Exit] = {}  # the exits looked at so far (made on first use)
+        self._exit_firsts: list[int] = []  # each compile's first exit id, in order ...
+        self._exit_owners: list[tuple[CompiledCode, Mapping[int, ExitInfo]]] = []  # ... its code and exits
         self.next_exit = 0
 
     # -- the loop between the tiers ------------------------------------------
@@ -181,8 +184,22 @@ class TieredRun:
         self.functions[start] = code
         return code
 
-    def _exit_taken(self, exit_id: int) -> None:
+    def _exit(self, exit_id: int) -> _Exit | None:
+        """The record of an exit (made the first time it is looked at: most never are)."""
         ex = self.exits.get(exit_id)
+        if ex is None:
+            k = bisect_right(self._exit_firsts, exit_id) - 1
+            if k < 0:
+                return None
+            code, infos = self._exit_owners[k]
+            info = infos.get(exit_id)
+            if info is None:
+                return None
+            ex = self.exits[exit_id] = _Exit(exit_id, code, info)
+        return ex
+
+    def _exit_taken(self, exit_id: int) -> None:
+        ex = self._exit(exit_id)
         if ex is None or ex.linked or ex.failed or self.machine.exit_count(exit_id) < self.config.hot_exit:
             return
         resume = self.machine.pc
@@ -232,8 +249,9 @@ class TieredRun:
         """Compile a shape (timed from t0) and take charge of its exits."""
         code = self.machine.compile(shape.steps)
         self.stats.compile_seconds += time.perf_counter() - t0
-        for exit_id, info in shape.exits.items():
-            self.exits[exit_id] = _Exit(exit_id, code, info)
+        if shape.exits:
+            self._exit_firsts.append(self.next_exit)
+            self._exit_owners.append((code, shape.exits))
         self.next_exit += len(shape.exits)
         self.stats.uops_compiled += len(shape.steps)
         if self.observers:

@@ -218,9 +218,14 @@ def collect_program(program: Program, args: list[int]) -> tuple[list[Piece], dic
     run = TieredRun(program, args, on_compile=on_compile)
     try:
         run.execute()
-        exits = {
-            exit_id: (run.machine.exit_count(exit_id), ex.linked, ex.destination) for exit_id, ex in run.exits.items()
-        }
+        exits = {}
+        for exit_id in range(run.next_exit):
+            ex = run.exits.get(exit_id)  # (made only for exits the engine looked at: none other is linked)
+            exits[exit_id] = (
+                run.machine.exit_count(exit_id),
+                ex is not None and ex.linked,
+                None if ex is None else ex.destination,
+            )
     finally:
         run.close()
     return pieces, exits
