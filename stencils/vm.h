@@ -140,6 +140,8 @@ int64_t jit_form_function(const FormOps *o, const int64_t *code, int64_t start, 
 void jit_cache_stack(StepPlan *steps, int64_t nsteps, const int64_t *table, uint8_t *entry);
 int64_t jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, int64_t *code_at,
                    int64_t *data_at, int64_t *trampolines);
+int64_t jit_plan(const StencilPlan *plans, const StepPlan *formed, int64_t nsteps, const int64_t *table,
+                 StepPlan *steps, uint8_t *entry, int64_t *code_at, int64_t *data_at, int64_t *trampolines);
 int64_t jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, const int64_t *code_at,
                    const int64_t *data_at, int64_t tramp_at, int64_t tramp_slots, int64_t total, uint8_t *out,
                    uint64_t base, const uint64_t *helpers, const TargetPlan *target, uint64_t *tramp_dest,

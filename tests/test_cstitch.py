@@ -23,14 +23,15 @@ def c_layout_agrees(lib, steps):
     """jit_layout (C) places everything where jit.codegen.stitch.layout does."""
     reference = layout(lib, steps)
     plans = plans_for(lib)
-    lay = plans.layout(plans.pack(steps))
-    assert list(lay.code_offsets) == list(reference.code_offsets)
-    assert list(lay.data_offsets) == list(reference.data_offsets)
-    assert (lay.trampolines, lay.trampoline_slots, lay.size) == (
-        reference.trampolines,
-        reference.trampoline_slots,
-        reference.size,
-    )
+    in_one_call = plans.plan(steps, stack_cache=False)[1]  # (jit_plan: a compile's copy, choice and layout)
+    for lay in (plans.layout(plans.pack(steps)), in_one_call):
+        assert list(lay.code_offsets) == list(reference.code_offsets)
+        assert list(lay.data_offsets) == list(reference.data_offsets)
+        assert (lay.trampolines, lay.trampoline_slots, lay.size) == (
+            reference.trampolines,
+            reference.trampoline_slots,
+            reference.size,
+        )
     return reference
 
 

@@ -3,11 +3,14 @@ the C pass chooses what the Python reference chooses, and it pays off."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from jit.codegen.cstitch import plans_for
 from jit.codegen.stackcache import DEPTH, assign, base_op, entry_points, library_depth, stencil_name, variants
 from jit.codegen.stackcache import states as _states
+from jit.codegen.stitch import layout
 from jit.codegen.trace import program_steps
 from jit.lang.optable import optable
 from jit.lang.uop import parse_file
@@ -52,6 +55,10 @@ def test_c_chooses_what_python_chooses_and_the_stack_stays_consistent(libraries,
             plans.cache_stack(packed)
             assert plans.stencils(packed) == python
             _check_consistent(steps, python)
+            planned, lay = plans.plan(steps)  # (jit_plan: the same choice, and the layout of what it chose)
+            assert plans.stencils(planned) == python
+            chosen = [replace(s, op=op) for s, op in zip(steps, python, strict=True)]
+            assert list(lay.code_offsets) == list(layout(lib, chosen).code_offsets)
 
 
 def test_arithmetic_keeps_its_top_in_the_register(library):

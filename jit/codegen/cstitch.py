@@ -2,10 +2,12 @@
 
 Each library gets patch plans once: per stencil its bytes and its holes as
 small integer records (relocation number, what fills it, which helper,
-addend), and a table of its stack-caching variants.  A compile packs its
-steps into one StepPlan array, and three calls do the rest: choose each
-step's variant (jit_cache_stack), lay the steps out (jit_layout) and stitch
-them straight into the (still writable) region (jit_stitch).  jit.codegen.stitch,
+addend), and a table of its stack-caching variants.  A compile's steps
+are one StepPlan array (as form.c made them, or packed), and two calls do
+the rest: jit_plan copies them, chooses each step's variant
+(jit_cache_stack) and lays them out (jit_layout); jit_stitch stitches them
+straight into the region's writable view.  The three are also callable one
+by one (the tests use them so).  jit.codegen.stitch,
 jit.codegen.stackcache.assign and jit.codegen.stitch.layout stay the readable reference;
 the tests require the same choices, offsets and bytes from both.
 """
@@ -83,6 +85,11 @@ class Plans:
         self._table = ffi.from_buffer("int64_t[]", self.cache_table)
         self.error = ffi.new("char[]", 200)
         self._helper_values: dict[int, tuple[Mapping[str, int], Any]] = {}
+        self._room = 0  # steps the scratch below has room for, kept from compile to compile
+        self._entry: Any = None
+        self._tramp = ffi.new("int64_t[2]")
+        self._tramp_room = 0
+        self._tramp_dest: Any = None
 
     def _cache_table(self, library: StencilLibrary) -> array:
         """jit_cache_stack's table: per stencil, its variants and its states."""
@@ -126,6 +133,29 @@ class Plans:
             data = _pack_all(self.index, steps, _pack_s64)
         return Packed(data, len(steps), self.ffi.from_buffer("StepPlan[]", data, require_writable=True))
 
+    def plan(self, steps: Sequence[Step], stack_cache: bool = True) -> tuple[Packed, Layout]:
+        """pack, cache_stack (unless stack_cache is off) and layout in one C
+        call (jit_plan); steps formed in C are read where they are."""
+        ffi = self.ffi
+        n = len(steps)
+        if isinstance(steps, PackedSteps) and self.table_order:
+            formed = ffi.from_buffer("StepPlan[]", steps.data)
+        else:
+            formed = self.pack(steps).pointer
+        if n + 1 > self._room:
+            self._room = max(n + 1, 2 * self._room)
+            self._entry = ffi.new("uint8_t[]", self._room)
+        data = bytearray(_STEP.size * max(1, n))
+        chosen = ffi.from_buffer("StepPlan[]", data, require_writable=True)
+        code_at, data_at = array("q", bytes(8 * (n + 1))), array("q", bytes(8 * max(1, n)))
+        code_ptr = ffi.from_buffer("int64_t[]", code_at, require_writable=True)
+        data_ptr = ffi.from_buffer("int64_t[]", data_at, require_writable=True)
+        tramp = self._tramp
+        table = self._table if stack_cache else ffi.NULL
+        size = self.lib.jit_plan(self.plans, formed, n, table, chosen, self._entry, code_ptr, data_ptr, tramp)
+        lay = Layout(code_at, tramp[0], tramp[1], data_at if n else array("q"), size, (code_ptr, data_ptr))
+        return Packed(data, n, chosen), lay
+
     def layout(self, packed: Packed) -> Layout:
         """jit.codegen.stitch.layout, in C, of packed steps."""
         n = packed.n
@@ -155,7 +185,10 @@ class Plans:
         """Stitch packed steps into writable memory at `address` (as if it were
         at `base`); returns how many trampolines were used."""
         ffi = self.ffi
-        scratch = ffi.new("uint64_t[]", max(1, lay.trampoline_slots))
+        if lay.trampoline_slots > self._tramp_room:  # (scratch kept from compile to compile)
+            self._tramp_room = max(lay.trampoline_slots, 2 * self._tramp_room)
+            self._tramp_dest = ffi.new("uint64_t[]", self._tramp_room)
+        scratch = self._tramp_dest if self._tramp_room else ffi.NULL
         if lay.native is not None:
             code_ptr, data_ptr = lay.native
         else:  # laid out by jit.codegen.stitch.layout

@@ -48,10 +48,7 @@ def plan(
     stack_cache is off) and lay the steps out, with `stitcher`'s code."""
     if stitcher is Stitcher.C:
         plans = plans_for(library)
-        packed = plans.pack(steps)
-        if stack_cache:
-            plans.cache_stack(packed)
-        lay = plans.layout(packed)
+        packed, lay = plans.plan(steps, stack_cache)
         values = plans.helper_values(helpers)
 
         def write_c(address: int, base: int) -> int:

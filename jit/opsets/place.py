@@ -81,6 +81,6 @@ def place(library: StencilLibrary, steps: Sequence[Step], stitcher: Stitcher = S
     placed = [*steps, *(Step(HELPER_STENCIL + name) for name in names)]
     if stitcher is Stitcher.C:
         plans = plans_for(library)
-        packed = plans.pack(placed)
-        return Placed(library, placed, names, plans.layout(packed), stitcher, packed)
+        packed, lay = plans.plan(placed, stack_cache=False)  # (an op set's steps name their stencils already)
+        return Placed(library, placed, names, lay, stitcher, packed)
     return Placed(library, placed, names, layout(library, placed), stitcher)

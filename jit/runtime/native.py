@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
 from ..build.hostlib import hostlib
 from ..build.library import load_library
 from ..build.stencils import HELPER_PREFIX, StencilLibrary
+from ..codegen.cstitch import plans_for
 from ..codegen.emit import Stitcher, plan
 from ..codegen.passes import DEFAULT_PASSES
 from ..codegen.step import Step
@@ -79,6 +80,9 @@ class NativeRuntime:
         self.helpers = {
             HELPER_PREFIX + name: int(self.ffi.cast("uintptr_t", getattr(self.lib, name))) for name in helper_names()
         }
+        if self.stitcher is Stitcher.C:
+            self._plans = plans_for(library)
+            self._helper_values = self._plans.helper_values(self.helpers)
         shim = library.shim
         self.shim_region = self.arena.allocate(len(shim.code))
         self.shim_region.write(0, shim.code)
@@ -86,6 +90,17 @@ class NativeRuntime:
         self._shim = self.ffi.cast("int64_t (*)(VMState *)", self.shim_region.address)
 
     def compile(self, steps: Sequence[Step]) -> Compiled:
+        if self.stitcher is Stitcher.C:  # (emit.plan's C path, without its closures: a compile's glue is its cost)
+            plans = self._plans
+            packed, lay = plans.plan(steps, self.stack_cache)
+            region = self.arena.allocate(lay.size)
+            try:
+                trampolines = plans.stitch_packed(packed, lay, region.view, region.address, self._helper_values)
+                region.seal()
+            except BaseException:
+                region.free()
+                raise
+            return Compiled(region, lay, steps, trampolines, partial(plans.stencils, packed))
         planned = plan(self.library, steps, self.helpers, self.stitcher, self.stack_cache)
         region = self.arena.allocate(planned.layout.size)
         try:
