@@ -83,15 +83,15 @@ static int64_t fuse(StepPlan *s, int64_t n, const FormOps *o, uint8_t *entry, in
 }
 
 int64_t jit_form_trace(const FormOps *o, const int64_t *code, int64_t ncode, const int64_t *pcs, int64_t npcs,
-                       int64_t stop_pc,
-                       int64_t kind, int64_t first_exit, int64_t link_address, int64_t superinstructions,
-                       StepPlan *out, int64_t cap, int64_t *exits, int64_t *result, uint8_t *entry, int64_t *where,
-                       int64_t *stubs)
+                       int64_t stop_pc, int64_t kind, int64_t first_exit, int64_t link_address, int64_t superinstructions,
+                       int64_t accounting, StepPlan *out, int64_t cap, int64_t *exits, int64_t *result,
+                       uint8_t *entry, int64_t *where, int64_t *stubs)
 {
     /* code: three int64s per IR instruction (op, a, b); exits: four per exit
      * (id, resume pc, micro-ops, step); result: [kind, exits made];
      * stubs: three per guard or open call (step, resume pc, micro-ops).
      * cap: room for 4 * npcs + 4 steps, which is the most a path makes.
+     * accounting: COUNT and TAKE_EXIT steps (trace.py's docstring).
      * Returns the steps made, -1 when `cap` is too small, or -2 when a
      * position is outside the code's `ncode` instructions. */
     int64_t n = 0, nstubs = 0, open = 0;
@@ -125,7 +125,7 @@ int64_t jit_form_trace(const FormOps *o, const int64_t *code, int64_t ncode, con
             continue;
         }
         if (op == o->ret && open == 0) { /* out of the frame the trace started in */
-            out[n++] = step(o->count, npcs, 0, pc);
+            if (accounting) out[n++] = step(o->count, npcs, 0, pc);
             out[n++] = step(op, a, b, pc);
             kind = o->kind_return;
             continue;
@@ -144,23 +144,23 @@ int64_t jit_form_trace(const FormOps *o, const int64_t *code, int64_t ncode, con
     }
     int64_t id = first_exit, nexits = 0;
     if (kind == o->kind_loop || kind == o->kind_link) {
-        out[n++] = step(o->count, npcs, 0, stop_pc);
+        if (accounting) out[n++] = step(o->count, npcs, 0, stop_pc);
         out[n] = step(o->jump, 0, 0, stop_pc);
         if (kind == o->kind_loop) out[n].target = 0;
         else out[n].target_address = link_address;
         n++;
     } else if (kind != o->kind_return) {
-        out[n++] = step(o->take_exit, npcs, id, stop_pc);
+        if (accounting) out[n++] = step(o->take_exit, npcs, id, stop_pc);
         out[n++] = step(o->exit, stop_pc, id, stop_pc);
         exits[0] = id++, exits[1] = stop_pc, exits[2] = npcs, exits[3] = n - 1;
         nexits = 1;
     }
     for (int64_t k = 0; k < nstubs; k++) {
         int64_t at = stubs[3 * k], resume = stubs[3 * k + 1], ops = stubs[3 * k + 2], stub = n;
-        out[n++] = step(o->take_exit, ops, id, resume);
+        if (accounting) out[n++] = step(o->take_exit, ops, id, resume);
         out[n++] = step(o->exit, resume, id, resume);
         int64_t *e = exits + 4 * nexits++;
-        e[0] = id++, e[1] = resume, e[2] = ops, e[3] = stub + 1;
+        e[0] = id++, e[1] = resume, e[2] = ops, e[3] = n - 1;
         if (out[at].op == o->call) out[at].continue_to = stub;
         else out[at].exit = stub;
     }
@@ -172,8 +172,9 @@ int64_t jit_form_trace(const FormOps *o, const int64_t *code, int64_t ncode, con
     return n;
 }
 
-/* trace.py's form_function: the whole function [start, end) as steps.  Each
- * basic block begins with a COUNT of its instructions; jumps stay inside; a
+/* trace.py's form_function: the whole function [start, end) as steps.  With
+ * accounting, each basic block begins with a COUNT of its instructions (and
+ * each exit stub with a TAKE_EXIT); jumps stay inside; a
  * jump out of the function, or a call of another function, leaves through an
  * exit stub (one per place and kind), a recursive call enters step 0.
  * is_label / ends_block: per op number, whether its operand is a label and
@@ -183,8 +184,8 @@ int64_t jit_form_trace(const FormOps *o, const int64_t *code, int64_t ncode, con
  * instructions).  cap: room for 4 * (end - start) + 4 steps. */
 int64_t jit_form_function(const FormOps *o, const int64_t *code, int64_t start, int64_t end, int64_t first_exit,
                           const uint8_t *is_label, const uint8_t *ends_block, int64_t superinstructions,
-                          StepPlan *out, int64_t cap, int64_t *exits, int64_t *nexits_out, uint8_t *leader,
-                          int64_t *index, int64_t *blen, int64_t *stubs, uint8_t *entry, int64_t *where)
+                          int64_t accounting, StepPlan *out, int64_t cap, int64_t *exits, int64_t *nexits_out,
+                          uint8_t *leader, int64_t *index, int64_t *blen, int64_t *stubs, uint8_t *entry, int64_t *where)
 {
     int64_t len = end - start;
     if (len <= 0 || cap < 4 * len + 4) return -1;
@@ -202,15 +203,16 @@ int64_t jit_form_function(const FormOps *o, const int64_t *code, int64_t start, 
         }
     }
     int64_t n = 0;
-    for (int64_t pc = start; pc < end; pc++) { /* every leader is preceded by its COUNT */
-        n += leader[pc - start];
-        index[pc - start] = leader[pc - start] ? n - 1 : n;
+    for (int64_t pc = start; pc < end; pc++) { /* (with accounting) every leader is preceded by its COUNT */
+        int64_t counted = accounting && leader[pc - start];
+        n += counted;
+        index[pc - start] = counted ? n - 1 : n;
         n++;
     }
     int64_t body = 0, tail = n, nstubs = 0;
     for (int64_t pc = start; pc < end; pc++) {
         int64_t op = code[3 * pc], a = code[3 * pc + 1], b = code[3 * pc + 2];
-        if (leader[pc - start]) out[body++] = step(o->count, blen[pc - start], 0, pc);
+        if (accounting && leader[pc - start]) out[body++] = step(o->count, blen[pc - start], 0, pc);
         int64_t target = NONE, resume = NONE, call = 0;
         if (is_label[op]) {
             if (a >= start && a < end) target = index[a - start];
@@ -225,7 +227,7 @@ int64_t jit_form_function(const FormOps *o, const int64_t *code, int64_t start, 
             if (k == nstubs) {
                 int64_t id = first_exit + nstubs;
                 stubs[3 * k] = resume, stubs[3 * k + 1] = call, stubs[3 * k + 2] = tail;
-                out[tail++] = step(o->take_exit, 0, id, resume);
+                if (accounting) out[tail++] = step(o->take_exit, 0, id, resume);
                 out[tail++] = step(o->exit, resume, id, resume);
                 int64_t *e = exits + 5 * k;
                 e[0] = id, e[1] = resume, e[2] = 0, e[3] = tail - 1, e[4] = call;

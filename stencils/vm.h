@@ -129,14 +129,13 @@ typedef struct FormOps {
 } FormOps;
 
 int64_t jit_form_trace(const FormOps *ops, const int64_t *code, int64_t ncode, const int64_t *pcs, int64_t npcs,
-                       int64_t stop_pc,
-                       int64_t kind, int64_t first_exit, int64_t link_address, int64_t superinstructions,
-                       StepPlan *out, int64_t cap, int64_t *exits, int64_t *result, uint8_t *entry, int64_t *where,
-                       int64_t *stubs);
+                       int64_t stop_pc, int64_t kind, int64_t first_exit, int64_t link_address, int64_t superinstructions,
+                       int64_t accounting, StepPlan *out, int64_t cap, int64_t *exits, int64_t *result,
+                       uint8_t *entry, int64_t *where, int64_t *stubs);
 int64_t jit_form_function(const FormOps *o, const int64_t *code, int64_t start, int64_t end, int64_t first_exit,
                           const uint8_t *is_label, const uint8_t *ends_block, int64_t superinstructions,
-                          StepPlan *out, int64_t cap, int64_t *exits, int64_t *nexits_out, uint8_t *leader,
-                          int64_t *index, int64_t *blen, int64_t *stubs, uint8_t *entry, int64_t *where);
+                          int64_t accounting, StepPlan *out, int64_t cap, int64_t *exits, int64_t *nexits_out,
+                          uint8_t *leader, int64_t *index, int64_t *blen, int64_t *stubs, uint8_t *entry, int64_t *where);
 void jit_cache_stack(StepPlan *steps, int64_t nsteps, const int64_t *table, uint8_t *entry);
 int64_t jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, int64_t *code_at,
                    int64_t *data_at, int64_t *trampolines);

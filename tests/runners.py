@@ -6,6 +6,7 @@ configurations: thresholds at 1, emulated targets, switched-off techniques.)
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from functools import cache
 
@@ -30,6 +31,14 @@ def _hot_calls(program: Program, args: Sequence[int]) -> Outcome:
 
 
 HOT_CALLS = TierConfig(hot_loop=3, hot_call=1, hot_exit=1, max_trace=50)
+HOT_COUNTED = TierConfig(hot_loop=1, hot_exit=1, max_trace=50, accounting=True)  # COUNT and TAKE_EXIT steps
+
+
+def _tiered(config: TierConfig):
+    def run(program: Program, args: Sequence[int]) -> Outcome:
+        return prepare_tiered(program, args, config)()
+
+    return run
 
 
 def _emulated(target: str, eager: bool, emulate: bool = False, config: TierConfig | None = None):
@@ -91,9 +100,12 @@ RUNNERS: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
     **ENGINES,
     "jit-hot": _eager_tiering,
     "jit-hot-calls": _hot_calls,
+    "jit-hot:accounting": _tiered(HOT_COUNTED),
+    "jit-hot-calls:accounting": _tiered(dataclasses.replace(HOT_CALLS, accounting=True)),
     "aarch64-eager": _emulated("aarch64-linux", eager=True),
     "aarch64-jit-hot": _emulated("aarch64-linux", eager=False),
     "aarch64-jit-hot-calls": _emulated("aarch64-linux", eager=False, config=HOT_CALLS),
+    "aarch64-jit-hot:accounting": _emulated("aarch64-linux", eager=False, config=HOT_COUNTED),
     "x86_64-emulated-jit-hot": _emulated("x86_64-linux", eager=False, emulate=True),
     "jit-eager:no-stack-cache": _no_stack_cache(eager=True),
     "jit-hot:no-stack-cache": _no_stack_cache(eager=False),

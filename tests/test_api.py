@@ -34,7 +34,7 @@ def test_eager_and_tiered_on_every_backend(backend):
 
 def test_linked_exits_are_counted_apart_from_exits_to_tier1():
     program = jit.load(PROGRAMS / "branchy.uop")
-    stats = jit.run(program, [20001], config=jit.TierConfig(hot_loop=2, hot_exit=3)).stats
+    stats = jit.run(program, [20001], config=jit.TierConfig(hot_loop=2, hot_exit=3, accounting=True)).stats
     assert isinstance(stats, jit.TierStats) and stats.linked >= 1
     # Each exit went back to tier 1 until it was hot (3 times) and linked; then straight on.
     assert 3 <= stats.exits_to_tier1 < 100 < stats.exits_linked

@@ -86,5 +86,6 @@ def test_ablation_measures_each_technique_it_has():
     sizes = {row.technique: row for row in rows if row.figure.startswith("code bytes")}
     assert sizes["superinstructions"].off > sizes["superinstructions"].on
     assert sizes["stack caching"].off > sizes["stack caching"].on  # register moves instead of memory
+    assert sizes["accounting left off"].off > sizes["accounting left off"].on  # the counting steps
     assert "stack caching" in format_ablation(result)
     json.dumps(result.to_json())

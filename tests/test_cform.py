@@ -4,7 +4,7 @@ Every path the tiered engine records, and every function of a program, in
 the bundled programs and in random ones, is formed both ways: the steps
 (ops, operands, positions, jump targets, exits, return points, link
 addresses), the exits and the kind must be the same, with superinstructions
-and without.
+and without, with accounting and without.
 """
 
 from __future__ import annotations
@@ -42,12 +42,15 @@ def functions(program: Program, first_exit: int = 7) -> list[Handover]:
 
 
 def assert_same(program: Program, handover: Handover) -> None:
-    for fuse in (True, False):
-        h = replace(handover, superinstructions=fuse)
+    for fuse, accounting in ((True, True), (False, True), (True, False), (False, False)):
+        h = replace(handover, superinstructions=fuse, accounting=accounting)
         c, py = form(program, replace(h, in_c=True)), form(program, replace(h, in_c=False))
         assert isinstance(c.steps, PackedSteps) and not isinstance(py.steps, PackedSteps)
         assert list(c.steps) == list(py.steps), (h.pcs, h.kind)
         assert (c.exits, c.kind, c.start_pc, c.ops) == (py.exits, py.kind, py.start_pc, py.ops)
+        counting = {"COUNT", "TAKE_EXIT"} & {s.op for s in c.steps}
+        assert not counting if not accounting else counting or not (c.exits or h.kind == FUNCTION)
+        assert all(c.steps[e.step].op == "EXIT" for e in c.exits.values())
 
 
 def test_every_bundled_programs_traces_are_formed_alike():

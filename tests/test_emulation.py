@@ -39,7 +39,7 @@ def test_benchmarks_on_emulated_aarch64(name, arg, expected, mode):
     if mode == "eager":
         outcome = prepare_emulated_eager(program, [arg], "aarch64-linux")()
     else:
-        runner = prepare_tiered(program, [arg], target="aarch64-linux")
+        runner = prepare_tiered(program, [arg], TierConfig(accounting=True), target="aarch64-linux")
         outcome = runner()
         assert runner.stats.traces >= 1 and runner.stats.trace_share > 0.9
     assert outcome.status == "halted"
@@ -94,7 +94,7 @@ def test_emulated_and_native_state_agree_after_an_error():
 
 def test_tiered_emulated_x86_matches_native_tiered():
     program = parse_file(PROGRAMS / "spectralnorm.uop")
-    config = TierConfig(hot_loop=3, hot_exit=2)
+    config = TierConfig(hot_loop=3, hot_exit=2, accounting=True)
     native = prepare_tiered(program, [30], config)
     emulated = prepare_tiered(program, [30], config, target="x86_64-linux", emulate=True)
     assert emulated() == native()

@@ -97,7 +97,10 @@ def test_a_programs_traces_show_their_uop_lines_and_machine_code(page):
     lines = re.findall(r'<div class="srcline">(\d+): (.*?)</div>', program)
     assert lines and all(source[int(n) - 1].strip().replace("&", "&amp;") == text for n, text in lines[:50])
     assert re.search(r'<tr[^>]*><td>[0-9a-f]{6,}</td><td class="b">', program)  # code at its address
-    taken = [int(n) for n in re.findall(r'<span class="exit">exit \d+: resumes at pc \d+, taken (\d+) times', program)]
+    taken = [
+        int(n)
+        for n in re.findall(r'<span class="exit">exit \d+: resumes at pc \d+, back to tier 1 (\d+) times', program)
+    ]
     assert taken and any(taken)  # guards, with their counts
     assert 'linked to <a href="#p-' in program or 'jumps to <a href="#p-' in program  # links between pieces
 

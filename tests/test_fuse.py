@@ -55,8 +55,8 @@ def test_fused_programs_run_the_same(name):
     expected = ENGINES["py"](program, args)
     assert prepare_eager(program, args, superinstructions=False)() == expected
     assert prepare_eager(program, args)() == expected
-    plain = prepare_tiered(program, args, TierConfig(hot_loop=2, hot_exit=2, superinstructions=False))
-    fused = prepare_tiered(program, args, TierConfig(hot_loop=2, hot_exit=2))
+    plain = prepare_tiered(program, args, TierConfig(hot_loop=2, hot_exit=2, superinstructions=False, accounting=True))
+    fused = prepare_tiered(program, args, TierConfig(hot_loop=2, hot_exit=2, accounting=True))
     assert plain() == fused() == expected
     assert fused.stats.trace_ops == plain.stats.trace_ops  # the same micro-ops, in fewer stencils
     if plain.stats.traces:

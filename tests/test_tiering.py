@@ -67,12 +67,20 @@ def tiered(program, args, **config):
 
 def test_phase_change_side_exits_then_links_a_side_trace():
     program = parse(PHASES, "phases.uop")
-    outcome, stats = tiered(program, [10_000], hot_loop=10, hot_exit=5)
+    outcome, stats = tiered(program, [10_000], hot_loop=10, hot_exit=5, accounting=True)
     assert outcome == ENGINES["py"](program, [10_000])
     assert stats.hot_loops == 1
     assert stats.side_traces >= 1 and stats.linked >= 1
     assert stats.side_exits >= 5
     assert stats.trace_share > 0.95
+    # Without accounting the code counts nothing, and the engine counts the
+    # exits that come back to it: the same ones, so the same traces and links.
+    quiet, counted_here = tiered(program, [10_000], hot_loop=10, hot_exit=5)
+    assert quiet == outcome and not counted_here.accounted and counted_here.trace_ops == 0
+    for field in ("hot_loops", "traces", "side_traces", "linked", "exits_to_tier1"):
+        assert getattr(counted_here, field) == getattr(stats, field), field
+    assert counted_here.uops_compiled < stats.uops_compiled  # (no COUNT and TAKE_EXIT steps)
+    assert "counted nothing" in counted_here.report()
 
 
 def test_runtime_error_inside_a_trace_matches_the_interpreter():
@@ -95,7 +103,7 @@ loop:
     jump loop
 """
     program = parse(source, "boom.uop")
-    outcome, stats = tiered(program, [500], hot_loop=5)
+    outcome, stats = tiered(program, [500], hot_loop=5, accounting=True)
     expected = ENGINES["py"](program, [500])
     assert outcome == expected
     assert outcome.error == "boom.uop:9: div: integer division by zero"
@@ -154,7 +162,7 @@ def test_thresholds_do_not_change_results(name):
 @pytest.mark.parametrize(("name", "arg"), [("nbody", 1000), ("spectralnorm", 100), ("mandelbrot", 200)])
 def test_hot_loops_run_in_traces(name, arg):
     program = parse_file(PROGRAMS / f"{name}.uop")
-    outcome, stats = tiered(program, [arg])
+    outcome, stats = tiered(program, [arg], accounting=True)
     assert outcome.status == "halted"
     assert stats.trace_share >= 0.9, stats.report()
     # Once linked, the traces hand over to each other: tier 1 rarely re-enters them.
@@ -274,7 +282,7 @@ def test_llvm_backends_trace_and_link_like_copy_and_patch(name, backend):
     from jit.runtime.llvm_backend import llvm_backend
 
     program = parse_file(PROGRAMS / f"{name}.uop")
-    config = TierConfig(hot_loop=5, hot_call=5, hot_exit=3)
+    config = TierConfig(hot_loop=5, hot_call=5, hot_exit=3, accounting=True)
     ours = prepare_tiered(program, [SMALL[name]], config)
     peer = prepare_tiered(program, [SMALL[name]], config, backend=llvm_backend(int(backend[-1])))
     assert peer() == ours() == ENGINES["py"](program, [SMALL[name]])
@@ -323,7 +331,7 @@ done:
 
 def test_recursion_runs_in_a_hot_function_compiled_whole():
     program = parse_file(PROGRAMS / "fib.uop")
-    outcome, stats = tiered(program, [20], hot_call=50)
+    outcome, stats = tiered(program, [20], hot_call=50, accounting=True)
     assert outcome.output == b"6765\n"
     assert stats.functions == 1 and stats.hot_loops == 0
     assert stats.trace_share > 0.99, stats.report()  # its blocks count what they run

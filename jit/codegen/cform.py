@@ -151,6 +151,7 @@ class Former:
         first_exit: int,
         link_address: int | None,
         superinstructions: bool,
+        accounting: bool = True,
     ) -> tuple[PackedSteps, PackedExits, str]:
         """The steps, the exits and the kind, as form_trace makes them."""
         ffi = self.ffi
@@ -175,6 +176,7 @@ class Former:
             first_exit,
             link_address or 0,
             int(superinstructions),
+            int(accounting),
             ffi.from_buffer("StepPlan[]", out, require_writable=True),
             cap,
             self._exits,
@@ -193,7 +195,7 @@ class Former:
         return PackedSteps(out, made), PackedExits(found, 4), _KIND_NAMES[self._result[0]]
 
     def form_function(
-        self, program: Program, start: int, end: int, first_exit: int, superinstructions: bool
+        self, program: Program, start: int, end: int, first_exit: int, superinstructions: bool, accounting: bool = True
     ) -> tuple[PackedSteps, PackedExits]:
         """The steps and exits of the function [start, end), as form_function makes them."""
         ffi = self.ffi
@@ -213,6 +215,7 @@ class Former:
             self.is_label,
             self.ends_block,
             int(superinstructions),
+            int(accounting),
             ffi.from_buffer("StepPlan[]", out, require_writable=True),
             cap,
             exits,

@@ -10,9 +10,13 @@ callee's instructions follow the CALL, whose return address is the step
 after the matching RET.  A CALL whose RET is not on the path returns
 through an exit stub instead (to the instruction after the call).
 
-Every way out of the trace passes a COUNT or TAKE_EXIT step, which adds the
-micro-ops executed on that pass to the state's count, so --stats can say
-how much of the program ran in traces.
+With accounting on (TierConfig.accounting: what --stats asks for), every
+way out of the trace passes a COUNT or TAKE_EXIT step, which adds the
+micro-ops executed on that pass to the state's count, and TAKE_EXIT counts
+the exit too, so --stats can say how much of the program ran in traces and
+how often each exit was taken, linked or not.  Off, compiled code counts
+nothing: an exit is a lone EXIT, counted by the tiered engine when it
+returns there, and a linked exit costs one jump.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ class Handover:
     superinstructions: bool = True
     passes: tuple[str, ...] = DEFAULT_PASSES  # trace-level passes, in order (jit.codegen.passes)
     in_c: bool = True  # a path is formed by stencils/form.c (jit.codegen.cform) when no pass is chosen
+    accounting: bool = True  # COUNT and TAKE_EXIT steps (see the module's docstring)
 
 
 def form(program: Program, handover: Handover) -> TraceShape:
@@ -90,17 +95,27 @@ def form(program: Program, handover: Handover) -> TraceShape:
         func = next((f for f in program.functions if f.start == h.stop_pc), None)
         if func is None:
             raise ValueError(f"no function starts at {h.stop_pc}")
-        steps, found = _former().form_function(program, func.start, func.end, h.first_exit, h.superinstructions)
+        steps, found = _former().form_function(
+            program, func.start, func.end, h.first_exit, h.superinstructions, h.accounting
+        )
         return TraceShape(func.start, steps, found, func.end - func.start, FUNCTION)
     if h.kind == FUNCTION:
-        return form_function(program, h.stop_pc, h.first_exit, h.superinstructions, h.passes)
+        return form_function(program, h.stop_pc, h.first_exit, h.superinstructions, h.passes, h.accounting)
     if h.in_c and not h.passes:
         steps, exits, kind = _former().form(
-            program, h.pcs, h.stop_pc, h.kind.value, h.first_exit, h.link_address, h.superinstructions
+            program, h.pcs, h.stop_pc, h.kind.value, h.first_exit, h.link_address, h.superinstructions, h.accounting
         )
         return TraceShape(h.pcs[0] if h.pcs else h.stop_pc, steps, exits, len(h.pcs), _KINDS[kind])
     return form_trace(
-        program, list(h.pcs), h.stop_pc, h.kind, h.first_exit, h.link_address, h.superinstructions, h.passes
+        program,
+        list(h.pcs),
+        h.stop_pc,
+        h.kind,
+        h.first_exit,
+        h.link_address,
+        h.superinstructions,
+        h.passes,
+        h.accounting,
     )
 
 
@@ -136,8 +151,10 @@ def form_trace(
     link_address: int | None = None,
     superinstructions: bool = True,
     passes: Sequence[str] = DEFAULT_PASSES,
+    accounting: bool = True,
 ) -> TraceShape:
     """Steps for the recorded path `pcs`, which stopped at `stop_pc` for `kind`."""
+    counted = [Step("COUNT", len(pcs), position=stop_pc)] if accounting else []
     body: list[Step] = []
     stubs: list[tuple[int, int, int]] = []  # (body index needing it, resume pc, ops)
     open_calls: list[int] = []
@@ -163,7 +180,9 @@ def form_trace(
         if name == "RET" and not open_calls:
             # Out of the frame the trace started in: the last step.  The ret
             # goes where the frame says: code of the caller's trace, or tier 1.
-            body += [Step("COUNT", len(pcs), position=pc), Step(name, ins.a, ins.b, pc)]
+            if accounting:
+                body.append(Step("COUNT", len(pcs), position=pc))
+            body.append(Step(name, ins.a, ins.b, pc))
             kind = RETURN
             continue
         if name == "RET":
@@ -181,22 +200,21 @@ def form_trace(
     if kind == RETURN:
         pass  # the final RET leaves by itself
     elif kind == LOOP:
-        steps += [Step("COUNT", len(pcs), position=stop_pc), Step("JUMP", position=stop_pc, target=0)]
+        steps += [*counted, Step("JUMP", position=stop_pc, target=0)]
     elif kind == LINK:
-        steps += [
-            Step("COUNT", len(pcs), position=stop_pc),
-            Step("JUMP", position=stop_pc, target_address=link_address),
-        ]
+        steps += [*counted, Step("JUMP", position=stop_pc, target_address=link_address)]
     else:
-        steps.append(Step("TAKE_EXIT", len(pcs), exit_id, position=stop_pc))
+        if accounting:
+            steps.append(Step("TAKE_EXIT", len(pcs), exit_id, position=stop_pc))
         steps.append(Step("EXIT", stop_pc, exit_id, position=stop_pc))
         exits[exit_id] = ExitInfo(stop_pc, len(pcs), len(steps) - 1)
         exit_id += 1
     for at, resume, ops in stubs:
         stub = len(steps)
-        steps.append(Step("TAKE_EXIT", ops, exit_id, position=resume))
+        if accounting:
+            steps.append(Step("TAKE_EXIT", ops, exit_id, position=resume))
         steps.append(Step("EXIT", resume, exit_id, position=resume))
-        exits[exit_id] = ExitInfo(resume, ops, stub + 1)
+        exits[exit_id] = ExitInfo(resume, ops, len(steps) - 1)
         if steps[at].op == "CALL":
             steps[at] = replace(steps[at], continue_to=stub)
         else:
@@ -214,14 +232,16 @@ def form_function(
     first_exit: int,
     superinstructions: bool = True,
     passes: Sequence[str] = DEFAULT_PASSES,
+    accounting: bool = True,
 ) -> TraceShape:
     """Steps for the whole function that starts at IR position `start`: hot
     functions are compiled like this, as copy-and-patch compiles a program
     eagerly.  Jumps stay inside; a recursive call enters the function's own
     first step, and a call of another function leaves through an exit to
     tier 1 at the callee's first instruction (which linking later points at
-    the callee's code, once it has some).  Each basic block begins with a
-    COUNT of its instructions, so --stats sees the micro-ops run here."""
+    the callee's code, once it has some).  With accounting, each basic block
+    begins with a COUNT of its instructions, so --stats sees the micro-ops
+    run here."""
     func = next(f for f in program.functions if f.start == start)
     pcs = range(func.start, func.end)
     code = [(pc, program.code[pc], program.code[pc].info) for pc in pcs]
@@ -233,12 +253,13 @@ def form_function(
             leaders.add(pc + 1)
     starts = sorted(x for x in leaders if func.start <= x < func.end)
     block_len = {pc: end - pc for pc, end in zip(starts, [*starts[1:], func.end], strict=True)}
-    # step index of each pc: every leader is preceded by its COUNT
+    # step index of each pc (with accounting, every leader is preceded by its COUNT)
+    counts = block_len if accounting else {}
     index: dict[int, int] = {}
     n = 0
     for pc in pcs:
-        n += pc in block_len
-        index[pc] = n - 1 if pc in block_len else n
+        n += pc in counts
+        index[pc] = n - 1 if pc in counts else n
         n += 1
     steps: list[Step] = []
     exits: dict[int, ExitInfo] = {}
@@ -249,15 +270,16 @@ def form_function(
         if (resume, call) not in stubs:
             exit_id = first_exit + len(exits)
             stubs[resume, call] = n + len(tail)
-            tail.append(Step("TAKE_EXIT", 0, exit_id, position=resume))
+            if accounting:
+                tail.append(Step("TAKE_EXIT", 0, exit_id, position=resume))
             tail.append(Step("EXIT", resume, exit_id, position=resume))
             exits[exit_id] = ExitInfo(resume, 0, n + len(tail) - 1, call)
         return stubs[resume, call]
 
     for pc, ins, info in code:
         name = info.name
-        if pc in block_len:
-            steps.append(Step("COUNT", block_len[pc], position=pc))
+        if pc in counts:
+            steps.append(Step("COUNT", counts[pc], position=pc))
         target = None
         if info.operand == "LABEL":
             target = index[ins.a] if ins.a in index else stub(ins.a, call=False)

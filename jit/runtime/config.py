@@ -35,6 +35,10 @@ class TierConfig:
     gdb: bool = False  # register each piece of code with GDB's JIT interface
     superinstructions: bool = True  # fuse common runs of steps (jit.codegen.fuse)
     c_forming: bool = True  # form recorded paths in C (jit.codegen.cform); off: the Python reference
+    # Compiled code counts the micro-ops it runs and every pass through an exit,
+    # linked or not (what --stats reports); off, it counts nothing and the engine
+    # counts the exits that come back to it (jit.codegen.trace's docstring).
+    accounting: bool = False
     # Trace-level passes run on every trace and function, in order (jit.codegen.passes).
     passes: tuple[str, ...] = DEFAULT_PASSES
 
@@ -70,6 +74,8 @@ class TierStats:
     calls: int = 0  # times tier 1 called a compiled function
     trace_ops: int = 0
     interp_ops: int = 0
+    accounted: bool = True  # whether compiled code counted (TierConfig.accounting): else trace_ops and
+    # exits_linked are not known
 
     @property
     def side_exits(self) -> int:
@@ -82,6 +88,18 @@ class TierStats:
 
     def report(self) -> str:
         total = self.trace_ops + self.interp_ops
+        if not self.accounted:
+            return (
+                f"jit: hot loops {self.hot_loops}, traces compiled {self.traces} ({self.side_traces} side), "
+                f"hot functions compiled {self.functions}, exits linked {self.linked}, "
+                f"micro-ops compiled {self.uops_compiled}\n"
+                f"jit: compile time {self.compile_seconds * 1e3:.2f} ms, "
+                f"recording {self.record_seconds * 1e3:.2f} ms\n"
+                f"jit: side exits back to tier 1 {self.exits_to_tier1}; trace entries from tier 1 {self.entries}, "
+                f"calls of compiled functions from tier 1 {self.calls}\n"
+                f"jit: micro-ops run in tier 1 {self.interp_ops}; compiled code counted nothing "
+                f"(TierConfig(accounting=True) counts its micro-ops and linked exits)\n"
+            )
         return (
             f"jit: hot loops {self.hot_loops}, traces compiled {self.traces} ({self.side_traces} side), "
             f"hot functions compiled {self.functions}, exits linked {self.linked}, "

@@ -90,6 +90,7 @@ class TieredRun:
         self.exits: dict[int, _Exit] = {}  # the exits looked at so far (made on first use)
         self._exit_firsts: list[int] = []  # each compile's first exit id, in order ...
         self._exit_owners: list[tuple[CompiledCode, Mapping[int, ExitInfo]]] = []  # ... its code and exits
+        self._returns: dict[int, int] = {}  # exit id -> times it came back here (counted here without accounting)
         self.next_exit = 0
 
     # -- the loop between the tiers ------------------------------------------
@@ -128,12 +129,17 @@ class TieredRun:
     def close(self) -> None:
         """Take the last counts, then free the code and the VM."""
         m = self.machine
-        self.stats.trace_ops, self.stats.interp_ops = m.trace_ops, m.interp_ops
-        for exit_id in range(self.next_exit):
-            taken, ex = m.exit_count(exit_id), self.exits.get(exit_id)
-            before = ex.taken_before_link if ex is not None and ex.linked else taken
-            self.stats.exits_to_tier1 += before
-            self.stats.exits_linked += taken - before
+        self.stats.interp_ops = m.interp_ops
+        if self.config.accounting:
+            self.stats.trace_ops = m.trace_ops
+            for exit_id in range(self.next_exit):
+                taken, ex = m.exit_count(exit_id), self.exits.get(exit_id)
+                before = ex.taken_before_link if ex is not None and ex.linked else taken
+                self.stats.exits_to_tier1 += before
+                self.stats.exits_linked += taken - before
+        else:
+            self.stats.accounted = False
+            self.stats.exits_to_tier1 = sum(self._returns.values())
         for observer in self.observers:
             observer.close()  # (before the code they describe is freed)
         self.observers = []
@@ -155,7 +161,15 @@ class TieredRun:
     def _enter(self, code) -> None:
         """Run compiled code from its first step until it returns."""
         if self.machine.enter(code.address(0)) == VM_EXITED:
-            self._exit_taken(self.machine.exit_index)
+            exit_id = self.machine.exit_index
+            if not self.config.accounting:
+                self._returns[exit_id] = self._returns.get(exit_id, 0) + 1
+            self._exit_taken(exit_id)
+
+    def exit_count(self, exit_id: int) -> int:
+        """Times an exit was taken: every pass, counted by the code, with
+        accounting; else the times it came back to the engine (not through a link)."""
+        return self.machine.exit_count(exit_id) if self.config.accounting else self._returns.get(exit_id, 0)
 
     # -- making traces ---------------------------------------------------------
 
@@ -174,7 +188,9 @@ class TieredRun:
         m = self.machine
         t0 = time.perf_counter()
         c = self.config
-        handover = Handover(FUNCTION, (), start, self.next_exit, None, c.superinstructions, c.passes)
+        handover = Handover(
+            FUNCTION, (), start, self.next_exit, None, c.superinstructions, c.passes, c.c_forming, c.accounting
+        )
         shape = self._form(handover)
         if self.next_exit + len(shape.exits) > MAX_EXITS:
             m.never_call(start)
@@ -200,7 +216,7 @@ class TieredRun:
 
     def _exit_taken(self, exit_id: int) -> None:
         ex = self._exit(exit_id)
-        if ex is None or ex.linked or ex.failed or self.machine.exit_count(exit_id) < self.config.hot_exit:
+        if ex is None or ex.linked or ex.failed or self.exit_count(exit_id) < self.config.hot_exit:
             return
         resume = self.machine.pc
         if ex.info.call:  # a call out of a compiled function: to the callee's code, whole
@@ -234,7 +250,9 @@ class TieredRun:
         link = self.traces[stop].address(0) if kind == LINK else None
         t0 = time.perf_counter()
         c = self.config
-        shape = self._form(Handover(kind, pcs, stop, self.next_exit, link, c.superinstructions, c.passes, c.c_forming))
+        shape = self._form(
+            Handover(kind, pcs, stop, self.next_exit, link, c.superinstructions, c.passes, c.c_forming, c.accounting)
+        )
         code = self._install(shape, t0, "side" if side else "loop")
         self.stats.traces += 1
         self.stats.side_traces += side
@@ -267,7 +285,7 @@ class TieredRun:
 
     def _link(self, ex: _Exit, destination: int) -> None:
         """Re-patch an exit to jump straight to `destination` (W^X throughout)."""
-        ex.taken_before_link = self.machine.exit_count(ex.exit_id)
+        ex.taken_before_link = self.exit_count(ex.exit_id)
         self.machine.link(ex.code, ex.info.step, destination)
         ex.linked, ex.destination = True, destination
         self.stats.linked += 1

@@ -89,6 +89,12 @@ TECHNIQUES = (
         Technique(f"pass {name} left off (off: it alone runs)", f"pass-{name}", (Figure.STEADY, Figure.TIERED))
         for name in BUILTIN_PASSES
     ),
+    # Off by default, like the next: "off" here counts, so the contribution is what counting costs.
+    Technique(
+        "accounting left off (off: COUNT and TAKE_EXIT steps, as --stats runs)",
+        "accounting",
+        (Figure.TIERED, Figure.CODE, Figure.THROUGHPUT),
+    ),
     # Off by default; "off" here is --gdb, so the contribution is what registering costs.
     Technique("gdb registration left off (off: --gdb, every trace registered)", "gdb", (Figure.TIERED,)),
 )
@@ -146,19 +152,21 @@ def measure_ablation(
     runtimes["python-stitcher"] = NativeRuntime(load_library(target), stitcher=Stitcher.PYTHON)
     runtimes["mprotect"] = NativeRuntime(load_library(target), arena=Arena(dual=False))
     with_passes = {"passes": BUILTIN_PASSES} | {f"pass-{p}": (p,) for p in BUILTIN_PASSES}
-    for name in ("no-superinstructions", "no-hot-functions", "gdb", "python-forming", *with_passes):
+    for name in ("no-superinstructions", "no-hot-functions", "gdb", "python-forming", "accounting", *with_passes):
         runtimes[name] = runtimes["default"]
     configs = {name: TierConfig() for name in runtimes}
     configs["no-superinstructions"] = TierConfig(superinstructions=False)
     configs["no-hot-functions"] = TierConfig(hot_call=1 << 62)
     configs["gdb"] = TierConfig(gdb=True)
     configs["python-forming"] = TierConfig(c_forming=False)
+    configs["accounting"] = TierConfig(accounting=True)
     for name, chosen in with_passes.items():
         configs[name] = TierConfig(passes=chosen)
 
     def handover(t, setting: str):
-        """A trace's handover as this setting forms it (its passes)."""
-        return replace(t.handover, passes=configs[setting].passes, in_c=configs[setting].c_forming)
+        """A trace's handover as this setting forms it (its passes, forming, accounting)."""
+        c = configs[setting]
+        return replace(t.handover, passes=c.passes, in_c=c.c_forming, accounting=c.accounting)
 
     settings = ["default", *(t.off for t in techniques)]
     wanted = {fig: ["default", *(t.off for t in techniques if fig in t.figures)] for fig in Figure}

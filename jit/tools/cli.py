@@ -134,6 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             config = TierConfig(
                 **{name: getattr(args, name) for name in _TIER_OPTIONS if getattr(args, name) is not None},
                 **{name: getattr(args, name) for name in OBSERVER_FLAGS},
+                accounting=args.stats,  # (what --stats reports is counted by the code)
             )
         except ValueError as e:
             raise JitError(f"--{str(e).split()[0].replace('_', '-')}: must be at least 1") from None

@@ -8,8 +8,8 @@ Three parts, each optional but the first:
   notes, sizes; filters by op, variant and target; a sortable size table.
 * **A program** (`--program P.uop ARGS`): run tiered, then every trace and
   hot function compiled: the .uop lines in order, each with the steps it
-  became and their machine code; guards and exits with how often each was
-  taken and where it was linked to; links between traces.
+  became and their machine code; guards and exits with how often each came
+  back to tier 1 and where it was then linked to; links between traces.
 * **The benchmark** (`--bench FILE.json`, as `bench --json` writes): the
   goals table with intervals and verdicts, and run times per program as a chart.
 
@@ -179,7 +179,7 @@ class Piece:
 
 def collect_program(program: Program, args: list[int]) -> tuple[list[Piece], dict[int, tuple[int, bool, int | None]]]:
     """Run `program` tiered natively; every piece compiled, and per exit id
-    (times taken, linked, where it was linked to)."""
+    (times back to tier 1, linked, where it was linked to)."""
     from ..codegen.trace import FUNCTION
     from ..runtime.codeinfo import describe, line_of
     from ..runtime.native import Compiled, native_runtime
@@ -222,7 +222,7 @@ def collect_program(program: Program, args: list[int]) -> tuple[list[Piece], dic
         for exit_id in range(run.next_exit):
             ex = run.exits.get(exit_id)  # (made only for exits the engine looked at: none other is linked)
             exits[exit_id] = (
-                run.machine.exit_count(exit_id),
+                run.exit_count(exit_id),
                 ex is not None and ex.linked,
                 None if ex is None else ex.destination,
             )
@@ -258,10 +258,10 @@ def program_section(program: Program, args: list[int], source: str) -> str:
                 exit_id = piece.exits[i]
                 taken, linked, destination = exits.get(exit_id, (0, False, None))
                 where = by_address.get(destination) if destination is not None else None
-                linked_to = f', linked to <a href="#p-{where}">piece {where}</a>' if where is not None else ""
+                linked_to = f', then linked to <a href="#p-{where}">piece {where}</a>' if where is not None else ""
                 notes.append(
-                    f'<span class="exit">exit {exit_id}: resumes at pc {position}, taken {taken} times'
-                    f"{' (linked)' if linked and where is None else ''}{linked_to}</span>"
+                    f'<span class="exit">exit {exit_id}: resumes at pc {position}, back to tier 1 {taken} times'
+                    f"{' (then linked)' if linked and where is None else ''}{linked_to}</span>"
                 )
             if i in piece.links and piece.links[i] in by_address:
                 target = by_address[piece.links[i]]
