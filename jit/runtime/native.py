@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, partial
+from typing import Any
 
 from ..build.hostlib import hostlib
 from ..build.library import load_library
 from ..build.stencils import HELPER_PREFIX, StencilLibrary
-from ..codegen.cstitch import plans_for
+from ..codegen.cstitch import Plans, plans_for
 from ..codegen.emit import Stitcher, plan
 from ..codegen.passes import DEFAULT_PASSES
 from ..codegen.step import Step
@@ -80,9 +81,8 @@ class NativeRuntime:
         self.helpers = {
             HELPER_PREFIX + name: int(self.ffi.cast("uintptr_t", getattr(self.lib, name))) for name in helper_names()
         }
-        if self.stitcher is Stitcher.C:
-            self._plans = plans_for(library)
-            self._helper_values = self._plans.helper_values(self.helpers)
+        self._plans: Plans | None = None  # (made at the first compile: a run that compiles nothing never needs them)
+        self._helper_values: Any = None
         shim = library.shim
         self.shim_region = self.arena.allocate(len(shim.code))
         self.shim_region.write(0, shim.code)
@@ -92,6 +92,9 @@ class NativeRuntime:
     def compile(self, steps: Sequence[Step]) -> Compiled:
         if self.stitcher is Stitcher.C:  # (emit.plan's C path, without its closures: a compile's glue is its cost)
             plans = self._plans
+            if plans is None:
+                plans = self._plans = plans_for(self.library)
+                self._helper_values = plans.helper_values(self.helpers)
             packed, lay = plans.plan(steps, self.stack_cache)
             region = self.arena.allocate(lay.size)
             try:
