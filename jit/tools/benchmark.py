@@ -113,17 +113,17 @@ RUN_RATIOS: dict[str, tuple[str, str]] = {
     "run_speedup_vs_switch": ("switch", "jit-eager"),
     "run_speedup_vs_tailcall": ("tailcall", "jit-eager"),
     "tiered_speedup_vs_switch": ("switch", "jit"),
+    "tiered_vs_eager": ("jit-eager", "jit"),
     # no goal; shown for context
     "run_ratio_vs_llvm_O0": ("llvm-O0", "jit-eager"),
     "llvm_O2_whole_vs_steps": ("llvm-steps-O2", "llvm-O2"),
-    "tiered_vs_eager": ("jit-eager", "jit"),
 }
 EXPLAINED = {
     "run_ratio_vs_llvm_O0": "steady state, fair llvm-O0 / copy-and-patch",
     "llvm_O2_whole_vs_steps": "LLVM -O2: per-step lowering / whole-function lowering",
-    "tiered_vs_eager": "copy-and-patch: eager / tiered end to end",
     "compile_stitch_uops_per_s": "compile from formed steps (stitch only), micro-ops/s",
     "compile_e2e_ms_per_trace": "compile end to end, copy-and-patch, ms per trace",
+    "tiered_compiling_share": "tiered runs: share spent recording and compiling (mean)",
 }
 
 
@@ -204,12 +204,33 @@ def paired_ratio(
     return value, boot[int(0.025 * len(boot))], boot[int(0.975 * len(boot)) - 1]
 
 
+def mean_share(parts: dict[str, dict[str, list[float]]], rng: random.Random) -> tuple[float, float, float]:
+    """The mean over programs of the median share part/run (a program may
+    spend nothing, so no geomean), with a bootstrap 95 % interval."""
+
+    def share(pick) -> float:
+        shares = []
+        for row in parts.values():
+            pairs = list(zip(row["compiling"], row["run"], strict=True))
+            if pairs:
+                shares.append(statistics.median(a / b for a, b in pick(pairs)))
+        return statistics.fmean(shares) if shares else 0.0
+
+    boot = sorted(share(lambda p: rng.choices(p, k=len(p))) for _ in range(BOOTSTRAP_SAMPLES))
+    return share(lambda p: p), boot[int(0.025 * len(boot))], boot[int(0.975 * len(boot)) - 1]
+
+
 def time_runs(
     programs: dict[str, Program], sizes: dict[str, int], reps: int, progress: Progress
-) -> dict[str, dict[str, list[float]]]:
-    """Every run time, per program and contender, interleaved."""
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, list[float]]]]:
+    """Every run time, per program and contender, interleaved; and per
+    program, what each tiered run spent recording and compiling (its
+    TierStats), beside its time."""
+    from ..runtime.config import TierStats
+
     table = contenders()
     runs: dict[str, dict[str, list[float]]] = {p: {c: [] for c in table} for p in programs}
+    tiering: dict[str, dict[str, list[float]]] = {p: {"compiling": [], "run": []} for p in programs}
     for rep in range(reps):
         for name, program in programs.items():
             for contender in _alternate(list(table), rep):
@@ -218,8 +239,11 @@ def time_runs(
                 run = table[contender](program, [sizes[name]])
                 run()
                 runs[name][contender].append(run.seconds)
+                if contender == "jit" and isinstance(run.stats, TierStats):
+                    tiering[name]["compiling"].append(run.stats.compile_seconds + run.stats.record_seconds)
+                    tiering[name]["run"].append(run.seconds)
             progress.step(f"run time, repetition {rep + 1} of {reps}: {name}")
-    return runs
+    return runs, tiering
 
 
 STARTUP_RUNS = 7
@@ -342,6 +366,7 @@ class Report:
     intervals: dict[str, tuple[float, float]]  # bootstrap 95 % interval of each figure
     run_seconds: dict[str, dict[str, list[float]]]  # program -> contender -> every repetition
     compile_seconds: dict[str, list[float]]  # backend -> per repetition, all traces end to end
+    tiering: dict[str, dict[str, list[float]]]  # program -> per tiered run: "compiling" (recording too), "run"
     sizes: dict[str, int]
     traces: int
     trace_uops: int
@@ -371,7 +396,7 @@ def measure(quick: bool, sizes: dict[str, int] | None = None, repetitions: tuple
     traces = collect_traces(programs, sizes)
     progress.step(f"collected {len(traces)} traces and functions from {len(programs)} programs")
     e2e, stitch_only = time_compiles(programs, traces, reps_compile, progress)
-    runs = time_runs(programs, sizes, reps_run, progress)
+    runs, tiering = time_runs(programs, sizes, reps_run, progress)
     startup = time_startup(STARTUP_RUNS, progress)
     progress.finish()
     uops = sum(t.uops for t in traces)
@@ -395,6 +420,7 @@ def measure(quick: bool, sizes: dict[str, int] | None = None, repetitions: tuple
         put(f"compile_e2e_speedup_vs_llvm_{level}", _median_interval(paired, rng))
     put("compile_stitch_uops_per_s", _median_interval([uops / s for s in stitch_only], rng))
     put("compile_e2e_ms_per_trace", _median_interval([s * 1e3 / len(traces) for s in cp], rng))
+    put("tiered_compiling_share", mean_share(tiering, rng))
     put("code_size_ratio", (emitted / original,) * 3)
     put("startup_ms", _median_interval(startup, rng))
     return Report(
@@ -402,6 +428,7 @@ def measure(quick: bool, sizes: dict[str, int] | None = None, repetitions: tuple
         intervals,
         runs,
         e2e,
+        tiering,
         sizes,
         len(traces),
         uops,
@@ -421,6 +448,8 @@ def _shown(key: str, value: float) -> str:
         return f"{value:.0f} ms"
     if key.endswith("_us"):
         return f"{value:.2f} us"
+    if key.endswith("_share"):
+        return f"{value:.1%}"
     return f"{value:.2f}x"
 
 

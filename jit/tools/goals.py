@@ -53,6 +53,7 @@ GOALS: tuple[Goal, ...] = (
     Goal("run_speedup_vs_switch", "steady state, switch interpreter / copy-and-patch", 6.0),
     Goal("run_speedup_vs_tailcall", "steady state, tail-call interpreter / copy-and-patch", 4.0),
     Goal("tiered_speedup_vs_switch", "end to end, switch / tiered (tier 1 and compiles included)", 5.0),
+    Goal("tiered_vs_eager", "end to end, copy-and-patch eager / tiered (tiered within 1.25x)", 0.8),
     Goal("compile_e2e_uops_per_s", "compile, recorded path -> runnable code, micro-ops/s", 10_000_000, unit="uops/s"),
     Goal("compile_e2e_speedup_vs_llvm_O0", "compile end to end, llvm-O0 / copy-and-patch (same traces)", 100.0),
     Goal("compile_e2e_speedup_vs_llvm_O2", "compile end to end, llvm-O2 / copy-and-patch (same traces)", 1000.0),
