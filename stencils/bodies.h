@@ -5,6 +5,7 @@
  *
  *   BODY(NAME)      opens the code of op NAME (a case label or a function)
  *   OPARG, OPARG1   the instruction's operands, as int64_t
+ *   LOCAL0, LOCAL1  the locals they name (defaults below)
  *   POSITION        the instruction's IR position, as int64_t
  *   NEXT()          continue with the next instruction
  *   JUMP()          continue at the instruction's label
@@ -26,6 +27,14 @@
  * modulo 64, and every case C leaves undefined is defined here, because the
  * Python reference interpreter must be able to agree bit for bit.
  */
+
+/* The locals OPARG and OPARG1 name.  The interpreters index fp; the
+ * stencils define these to reach them at a byte offset that is itself the
+ * hole (template.c), so the offset is a displacement in the instruction. */
+#ifndef LOCAL0
+#define LOCAL0 fp[OPARG]
+#define LOCAL1 fp[OPARG1]
+#endif
 
 /* A condition that is rarely true: a failure, a guard that leaves, a
  * saturating corner.  Clang then lays its block out of the straight line,
@@ -135,12 +144,12 @@ BODY(PUSH_FLOAT) {
 }
 
 BODY(LOAD) {
-    PUSH(fp[OPARG]);
+    PUSH(LOCAL0);
     NEXT();
 }
 
 BODY(STORE) {
-    fp[OPARG] = POP();
+    LOCAL0 = POP();
     NEXT();
 }
 
@@ -423,20 +432,20 @@ BODY(TAKE_EXIT) {
 
 /* load a; load b */
 BODY(LOAD2) {
-    PUSH(fp[OPARG]);
-    PUSH(fp[OPARG1]);
+    PUSH(LOCAL0);
+    PUSH(LOCAL1);
     NEXT();
 }
 
 /* load a; push_int k; add; store a   (sub: k negated) */
 BODY(INC_LOCAL) {
-    fp[OPARG].u += (uint64_t)OPARG1;
+    LOCAL0.u += (uint64_t)OPARG1;
     NEXT();
 }
 
 /* load a; push_int k; add   (sub: k negated) */
 BODY(LOAD_ADDK) {
-    PUSH_U(fp[OPARG].u + (uint64_t)OPARG1);
+    PUSH_U(LOCAL0.u + (uint64_t)OPARG1);
     NEXT();
 }
 
@@ -448,7 +457,7 @@ BODY(ADDK) {
 
 /* store a; load b */
 BODY(STORE_LOAD) {
-    fp[OPARG] = POP();
-    PUSH(fp[OPARG1]);
+    LOCAL0 = POP();
+    PUSH(LOCAL1);
     NEXT();
 }

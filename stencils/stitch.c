@@ -276,6 +276,8 @@ jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, cons
             case HOLE_OPERAND1: value = (uint64_t)s->operand1; break;
             case HOLE_OPERAND2: value = (uint64_t)s->operand2; break;
             case HOLE_OPERAND3: value = (uint64_t)s->operand3; break;
+            case HOLE_OPERAND0_X8: value = (uint64_t)s->operand0 * 8; break;
+            case HOLE_OPERAND1_X8: value = (uint64_t)s->operand1 * 8; break;
             case HOLE_POSITION: value = (uint64_t)s->position; break;
             case HOLE_CONTINUE:
                 if (after >= nsteps) goto nothing_follows;

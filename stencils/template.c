@@ -37,6 +37,12 @@
 
 extern char _JIT_OPERAND0[];
 extern char _JIT_OPERAND1[];
+/* The same operands times 8: a local's byte offset.  Declared as scalars,
+ * and small data on x86-64 (opset.toml), they become 32-bit displacements
+ * in the instructions that reach the local (R_X86_64_32S), where an index
+ * would be a 64-bit constant loaded first. */
+extern char _JIT_OPERAND0_X8;
+extern char _JIT_OPERAND1_X8;
 extern char _JIT_POSITION[];
 extern char _JIT_CONTINUE_ADDR[];
 PRESERVE_NONE void _JIT_CONTINUE(VMState *, Slot *, Slot *, uint64_t, uint64_t);
@@ -50,6 +56,11 @@ HELPERS(DECLARE_HELPER)
 #define VALUE(symbol) ((int64_t)(uintptr_t)(symbol))
 #define OPARG VALUE(_JIT_OPERAND0)
 #define OPARG1 VALUE(_JIT_OPERAND1)
+#ifndef LOCALS_BY_INDEX /* (bench --ablation's "off": bodies.h's fp[OPARG]) */
+#define LOCAL_AT(symbol) (*(Slot *)((char *)fp + (uintptr_t)&(symbol)))
+#define LOCAL0 LOCAL_AT(_JIT_OPERAND0_X8)
+#define LOCAL1 LOCAL_AT(_JIT_OPERAND1_X8)
+#endif
 #define POSITION VALUE(_JIT_POSITION)
 #define BODY(name) case OP_##name:
 #define STACK_CACHE

@@ -189,6 +189,8 @@ enum {
     HOLE_DATA = 8,
     HOLE_OPERAND2 = 9,  /* (op sets' stencils) */
     HOLE_OPERAND3 = 10,
+    HOLE_OPERAND0_X8 = 11, /* (the stack machine's locals: byte offsets) */
+    HOLE_OPERAND1_X8 = 12,
 };
 
 /* The stack-caching table jit_cache_stack reads: one row per stencil, and

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from jit.build import relocs
-from jit.build.library import build_library, library_path
+from jit.build.library import Variant, build_library, library_path, load_library
 from jit.build.stencils import HELPER_PREFIX, HOLE_SYMBOLS, HoleKind, StencilLibrary
 from jit.codegen.stackcache import stencil_name, variants
 from jit.lang.optable import helper_names, optable
@@ -83,8 +85,10 @@ def test_holes_match_what_each_op_does(library):
             assert HoleKind.HELPER in kinds, op.name
         if op.name.startswith("GUARD"):
             assert HoleKind.EXIT in kinds, op.name
-        if op.operand in ("INT", "FLOAT", "LOCAL", "ARG", "PREC", "STRING"):
+        if op.operand in ("INT", "FLOAT", "ARG", "PREC", "STRING"):
             assert HoleKind.OPERAND0 in kinds, op.name
+        if op.operand == "LOCAL":  # (its byte offset, where it is a displacement: template.c)
+            assert kinds & {HoleKind.OPERAND0, HoleKind.OPERAND0_X8}, op.name
         if op.has("TERMINATOR") and not op.has("JUMP"):
             assert HoleKind.CONTINUE not in kinds, op.name
 
@@ -160,3 +164,18 @@ def test_the_stack_machines_stencil_sources_are_what_clang_reads(clang):
             )
             read = {p for p in out.stdout.replace("\\\n", " ").split(":", 1)[1].split()}
             assert read and read <= named, (source, target, read - named)
+
+
+def test_locals_are_32_bit_displacements_on_x86_64():
+    """template.c reaches a local at its byte offset, a scalar hole that is
+    small data on x86-64 (stencils/opset.toml): one instruction, no movabs.
+    Variant(defines=("-DLOCALS_BY_INDEX",)) is the old way, for the ablation."""
+    small = Variant(ops=("LOAD", "STORE"))
+    by_index = Variant(ops=("LOAD", "STORE"), defines=("-DLOCALS_BY_INDEX",))
+    assert by_index.tag.startswith("locals-by-index")
+    new, old = (load_library("x86_64-linux", v).ops["LOAD_01"] for v in (small, by_index))
+    assert [(h.kind, h.reloc) for h in new.holes] == [(HoleKind.OPERAND0_X8, "R_X86_64_32S")]
+    assert [(h.kind, h.reloc) for h in old.holes] == [(HoleKind.OPERAND0, "R_X86_64_64")]
+    assert len(new.code) < len(old.code)
+    with pytest.raises(ValueError, match="-DNAME"):
+        Variant(defines=("LOCALS_BY_INDEX",))

@@ -53,6 +53,8 @@ def symbol_values(stencil: Stencil, edge: str | None) -> dict[str, int]:
     values = {
         "_JIT_OPERAND0": 0x1122_3344_5566_7788,
         "_JIT_OPERAND1": 0xFFFF_FFFF_FFFF_FFF0,
+        "_JIT_OPERAND0_X8": 0x7_FFF8,  # (a local's byte offset: 8 times the largest index, MAX_LOCALS)
+        "_JIT_OPERAND1_X8": 0x1_2340,
         "_JIT_POSITION": 0x2A,
         "_JIT_CONTINUE": TEXT + 0x2000,
         "_JIT_TARGET": TEXT - 0x3000,

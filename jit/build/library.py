@@ -61,10 +61,13 @@ class Variant:
     split_cold: bool = True  # hot/cold splitting (jit.build.tail.split_cold), part of the tail clean-up
     stack_depth: int = DEPTH  # stack slots the stack machine's variants can keep in registers (0: none)
     ops: tuple[str, ...] | None = None  # only these ops of the table (and their variants); None: all
+    defines: tuple[str, ...] = ()  # extra -D flags for every stencil: a switch inside a template
 
     def __post_init__(self) -> None:
         if not 0 <= self.stack_depth <= DEPTH:
             raise ValueError(f"stack_depth must be 0 to {DEPTH}: the template has {DEPTH} registers for the stack")
+        if not all(d.startswith("-D") and len(d) > 2 for d in self.defines):
+            raise ValueError(f"defines are -DNAME or -DNAME=VALUE flags, not {self.defines!r}")
 
     @property
     def tag(self) -> str:
@@ -72,6 +75,7 @@ class Variant:
         parts += [] if self.clean_tail else ["keep-tails"]
         parts += [] if self.split_cold else ["cold-inline"]
         parts += [] if self.stack_depth == DEPTH else [f"depth{self.stack_depth}"]
+        parts += [d.removeprefix("-D").lower().replace("_", "-") for d in self.defines]
         if self.ops is not None:
             parts.append("ops-" + hashlib.sha256(" ".join(sorted(self.ops)).encode()).hexdigest()[:10])
         return "-".join(parts)
@@ -121,7 +125,7 @@ def jobs_for(opset: OpSet | None = None, variant: Variant = DEFAULT) -> list[Job
 
 def flags_for(opset: OpSet, target: Target, variant: Variant = DEFAULT) -> tuple[str, ...]:
     """The flags that shape an op set's stencils (recorded in the library, hashed)."""
-    return compile_flags(target, variant.opt, opset.flags_for(target.name))
+    return (*compile_flags(target, variant.opt, opset.flags_for(target.name)), *variant.defines)
 
 
 def compile_object(

@@ -24,6 +24,8 @@ class HoleKind(StrEnum):
     OPERAND1 = "operand1"  # its second operand
     OPERAND2 = "operand2"  # its third (op sets with more operands: jit.opsets)
     OPERAND3 = "operand3"  # its fourth
+    OPERAND0_X8 = "operand0_x8"  # the first operand times 8 (a local's byte offset)
+    OPERAND1_X8 = "operand1_x8"  # the second times 8
     POSITION = "position"  # its IR position
     CONTINUE = "continue"  # code address of the next instruction
     TARGET = "target"  # code address of the jump target / callee
@@ -39,6 +41,8 @@ HOLE_SYMBOLS: dict[str, HoleKind] = {
     "_JIT_OPERAND1": HoleKind.OPERAND1,
     "_JIT_OPERAND2": HoleKind.OPERAND2,
     "_JIT_OPERAND3": HoleKind.OPERAND3,
+    "_JIT_OPERAND0_X8": HoleKind.OPERAND0_X8,
+    "_JIT_OPERAND1_X8": HoleKind.OPERAND1_X8,
     "_JIT_POSITION": HoleKind.POSITION,
     "_JIT_CONTINUE": HoleKind.CONTINUE,
     "_JIT_CONTINUE_ADDR": HoleKind.CONTINUE,

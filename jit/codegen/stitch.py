@@ -108,6 +108,8 @@ def _values(step: Step, index: int, lay: Layout, base: int) -> dict[HoleKind, in
         HoleKind.OPERAND1: step.operand1,
         HoleKind.OPERAND2: step.operand2,
         HoleKind.OPERAND3: step.operand3,
+        HoleKind.OPERAND0_X8: step.operand0 * 8,
+        HoleKind.OPERAND1_X8: step.operand1 * 8,
         HoleKind.POSITION: step.position,
         HoleKind.CODE: base + lay.code_offsets[index],
         HoleKind.DATA: base + lay.data_offsets[index],

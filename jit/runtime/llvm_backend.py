@@ -497,6 +497,8 @@ class LLVMBackend:
             if sym in ("_JIT_OPERAND0", "_JIT_OPERAND1", "_JIT_POSITION"):
                 v = {"_JIT_OPERAND0": step.operand0, "_JIT_OPERAND1": step.operand1}.get(sym, step.position)
                 return _const(v)
+            if sym in ("_JIT_OPERAND0_X8", "_JIT_OPERAND1_X8"):  # (a local's byte offset)
+                return _const(8 * (step.operand0 if sym == "_JIT_OPERAND0_X8" else step.operand1))
             if sym in ("_JIT_CONTINUE", "_JIT_CONTINUE_ADDR"):
                 return f"@{entry(after)}"
             if sym == "_JIT_TARGET":

@@ -67,6 +67,11 @@ TECHNIQUES = (
         (Figure.STEADY, Figure.TIERED, Figure.CODE, Figure.THROUGHPUT),
     ),
     Technique("stack caching two slots deep (off: one)", "depth-1", (Figure.STEADY, Figure.TIERED, Figure.CODE)),
+    Technique(
+        "locals at 32-bit displacements (off: each index a 64-bit constant)",
+        "locals-by-index",
+        (Figure.STEADY, Figure.TIERED, Figure.CODE),
+    ),
     Technique("stencils at -Os (off: -O3)", "O3", (Figure.STEADY, Figure.TIERED, Figure.CODE)),
     Technique("hot functions compiled whole (off: only loops are compiled)", "no-hot-functions", (Figure.TIERED,)),
     Technique(
@@ -144,6 +149,7 @@ def measure_ablation(
         "cold-inline": Variant(split_cold=False),
         "O3": Variant(opt="-O3"),
         "depth-1": Variant(stack_depth=1),
+        "locals-by-index": Variant(defines=("-DLOCALS_BY_INDEX",)),
     }
     runtimes = {
         name: NativeRuntime(load_library(target, v)) for name, v in libraries.items() if name in offs | {"default"}
