@@ -88,28 +88,25 @@ class TierStats:
 
     def report(self) -> str:
         total = self.trace_ops + self.interp_ops
+        linked = f", through linked exits straight into other compiled code {self.exits_linked}"
+        share = (
+            f"micro-ops run in compiled code {self.trace_share:.1%} ({self.trace_ops} of {total}), "
+            f"in tier 1 {1 - self.trace_share if total else 0:.1%} ({self.interp_ops})"
+        )
         if not self.accounted:
-            return (
-                f"jit: hot loops {self.hot_loops}, traces compiled {self.traces} ({self.side_traces} side), "
-                f"hot functions compiled {self.functions}, exits linked {self.linked}, "
-                f"micro-ops compiled {self.uops_compiled}\n"
-                f"jit: compile time {self.compile_seconds * 1e3:.2f} ms, "
-                f"recording {self.record_seconds * 1e3:.2f} ms\n"
-                f"jit: side exits back to tier 1 {self.exits_to_tier1}; trace entries from tier 1 {self.entries}, "
-                f"calls of compiled functions from tier 1 {self.calls}\n"
-                f"jit: micro-ops run in tier 1 {self.interp_ops}; compiled code counted nothing "
-                f"(TierConfig(accounting=True) counts its micro-ops and linked exits)\n"
+            linked = ""
+            share = (
+                f"micro-ops run in tier 1 {self.interp_ops}; compiled code counted nothing "
+                "(TierConfig(accounting=True) counts its micro-ops and linked exits)"
             )
         return (
             f"jit: hot loops {self.hot_loops}, traces compiled {self.traces} ({self.side_traces} side), "
             f"hot functions compiled {self.functions}, exits linked {self.linked}, "
             f"micro-ops compiled {self.uops_compiled}\n"
             f"jit: compile time {self.compile_seconds * 1e3:.2f} ms, recording {self.record_seconds * 1e3:.2f} ms\n"
-            f"jit: side exits back to tier 1 {self.exits_to_tier1}, through linked exits straight into "
-            f"other compiled code {self.exits_linked}; trace entries from tier 1 {self.entries}, "
+            f"jit: side exits back to tier 1 {self.exits_to_tier1}{linked}; trace entries from tier 1 {self.entries}, "
             f"calls of compiled functions from tier 1 {self.calls}\n"
-            f"jit: micro-ops run in compiled code {self.trace_share:.1%} ({self.trace_ops} of {total}), "
-            f"in tier 1 {1 - self.trace_share if total else 0:.1%} ({self.interp_ops})\n"
+            f"jit: {share}\n"
         )
 
 

@@ -7,12 +7,13 @@ read-write, where it is written (Region.view); no mapping is ever both
 writable and executable, and no compile, link or free changes a protection
 (a system call of several microseconds each, the largest fixed cost of a
 compile before), so regions are packed at cache-line granularity.
-Arena(dual=False), or a system without memfd_create, maps
-each chunk once and flips a region between read-write (while it is filled
-or re-patched) and read-execute with mprotect, so its regions are whole
-pages; free space stays read-write there.  Either way every protection goes through one function that refuses
-W+X, and a chunk whose regions are all freed is unmapped (both views), so
-the process's mappings return to where they started.
+Arena(dual=False), or a system without memfd_create, maps each chunk once
+and flips a region between read-write (while it is filled or re-patched)
+and read-execute with mprotect, so its regions are whole pages; free space
+stays read-write there.  Either way every protection goes through one
+function that refuses W+X, and a chunk whose regions are all freed is
+unmapped (both views), so the process's mappings return to where they
+started.
 """
 
 from __future__ import annotations
