@@ -236,15 +236,16 @@ jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, int6
     return data;
 }
 
-/* A compile's first half in one call: copies the steps (the caller's stay as
- * they were formed), chooses their variants unless table is NULL
+/* A compile's first half in one call: copies the steps unless they are
+ * already where `steps` is (the caller's stay as they were formed), chooses
+ * their variants unless table is NULL
  * (jit_cache_stack, with entry as its scratch) and lays them out
  * (jit_layout); returns the total size. */
 int64_t
 jit_plan(const StencilPlan *plans, const StepPlan *formed, int64_t nsteps, const int64_t *table, StepPlan *steps,
          uint8_t *entry, int64_t *code_at, int64_t *data_at, int64_t *trampolines)
 {
-    memcpy(steps, formed, (size_t)nsteps * sizeof *steps);
+    if (steps != formed) memcpy(steps, formed, (size_t)nsteps * sizeof *steps);
     if (table) jit_cache_stack(steps, nsteps, table, entry);
     return jit_layout(plans, steps, nsteps, code_at, data_at, trampolines);
 }

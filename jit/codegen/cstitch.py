@@ -138,15 +138,17 @@ class Plans:
         call (jit_plan); steps formed in C are read where they are."""
         ffi = self.ffi
         n = len(steps)
-        if isinstance(steps, PackedSteps) and self.table_order:
+        if isinstance(steps, PackedSteps) and self.table_order:  # (copied by C: the formed steps stay as they are)
             formed = ffi.from_buffer("StepPlan[]", steps.data)
-        else:
-            formed = self.pack(steps).pointer
+            data = bytearray(_STEP.size * max(1, n))
+            chosen = ffi.from_buffer("StepPlan[]", data, require_writable=True)
+        else:  # (packed here, a copy already: chosen in place)
+            packed = self.pack(steps)
+            data, chosen = packed.data, packed.pointer
+            formed = chosen
         if n + 1 > self._room:
             self._room = max(n + 1, 2 * self._room)
             self._entry = ffi.new("uint8_t[]", self._room)
-        data = bytearray(_STEP.size * max(1, n))
-        chosen = ffi.from_buffer("StepPlan[]", data, require_writable=True)
         code_at, data_at = array("q", bytes(8 * (n + 1))), array("q", bytes(8 * max(1, n)))
         code_ptr = ffi.from_buffer("int64_t[]", code_at, require_writable=True)
         data_ptr = ffi.from_buffer("int64_t[]", data_at, require_writable=True)

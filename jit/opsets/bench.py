@@ -30,7 +30,7 @@ from ..targets import host_target
 from ..tools.benchmark import _median_interval, _shown, machine_info, paired_ratio
 from . import OpSet
 from .engines import Engine, run, run_interp, run_native
-from .model import Benchmark
+from .model import Benchmark, Outcome
 
 
 @dataclass
@@ -69,12 +69,18 @@ def measure(opset: OpSet, quick: bool, repetitions: int | None = None) -> OpsetR
         raise JitError(f"op set {opset.name} has no benchmark of its own: name the programs to time")
     bench: Benchmark = own(quick)
     for name, program in bench.checks.items():
-        outcomes = {e.value: run(opset, program, e).outcome for e in Engine}
-        if len({*outcomes.values()}) != 1:
-            raise JitError(f"{name}: the engines disagree: {outcomes}")
+        _agreed(opset, program, name)
     return measure_programs(
         opset, bench.programs, bench.what, quick, repetitions, bench.input_bytes, bench.count, bench.title
     )
+
+
+def _agreed(opset: OpSet, program: Any, name: str) -> Outcome:
+    """The outcome every engine gives the program (they must agree before anything is timed)."""
+    outcomes = {e.value: run(opset, program, e).outcome for e in Engine}
+    if len({*outcomes.values()}) != 1:
+        raise JitError(f"{name}: the engines disagree: {outcomes}")
+    return next(iter(outcomes.values()))
 
 
 def measure_files(opset: OpSet, paths: list[Path], quick: bool, repetitions: int | None = None) -> OpsetReport:
@@ -86,11 +92,9 @@ def measure_files(opset: OpSet, paths: list[Path], quick: bool, repetitions: int
         if path.stem in parsed:
             raise JitError(f"{path}: two benchmark programs are called {path.stem}")
         parsed[path.stem] = program = mod.parse(path)
-        outcomes = {e.value: run(opset, program, e).outcome for e in Engine}
-        if len({*outcomes.values()}) != 1:
-            raise JitError(f"{path}: the engines disagree: {outcomes}")
-        if next(iter(outcomes.values())).error is not None:
-            raise JitError(f"{path}: {next(iter(outcomes.values())).error}")
+        error = _agreed(opset, program, str(path)).error
+        if error is not None:
+            raise JitError(f"{path}: {error}")
     what = {n: str(p) for n, p in zip(parsed, paths, strict=True)}
     return measure_programs(opset, parsed, what, quick, repetitions)
 

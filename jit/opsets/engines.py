@@ -14,7 +14,6 @@ freed before the outcome is returned.
 
 from __future__ import annotations
 
-import os
 import struct
 import time
 from collections.abc import Sequence
@@ -101,16 +100,12 @@ class _Buffers:
         from ..runtime import memory as m
         from .emulate import BUFFER_STRIDE
 
-        ffi, libc = m._libc()
         self.sizes = {name: len(data) for name, data in initial.items()}
         biggest = max([*self.sizes.values(), 1])
         self.stride = BUFFER_STRIDE if biggest <= BUFFER_STRIDE // 2 else -(-2 * biggest // m.PAGE) * m.PAGE
         self.span = self.stride * max(1, len(initial))
-        flags = m.MAP_PRIVATE | m.MAP_ANONYMOUS | m.MAP_NORESERVE
-        base = int(ffi.cast("uintptr_t", libc.mmap(ffi.NULL, self.span, m.PROT_NONE, flags, -1, 0)))
-        if base == m.MAP_FAILED:
-            raise m.ExecMemoryError(f"reserving {self.span} bytes for the buffers failed: {os.strerror(ffi.errno)}")
-        self.base, self.libc, self.ffi = base, libc, ffi
+        base = m.map_pages(self.span, m.PROT_NONE, m.MAP_PRIVATE | m.MAP_ANONYMOUS | m.MAP_NORESERVE)
+        self.base, ffi = base, _ffi()
         self.addresses = {name: base + k * self.stride for k, name in enumerate(initial)}
         try:
             for name, data in initial.items():
@@ -122,12 +117,14 @@ class _Buffers:
             raise
 
     def contents(self) -> dict[str, bytes]:
-        ffi = self.ffi
+        ffi = _ffi()
         return {name: bytes(ffi.buffer(ffi.cast("char *", self.addresses[name]), n)) for name, n in self.sizes.items()}
 
     def close(self) -> None:
         if self.base:
-            self.libc.munmap(self.ffi.cast("void *", self.base), self.span)
+            from ..runtime.memory import unmap
+
+            unmap(self.base, self.span)
             self.base = 0
 
 

@@ -66,6 +66,24 @@ def protect(address: int, size: int, prot: int) -> None:
         raise ExecMemoryError(f"mprotect({address:#x}, {size}, {prot}) failed: {os.strerror(ffi.errno)}")
 
 
+def map_pages(size: int, prot: int, flags: int, fd: int = -1, where: int = 0) -> int:
+    """mmap (at `where` if not 0, as a hint), refusing W and X together; the address."""
+    if prot & PROT_WRITE and prot & PROT_EXEC:
+        raise ExecMemoryError("refusing a writable and executable mapping")
+    ffi, libc = _libc()
+    hint = ffi.cast("void *", where) if where else ffi.NULL
+    address = int(ffi.cast("uintptr_t", libc.mmap(hint, size, prot, flags, fd, 0)))
+    if address == MAP_FAILED:
+        raise ExecMemoryError(f"mmap of {size} bytes failed: {os.strerror(ffi.errno)}")
+    return address
+
+
+def unmap(address: int, size: int) -> None:
+    ffi, libc = _libc()
+    if libc.munmap(ffi.cast("void *", address), size) != 0:
+        raise ExecMemoryError(f"munmap failed: {os.strerror(ffi.errno)}")
+
+
 def _round(n: int) -> int:
     return max(PAGE, (n + PAGE - 1) // PAGE * PAGE)
 
@@ -192,7 +210,7 @@ class Arena:
 
     def _map(self, size: int) -> _Chunk:
         ffi, libc = _libc()
-        where = ffi.cast("void *", self.hint + sum(c.size for c in self.chunks)) if self.hint else ffi.NULL
+        where = self.hint + sum(c.size for c in self.chunks) if self.hint else 0
         if self.dual:
             try:
                 fd = libc.memfd_create(b"jit-code", MFD_CLOEXEC)
@@ -204,11 +222,11 @@ class Arena:
                 try:
                     if libc.ftruncate(fd, size) != 0:
                         raise ExecMemoryError(f"ftruncate of a {size}-byte memfd failed: {os.strerror(ffi.errno)}")
-                    code = self._mmap(where, size, PROT_READ | PROT_EXEC, MAP_SHARED, fd)
+                    code = map_pages(size, PROT_READ | PROT_EXEC, MAP_SHARED, fd, where)
                     try:
-                        view = self._mmap(ffi.NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd)
+                        view = map_pages(size, PROT_READ | PROT_WRITE, MAP_SHARED, fd)
                     except ExecMemoryError:
-                        libc.munmap(ffi.cast("void *", code), size)
+                        unmap(code, size)
                         raise
                 finally:
                     libc.close(fd)  # (the mappings keep the pages)
@@ -216,20 +234,10 @@ class Arena:
                 self.chunks.append(chunk)
                 return chunk
         chunk = _Chunk(
-            self._mmap(where, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1), size, [(0, size)]
+            map_pages(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, where), size, [(0, size)]
         )
         self.chunks.append(chunk)
         return chunk
-
-    @staticmethod
-    def _mmap(where: Any, size: int, prot: int, flags: int, fd: int) -> int:
-        if prot & PROT_WRITE and prot & PROT_EXEC:
-            raise ExecMemoryError("refusing a writable and executable mapping")
-        ffi, libc = _libc()
-        address = int(ffi.cast("uintptr_t", libc.mmap(where, size, prot, flags, fd, 0)))
-        if address == MAP_FAILED:
-            raise ExecMemoryError(f"mmap of {size} bytes failed: {os.strerror(ffi.errno)}")
-        return address
 
     def _region(self, chunk: _Chunk, off: int, size: int) -> Region:
         self.regions += 1
@@ -245,10 +253,8 @@ class Arena:
             protect(region.address, region.size, PROT_READ | PROT_WRITE)
         chunk.give(region.address - chunk.address, region.size)
         if chunk.used == 0:
-            ffi, libc = _libc()
             for address in (chunk.address, chunk.view) if chunk.view else (chunk.address,):
-                if libc.munmap(ffi.cast("void *", address), chunk.size) != 0:
-                    raise ExecMemoryError(f"munmap failed: {os.strerror(ffi.errno)}")
+                unmap(address, chunk.size)
             self.chunks.remove(chunk)
 
     def stats(self) -> dict[str, int]:
