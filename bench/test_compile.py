@@ -15,7 +15,6 @@ from functools import cache
 
 import pytest
 
-from jit.codegen.trace import form
 from jit.tools.benchmark import SIZES, code_sizes, collect_traces, load_programs
 
 
@@ -44,7 +43,7 @@ def test_compile_traces(benchmark, program, backend):
     compiler = _backend(backend)
 
     def compile_all():
-        return [compiler.compile(form(prog, t.handover).steps) for t in traces]
+        return [compiler.compile_handover(prog, t.handover)[1] for t in traces]
 
     rounds = 20 if backend == "copy-and-patch" else 3
     codes = benchmark.pedantic(compile_all, rounds=rounds, warmup_rounds=1)

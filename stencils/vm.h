@@ -146,6 +146,52 @@ int64_t jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nste
                    uint64_t base, const uint64_t *helpers, const TargetPlan *target, uint64_t *tramp_dest,
                    char *error, int64_t error_size);
 
+/* The whole compile of a recorded path or a hot function, in two calls
+ * (compile.c): jit_compile_form forms, chooses variants and lays out;
+ * jit_compile_stitch stitches into the region the caller allocated for
+ * `size` bytes, and makes the instruction cache coherent.  The job holds
+ * what stays from compile to compile (set once by jit.codegen.ccompile) and
+ * the scratch it reuses, `cap` steps' worth, grown by the caller. */
+typedef struct CompileJob {
+    const FormOps *ops;
+    const StencilPlan *plans;
+    const int64_t *table;          /* the stack-caching table, or NULL */
+    const uint64_t *helpers;
+    const TargetPlan *target;
+    const uint8_t *is_label;       /* per op number (jit_form_function) */
+    const uint8_t *ends_block;
+    int64_t superinstructions;
+    int64_t accounting;
+    int64_t cap;                   /* steps the scratch below has room for */
+    StepPlan *formed;              /* cap: the steps as formed */
+    StepPlan *chosen;              /* cap: with their stack-caching variants */
+    int64_t *exits;                /* 5 * cap */
+    int64_t *code_at;              /* cap + 1 */
+    int64_t *data_at;              /* cap */
+    int64_t *stubs;                /* 3 * cap */
+    int64_t *index;                /* cap */
+    int64_t *blen;                 /* cap */
+    int64_t *where;                /* cap + 1 */
+    uint8_t *entry;                /* cap + 1 */
+    uint8_t *leader;               /* cap + 1 */
+    uint64_t *tramp_dest;          /* tramp_room */
+    int64_t tramp_room;
+    char *error;                   /* error_size bytes: why a stitch failed */
+    int64_t error_size;
+    /* What the last jit_compile_form made. */
+    int64_t nsteps;
+    int64_t nexits;
+    int64_t exit_width;            /* int64s per exit: 4 for a path, 5 for a function */
+    int64_t kind;                  /* how a path ends (FormOps kind_*) */
+    int64_t size;
+    int64_t tramp_at;
+    int64_t tramp_slots;
+} CompileJob;
+
+int64_t jit_compile_form(CompileJob *job, const int64_t *code, int64_t ncode, const int64_t *pcs, int64_t npcs,
+                         int64_t stop_pc, int64_t kind, int64_t first_exit, int64_t link_address, int64_t end);
+int64_t jit_compile_stitch(CompileJob *job, uint64_t out, uint64_t base, int64_t *record);
+
 void run_switch(VMState *state, const Inst *code, int64_t pc);
 void run_tier1(VMState *state, const Inst *code, int64_t pc);
 void run_record(VMState *state, const Inst *code, int64_t pc, Recorder *rec);

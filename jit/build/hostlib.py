@@ -23,7 +23,16 @@ from ..paths import SOURCE_ROOT, STENCILS_DIR, cache_dir
 from . import prebuilt
 from .toolchain import find_clang, local_flags
 
-SOURCES = ("form.c", "helpers.c", "interp_switch.c", "interp_tailcall.c", "interp_tier1.c", "runtime.c", "stitch.c")
+SOURCES = (
+    "compile.c",
+    "form.c",
+    "helpers.c",
+    "interp_switch.c",
+    "interp_tailcall.c",
+    "interp_tier1.c",
+    "runtime.c",
+    "stitch.c",
+)
 FLAGS = (
     "-O3",
     "-std=c11",

@@ -33,7 +33,7 @@ class PackedExits(Mapping[int, ExitInfo]):
     micro-ops, step[, a call?]), ids consecutive.  An ExitInfo is made only
     for an exit looked at (most never are: a compile makes dozens)."""
 
-    def __init__(self, data: array, width: int) -> None:
+    def __init__(self, data: array | memoryview, width: int) -> None:
         self.data, self.width = data, width
         self.first = data[0] if data else 0
 
@@ -54,7 +54,7 @@ class PackedExits(Mapping[int, ExitInfo]):
 class PackedSteps(Sequence[Step]):
     """Steps as StepPlans, each op by its number in the op table."""
 
-    def __init__(self, data: array, n: int) -> None:
+    def __init__(self, data: array | memoryview, n: int) -> None:
         self.data, self.n = data, n  # data: STEP_FIELDS int64s per step
         self._steps: list[Step] | None = None
 

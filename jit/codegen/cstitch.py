@@ -82,7 +82,7 @@ class Plans:
         # variant): then steps formed in C (op-table numbers) are already this library's StepPlans.
         self.table_order = all(self.index.get(op.name) == op.opcode for op in optable())
         self.cache_table = self._cache_table(library)
-        self._table = ffi.from_buffer("int64_t[]", self.cache_table)
+        self.table_pointer = ffi.from_buffer("int64_t[]", self.cache_table)
         self.error = ffi.new("char[]", 200)
         self._helper_values: dict[int, tuple[Mapping[str, int], Any]] = {}
         self._room = 0  # steps the scratch below has room for, kept from compile to compile
@@ -108,12 +108,16 @@ class Plans:
 
     def cache_stack(self, packed: Packed) -> None:
         """Choose each packed step's stack-caching variant (jit.codegen.stackcache.assign), in place."""
-        self.lib.jit_cache_stack(packed.pointer, packed.n, self._table, self.ffi.new("uint8_t[]", packed.n + 1))
+        self.lib.jit_cache_stack(packed.pointer, packed.n, self.table_pointer, self.ffi.new("uint8_t[]", packed.n + 1))
 
     def stencils(self, packed: Packed) -> list[str]:
         """The stencil each packed step uses."""
+        return self.stencil_names(memoryview(packed.data).cast("q"))
+
+    def stencil_names(self, steps: memoryview) -> list[str]:
+        """The stencil each step uses, of StepPlans seen as int64s."""
         names = self.names
-        return [names[k] for k in memoryview(packed.data).cast("q")[0::STEP_FIELDS]]
+        return [names[k] for k in steps[0::STEP_FIELDS]]
 
     def _holes(self, holes: tuple[Hole, ...], numbers: dict[str, int], helpers: dict[str, int]):
         out = self.ffi.new("HolePlan[]", max(1, len(holes)))
@@ -153,7 +157,7 @@ class Plans:
         code_ptr = ffi.from_buffer("int64_t[]", code_at, require_writable=True)
         data_ptr = ffi.from_buffer("int64_t[]", data_at, require_writable=True)
         tramp = self._tramp
-        table = self._table if stack_cache else ffi.NULL
+        table = self.table_pointer if stack_cache else ffi.NULL
         size = self.lib.jit_plan(self.plans, formed, n, table, chosen, self._entry, code_ptr, data_ptr, tramp)
         lay = Layout(code_at, tramp[0], tramp[1], data_at if n else array("q"), size, (code_ptr, data_ptr))
         return Packed(data, n, chosen), lay

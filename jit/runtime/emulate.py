@@ -29,7 +29,7 @@ from ..codegen.emit import Stitcher, plan
 from ..codegen.passes import DEFAULT_PASSES
 from ..codegen.step import Step
 from ..codegen.stitch import Layout
-from ..codegen.trace import program_steps
+from ..codegen.trace import Handover, TraceShape, program_steps
 from ..errors import JitError
 from ..lang.interp import Machine
 from ..lang.ir import Program, u64, wrap64
@@ -39,7 +39,7 @@ from ..limits import MAX_CALL_DEPTH, MAX_EXITS, NEVER, STACK_SLOTS
 from ..targets import TARGETS, get_target
 from ..vmdef import FRAME_SIZE, VM_ERROR, VM_HALTED, offset, pack_frame, unpack_frames
 from .config import EagerStats
-from .interfaces import CompiledCode
+from .interfaces import CompiledCode, FormsThenCompiles
 
 PAGE = 0x1000
 HELPERS = 0x0010_0000
@@ -93,7 +93,7 @@ class EmuCode:
         return self.layout.size
 
 
-class Emulator:
+class Emulator(FormsThenCompiles):
     """One emulated machine running one program's VM."""
 
     def __init__(
@@ -371,8 +371,8 @@ class EmulatedMachine:
         self._to_python()
         return self.py.record(start, limit, self.heads)
 
-    def compile(self, steps: Sequence[Step]) -> EmuCode:
-        return self.emu.compile(steps)
+    def compile_handover(self, program: Program, handover: Handover) -> tuple[TraceShape, CompiledCode]:
+        return self.emu.compile_handover(program, handover)
 
     def enter(self, address: int) -> int:
         self._to_emulator()

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ..codegen.step import Step
+from ..codegen.trace import Handover, TraceShape, form
+from ..lang.ir import Program
 from ..lang.outcome import Outcome
 
 
@@ -41,9 +43,25 @@ class Backend(Protocol):
 
     def compile(self, steps: Sequence[Step]) -> CompiledCode: ...
 
+    def compile_handover(self, program: Program, handover: Handover) -> tuple[TraceShape, CompiledCode]:
+        """Form what tier 1 handed over and compile it (FormsThenCompiles, unless the backend does better)."""
+        ...
+
     def link(self, code: CompiledCode, step: int, destination: int) -> None:
         """Re-patch step `step` of `code` (an exit) to jump to `destination`, W^X throughout."""
         ...
+
+
+class FormsThenCompiles:
+    """A backend's compile from a handover, unless it has a faster one: the
+    steps formed (jit.codegen.trace.form), then compiled."""
+
+    def compile(self, steps: Sequence[Step]) -> CompiledCode:
+        raise NotImplementedError
+
+    def compile_handover(self, program: Program, handover: Handover) -> tuple[TraceShape, CompiledCode]:
+        shape = form(program, handover)
+        return shape, self.compile(shape.steps)
 
 
 class TierMachine(Protocol):
@@ -68,7 +86,9 @@ class TierMachine(Protocol):
         """Tier 1 executes one path from `start`, noting the IR positions."""
         ...
 
-    def compile(self, steps: Sequence[Step]) -> CompiledCode: ...
+    def compile_handover(self, program: Program, handover: Handover) -> tuple[TraceShape, CompiledCode]:
+        """The handover formed and compiled, by the machine's backend."""
+        ...
 
     def enter(self, address: int) -> int:
         """Run compiled code from `address` until it returns; the status."""

@@ -58,7 +58,7 @@ from ..lang.optable import OpInfo, optable
 from ..paths import cache_dir
 from ..targets import get_target, host_target
 from ..vmdef import offset
-from .interfaces import CompiledCode
+from .interfaces import CompiledCode, FormsThenCompiles
 from .memory import PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, protect
 
 _DEFINE = re.compile(r"^define [^\n]*@_JIT_ENTRY\(.*?^}$", re.M | re.S)
@@ -460,7 +460,7 @@ def _copy(tag: str, src: str, i: int, dst: str, j: int) -> list[str]:
     ]
 
 
-class LLVMBackend:
+class LLVMBackend(FormsThenCompiles):
     """Compiles steps with llvmlite; `opt` is 0 (-O0) or 2 (-O2); `whole`
     chooses the whole-function lowering (the fair peer) over one function per step."""
 

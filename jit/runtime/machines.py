@@ -19,7 +19,7 @@ from array import array
 from collections.abc import Sequence
 
 from ..build.stencils import StencilLibrary
-from ..codegen.step import Step
+from ..codegen.trace import Handover, TraceShape
 from ..lang.ir import Program
 from ..lang.outcome import Outcome
 from ..limits import MAX_EXITS, NEVER
@@ -76,10 +76,10 @@ class NativeMachine:
         pcs.frombytes(self.vm.ffi.buffer(self.pcs, 8 * rec.len))
         return pcs
 
-    def compile(self, steps: Sequence[Step]) -> CompiledCode:
-        compiled = self.backend.compile(steps)
+    def compile_handover(self, program: Program, handover: Handover) -> tuple[TraceShape, CompiledCode]:
+        shape, compiled = self.backend.compile_handover(program, handover)
         self.compiled.append(compiled)
-        return compiled
+        return shape, compiled
 
     def enter(self, address: int) -> int:
         return self.rt.enter(self.state, address)

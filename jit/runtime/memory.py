@@ -164,13 +164,15 @@ class Region:
         n = self.size - offset if size is None else size
         return bytes(ffi.buffer(ffi.cast("char *", self.address + offset), n))
 
-    def seal(self) -> None:
-        """Read-execute from now on (written no more), with the instruction cache made coherent."""
+    def seal(self, flushed: bool = False) -> None:
+        """Read-execute from now on (written no more), with the instruction
+        cache made coherent (unless what wrote it did: `flushed`)."""
         if not self.chunk.view:
             protect(self.address, self.size, PROT_READ | PROT_EXEC)
         self.writable = False
-        _, lib = hostlib()
-        lib.jit_flush_icache(self.address, self.address + self.size)
+        if not flushed:
+            _, lib = hostlib()
+            lib.jit_flush_icache(self.address, self.address + self.size)
 
     @contextmanager
     def unsealed(self) -> Iterator[Region]:

@@ -17,12 +17,13 @@ from typing import Any
 from ..build.hostlib import hostlib
 from ..build.library import load_library
 from ..build.stencils import HELPER_PREFIX, StencilLibrary
+from ..codegen.ccompile import CCompiler
 from ..codegen.cstitch import Plans, plans_for
 from ..codegen.emit import Stitcher, plan
 from ..codegen.passes import DEFAULT_PASSES
 from ..codegen.step import Step
 from ..codegen.stitch import Layout
-from ..codegen.trace import program_steps
+from ..codegen.trace import Handover, TraceShape, program_steps
 from ..errors import JitError
 from ..lang.ir import Program
 from ..lang.optable import helper_names
@@ -30,7 +31,7 @@ from ..lang.outcome import Prepared
 from ..targets import get_target, host_target
 from .cinterp import NativeVM
 from .config import EagerStats
-from .interfaces import Backend, CompiledCode
+from .interfaces import Backend, CompiledCode, FormsThenCompiles
 from .memory import Arena, Region
 
 
@@ -62,7 +63,7 @@ class Compiled:
         return self.layout.size
 
 
-class NativeRuntime:
+class NativeRuntime(FormsThenCompiles):
     def __init__(
         self,
         library: StencilLibrary,
@@ -81,20 +82,25 @@ class NativeRuntime:
         self.helpers = {
             HELPER_PREFIX + name: int(self.ffi.cast("uintptr_t", getattr(self.lib, name))) for name in helper_names()
         }
-        self._plans: Plans | None = None  # (made at the first compile: a run that compiles nothing never needs them)
+        self._plans: Plans | None = None
         self._helper_values: Any = None
+        self._job: CCompiler | None = None  # (made at the first compile_handover)
         shim = library.shim
         self.shim_region = self.arena.allocate(len(shim.code))
         self.shim_region.write(0, shim.code)
         self.shim_region.seal()
         self._shim = self.ffi.cast("int64_t (*)(VMState *)", self.shim_region.address)
 
+    def _plans_made(self) -> Plans:
+        """The C stitcher's plans, made at the first compile (a run that compiles nothing never needs them)."""
+        if self._plans is None:
+            self._plans = plans_for(self.library)
+            self._helper_values = self._plans.helper_values(self.helpers)
+        return self._plans
+
     def compile(self, steps: Sequence[Step]) -> Compiled:
         if self.stitcher is Stitcher.C:  # (emit.plan's C path, without its closures: a compile's glue is its cost)
-            plans = self._plans
-            if plans is None:
-                plans = self._plans = plans_for(self.library)
-                self._helper_values = plans.helper_values(self.helpers)
+            plans = self._plans_made()
             packed, lay = plans.plan(steps, self.stack_cache)
             region = self.arena.allocate(lay.size)
             try:
@@ -113,6 +119,28 @@ class NativeRuntime:
             region.free()
             raise
         return Compiled(region, planned.layout, steps, trampolines, planned.stencils)
+
+    def compile_handover(self, program: Program, handover: Handover) -> tuple[TraceShape, CompiledCode]:
+        """Form what tier 1 handed over and compile it: in two C calls
+        (jit.codegen.ccompile) when it is formed in C and stitched in C, else
+        formed (jit.codegen.trace.form), then compiled."""
+        if self.stitcher is not Stitcher.C or not handover.in_c or handover.passes:
+            return super().compile_handover(program, handover)
+        job = self._job
+        if job is None:
+            plans = self._plans_made()
+            if not plans.table_order:  # (steps formed in C are numbered as the op table is)
+                return super().compile_handover(program, handover)
+            job = self._job = CCompiler(plans, self._helper_values, self.stack_cache)
+        region = self.arena.allocate(job.form(program, handover))
+        try:
+            trampolines, record = job.stitch(region.view, region.address)
+            region.seal(flushed=True)
+        except BaseException:
+            region.free()
+            raise
+        shape, chosen, lay = job.results(record)
+        return shape, Compiled(region, lay, shape.steps, trampolines, partial(job.plans.stencil_names, chosen))
 
     def link(self, compiled: CompiledCode, step: int, destination: int) -> None:
         """Re-patch step `step` (an exit) to jump to `destination`, W^X throughout."""

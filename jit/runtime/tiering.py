@@ -29,7 +29,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..codegen.trace import EXIT, FUNCTION, LINK, LOOP, ExitInfo, Handover, TraceShape, form
+from ..codegen.trace import EXIT, FUNCTION, LINK, LOOP, ExitInfo, Handover, TraceShape
 from ..errors import JitError
 from ..lang.ir import Program
 from ..lang.outcome import Outcome, Prepared
@@ -191,11 +191,11 @@ class TieredRun:
         handover = Handover(
             FUNCTION, (), start, self.next_exit, None, c.superinstructions, c.passes, c.c_forming, c.accounting
         )
-        shape = self._form(handover)
+        shape, code = self._compile(handover)
         if self.next_exit + len(shape.exits) > MAX_EXITS:
             m.never_call(start)
             return None
-        code = self._install(shape, t0, "function")
+        self._install(shape, code, t0, "function")
         self.stats.functions += 1
         self.functions[start] = code
         return code
@@ -250,22 +250,21 @@ class TieredRun:
         link = self.traces[stop].address(0) if kind == LINK else None
         t0 = time.perf_counter()
         c = self.config
-        shape = self._form(
+        shape, code = self._compile(
             Handover(kind, pcs, stop, self.next_exit, link, c.superinstructions, c.passes, c.c_forming, c.accounting)
         )
-        code = self._install(shape, t0, "side" if side else "loop")
+        self._install(shape, code, t0, "side" if side else "loop")
         self.stats.traces += 1
         self.stats.side_traces += side
         return code
 
-    def _form(self, handover: Handover) -> TraceShape:
-        shape = form(self.program, handover)
+    def _compile(self, handover: Handover) -> tuple[TraceShape, CompiledCode]:
+        shape, code = self.machine.compile_handover(self.program, handover)
         shape.handover = handover
-        return shape
+        return shape, code
 
-    def _install(self, shape: TraceShape, t0: float, kind: str) -> CompiledCode:
-        """Compile a shape (timed from t0) and take charge of its exits."""
-        code = self.machine.compile(shape.steps)
+    def _install(self, shape: TraceShape, code: CompiledCode, t0: float, kind: str) -> None:
+        """Count a compile (timed from t0) and take charge of its exits."""
         self.stats.compile_seconds += time.perf_counter() - t0
         if shape.exits:
             self._exit_firsts.append(self.next_exit)
@@ -281,7 +280,6 @@ class TieredRun:
                 observer.add(described)
         if self.on_compile:
             self.on_compile(code, shape, kind == "side")
-        return code
 
     def _link(self, ex: _Exit, destination: int) -> None:
         """Re-patch an exit to jump straight to `destination` (W^X throughout)."""

@@ -189,7 +189,7 @@ def measure_ablation(
             for t in traces:
                 assert t.handover is not None
                 t0 = time.perf_counter()
-                codes.append(rt.compile(form(programs[t.program], handover(t, name)).steps))
+                codes.append(rt.compile_handover(programs[t.program], handover(t, name))[1])
                 total += time.perf_counter() - t0
             compile_times[name].append(total)
             for code in codes:

@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..codegen.step import Step
 from ..codegen.stitch import layout
-from ..codegen.trace import Handover, form
+from ..codegen.trace import Handover
 from ..lang.ir import Program
 from ..lang.outcome import Prepared
 from ..lang.uop import parse_file
@@ -298,7 +298,7 @@ def time_compiles(
                 assert handover is not None
                 t0 = time.perf_counter()
                 for _ in range(inner):
-                    codes.append(backend.compile(form(program, handover).steps))
+                    codes.append(backend.compile_handover(program, handover)[1])
                 total += (time.perf_counter() - t0) / inner
             e2e[name].append(total)
             for code in codes:
