@@ -25,6 +25,7 @@ def test_measure_gives_every_figure_with_an_interval(tmp_path):
         assert low <= value <= high, g.key
         assert data["goals"][g.key]["verdict"] in {v.value for v in Verdict}
     assert report.traces >= 3 and report.trace_uops > 0
+    assert report.long_traces >= 1 and report.long_trace_uops >= benchmark.LONG_TRACE * report.long_traces
     assert set(report.run_seconds) == set(TINY)
     for row in report.run_seconds.values():
         assert set(row) == set(benchmark.contenders())
@@ -89,3 +90,17 @@ def test_ablation_measures_each_technique_it_has():
     assert sizes["accounting left off"].off > sizes["accounting left off"].on  # the counting steps
     assert "stack caching" in format_ablation(result)
     json.dumps(result.to_json())
+
+
+def test_long_traces_are_loops_recorded_round_until_long_enough():
+    programs = benchmark.load_programs({"nbody": 20})
+    traces = benchmark.collect_traces(programs, {"nbody": 20})
+    long = benchmark.long_traces(programs, traces)
+    loops = [t for t in traces if t.handover is not None and t.handover.kind.value == "loop"]
+    assert len(long) == len(loops) > 0
+    for t, loop in zip(long, loops, strict=True):
+        assert t.handover is not None and loop.handover is not None
+        pcs, once = list(t.handover.pcs), list(loop.handover.pcs)
+        assert t.uops == len(pcs) >= benchmark.LONG_TRACE > len(pcs) - len(once)
+        assert pcs == once * (len(pcs) // len(once))
+        assert len(t.steps) > benchmark.LONG_TRACE // 2

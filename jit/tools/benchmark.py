@@ -39,12 +39,13 @@ import random
 import statistics
 import sys
 import time
+from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ..codegen.step import Step
 from ..codegen.stitch import layout
-from ..codegen.trace import Handover
+from ..codegen.trace import LOOP, Handover, form
 from ..lang.ir import Program
 from ..lang.outcome import Prepared
 from ..lang.uop import parse_file
@@ -103,6 +104,7 @@ def contenders() -> dict[str, PrepareFn]:
     }
 
 
+LONG = "copy-and-patch, long"  # compile_seconds' key for the long traces
 ONCE = frozenset({"py"})  # contenders run in the first repetition only (slow, and in no ratio)
 
 # Run-time figures: key -> (numerator contender, denominator contender), geomean over programs.
@@ -171,6 +173,25 @@ def collect_traces(programs: dict[str, Program], sizes: dict[str, int]) -> list[
 
         prepare_tiered(program, [sizes[name]], on_compile=keep)()
     return traces
+
+
+LONG_TRACE = 300  # micro-ops: what the long-trace compile figure's traces cover at least
+
+
+def long_traces(programs: dict[str, Program], traces: Sequence[Trace]) -> list[Trace]:
+    """Each loop trace of the bundled programs recorded round its loop until
+    it covers LONG_TRACE micro-ops or more: the loop unrolled in the trace, as
+    a tracing JIT that unrolls would compile it (no bundled program records a
+    path that long by itself)."""
+    found: list[Trace] = []
+    for t in traces:
+        h = t.handover
+        if h is None or h.kind is not LOOP or not h.pcs:
+            continue
+        pcs = array("q", list(h.pcs) * -(-LONG_TRACE // len(h.pcs)))
+        unrolled = replace(h, pcs=pcs)
+        found.append(Trace(t.program, unrolled, list(form(programs[t.program], unrolled).steps), len(pcs)))
+    return found
 
 
 def _alternate(items: Sequence[str], rep: int) -> list[str]:
@@ -280,14 +301,18 @@ def compile_backends() -> dict[str, Backend]:
 
 
 def time_compiles(
-    programs: dict[str, Program], traces: Sequence[Trace], reps: int, progress: Progress
+    programs: dict[str, Program], traces: Sequence[Trace], reps: int, progress: Progress, long: Sequence[Trace] = ()
 ) -> tuple[dict[str, list[float]], list[float]]:
     """Per backend, per repetition: seconds to compile every trace end to end
-    (from its handover); and per repetition, copy-and-patch from formed steps."""
+    (from its handover), and copy-and-patch's for the `long` traces (as
+    "copy-and-patch, long"); and per repetition, copy-and-patch from formed steps."""
     backends = compile_backends()
     e2e: dict[str, list[float]] = {b: [] for b in backends}
     stitch_only: list[float] = []
     cp = backends["copy-and-patch"]
+    if long:
+        e2e[LONG] = []
+        unrolled = [(programs[t.program], t.handover) for t in long if t.handover is not None]
     for rep in range(reps):
         for name in _alternate(list(backends), rep):
             backend = backends[name]
@@ -301,6 +326,13 @@ def time_compiles(
                     codes.append(backend.compile_handover(program, handover)[1])
                 total += (time.perf_counter() - t0) / inner
             e2e[name].append(total)
+            for code in codes:
+                code.free()
+        if long:
+            t0, codes = time.perf_counter(), []
+            for _ in range(3):
+                codes += [cp.compile_handover(program, handover)[1] for program, handover in unrolled]
+            e2e[LONG].append((time.perf_counter() - t0) / 3)
             for code in codes:
                 code.free()
         t0 = time.perf_counter()
@@ -370,6 +402,8 @@ class Report:
     sizes: dict[str, int]
     traces: int
     trace_uops: int
+    long_traces: int  # (long_traces(): the loop traces unrolled to LONG_TRACE micro-ops or more)
+    long_trace_uops: int
     code_bytes: dict[str, int]
     repetitions: dict[str, int]
     quick: bool
@@ -394,8 +428,9 @@ def measure(quick: bool, sizes: dict[str, int] | None = None, repetitions: tuple
     programs = load_programs(sizes)
     progress = Progress(2 + reps_compile + reps_run * len(programs))
     traces = collect_traces(programs, sizes)
+    long = long_traces(programs, traces)
     progress.step(f"collected {len(traces)} traces and functions from {len(programs)} programs")
-    e2e, stitch_only = time_compiles(programs, traces, reps_compile, progress)
+    e2e, stitch_only = time_compiles(programs, traces, reps_compile, progress, long)
     runs, tiering = time_runs(programs, sizes, reps_run, progress)
     startup = time_startup(STARTUP_RUNS, progress)
     progress.finish()
@@ -418,6 +453,8 @@ def measure(quick: bool, sizes: dict[str, int] | None = None, repetitions: tuple
     for level in ("O0", "O2"):
         paired = [a / b for a, b in zip(e2e[f"llvm-{level}"], cp, strict=True)]
         put(f"compile_e2e_speedup_vs_llvm_{level}", _median_interval(paired, rng))
+    long_uops = sum(t.uops for t in long)
+    put("compile_long_uops_per_s", _median_interval([long_uops / s for s in e2e[LONG]], rng))
     put("compile_stitch_uops_per_s", _median_interval([uops / s for s in stitch_only], rng))
     put("compile_e2e_ms_per_trace", _median_interval([s * 1e3 / len(traces) for s in cp], rng))
     put("tiered_compiling_share", mean_share(tiering, rng))
@@ -432,6 +469,8 @@ def measure(quick: bool, sizes: dict[str, int] | None = None, repetitions: tuple
         sizes,
         len(traces),
         uops,
+        len(long),
+        long_uops,
         {"emitted": emitted, "stencils_used": original},
         {"compile": reps_compile, "run": reps_run},
         quick,
@@ -480,7 +519,9 @@ def format_table(report: Report) -> str:
     info = report.machine_info
     lines.append("")
     lines.append(
-        f"{report.traces} traces and functions, {report.trace_uops} micro-ops; compile: {reps['compile']} repetitions"
+        f"{report.traces} traces and functions, {report.trace_uops} micro-ops; {report.long_traces} loop traces "
+        f"unrolled to {LONG_TRACE}+ micro-ops, {report.long_trace_uops} micro-ops; "
+        f"compile: {reps['compile']} repetitions"
     )
     lines.append(
         f"machine: {info['cpu']}, {info['cores']} cores, {info['system']}; python {info['python']}, "

@@ -55,6 +55,12 @@ GOALS: tuple[Goal, ...] = (
     Goal("tiered_speedup_vs_switch", "end to end, switch / tiered (tier 1 and compiles included)", 5.0),
     Goal("tiered_vs_eager", "end to end, copy-and-patch eager / tiered (tiered within 1.25x)", 0.8),
     Goal("compile_e2e_uops_per_s", "compile, recorded path -> runnable code, micro-ops/s", 10_000_000, unit="uops/s"),
+    Goal(
+        "compile_long_uops_per_s",
+        "compile, loop traces unrolled to 300+ micro-ops, micro-ops/s",
+        20_000_000,
+        unit="uops/s",
+    ),
     Goal("compile_e2e_speedup_vs_llvm_O0", "compile end to end, llvm-O0 / copy-and-patch (same traces)", 100.0),
     Goal("compile_e2e_speedup_vs_llvm_O2", "compile end to end, llvm-O2 / copy-and-patch (same traces)", 1000.0),
     Goal("code_size_ratio", "code size, emitted in line / the stencils used as compiled", 1.0, Better.LOWER),
