@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
-from jit.build.library import load_library
+from jit.build.library import SWITCHED_OFF, load_library
 from jit.codegen import patch, stackcache
 from jit.codegen.stackcache import stencil_name
 from jit.lang.ir import BY_NAME, OPS
@@ -25,6 +26,28 @@ def test_every_op_passes(target, stitcher):
     assert set(report.results) == {op.mnemonic for op in OPS} | variants
     assert len(variants) > 100
     assert all(passed == total for passed, total in report.results.values())
+
+
+# Ops with cold paths, calls and locals: what the build switches change.  PUSH_INT and HALT frame every sample.
+SWITCH_OPS = ("MLOAD", "DIV", "CALL", "RET", "LOAD", "PUSH_INT", "HALT")
+
+
+@pytest.mark.parametrize("off", sorted(SWITCHED_OFF))
+def test_the_library_with_a_technique_switched_off_passes(off):
+    """validate --off: the stencils as bench --ablation builds them without
+    one technique (here a few ops of each, on both targets)."""
+    variant = replace(SWITCHED_OFF[off], ops=SWITCH_OPS)
+    chosen = [op for op in OPS if op.name in SWITCH_OPS]
+    names = {op.mnemonic for op in chosen} | {
+        stencil_name(op.name, i, o).lower()
+        for op in chosen
+        for i, o in stackcache.variants(op, variant.stack_depth)
+        if i or o
+    }
+    for target in ("x86_64-linux", "aarch64-linux"):
+        report = validate(target, chosen, 12, seed=2, variant=variant)
+        assert report.ok, format_report(report, load_library(target, variant))
+        assert set(report.results) == names
 
 
 def _planted(monkeypatch, reloc: str, wrong):

@@ -83,6 +83,16 @@ class Variant:
 
 DEFAULT = Variant()
 
+# Each build-time technique switched off alone, by the name bench --ablation
+# and validate --off give it.
+SWITCHED_OFF: dict[str, Variant] = {
+    "keep-tails": Variant(clean_tail=False),
+    "cold-inline": Variant(split_cold=False),
+    "O3": Variant(opt="-O3"),
+    "depth-1": Variant(stack_depth=1),
+    "locals-by-index": Variant(defines=("-DLOCALS_BY_INDEX",)),
+}
+
 
 def _stack() -> OpSet:
     from ..opsets import stack_machine

@@ -5,8 +5,9 @@ Forming (stencils/form.c), the stack-cache choice, layout and stitching
 kept from compile to compile: the first call forms and lays out and says
 how big the code is, the caller allocates that much, and the second call
 stitches into it.  Nothing is made per step; what the compile leaves behind
-(the formed steps for listings, the exits, the offsets linking needs) is
-copied out of the scratch as flat arrays.
+(the formed steps and the stencils chosen, for listings; the exits; the
+offsets linking needs) the second call copies into one record, which the
+compiled code's objects read as views.
 
 jit.codegen.cform and jit.codegen.cstitch call the same stages one at a
 time, and jit.codegen.trace and jit.codegen.stitch stay the readable

@@ -192,7 +192,7 @@ class TieredRun:
             FUNCTION, (), start, self.next_exit, None, c.superinstructions, c.passes, c.c_forming, c.accounting
         )
         shape, code = self._compile(handover)
-        if self.next_exit + len(shape.exits) > MAX_EXITS:
+        if self.next_exit + len(shape.exits) > MAX_EXITS:  # (its code is freed with the machine's)
             m.never_call(start)
             return None
         self._install(shape, code, t0, "function")

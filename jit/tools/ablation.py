@@ -131,7 +131,7 @@ def measure_ablation(
     quick: bool, sizes: dict[str, int] | None = None, techniques: tuple[Technique, ...] = TECHNIQUES
 ) -> Ablation:
     """Each technique we have (or those given), switched off alone, timed interleaved in one run."""
-    from ..build.library import DEFAULT, Variant, load_library
+    from ..build.library import DEFAULT, SWITCHED_OFF, load_library
     from ..codegen.emit import Stitcher
     from ..codegen.trace import program_steps
     from ..runtime.memory import Arena
@@ -143,14 +143,7 @@ def measure_ablation(
     programs = load_programs(sizes)
     target = native_runtime().library.target
     offs = {t.off for t in techniques}
-    libraries = {
-        "default": DEFAULT,
-        "keep-tails": Variant(clean_tail=False),
-        "cold-inline": Variant(split_cold=False),
-        "O3": Variant(opt="-O3"),
-        "depth-1": Variant(stack_depth=1),
-        "locals-by-index": Variant(defines=("-DLOCALS_BY_INDEX",)),
-    }
+    libraries = {"default": DEFAULT, **SWITCHED_OFF}
     runtimes = {
         name: NativeRuntime(load_library(target, v)) for name, v in libraries.items() if name in offs | {"default"}
     }

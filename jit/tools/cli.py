@@ -260,8 +260,8 @@ def _dump_eager(program, values: list[int], target: str, emulated: bool) -> None
 def _opset_validate(args: argparse.Namespace, opset: OpSet) -> int:
     from ..opsets.validate import validate as validate_opset
 
-    if args.samples != 100 or args.stitcher != Stitcher.C.value:
-        option = "--samples" if args.samples != 100 else "--stitcher"
+    if args.samples != 100 or args.stitcher != Stitcher.C.value or args.off:
+        option = "--samples" if args.samples != 100 else "--stitcher" if args.off is None else "--off"
         raise JitError(f"{option} is the stack machine's validate; an op set's cases come from its module")
     ops = None if args.op is None else [args.op.upper()]
     targets = args.target or sorted(TARGETS)
@@ -275,7 +275,7 @@ def _opset_validate(args: argparse.Namespace, opset: OpSet) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from ..build.library import load_library
+    from ..build.library import DEFAULT, SWITCHED_OFF, load_library
     from .validate import format_report, validate
 
     other = _other_opset(args.opset)
@@ -289,10 +289,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     ops = list(optable()) if names is None else [i for i in optable() if i.name in names]
     if not ops:
         raise JitError("validate checks ops; the shim is exercised by every run instead")
+    variant = DEFAULT if args.off is None else SWITCHED_OFF[args.off]
     ok = True
     for target in args.target or sorted(TARGETS):
-        report = validate(target, ops, args.samples, args.seed, Stitcher(args.stitcher))
-        sys.stdout.write(format_report(report, load_library(target)))
+        report = validate(target, ops, args.samples, args.seed, Stitcher(args.stitcher), variant)
+        sys.stdout.write(format_report(report, load_library(target, variant)))
         ok &= report.ok
     return 0 if ok else 1
 
@@ -354,6 +355,7 @@ def _targets_option(p: argparse.ArgumentParser, default: str) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from ..build.library import SWITCHED_OFF
     from ..codegen.passes import BUILTIN_PASSES
 
     parser = argparse.ArgumentParser(prog="python -m jit", description=__doc__.splitlines()[0])
@@ -421,6 +423,11 @@ def make_parser() -> argparse.ArgumentParser:
         choices=[s.value for s in Stitcher],
         default=Stitcher.C.value,
         help="patch with the C fast path or the reference",
+    )
+    p.add_argument(
+        "--off",
+        choices=sorted(SWITCHED_OFF),
+        help="validate the library built with this technique switched off (as bench --ablation builds it)",
     )
     p.set_defaults(func=cmd_validate)
 

@@ -23,6 +23,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from ..build.library import DEFAULT, Variant, load_library
 from ..codegen.emit import Stitcher
 from ..codegen.fuse import expand
 from ..codegen.stackcache import stencil_name, variants
@@ -257,11 +258,12 @@ def _trace_op(op: OpInfo, s: Sample) -> State:
 class Harness:
     """One emulator per target and op, reused for every sample."""
 
-    def __init__(self, target: str, op: OpInfo, stitcher: Stitcher = Stitcher.C) -> None:
+    def __init__(self, target: str, op: OpInfo, stitcher: Stitcher = Stitcher.C, variant: Variant = DEFAULT) -> None:
         self.op = op
         program = _program(op, Sample(0, 0, [], []))
         # The steps name their stencils: no variant is chosen for them.
-        self.emu = Emulator(target, program, ARGS, stitcher=stitcher, stack_cache=False)
+        library = load_library(target, variant)
+        self.emu = Emulator(target, program, ARGS, library, stitcher=stitcher, stack_cache=False)
         self.library = self.emu.library
 
     def run(self, sample: Sample, depth_limit: bool, cached_in: int = 0, cached_out: int = 0) -> State:
@@ -343,12 +345,21 @@ class Report:
         return not self.failures
 
 
-def validate(target: str, ops: list[OpInfo], count: int, seed: int = 0, stitcher: Stitcher = Stitcher.C) -> Report:
-    """stitcher: patch with the C fast path or the Python reference (jit.codegen.stitch)."""
+def validate(
+    target: str,
+    ops: list[OpInfo],
+    count: int,
+    seed: int = 0,
+    stitcher: Stitcher = Stitcher.C,
+    variant: Variant = DEFAULT,
+) -> Report:
+    """stitcher: patch with the C fast path or the Python reference
+    (jit.codegen.stitch); variant: the library built so (a technique
+    switched off: jit.build.library.SWITCHED_OFF), every stencil it has."""
     report = Report(target)
     for op in ops:
-        bench = Harness(target, op, stitcher)
-        for cached_in, cached_out in [(0, 0), *(v for v in variants(op) if any(v))]:
+        bench = Harness(target, op, stitcher, variant)
+        for cached_in, cached_out in [(0, 0), *(v for v in variants(op, variant.stack_depth) if any(v))]:
             name = stencil_name(op.name, cached_in, cached_out)
             passed = 0
             for k, sample in enumerate(samples(op, count, seed)):
