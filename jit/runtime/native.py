@@ -12,17 +12,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..build.hostlib import hostlib
 from ..build.library import load_library
 from ..build.stencils import HELPER_PREFIX, StencilLibrary
-from ..codegen.ccompile import CCompiler
-from ..codegen.cstitch import Plans, plans_for
-from ..codegen.emit import Stitcher, plan
 from ..codegen.passes import DEFAULT_PASSES
 from ..codegen.step import Step
-from ..codegen.stitch import Layout
+from ..codegen.stitcher import Stitcher
 from ..codegen.trace import Handover, TraceShape, program_steps
 from ..errors import JitError
 from ..lang.ir import Program
@@ -33,6 +30,11 @@ from .cinterp import NativeVM
 from .config import EagerStats
 from .interfaces import Backend, CompiledCode, FormsThenCompiles
 from .memory import Arena, Region
+
+if TYPE_CHECKING:  # (the stitchers are imported at the first compile: a run that compiles nothing starts sooner)
+    from ..codegen.ccompile import CCompiler
+    from ..codegen.cstitch import Plans
+    from ..codegen.stitch import Layout
 
 
 @dataclass
@@ -94,6 +96,8 @@ class NativeRuntime(FormsThenCompiles):
     def _plans_made(self) -> Plans:
         """The C stitcher's plans, made at the first compile (a run that compiles nothing never needs them)."""
         if self._plans is None:
+            from ..codegen.cstitch import plans_for
+
             self._plans = plans_for(self.library)
             self._helper_values = self._plans.helper_values(self.helpers)
         return self._plans
@@ -110,6 +114,8 @@ class NativeRuntime(FormsThenCompiles):
                 region.free()
                 raise
             return Compiled(region, lay, steps, trampolines, partial(plans.stencils, packed))
+        from ..codegen.emit import plan
+
         planned = plan(self.library, steps, self.helpers, self.stitcher, self.stack_cache)
         region = self.arena.allocate(planned.layout.size)
         try:
@@ -131,6 +137,8 @@ class NativeRuntime(FormsThenCompiles):
             plans = self._plans_made()
             if not plans.table_order:  # (steps formed in C are numbered as the op table is)
                 return super().compile_handover(program, handover)
+            from ..codegen.ccompile import CCompiler
+
             job = self._job = CCompiler(plans, self._helper_values, self.stack_cache)
         region = self.arena.allocate(job.form(program, handover))
         try:
