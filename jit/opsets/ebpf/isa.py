@@ -274,17 +274,20 @@ def steps(program: Program) -> list[Step]:
     step_of[len(program.slots)] = len(order)
     order.append("FELL_OFF")
     out = []
+    bias = CONST["OFF_BIAS"]
     for k, item in enumerate(order):
-        if item == "ENTRY":
+        if isinstance(item, Insn):  # (first: an Insn compared with a string is a dataclass __eq__ call)
+            target = None if item.target is None else step_of[item.target]
+            # (registers as byte offsets into the state's r[], the offset biased: template.c's small holes)
+            out.append(
+                Step(
+                    item.op, 8 * item.dst, 8 * item.src, item.slot, target, operand2=item.off + bias, operand3=item.imm
+                )
+            )
+        elif item == "ENTRY":
             out.append(Step("JA", position=program.entry, target=step_of[program.entry]))
         elif item == "TICK":
             out.append(Step("TICK", position=cast(Insn, order[k + 1]).slot))
-        elif item == "FELL_OFF":
-            out.append(Step("FELL_OFF", position=len(program.slots)))
         else:
-            i = cast(Insn, item)
-            target = None if i.target is None else step_of[i.target]
-            # (registers as byte offsets into the state's r[], the offset biased: template.c's small holes)
-            offset = i.off + CONST["OFF_BIAS"]
-            out.append(Step(i.op, 8 * i.dst, 8 * i.src, i.slot, target, operand2=offset, operand3=i.imm))
+            out.append(Step("FELL_OFF", position=len(program.slots)))
     return out
