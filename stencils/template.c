@@ -45,9 +45,9 @@ extern char _JIT_OPERAND0_X8;
 extern char _JIT_OPERAND1_X8;
 extern char _JIT_POSITION[];
 extern char _JIT_CONTINUE_ADDR[];
-PRESERVE_NONE void _JIT_CONTINUE(VMState *, Slot *, Slot *, uint64_t, uint64_t);
-PRESERVE_NONE void _JIT_TARGET(VMState *, Slot *, Slot *, uint64_t, uint64_t);
-PRESERVE_NONE void _JIT_EXIT(VMState *, Slot *, Slot *, uint64_t, uint64_t);
+PRESERVE_NONE void _JIT_CONTINUE(VMState *, Slot *, Slot *, uint64_t, uint64_t, Slot *, uint64_t);
+PRESERVE_NONE void _JIT_TARGET(VMState *, Slot *, Slot *, uint64_t, uint64_t, Slot *, uint64_t);
+PRESERVE_NONE void _JIT_EXIT(VMState *, Slot *, Slot *, uint64_t, uint64_t, Slot *, uint64_t);
 
 #define DECLARE_HELPER(name) extern char _JIT_HELPER_##name[];
 HELPERS(DECLARE_HELPER)
@@ -62,6 +62,10 @@ HELPERS(DECLARE_HELPER)
 #define LOCAL1 LOCAL_AT(_JIT_OPERAND1_X8)
 #endif
 #define POSITION VALUE(_JIT_POSITION)
+#ifndef MEMORY_FROM_STATE /* (bench --ablation's "off": bodies.h's state->mem and state->mem_size) */
+#define MEMORY mem
+#define MEMORY_SIZE mem_size
+#endif
 #define BODY(name) case OP_##name:
 #define STACK_CACHE
 #define POP()                           \
@@ -121,7 +125,7 @@ HELPERS(DECLARE_HELPER)
 #define GO(fn, want)                                                              \
     do {                                                                          \
         SETTLE(want);                                                             \
-        MUSTTAIL return fn(state, sp, fp, (want) >= 1 ? t0.u : tos0, (want) >= 2 ? t1.u : tos1); \
+        MUSTTAIL return fn(state, sp, fp, (want) >= 1 ? t0.u : tos0, (want) >= 2 ? t1.u : tos1, mem, mem_size); \
     } while (0)
 #define NEXT() GO(_JIT_CONTINUE, CACHE_OUT)
 #define JUMP() GO(_JIT_TARGET, 0)
@@ -139,7 +143,7 @@ HELPERS(DECLARE_HELPER)
 #define HELPER(name) ((__typeof__(&name))(void *)_JIT_HELPER_##name)
 
 PRESERVE_NONE void
-_JIT_ENTRY(VMState *state, Slot *sp, Slot *fp, uint64_t tos0, uint64_t tos1)
+_JIT_ENTRY(VMState *state, Slot *sp, Slot *fp, uint64_t tos0, uint64_t tos1, Slot *mem, uint64_t mem_size)
 {
     Slot t0 = {.u = tos0}, t1 = {.u = tos1};
     int cached = CACHE_IN;

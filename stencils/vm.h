@@ -305,7 +305,10 @@ _Static_assert(sizeof(((TargetPlan *)0)->trampoline) == TRAMPOLINE_SIZE, "Target
 #define CALL_NEED(info) ((int64_t)((uint64_t)(info) >> CALL_NEED_SHIFT))
 
 /* tos0, tos1: the top two slots of the operand stack, for stencils entered
- * with them cached (template.c). */
-typedef PRESERVE_NONE void (*jit_fn)(VMState *state, Slot *sp, Slot *fp, uint64_t tos0, uint64_t tos1);
+ * with them cached (template.c); mem, mem_size: the program's memory and its
+ * size in slots (state->mem and state->mem_size, which never change during a
+ * run), in registers from the shim on. */
+typedef PRESERVE_NONE void (*jit_fn)(VMState *state, Slot *sp, Slot *fp, uint64_t tos0, uint64_t tos1, Slot *mem,
+                                     uint64_t mem_size);
 
 #endif

@@ -91,6 +91,7 @@ SWITCHED_OFF: dict[str, Variant] = {
     "O3": Variant(opt="-O3"),
     "depth-1": Variant(stack_depth=1),
     "locals-by-index": Variant(defines=("-DLOCALS_BY_INDEX",)),
+    "memory-from-state": Variant(defines=("-DMEMORY_FROM_STATE",)),
 }
 
 

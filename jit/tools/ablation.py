@@ -72,6 +72,11 @@ TECHNIQUES = (
         "locals-by-index",
         (Figure.STEADY, Figure.TIERED, Figure.CODE),
     ),
+    Technique(
+        "the memory's base and size in registers (off: read from the state)",
+        "memory-from-state",
+        (Figure.STEADY, Figure.TIERED, Figure.CODE),
+    ),
     Technique("stencils at -Os (off: -O3)", "O3", (Figure.STEADY, Figure.TIERED, Figure.CODE)),
     Technique("hot functions compiled whole (off: only loops are compiled)", "no-hot-functions", (Figure.TIERED,)),
     Technique(
