@@ -461,3 +461,35 @@ BODY(STORE_LOAD) {
     PUSH(LOCAL1);
     NEXT();
 }
+
+/* The float ones: an operation's operands and result cross between
+ * register files once, where the sequence moved each value across on its
+ * own, and a local is an operand straight from memory. */
+
+/* load a; load b; fadd (fsub, fmul, fdiv) */
+#define FLOAT_LOCALS(NAME, op)                  \
+    BODY(NAME##_LL) {                           \
+        PUSH_F(LOCAL0.f op LOCAL1.f);           \
+        NEXT();                                 \
+    }                                           \
+    /* load a; fadd (...) */                    \
+    BODY(NAME##_L) {                            \
+        double b = LOCAL0.f;                    \
+        double a = POP_F();                     \
+        PUSH_F(a op b);                         \
+        NEXT();                                 \
+    }
+
+FLOAT_LOCALS(FADD, +)
+FLOAT_LOCALS(FSUB, -)
+FLOAT_LOCALS(FMUL, *)
+FLOAT_LOCALS(FDIV, /)
+
+/* fmul; fadd   (two roundings, as the sequence: stencils are built with -ffp-contract=off) */
+BODY(FMUL_FADD) {
+    double b = POP_F();
+    double a = POP_F();
+    double product = a * b;
+    PUSH_F(POP_F() + product);
+    NEXT();
+}

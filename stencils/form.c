@@ -30,9 +30,21 @@ static int64_t match(const StepPlan *s, int64_t n, int64_t i, const FormOps *o, 
         *fused = step(o->load_addk, s[i].operand0, k, s[i].position);
         return 3;
     }
+    for (int f = 0; op == o->load && f < FLOAT_FUSED; f++) {
+        if (op1 == o->load && op2 == o->float_op[f]) {
+            *fused = step(o->float_ll[f], s[i].operand0, s[i + 1].operand0, s[i].position);
+            return 3;
+        }
+    }
     if (op == o->load && op1 == o->load) {
         *fused = step(o->load2, s[i].operand0, s[i + 1].operand0, s[i].position);
         return 2;
+    }
+    for (int f = 0; op == o->load && f < FLOAT_FUSED; f++) {
+        if (op1 == o->float_op[f]) {
+            *fused = step(o->float_l[f], s[i].operand0, 0, s[i].position);
+            return 2;
+        }
     }
     if (op == o->store && op1 == o->load) {
         *fused = step(o->store_load, s[i].operand0, s[i + 1].operand0, s[i].position);
@@ -41,6 +53,10 @@ static int64_t match(const StepPlan *s, int64_t n, int64_t i, const FormOps *o, 
     if (op == o->push_int && (op1 == o->add || op1 == o->sub)) {
         int64_t k = op1 == o->add ? s[i].operand0 : (int64_t)(0 - (uint64_t)s[i].operand0);
         *fused = step(o->addk, k, 0, s[i].position);
+        return 2;
+    }
+    if (op == o->float_op[FLOAT_MUL] && op1 == o->float_op[FLOAT_ADD]) {
+        *fused = step(o->fmul_fadd, 0, 0, s[i].position);
         return 2;
     }
     return 0;

@@ -121,9 +121,17 @@ typedef struct TargetPlan {
 
 /* The op numbers and trace kinds trace forming in C (form.c) needs, from
  * the op table and jit.codegen.trace (jit.codegen.cform fills it once). */
+enum {
+    FLOAT_FUSED = 4, /* fadd, fsub, fmul, fdiv: FormOps.float_* in this order */
+    FLOAT_ADD = 0,
+    FLOAT_MUL = 2,
+};
+
 typedef struct FormOps {
     int64_t load, store, push_int, add, sub;                    /* fusion's heads and tails */
+    int64_t float_op[FLOAT_FUSED];
     int64_t inc_local, load_addk, load2, store_load, addk;      /* the superinstructions */
+    int64_t float_ll[FLOAT_FUSED], float_l[FLOAT_FUSED], fmul_fadd;
     int64_t jump, jz, jnz, call, ret, drop, guard_zero, guard_nonzero, count, take_exit, exit;
     int64_t kind_loop, kind_link, kind_exit, kind_return;
 } FormOps;

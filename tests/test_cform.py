@@ -122,3 +122,12 @@ def test_a_step_plan_is_as_wide_as_python_packs_it():
 
     ffi, _ = hostlib()
     assert ffi.sizeof("StepPlan") == 8 * STEP_FIELDS
+
+
+def test_the_float_superinstructions_are_numbered_alike():
+    """form.c indexes FormOps' float arrays as jit.codegen.fuse.FLOAT orders them (vm.h's FLOAT_*)."""
+    from jit.codegen.fuse import FLOAT
+    from jit.vmdef import constant
+
+    assert constant("FLOAT_FUSED") == len(FLOAT)
+    assert (constant("FLOAT_ADD"), constant("FLOAT_MUL")) == (FLOAT.index("FADD"), FLOAT.index("FMUL"))

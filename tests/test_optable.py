@@ -31,7 +31,8 @@ def test_every_op_has_exactly_one_body():
     text = (STENCILS_DIR / "bodies.h").read_text()
     direct = re.findall(r"^BODY\((\w+)\)", text, re.M)
     generated = re.findall(r"^(?:BINARY_INT|COMPARE_INT|BINARY_FLOAT|COMPARE_FLOAT)\((\w+),", text, re.M)
-    bodies = direct + generated
+    on_locals = [f"{name}{form}" for name in re.findall(r"^FLOAT_LOCALS\((\w+),", text, re.M) for form in ("_LL", "_L")]
+    bodies = direct + generated + on_locals
     assert sorted(bodies) == sorted(op.name for op in optable())
 
 

@@ -20,6 +20,7 @@ from typing import Any, overload
 from ..build.hostlib import hostlib
 from ..lang.ir import OPS, Program, wrap64
 from ..lang.optable import BLOCK_ENDS
+from .fuse import FLOAT
 from .step import Step
 from .trace import ExitInfo
 
@@ -106,9 +107,12 @@ class Former:
         ops = self.ffi.new("FormOps *")
         for field in (
             "load", "store", "push_int", "add", "sub", "inc_local", "load_addk", "load2", "store_load", "addk",
+            "fmul_fadd",
             "jump", "jz", "jnz", "call", "ret", "drop", "guard_zero", "guard_nonzero", "count", "take_exit", "exit",
         ):  # fmt: skip
             setattr(ops, field, _BY_NAME[field.upper()])
+        for k, name in enumerate(FLOAT):  # (vm.h's FLOAT_FUSED order)
+            ops.float_op[k], ops.float_ll[k], ops.float_l[k] = (_BY_NAME[n] for n in (name, f"{name}_LL", f"{name}_L"))
         for kind, number in KIND_NUMBERS.items():
             setattr(ops, f"kind_{kind}", number)
         self.ops = ops

@@ -2,7 +2,9 @@
 
 The patterns are the ones the bundled programs' traces are made of most
 (counted with jit.tools.benchmark's trace collection): counter increments, pairs
-of loads, adding a constant.  A run is fused only where nothing jumps into
+of loads, adding a constant, and float arithmetic on locals and sums of
+products, whose values otherwise cross between the general and the float
+registers around every float op.  A run is fused only where nothing jumps into
 its middle, and every step index the other steps hold (jump targets, exits,
 return points) is mapped to the new numbering.  A fused step keeps the IR
 position of the run's first instruction; none of the fused ops can fail,
@@ -22,7 +24,8 @@ def _neg(k: int) -> int:
     return wrap64(-k)
 
 
-_HEADS = frozenset({"LOAD", "STORE", "PUSH_INT"})  # the ops a run can start with
+_HEADS = frozenset({"LOAD", "STORE", "PUSH_INT", "FMUL"})  # the ops a run can start with
+FLOAT = ("FADD", "FSUB", "FMUL", "FDIV")  # each has <op>_LL (two locals) and <op>_L (one local) forms
 
 
 def _match(steps: Sequence[Step], i: int) -> tuple[Step, int] | None:
@@ -38,13 +41,19 @@ def _match(steps: Sequence[Step], i: int) -> tuple[Step, int] | None:
         if i + 3 < n and steps[i + 3].op == "STORE" and steps[i + 3].operand0 == s.operand0:
             return Step("INC_LOCAL", s.operand0, k, s.position), 4
         return Step("LOAD_ADDK", s.operand0, k, s.position), 3
+    if s.op == "LOAD" and op1 == "LOAD" and op2 in FLOAT:
+        return Step(f"{op2}_LL", s.operand0, steps[i + 1].operand0, s.position), 3
     if s.op == "LOAD" and op1 == "LOAD":
         return Step("LOAD2", s.operand0, steps[i + 1].operand0, s.position), 2
+    if s.op == "LOAD" and op1 in FLOAT:
+        return Step(f"{op1}_L", s.operand0, 0, s.position), 2
     if s.op == "STORE" and op1 == "LOAD":
         return Step("STORE_LOAD", s.operand0, steps[i + 1].operand0, s.position), 2
     if s.op == "PUSH_INT" and op1 in ("ADD", "SUB"):
         k = s.operand0 if op1 == "ADD" else _neg(s.operand0)
         return Step("ADDK", k, 0, s.position), 2
+    if s.op == "FMUL" and op1 == "FADD":
+        return Step("FMUL_FADD", 0, 0, s.position), 2
     return None
 
 
@@ -76,4 +85,7 @@ def expand(op: str, a: int, b: int) -> list[tuple[str, int]]:
         "LOAD_ADDK": [("LOAD", a), ("PUSH_INT", b), ("ADD", 0)],
         "ADDK": [("PUSH_INT", a), ("ADD", 0)],
         "STORE_LOAD": [("STORE", a), ("LOAD", b)],
+        **{f"{f}_LL": [("LOAD", a), ("LOAD", b), (f, 0)] for f in FLOAT},
+        **{f"{f}_L": [("LOAD", a), (f, 0)] for f in FLOAT},
+        "FMUL_FADD": [("FMUL", 0), ("FADD", 0)],
     }[op]

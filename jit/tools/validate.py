@@ -123,8 +123,12 @@ def _operands(op: OpInfo, rng: random.Random, k: int) -> tuple[int, int]:
     kind = op.operand
     if op.has("FUSED"):
         konst = INT_EDGES[k] if k < len(INT_EDGES) else rng.randrange(INT64_MIN, INT64_MAX)
-        if op.name in ("LOAD2", "STORE_LOAD"):
+        if op.name in ("LOAD2", "STORE_LOAD") or op.name.endswith("_LL"):
             return rng.randrange(LOCALS), rng.randrange(LOCALS)
+        if op.name.endswith("_L"):
+            return rng.randrange(LOCALS), 0
+        if op.name == "FMUL_FADD":
+            return 0, 0
         if op.name == "ADDK":
             return konst, 0
         return rng.randrange(LOCALS), konst
