@@ -50,11 +50,11 @@ jit_compile_form(CompileJob *job, const int64_t *code, int64_t ncode, const int6
 }
 
 /* Stitches what jit_compile_form made into the writable memory at address
- * `out` (job->size bytes),
- * as code that will run at `base`, and flushes the instruction cache there;
- * then copies what the compile leaves behind into `record`, one array after
- * another: the formed steps, the steps as stitched (nsteps StepPlans each),
- * code_at (nsteps + 1), data_at (nsteps) and the exits (exit_width each).
+ * `out` (job->size bytes), as code that will run at `base`, and flushes the
+ * instruction cache there; then copies what the compile leaves behind into
+ * `record`, one array after another: the formed steps, the steps as
+ * stitched (nsteps StepPlans each), code_at (nsteps + 1), data_at (nsteps)
+ * and the exits (exit_width each).
  * Returns the trampolines used, or -1 on a stitching error (the message in
  * job->error), which is also what too small a job->tramp_room is. */
 int64_t
