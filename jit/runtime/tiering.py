@@ -28,6 +28,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..codegen.trace import EXIT, FUNCTION, LINK, LOOP, ExitInfo, Handover, TraceShape
 from ..errors import JitError
@@ -40,7 +41,9 @@ from .config import TierConfig, TierStats
 from .interfaces import Backend, CompiledCode, TierMachine
 from .machines import NativeMachine
 from .native import Compiled
-from .observers import observers_for
+
+if TYPE_CHECKING:
+    from .observers import Observer
 
 
 @dataclass
@@ -76,7 +79,11 @@ class TieredRun:
             raise JitError("this machine has no native target: choose one with --target")
         c = self.config
         # (before the machine maps anything: opening a profiler's file may fail)
-        self.observers = observers_for(c, target) if c.observed else []
+        self.observers: list[Observer] = []
+        if c.observed:
+            from .observers import observers_for  # (imported by the runs that tell a profiler or debugger)
+
+            self.observers = observers_for(c, target)
         if target == host and not emulate:
             self.machine: TierMachine = NativeMachine(program, args, c.hot_loop, c.hot_call, c.max_trace, backend)
         elif backend is not None:
