@@ -2,8 +2,10 @@
 
 A NativeRuntime owns an arena, the entry shim (copied once, sealed) and the
 helpers' addresses.  compile() lays out and stitches steps into a fresh
-region and seals it; enter() calls the shim, which jumps to the code with
-the preserve_none convention and comes back when a stencil returns.
+region and seals it; compile_handover() does the same from what tier 1
+handed over, forming included, in two C calls (jit.codegen.ccompile);
+enter() calls the shim, which jumps to the code with the preserve_none
+convention and comes back when a stencil returns.
 """
 
 from __future__ import annotations
