@@ -17,16 +17,14 @@ as those.
 
 from __future__ import annotations
 
-from array import array
 from typing import Any
 
 from ..lang.ir import Program
-from .cform import KIND_NUMBERS, STEP_FIELDS, PackedExits, PackedSteps, former
+from .cform import KIND_NUMBERS, STEP_FIELDS, PackedExits, PackedSteps, former, outside, path_array
 from .cstitch import Plans
 from .stitch import Layout, StitchError
 from .trace import FUNCTION, Handover, TraceKind, TraceShape
 
-_ZERO = array("q", [0])
 _KINDS = {number: TraceKind(name) for name, number in KIND_NUMBERS.items()}
 
 
@@ -85,12 +83,11 @@ class CCompiler:
             func = next((f for f in program.functions if f.start == h.stop_pc), None)
             if func is None:
                 raise ValueError(f"no function starts at {h.stop_pc}")
-            n, path, npcs, kind, end = func.end - func.start, _ZERO, 0, 0, func.end
+            n, npcs, kind, end = func.end - func.start, 0, 0, func.end
             self._made = (func.start, n)
         else:
             pcs = h.pcs
             n = npcs = len(pcs)
-            path = pcs if type(pcs) is array and pcs.typecode == "q" else array("q", pcs) if n else _ZERO
             kind, end = KIND_NUMBERS[h.kind.value], -1
             self._made = (pcs[0] if n else h.stop_pc, n)
         if 4 * n + 4 > job.cap:
@@ -99,11 +96,11 @@ class CCompiler:
         if switches != self._switches:
             job.superinstructions, job.accounting = self._switches = switches
         size = self.lib.jit_compile_form(
-            job, code, ncode, self.ffi.from_buffer("int64_t[]", path), npcs, h.stop_pc, kind, h.first_exit,
+            job, code, ncode, self.ffi.from_buffer("int64_t[]", path_array(h.pcs)), npcs, h.stop_pc, kind, h.first_exit,
             h.link_address or 0, end,
         )  # fmt: skip
         if size == -2:
-            raise ValueError(f"a recorded path names positions outside the program (0 to {ncode - 1})")
+            raise outside(program)
         if size < 0:
             raise AssertionError("the compile job was given too little room")  # (_grow gives what it asks for)
         return size

@@ -168,7 +168,7 @@ class Former:
             self._stubs = ffi.new("int64_t[]", self._room)
             self._exits = ffi.new("int64_t[]", self._room)
         out = _ZERO * (STEP_FIELDS * cap)
-        path = pcs if type(pcs) is array and pcs.typecode == "q" else array("q", pcs) if n else _ZERO
+        path = path_array(pcs)
         made = self.lib.jit_form_trace(
             self.ops,
             self.code(program)[0],
@@ -190,7 +190,7 @@ class Former:
             self._stubs,
         )
         if made == -2:
-            raise ValueError(f"a recorded path names positions outside the program (0 to {len(program.code) - 1})")
+            raise outside(program)
         if made < 0:
             raise AssertionError("form.c was given too little room")  # (cap is what it asks for)
         del out[STEP_FIELDS * made :]
@@ -240,6 +240,20 @@ class Former:
 
 
 _ZERO = array("q", [0])
+
+
+def path_array(pcs: Sequence[int]) -> array:
+    """A recorded path as C reads it: the recorder's int64 array as it is, else a copy (never empty)."""
+    if type(pcs) is array and pcs.typecode == "q":
+        return pcs
+    return array("q", pcs) if len(pcs) else _ZERO
+
+
+def outside(program: Program) -> ValueError:
+    """What form.c's -2 means: a recorded position outside the program."""
+    return ValueError(f"a recorded path names positions outside the program (0 to {len(program.code) - 1})")
+
+
 _KIND_NAMES = {v: k for k, v in KIND_NUMBERS.items()}
 
 

@@ -44,40 +44,43 @@ class Technique:
     figures: tuple[Figure, ...]  # the figures it can move
 
 
+# What a technique that shapes the code can move: run time (steady and tiered) and code size.
+RUN_AND_SIZE = (Figure.STEADY, Figure.TIERED, Figure.CODE)
+
 TECHNIQUES = (
     Technique("C stitcher (off: the Python reference loop)", "python-stitcher", (Figure.THROUGHPUT, Figure.TIERED)),
     Technique(
         "tail clean-up: final-jump removal, branch inversion (off: stencils as compiled)",
         "keep-tails",
-        (Figure.STEADY, Figure.TIERED, Figure.CODE),
+        RUN_AND_SIZE,
     ),
     Technique(
         "hot/cold splitting: cold parts out of line, in the data (off: in line)",
         "cold-inline",
-        (Figure.STEADY, Figure.TIERED, Figure.CODE),
+        RUN_AND_SIZE,
     ),
     Technique(
         "superinstructions (off: one stencil per micro-op)",
         "no-superinstructions",
-        (Figure.STEADY, Figure.TIERED, Figure.CODE),
+        RUN_AND_SIZE,
     ),
     Technique(
         "stack caching: top of stack in pinned registers (off: all in memory)",
         "no-stack-cache",
-        (Figure.STEADY, Figure.TIERED, Figure.CODE, Figure.THROUGHPUT),
+        (*RUN_AND_SIZE, Figure.THROUGHPUT),
     ),
-    Technique("stack caching two slots deep (off: one)", "depth-1", (Figure.STEADY, Figure.TIERED, Figure.CODE)),
+    Technique("stack caching two slots deep (off: one)", "depth-1", RUN_AND_SIZE),
     Technique(
         "locals at 32-bit displacements (off: each index a 64-bit constant)",
         "locals-by-index",
-        (Figure.STEADY, Figure.TIERED, Figure.CODE),
+        RUN_AND_SIZE,
     ),
     Technique(
         "the memory's base and size in registers (off: read from the state)",
         "memory-from-state",
-        (Figure.STEADY, Figure.TIERED, Figure.CODE),
+        RUN_AND_SIZE,
     ),
-    Technique("stencils at -Os (off: -O3)", "O3", (Figure.STEADY, Figure.TIERED, Figure.CODE)),
+    Technique("stencils at -Os (off: -O3)", "O3", RUN_AND_SIZE),
     Technique("hot functions compiled whole (off: only loops are compiled)", "no-hot-functions", (Figure.TIERED,)),
     Technique(
         "trace forming and superinstructions in C (off: the Python reference)",
@@ -93,7 +96,7 @@ TECHNIQUES = (
     Technique(
         "trace-level passes left off (off: fold, known-guards, forward-stores)",
         "passes",
-        (Figure.STEADY, Figure.TIERED, Figure.CODE, Figure.THROUGHPUT),
+        (*RUN_AND_SIZE, Figure.THROUGHPUT),
     ),
     *(
         Technique(f"pass {name} left off (off: it alone runs)", f"pass-{name}", (Figure.STEADY, Figure.TIERED))
