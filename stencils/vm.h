@@ -204,6 +204,22 @@ void run_switch(VMState *state, const Inst *code, int64_t pc);
 void run_tier1(VMState *state, const Inst *code, int64_t pc);
 void run_record(VMState *state, const Inst *code, int64_t pc, Recorder *rec);
 void run_tailcall(VMState *state, const Inst *code, int64_t pc);
+
+/* The loop between the tiers (stencils/tiers.c): tier 1, and the traces
+ * it hands over to, until something needs the tiering controller. */
+typedef struct TierLoop {
+    int64_t (*enter)(VMState *state); /* the shim: runs the code at state->entry */
+    void **trace_at;       /* per IR position: the trace starting there, or NULL */
+    int64_t ncode;         /* IR positions */
+    int64_t *returns;      /* per exit id: times it came back (counted here, without accounting) */
+    const int64_t *passes; /* with accounting: per exit id, the passes the code counted; else NULL */
+    const uint8_t *settled; /* per exit id: nonzero once linked, or never to be */
+    int64_t nexits;        /* room in returns, passes and settled */
+    int64_t hot_exit;      /* times an exit is taken before the controller hears of it */
+    int64_t entries;       /* traces entered from tier 1 */
+    int64_t exits;         /* returns from compiled code to tier 1 (every exit id, -1 too) */
+} TierLoop;
+int64_t jit_run_tiers(VMState *state, const Inst *code, int64_t pc, TierLoop *loop);
 void vm_free_output(VMState *state);
 void jit_flush_icache(uintptr_t start, uintptr_t end);
 int64_t print_int(VMState *state, int64_t value);
@@ -218,6 +234,7 @@ enum {
     VM_HOT = 4,       /* tier 1 reached a hot loop header (pc) */
     VM_RECORDED = 5,  /* recording stopped at pc */
     VM_HOT_CALL = 6,  /* tier 1 called a hot function (pc: its first instruction) */
+    VM_EXIT_HOT = 7,  /* (jit_run_tiers) exit exit_index came back hot_exit times; pc: where it resumes */
 };
 
 enum {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -157,6 +158,25 @@ def test_thresholds_do_not_change_results(name):
     ):
         outcome, _ = tiered(program, args, **config)
         assert outcome == expected, config
+
+
+@pytest.mark.parametrize("accounting", [False, True], ids=["plain", "accounting"])
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_the_loop_between_the_tiers_in_c_decides_as_the_python_loop(name, accounting):
+    """stencils/tiers.c against the controller's own loop: the same outcome,
+    and the same traces, links, entries, exits and calls, at the default
+    thresholds and at thresholds that make every exit hot at once."""
+    program = parse_file(PROGRAMS / f"{name}.uop")
+    args = [SMALL[name]]
+    entered = 0
+    for config in (dict(), dict(hot_loop=1, hot_exit=1, max_trace=50), dict(hot_loop=3, hot_call=1, hot_exit=2)):
+        runs = {}
+        for in_c in (True, False):
+            outcome, stats = tiered(program, args, accounting=accounting, c_tiering=in_c, **config)
+            runs[in_c] = outcome, dataclasses.replace(stats, compile_seconds=0.0, record_seconds=0.0)
+        assert runs[True] == runs[False], config
+        entered += runs[True][1].entries + runs[True][1].calls
+    assert entered > 0  # (the loops had compiled code to hand over to)
 
 
 @pytest.mark.parametrize(("name", "arg"), [("nbody", 1000), ("spectralnorm", 100), ("mandelbrot", 200)])

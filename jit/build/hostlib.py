@@ -32,6 +32,7 @@ SOURCES = (
     "interp_tier1.c",
     "runtime.c",
     "stitch.c",
+    "tiers.c",
 )
 FLAGS = (
     "-O3",

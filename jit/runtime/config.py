@@ -35,6 +35,9 @@ class TierConfig:
     gdb: bool = False  # register each piece of code with GDB's JIT interface
     superinstructions: bool = True  # fuse common runs of steps (jit.codegen.fuse)
     c_forming: bool = True  # form recorded paths in C (jit.codegen.cform); off: the Python reference
+    # The loop between the tiers in C (stencils/tiers.c), natively; off: the
+    # controller's Python loop (the emulated machine's always).
+    c_tiering: bool = True
     # Compiled code counts the micro-ops it runs and every pass through an exit,
     # linked or not (what --stats reports); off, it counts nothing and the engine
     # counts the exits that come back to it (jit.codegen.trace's docstring).

@@ -382,9 +382,12 @@ class EmulatedMachine:
         at = code.address(step)
         self.emu.write_code(at, get_target(self.library.target).jump(at, destination))
 
-    def mark_head(self, pc: int) -> None:
+    def mark_head(self, pc: int, code: CompiledCode) -> None:
         self.heads.add(pc)
         self.counters[pc] = 0
+
+    def settle(self, exit_id: int) -> None:
+        pass  # (the controller's own loop drives this machine, and it asks every time)
 
     def never(self, pc: int) -> None:
         self.counters[pc] = NEVER

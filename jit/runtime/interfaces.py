@@ -96,8 +96,12 @@ class TierMachine(Protocol):
 
     def link(self, code: CompiledCode, step: int, destination: int) -> None: ...
 
-    def mark_head(self, pc: int) -> None:
-        """A loop header has a trace now: tier 1 hands over at every back-edge to it."""
+    def mark_head(self, pc: int, code: CompiledCode) -> None:
+        """A loop header has a trace now (`code`): tier 1 hands over at every back-edge to it."""
+        ...
+
+    def settle(self, exit_id: int) -> None:
+        """An exit is linked, or never will be: nothing more to report of it."""
         ...
 
     def never(self, pc: int) -> None:

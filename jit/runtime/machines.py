@@ -3,7 +3,8 @@
 A machine pairs a tier 1 with a place to run traces, over one VM state:
 
 * NativeMachine: tier 1 is the C interpreter (stencils/interp_tier1.c) and
-  traces run natively; both work on the same C VMState.
+  traces run natively; both work on the same C VMState, and the loop
+  between them can run in C too (run_tiers: stencils/tiers.c).
 * EmulatedMachine: tier 1 is the Python reference interpreter and traces run
   in the emulator (any target).  The program's memory lives in the
   emulator and the interpreter reads it there; the operand stack and the
@@ -37,6 +38,8 @@ class NativeMachine:
         hot_call: int,
         max_trace: int,
         backend: Backend | None = None,
+        hot_exit: int = 1,
+        accounting: bool = False,
     ) -> None:
         """`backend` compiles and links traces: copy-and-patch (the default) or
         an LLVM backend (jit.runtime.llvm_backend)."""
@@ -57,6 +60,15 @@ class NativeMachine:
         self.state.counters, self.state.exit_counts = self.counters, self.exit_counts
         self.state.call_counters = self.call_counters
         self.compiled: list[CompiledCode] = []
+        # The loop between the tiers in C (stencils/tiers.c) and what it counts.
+        self.trace_at = ffi.new("void *[]", n)
+        self.returns = ffi.new("int64_t[]", MAX_EXITS)
+        self.settled = ffi.new("uint8_t[]", MAX_EXITS)
+        loop = self.loop = ffi.new("TierLoop *")
+        loop.enter, loop.trace_at, loop.ncode = self.rt.shim, self.trace_at, n
+        loop.returns, loop.settled, loop.nexits = self.returns, self.settled, MAX_EXITS
+        loop.passes = self.exit_counts if accounting else ffi.NULL
+        loop.hot_exit = hot_exit
 
     status = property(lambda self: self.state.status)
     pc = property(lambda self: self.state.pc)
@@ -84,12 +96,22 @@ class NativeMachine:
     def enter(self, address: int) -> int:
         return self.rt.enter(self.state, address)
 
+    def run_tiers(self, pc: int) -> int:
+        """Tier 1 from `pc`, and the traces it reaches, until the controller
+        must act (stencils/tiers.c): the status that says why."""
+        return self.lib.jit_run_tiers(self.state, self.code, pc, self.loop)
+
+    def settle(self, exit_id: int) -> None:
+        """An exit the loop in C need not report again (linked, or never to be)."""
+        self.settled[exit_id] = 1
+
     def link(self, code: CompiledCode, step: int, destination: int) -> None:
         self.backend.link(code, step, destination)
 
-    def mark_head(self, pc: int) -> None:
+    def mark_head(self, pc: int, code: CompiledCode) -> None:
         self.heads[pc] = 1
         self.counters[pc] = 0  # tier 1 hands over at every back-edge from now on
+        self.trace_at[pc] = self.vm.ffi.cast("void *", code.address(0))
 
     def never(self, pc: int) -> None:
         self.counters[pc] = NEVER

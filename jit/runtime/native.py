@@ -93,7 +93,7 @@ class NativeRuntime(FormsThenCompiles):
         self.shim_region = self.arena.allocate(len(shim.code))
         self.shim_region.write(0, shim.code)
         self.shim_region.seal()
-        self._shim = self.ffi.cast("int64_t (*)(VMState *)", self.shim_region.address)
+        self.shim = self.ffi.cast("int64_t (*)(VMState *)", self.shim_region.address)
 
     def _plans_made(self) -> Plans:
         """The C stitcher's plans, made at the first compile (a run that compiles nothing never needs them)."""
@@ -161,7 +161,7 @@ class NativeRuntime(FormsThenCompiles):
 
     def enter(self, state, address: int) -> int:
         state.entry = self.ffi.cast("void *", address)
-        return self._shim(state)
+        return self.shim(state)
 
     def close(self) -> None:
         self.shim_region.free()

@@ -20,13 +20,20 @@ enough from tier 1 is compiled whole (jit.codegen.trace.form_function) and every
 later call from tier 1 enters it; that is what recursion needs, since it
 has no loop to trace.  Its calls of other functions leave through exits
 that, once hot, are linked to the callee's own compiled code.
+
+On the native machine the loop between the tiers runs in C (stencils/tiers.c):
+it enters traces at their headers and counts exits, and comes back here only
+for what needs a decision.  execute()'s own loop, which makes the same
+decisions, drives the emulated machine (and the native one with
+TierConfig(c_tiering=False)).
 """
 
 from __future__ import annotations
 
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,7 +43,7 @@ from ..lang.ir import Program
 from ..lang.outcome import Outcome, Prepared
 from ..limits import MAX_EXITS
 from ..targets import host_target
-from ..vmdef import VM_ERROR, VM_EXITED, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_RECORDED
+from ..vmdef import VM_ERROR, VM_EXIT_HOT, VM_EXITED, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_RECORDED
 from .config import TierConfig, TierStats
 from .interfaces import Backend, CompiledCode, TierMachine
 from .machines import NativeMachine
@@ -84,8 +91,13 @@ class TieredRun:
             from .observers import observers_for  # (imported by the runs that tell a profiler or debugger)
 
             self.observers = observers_for(c, target)
+        self._native: NativeMachine | None = None  # the machine, when the loop between the tiers runs in C
         if target == host and not emulate:
-            self.machine: TierMachine = NativeMachine(program, args, c.hot_loop, c.hot_call, c.max_trace, backend)
+            self.machine: TierMachine = NativeMachine(
+                program, args, c.hot_loop, c.hot_call, c.max_trace, backend, c.hot_exit, c.accounting
+            )
+            if c.c_tiering:
+                self._native = self.machine
         elif backend is not None:
             raise JitError("the LLVM backends run natively only, not under emulation")
         else:
@@ -97,7 +109,11 @@ class TieredRun:
         self.exits: dict[int, _Exit] = {}  # the exits looked at so far (made on first use)
         self._exit_firsts: list[int] = []  # each compile's first exit id, in order ...
         self._exit_owners: list[tuple[CompiledCode, Mapping[int, ExitInfo]]] = []  # ... its code and exits
-        self._returns: dict[int, int] = {}  # exit id -> times it came back here (counted here without accounting)
+        # exit id -> times it came back to tier 1 (counted here, without accounting; so does stencils/tiers.c)
+        self._returns: MutableSequence[int] | defaultdict[int, int] = (
+            self.machine.returns if isinstance(self.machine, NativeMachine) else defaultdict(int)
+        )
+        self._returned = 0  # returns to tier 1 seen here (every exit id, and -1)
         self.next_exit = 0
 
     # -- the loop between the tiers ------------------------------------------
@@ -112,6 +128,9 @@ class TieredRun:
 
     def execute(self) -> None:
         """The tiers, until the program halts or fails."""
+        if self._native is not None:
+            self._execute_in_c(self._native)
+            return
         m = self.machine
         pc = 0
         while True:
@@ -119,19 +138,39 @@ class TieredRun:
             if status == VM_HOT:
                 if m.pc not in self.traces:
                     self._trace_loop(m.pc)  # (recording moves the pc on)
-                code = self.traces.get(m.pc)
             elif status == VM_HOT_CALL:
-                function = self.functions.get(m.pc) or self._compile_function(m.pc)
-                if function is not None:
-                    self.stats.calls += 1
-                    self._enter(function)
-                code = self.traces.get(m.pc)
+                self._hot_call(m.pc)
             else:
                 break
-            resume = self._run_traces(code)
+            resume = self._run_traces(self.traces.get(m.pc))
             if resume is None:
                 break
             pc = resume
+
+    def _execute_in_c(self, m: NativeMachine) -> None:
+        """The same decisions as execute()'s loop, with the loop itself in
+        C: Python hears only of what it must act on."""
+        pc = 0
+        while True:
+            status = m.run_tiers(pc)
+            if status == VM_HOT:  # (a header with no trace: tiers.c enters the ones that have one)
+                self._trace_loop(m.pc)
+            elif status == VM_HOT_CALL:
+                self._hot_call(m.pc)
+            elif status == VM_EXIT_HOT:
+                self._exit_taken(m.exit_index)
+            else:
+                return
+            if m.status in (VM_HALTED, VM_ERROR):
+                return
+            pc = m.pc
+
+    def _hot_call(self, start: int) -> None:
+        """Tier 1 called a hot function: run it compiled (compiled now, if need be)."""
+        function = self.functions.get(start) or self._compile_function(start)
+        if function is not None:
+            self.stats.calls += 1
+            self._enter(function)
 
     def close(self) -> None:
         """Take the last counts, then free the code and the VM."""
@@ -146,7 +185,10 @@ class TieredRun:
                 self.stats.exits_linked += taken - before
         else:
             self.stats.accounted = False
-            self.stats.exits_to_tier1 = sum(self._returns.values())
+            self.stats.exits_to_tier1 = self._returned
+        if self._native is not None:
+            self.stats.entries += self._native.loop.entries
+            self.stats.exits_to_tier1 += 0 if self.config.accounting else self._native.loop.exits
         for observer in self.observers:
             observer.close()  # (before the code they describe is freed)
         self.observers = []
@@ -169,14 +211,15 @@ class TieredRun:
         """Run compiled code from its first step until it returns."""
         if self.machine.enter(code.address(0)) == VM_EXITED:
             exit_id = self.machine.exit_index
-            if not self.config.accounting:
-                self._returns[exit_id] = self._returns.get(exit_id, 0) + 1
+            self._returned += 1
+            if not self.config.accounting and 0 <= exit_id < MAX_EXITS:
+                self._returns[exit_id] += 1
             self._exit_taken(exit_id)
 
     def exit_count(self, exit_id: int) -> int:
         """Times an exit was taken: every pass, counted by the code, with
         accounting; else the times it came back to the engine (not through a link)."""
-        return self.machine.exit_count(exit_id) if self.config.accounting else self._returns.get(exit_id, 0)
+        return self.machine.exit_count(exit_id) if self.config.accounting else self._returns[exit_id]
 
     # -- making traces ---------------------------------------------------------
 
@@ -187,7 +230,7 @@ class TieredRun:
             self.machine.never(header)
             return
         self.traces[header] = code
-        self.machine.mark_head(header)
+        self.machine.mark_head(header, code)
 
     def _compile_function(self, start: int):
         """Compile the hot function starting at `start` whole.  Its start is
@@ -229,7 +272,7 @@ class TieredRun:
         if ex.info.call:  # a call out of a compiled function: to the callee's code, whole
             callee = self.functions.get(resume) or self._compile_function(resume)
             if callee is None:
-                ex.failed = True
+                self._fail(ex)
             else:
                 self._link(ex, callee.address(0))
             return
@@ -238,9 +281,14 @@ class TieredRun:
             return
         side = self._record_and_compile(resume, side=True)
         if side is None:
-            ex.failed = True
+            self._fail(ex)
             return
         self._link(ex, side.address(0))
+
+    def _fail(self, ex: _Exit) -> None:
+        """An exit that gets no code: it goes on coming back to tier 1."""
+        ex.failed = True
+        self.machine.settle(ex.exit_id)
 
     def _record_and_compile(self, start: int, side: bool = False):
         """Record from `start` (tier 1 executes the path) and compile it."""
@@ -293,6 +341,7 @@ class TieredRun:
         ex.taken_before_link = self.exit_count(ex.exit_id)
         self.machine.link(ex.code, ex.info.step, destination)
         ex.linked, ex.destination = True, destination
+        self.machine.settle(ex.exit_id)
         self.stats.linked += 1
 
 

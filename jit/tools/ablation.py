@@ -88,6 +88,11 @@ TECHNIQUES = (
         (Figure.THROUGHPUT, Figure.TIERED),
     ),
     Technique(
+        "the loop between the tiers in C (off: the controller's Python loop)",
+        "python-tiering",
+        (Figure.TIERED,),
+    ),
+    Technique(
         "dual mapping: code RX, written through an RW view (off: mprotect per compile)",
         "mprotect",
         (Figure.THROUGHPUT, Figure.TIERED),
@@ -159,13 +164,22 @@ def measure_ablation(
     runtimes["python-stitcher"] = NativeRuntime(load_library(target), stitcher=Stitcher.PYTHON)
     runtimes["mprotect"] = NativeRuntime(load_library(target), arena=Arena(dual=False))
     with_passes = {"passes": BUILTIN_PASSES} | {f"pass-{p}": (p,) for p in BUILTIN_PASSES}
-    for name in ("no-superinstructions", "no-hot-functions", "gdb", "python-forming", "accounting", *with_passes):
+    for name in (
+        "no-superinstructions",
+        "no-hot-functions",
+        "gdb",
+        "python-forming",
+        "python-tiering",
+        "accounting",
+        *with_passes,
+    ):
         runtimes[name] = runtimes["default"]
     configs = {name: TierConfig() for name in runtimes}
     configs["no-superinstructions"] = TierConfig(superinstructions=False)
     configs["no-hot-functions"] = TierConfig(hot_call=1 << 62)
     configs["gdb"] = TierConfig(gdb=True)
     configs["python-forming"] = TierConfig(c_forming=False)
+    configs["python-tiering"] = TierConfig(c_tiering=False)
     configs["accounting"] = TierConfig(accounting=True)
     for name, chosen in with_passes.items():
         configs[name] = TierConfig(passes=chosen)
