@@ -50,8 +50,8 @@ def test_region_lifecycle_and_accounting(dual, taken):
     regions[0].seal()
     with pytest.raises(ExecMemoryError, match="not writable"):
         regions[0].write(0, b"\x90")
-    with regions[0].unsealed() as r:
-        r.write(0, b"\x90\xc3")
+    regions[0].patch(0, b"\x90\xc3")
+    assert not regions[0].writable  # (sealed still)
     assert regions[0].read(0, 2) == b"\x90\xc3"
     big = arena.allocate(1 << 17)  # larger than a chunk: a chunk of its own
     assert arena.stats()["mappings"] == 2

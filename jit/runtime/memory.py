@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -174,17 +172,20 @@ class Region:
             _, lib = hostlib()
             lib.jit_flush_icache(self.address, self.address + self.size)
 
-    @contextmanager
-    def unsealed(self) -> Iterator[Region]:
-        """Writable (through its view, or made read-write and not executable)
-        for the duration: for re-patching."""
+    def patch(self, offset: int, data: bytes) -> None:
+        """Re-patch sealed code (a link): written through its view, or with
+        the region made read-write and not executable meanwhile; then the
+        instruction cache made coherent."""
+        if self.freed or offset < 0 or offset + len(data) > self.size:
+            raise ExecMemoryError(f"patch of {len(data)} bytes at {offset} outside a live region of {self.size}")
         if not self.chunk.view:
             protect(self.address, self.size, PROT_READ | PROT_WRITE)
-        self.writable = True
-        try:
-            yield self
-        finally:
-            self.seal()
+        ffi, _ = _libc()
+        ffi.memmove(ffi.cast("char *", self.view + offset), data, len(data))
+        if not self.chunk.view:
+            protect(self.address, self.size, PROT_READ | PROT_EXEC)
+        _, lib = hostlib()
+        lib.jit_flush_icache(self.address + offset, self.address + offset + len(data))
 
     def free(self) -> None:
         self.arena.free(self)

@@ -79,6 +79,7 @@ class NativeRuntime(FormsThenCompiles):
         stack_cache: choose stencils that keep the top of the stack in registers
         (jit.codegen.stackcache), as deep as the library's variants go."""
         self.library = library
+        self.target = get_target(library.target)
         self.arena = arena or Arena()
         self.stitcher = Stitcher(stitcher)
         self.stack_cache = stack_cache
@@ -155,9 +156,8 @@ class NativeRuntime(FormsThenCompiles):
     def link(self, compiled: CompiledCode, step: int, destination: int) -> None:
         """Re-patch step `step` (an exit) to jump to `destination`, W^X throughout."""
         assert isinstance(compiled, Compiled), "code from another backend"
-        at = compiled.address(step)
-        with compiled.region.unsealed() as region:
-            region.write(at - region.address, get_target(self.library.target).jump(at, destination))
+        at, region = compiled.address(step), compiled.region
+        region.patch(at - region.address, self.target.jump(at, destination))
 
     def enter(self, state, address: int) -> int:
         state.entry = self.ffi.cast("void *", address)

@@ -141,10 +141,18 @@ class _Registry(Mapping[str, Target]):
     """Every target by name; a target's module is imported when it is first
     asked for (a native run needs only its own: start-up time)."""
 
+    def __init__(self) -> None:
+        self._loaded: dict[str, Target] = {}  # (a lookup per link: importlib's is microseconds)
+
     def __getitem__(self, name: str) -> Target:
-        module = _MODULES[name]  # (KeyError for an unknown name, as a dict)
-        target: Target = importlib.import_module(f"{__name__}.{module}").TARGET
+        target = self._loaded.get(name)
+        if target is None:
+            module = _MODULES[name]  # (KeyError for an unknown name, as a dict)
+            target = self._loaded[name] = importlib.import_module(f"{__name__}.{module}").TARGET
         return target
+
+    def __contains__(self, name: object) -> bool:
+        return name in _MODULES
 
     def __iter__(self) -> Iterator[str]:
         return iter(_MODULES)
