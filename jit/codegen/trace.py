@@ -68,7 +68,7 @@ class TraceShape:
     handover: Handover | None = None  # what it was formed from (set by the tiered engine)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # (not frozen: a frozen dataclass's __init__ cost microseconds a compile)
 class Handover:
     """What tier 1 hands the compiler: a path it recorded (a trace: `pcs`,
     stopped at `stop_pc` for `kind`), or the start of a hot function (kind
