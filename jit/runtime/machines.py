@@ -37,12 +37,13 @@ class NativeMachine:
         hot_loop: int,
         hot_call: int,
         max_trace: int,
-        backend: Backend | None = None,
-        hot_exit: int = 1,
-        accounting: bool = False,
+        backend: Backend | None,
+        hot_exit: int,
+        accounting: bool,
     ) -> None:
-        """`backend` compiles and links traces: copy-and-patch (the default) or
-        an LLVM backend (jit.runtime.llvm_backend)."""
+        """`backend` compiles and links traces: copy-and-patch (None) or an
+        LLVM backend (jit.runtime.llvm_backend); `hot_exit` and `accounting`
+        are the TierConfig's, for the loop between the tiers in C."""
         self.rt: NativeRuntime = native_runtime()
         self.backend: Backend = backend or self.rt
         self.library: StencilLibrary = self.rt.library

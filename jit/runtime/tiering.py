@@ -154,7 +154,8 @@ class TieredRun:
         while True:
             status = m.run_tiers(pc)
             if status == VM_HOT:  # (a header with no trace: tiers.c enters the ones that have one)
-                self._trace_loop(m.pc)
+                if m.pc not in self.traces:
+                    self._trace_loop(m.pc)  # (recording moves the pc on)
             elif status == VM_HOT_CALL:
                 self._hot_call(m.pc)
             elif status == VM_EXIT_HOT:
@@ -266,7 +267,11 @@ class TieredRun:
 
     def _exit_taken(self, exit_id: int) -> None:
         ex = self._exit(exit_id)
-        if ex is None or ex.linked or ex.failed or self.exit_count(exit_id) < self.config.hot_exit:
+        if ex is None:
+            if 0 <= exit_id < MAX_EXITS:
+                self.machine.settle(exit_id)  # (no code of ours owns it: nothing to do, ever)
+            return
+        if ex.linked or ex.failed or self.exit_count(exit_id) < self.config.hot_exit:
             return
         resume = self.machine.pc
         if ex.info.call:  # a call out of a compiled function: to the callee's code, whole
