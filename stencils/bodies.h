@@ -324,10 +324,10 @@ BODY(JNZ) {
 BODY(CALL) {
     SPILL();
     int64_t info = OPARG1;
-    if (state->depth >= state->max_depth) {
+    if (UNLIKELY(state->depth >= state->max_depth)) {
         FAIL(VM_ERR_CALL_DEPTH);
     }
-    if (CALL_NEED(info) > STACK_ROOM()) {
+    if (UNLIKELY(CALL_NEED(info) > STACK_ROOM())) {
         FAIL(VM_ERR_STACK_OVERFLOW);
     }
     Frame *f = &state->frames[state->depth++];
