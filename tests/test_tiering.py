@@ -168,6 +168,7 @@ def test_the_loop_between_the_tiers_in_c_decides_as_the_python_loop(name, accoun
     thresholds and at thresholds that make every exit hot at once."""
     program = parse_file(PROGRAMS / f"{name}.uop")
     args = [SMALL[name]]
+    expected = ENGINES["py"](program, args)  # (the reference interpreter: neither loop judges the other alone)
     entered = 0
     for config in (dict(), dict(hot_loop=1, hot_exit=1, max_trace=50), dict(hot_loop=3, hot_call=1, hot_exit=2)):
         runs = {}
@@ -175,6 +176,7 @@ def test_the_loop_between_the_tiers_in_c_decides_as_the_python_loop(name, accoun
             outcome, stats = tiered(program, args, accounting=accounting, c_tiering=in_c, **config)
             runs[in_c] = outcome, dataclasses.replace(stats, compile_seconds=0.0, record_seconds=0.0)
         assert runs[True] == runs[False], config
+        assert runs[True][0] == expected, config
         entered += runs[True][1].entries + runs[True][1].calls
     assert entered > 0  # (the loops had compiled code to hand over to)
 

@@ -187,9 +187,10 @@ class TieredRun:
         else:
             self.stats.accounted = False
             self.stats.exits_to_tier1 = self._returned
-        if self._native is not None:
+        if self._native is not None:  # (what the loop in C counted)
             self.stats.entries += self._native.loop.entries
-            self.stats.exits_to_tier1 += 0 if self.config.accounting else self._native.loop.exits
+            if not self.config.accounting:
+                self.stats.exits_to_tier1 += self._native.loop.exits
         for observer in self.observers:
             observer.close()  # (before the code they describe is freed)
         self.observers = []
