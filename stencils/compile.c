@@ -1,12 +1,15 @@
-/* A whole compile in two calls: what tier 1 recorded (or a hot function's
- * bounds) in, sealed-ready code out, with no Python between the stages.
- * form.c forms the steps, stitch.c chooses their variants, lays them out
- * and stitches them; this file only chains them over the job's scratch, so
- * that each compile crosses from Python twice (once to learn the size the
- * region must have, once to fill it).  jit.codegen.ccompile drives it; the
- * stages one by one stay callable for the tests and the listings. */
+/* A whole compile: what tier 1 recorded (or a hot function's bounds) in,
+ * runnable code out, with no Python between the stages.  form.c forms the
+ * steps, stitch.c chooses their variants, lays them out and stitches them;
+ * this file only chains them over the job's scratch.  jit_compile does it
+ * all in one call, taking the code's bytes from the arena's open run (dual
+ * mapping: written through one view, run from the other); without a run,
+ * jit_compile_form says how big the code is, the caller allocates that
+ * much, and jit_compile_stitch fills it.  jit.codegen.ccompile drives it;
+ * the stages one by one stay callable for the tests and the listings. */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vm.h"
@@ -80,3 +83,57 @@ jit_compile_stitch(CompileJob *job, uint64_t out, uint64_t base, int64_t *record
     memcpy(r + 2 * steps + (size_t)(2 * n + 1) * 8, job->exits, (size_t)(job->nexits * job->exit_width) * 8);
     return used;
 }
+
+int64_t *
+jit_compile(CompileJob *job, CodeRun *run, const int64_t *args)
+{
+    int64_t size = jit_compile_form(job, (const int64_t *)(uintptr_t)args[0], args[1],
+                                    (const int64_t *)(uintptr_t)args[2], args[3], args[4], args[5], args[6], args[7],
+                                    args[8]);
+    if (size < 0) {
+        run->status = size; /* (JIT_COMPILE_SCRATCH or JIT_COMPILE_OUTSIDE) */
+        return NULL;
+    }
+    if (job->tramp_slots > job->tramp_room) {
+        run->status = JIT_COMPILE_TRAMPS;
+        return NULL;
+    }
+    int64_t g = run->granule, taken = size > g ? (size + g - 1) / g * g : g;
+    if (run->top + taken > run->size) {
+        run->need = taken;
+        run->status = JIT_COMPILE_RUN;
+        return NULL;
+    }
+    int64_t n = job->nsteps;
+    size_t words = sizeof(RecordHeader) / 8 + 2 * (size_t)n * (sizeof(StepPlan) / 8) + 2 * (size_t)n + 1 +
+                   (size_t)(job->nexits * job->exit_width);
+    int64_t *record = malloc(words * 8);
+    if (record == NULL) {
+        run->status = JIT_COMPILE_MEMORY;
+        return NULL;
+    }
+    uint64_t at = (uint64_t)run->top;
+    int64_t used = jit_compile_stitch(job, run->rw + at, run->rx + at, record + sizeof(RecordHeader) / 8);
+    if (used < 0) {
+        free(record);
+        run->status = JIT_COMPILE_STITCH;
+        return NULL;
+    }
+    run->top += taken;
+    RecordHeader *h = (RecordHeader *)record;
+    h->address = (int64_t)(run->rx + at);
+    h->taken = taken;
+    h->nsteps = n;
+    h->nexits = job->nexits;
+    h->exit_width = job->exit_width;
+    h->kind = job->kind;
+    h->tramp_at = job->tramp_at;
+    h->tramp_slots = job->tramp_slots;
+    h->trampolines = used;
+    h->size = size;
+    run->status = 0;
+    return record;
+}
+
+/* A record jit_compile returned (jit.codegen.ccompile frees it with the last object reading it). */
+void jit_record_free(int64_t *record) { free(record); }

@@ -154,10 +154,11 @@ int64_t jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nste
                    uint64_t base, const uint64_t *helpers, const TargetPlan *target, uint64_t *tramp_dest,
                    char *error, int64_t error_size);
 
-/* The whole compile of a recorded path or a hot function, in two calls
- * (compile.c): jit_compile_form forms, chooses variants and lays out;
+/* The whole compile of a recorded path or a hot function (compile.c):
+ * jit_compile_form forms, chooses variants and lays out;
  * jit_compile_stitch stitches into the region the caller allocated for
- * `size` bytes, and makes the instruction cache coherent.  The job holds
+ * `size` bytes, and makes the instruction cache coherent; jit_compile
+ * (below) does both, into the arena's open run.  The job holds
  * what stays from compile to compile (set once by jit.codegen.ccompile) and
  * the scratch it reuses, `cap` steps' worth, grown by the caller. */
 typedef struct CompileJob {
@@ -199,6 +200,56 @@ typedef struct CompileJob {
 int64_t jit_compile_form(CompileJob *job, const int64_t *code, int64_t ncode, const int64_t *pcs, int64_t npcs,
                          int64_t stop_pc, int64_t kind, int64_t first_exit, int64_t link_address, int64_t end);
 int64_t jit_compile_stitch(CompileJob *job, uint64_t out, uint64_t base, int64_t *record);
+
+/* Where jit_compile puts code: the open run of the code arena
+ * (jit.runtime.memory), part of a dual-mapped chunk, run at `rx` and
+ * written at `rw`; bytes from `top` on are free, handed out `granule` at a
+ * time.  `need` says how much a compile that did not fit wanted. */
+typedef struct CodeRun {
+    uint64_t rx;
+    uint64_t rw;
+    int64_t size;
+    int64_t top;
+    int64_t granule;
+    int64_t need;
+    int64_t status;                /* why the last jit_compile returned NULL (a JitCompileStatus) */
+} CodeRun;
+
+/* Why jit_compile returned NULL (CodeRun.status). */
+enum JitCompileStatus {
+    JIT_COMPILE_SCRATCH = -1,  /* the job's scratch is too small: grow it (4 * n + 4 steps) */
+    JIT_COMPILE_OUTSIDE = -2,  /* the path names a position outside the code */
+    JIT_COMPILE_RUN = -3,      /* the run has no room for run->need bytes: give it another */
+    JIT_COMPILE_TRAMPS = -4,   /* more trampolines than job->tramp_room: grow it to job->tramp_slots */
+    JIT_COMPILE_STITCH = -5,   /* stitching failed: the message is in job->error */
+    JIT_COMPILE_MEMORY = -6    /* malloc failed */
+};
+
+/* The head of jit_compile's record: where the code is and what the compile
+ * made.  After it, as jit_compile_stitch copies them: the formed steps, the
+ * steps as stitched, code_at, data_at and the exits. */
+typedef struct RecordHeader {
+    int64_t address;               /* where the code runs */
+    int64_t taken;                 /* bytes taken from the run for it */
+    int64_t nsteps;
+    int64_t nexits;
+    int64_t exit_width;
+    int64_t kind;
+    int64_t tramp_at;
+    int64_t tramp_slots;
+    int64_t trampolines;           /* trampoline slots used */
+    int64_t size;                  /* bytes of code, trampolines and data */
+} RecordHeader;
+
+/* The whole compile in one call: jit_compile_form, then the code's bytes
+ * taken from the run and stitched there.  args: the code array's address,
+ * its instructions, the path's address, its length, stop_pc, kind,
+ * first_exit, link_address and end, as jit_compile_form takes them.
+ * Returns the compile's record (a RecordHeader, then what
+ * jit_compile_stitch copies), malloc'd, for jit_record_free; or NULL, with
+ * run->status saying why. */
+int64_t *jit_compile(CompileJob *job, CodeRun *run, const int64_t *args);
+void jit_record_free(int64_t *record);
 
 void run_switch(VMState *state, const Inst *code, int64_t pc);
 void run_tier1(VMState *state, const Inst *code, int64_t pc);

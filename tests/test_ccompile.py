@@ -63,8 +63,12 @@ def assert_alike(rt: NativeRuntime, program: Program, handover: Handover) -> int
 
 
 def test_every_bundled_handover_compiles_alike():
+    """In one C call into the arena's open run; without dual mapping, in two
+    (formed, then stitched into a region allocated between them); and
+    without the stack cache."""
     rt = native_runtime()
     uncached = NativeRuntime(rt.library, stack_cache=False)
+    single = NativeRuntime(rt.library, Arena(dual=False))
     kinds = set()
     try:
         for name, program in load_programs(SIZES).items():
@@ -75,9 +79,42 @@ def test_every_bundled_handover_compiles_alike():
                     h = replace(handover, superinstructions=fuse, accounting=accounting)
                     assert_alike(rt, program, h)
                 assert_alike(uncached, program, handover)
+                assert_alike(single, program, handover)
     finally:
         uncached.close()
+        single.close()
     assert FUNCTION in kinds and LOOP in kinds
+    assert single.arena.stats()["mappings"] == uncached.arena.stats()["mappings"] == 0
+
+
+def test_compiles_share_runs_and_give_back_every_byte():
+    """Code compiled in one C call comes from the arena's open run: many
+    compiles to a run, a new run when one is full, the bytes of freed code
+    used again, and, once everything is freed in any order, every chunk
+    unmapped; the records go with the last object that reads them."""
+    program = load_programs({"nbody": 10})["nbody"]
+    paths = [h for h in handovers(program, [10]) if h.kind is not FUNCTION]
+    rt = NativeRuntime(native_runtime().library, Arena(chunk_size=1 << 16, run_size=4096))
+    rt.shim_region.free()  # (the arena then holds compiled code only)
+    try:
+        codes = [rt.compile_handover(program, h)[1] for h in paths * 20]
+        stats = rt.arena.stats()
+        assert stats["regions"] == len(codes) and stats["mappings"] >= 2  # (runs of 4 KiB, chunks of 64 KiB)
+        runs = {code.region.run for code in codes}
+        assert 1 < len(runs) < len(codes)
+        assert len({code.address(0) for code in codes}) == len(codes)
+        for code in codes[::2]:
+            code.free()
+        again = [rt.compile_handover(program, h)[1] for h in paths * 10]
+        shape, code = rt.compile_handover(program, paths[0])
+        code.free()
+        assert list(shape.steps) == list(form(program, paths[0]).steps)  # (read after its code is freed)
+        for code in [*codes[1::2], *again]:
+            code.free()
+        assert rt.arena.stats() == {"mappings": 0, "bytes_mapped": 0, "bytes_used": 0, "regions": 0}
+    finally:
+        rt.close()
+
 
 
 def test_long_paths_grow_the_scratch():

@@ -1,13 +1,15 @@
-"""A compile from what tier 1 hands over to stitched code, in two C calls (stencils/compile.c).
+"""A compile from what tier 1 hands over to stitched code, in C (stencils/compile.c).
 
 Forming (stencils/form.c), the stack-cache choice, layout and stitching
 (stencils/stitch.c) run back to back over one CompileJob, whose scratch is
-kept from compile to compile: the first call forms and lays out and says
-how big the code is, the caller allocates that much, and the second call
-stitches into it.  Nothing is made per step; what the compile leaves behind
-(the formed steps and the stencils chosen, for listings; the exits; the
-offsets linking needs) the second call copies into one record, which the
-compiled code's objects read as views.
+kept from compile to compile.  compile() is one C call: it forms, takes the
+code's bytes from the arena's open run (jit.runtime.memory, dual mapping)
+and stitches there, and what the compile leaves behind (the formed steps
+and the stencils chosen, for listings; the exits; the offsets linking
+needs) comes back as one malloc'd record, read only when something looks
+at it (RecordShape, and jit.runtime.native's code object).  Without a run
+(no dual mapping) it is two calls: form() says how big the code is, the
+caller allocates that much, and stitch() fills it.  Nothing is made per step.
 
 jit.codegen.cform and jit.codegen.cstitch call the same stages one at a
 time, and jit.codegen.trace and jit.codegen.stitch stay the readable
@@ -17,15 +19,37 @@ as those.
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..lang.ir import Program
 from .cform import KIND_NUMBERS, STEP_FIELDS, PackedExits, PackedSteps, former, outside, path_array
 from .cstitch import Plans
+from .step import Step
 from .stitch import Layout, StitchError
-from .trace import FUNCTION, Handover, TraceKind, TraceShape
+from .trace import FUNCTION, ExitInfo, Handover, TraceKind, TraceShape
 
 _KINDS = {number: TraceKind(name) for name, number in KIND_NUMBERS.items()}
+_KIND_OF = {kind: KIND_NUMBERS[kind.value] for kind in TraceKind if kind.value in KIND_NUMBERS}
+_ARGS = struct.Struct("9q")  # jit_compile's args (vm.h)
+
+
+def record_parts(
+    words: memoryview, n: int, width: int, start: int, ops: int, kind: int
+) -> tuple[TraceShape, memoryview, memoryview, memoryview]:
+    """What a compile's record holds after its header (jit_compile_stitch
+    copies it): the shape (the formed steps and the exits), the steps as
+    stitched, code_at and data_at."""
+    steps_end, code_end = 2 * STEP_FIELDS * n, 2 * STEP_FIELDS * n + n + 1
+    shape = TraceShape(
+        start,
+        PackedSteps(words[: STEP_FIELDS * n], n),
+        PackedExits(words[code_end + n :], width),
+        ops,
+        FUNCTION if kind < 0 else _KINDS[kind],
+    )
+    return shape, words[STEP_FIELDS * n : steps_end], words[steps_end:code_end], words[code_end : code_end + n]
 
 
 class CCompiler:
@@ -47,6 +71,9 @@ class CCompiler:
         self._keep = helper_values  # (the job points into it)
         self._made = (0, 0)  # the last form()'s first position and length, for its shape
         self._switches = (-1, -1)  # the job's superinstructions and accounting
+        self._args_buffer = bytearray(_ARGS.size)  # (jit_compile reads it where it is)
+        self._args = ffi.from_buffer("int64_t[]", self._args_buffer)
+        self._cap = 0
         self._grow(64)
         self._tramp_room(0)  # (grown to what a layout asks for)
 
@@ -69,41 +96,82 @@ class CCompiler:
         self._scratch = {name: ffi.new(ctype, n) for name, (ctype, n) in arrays.items()}
         for name, buffer in self._scratch.items():
             setattr(job, name, buffer)
-        job.cap = cap
+        job.cap = self._cap = cap
 
     def _tramp_room(self, slots: int) -> None:
         self._tramp = self.ffi.new("uint64_t[]", slots)
         self.job.tramp_dest, self.job.tramp_room = self._tramp, slots
 
-    def form(self, program: Program, handover: Handover) -> int:
-        """Form, choose variants and lay out: the size the code needs."""
-        h, job = handover, self.job
-        code, ncode = self.former.code(program)[0], len(program.code)
+    def _path(self, program: Program, h: Handover) -> tuple[Any, int, int, int]:
+        """The path (an int64 array), its length, its kind's number and the
+        end of a whole function (-1 for a path); the scratch grown to fit
+        and the job's switches set.  Remembers the first position and length."""
         if h.kind is FUNCTION:
             func = next((f for f in program.functions if f.start == h.stop_pc), None)
             if func is None:
                 raise ValueError(f"no function starts at {h.stop_pc}")
-            n, npcs, kind, end = func.end - func.start, 0, 0, func.end
+            n, pcs, npcs, kind, end = func.end - func.start, path_array(()), 0, 0, func.end
             self._made = (func.start, n)
         else:
-            pcs = h.pcs
-            n = npcs = len(pcs)
-            kind, end = KIND_NUMBERS[h.kind.value], -1
-            self._made = (pcs[0] if n else h.stop_pc, n)
-        if 4 * n + 4 > job.cap:
-            self._grow(max(4 * n + 4, 2 * job.cap))
+            pcs = path_array(h.pcs)
+            n = npcs = len(h.pcs)
+            kind, end = _KIND_OF[h.kind], -1
+            self._made = (h.pcs[0] if n else h.stop_pc, n)
+        if 4 * n + 4 > self._cap:
+            self._grow(max(4 * n + 4, 2 * self._cap))
         switches = (h.superinstructions, h.accounting)
         if switches != self._switches:
-            job.superinstructions, job.accounting = self._switches = switches
+            self.job.superinstructions, self.job.accounting = self._switches = switches
+        return pcs, npcs, kind, end
+
+    def form(self, program: Program, handover: Handover) -> int:
+        """Form, choose variants and lay out: the size the code needs."""
+        h = handover
+        pcs, npcs, kind, end = self._path(program, h)
+        code, ncode = self.former.code(program)[0], len(program.code)
         size = self.lib.jit_compile_form(
-            job, code, ncode, self.ffi.from_buffer("int64_t[]", path_array(h.pcs)), npcs, h.stop_pc, kind, h.first_exit,
+            self.job, code, ncode, self.ffi.from_buffer("int64_t[]", pcs), npcs, h.stop_pc, kind, h.first_exit,
             h.link_address or 0, end,
         )  # fmt: skip
         if size == -2:
             raise outside(program)
         if size < 0:
-            raise AssertionError("the compile job was given too little room")  # (_grow gives what it asks for)
+            raise AssertionError("the compile job was given too little room")  # (_path grows what it asks for)
         return size
+
+    def compile(self, program: Program, handover: Handover, arena: Any) -> CompileRecord | None:
+        """Compile in one C call, into `arena`'s open run (refilled when it
+        has no room): the compile's record (freed when the last object made
+        from it goes), or None when the arena can no longer give a run (then
+        form() and stitch() into a region of its own)."""
+        run = arena.code_run()
+        if run is None:
+            return None
+        h = handover
+        pcs, npcs, kind, end = self._path(program, h)
+        _ARGS.pack_into(
+            self._args_buffer, 0, self.former.code_address(program), len(program.code), pcs.buffer_info()[0], npcs,
+            h.stop_pc, kind, h.first_exit, h.link_address or 0, end,
+        )  # fmt: skip
+        lib, job = self.lib, self.job
+        while True:
+            record = lib.jit_compile(job, run, self._args)
+            if record:
+                return CompileRecord(self, self.ffi.gc(record, lib.jit_record_free), *self._made)
+            status = run.status
+            if status == lib.JIT_COMPILE_RUN:
+                if not arena.refill(run.need):
+                    return None
+            elif status == lib.JIT_COMPILE_TRAMPS:
+                self._tramp_room(max(job.tramp_slots, 2 * job.tramp_room))
+            elif status == lib.JIT_COMPILE_OUTSIDE:
+                raise outside(program)
+            elif status == lib.JIT_COMPILE_STITCH:
+                raise StitchError(self.ffi.string(self.error).decode())
+            elif status == lib.JIT_COMPILE_MEMORY:
+                raise MemoryError("no memory for a compile's record")
+            else:  # (JIT_COMPILE_SCRATCH: _path grows what it asks for)
+                raise AssertionError("the compile job was given too little room")
 
     def stitch(self, out: int, base: int) -> tuple[int, memoryview]:
         """Stitch what form() made into writable memory at `out` (as if at
@@ -123,18 +191,56 @@ class CCompiler:
         """What the compile left behind, from its record: the shape (the
         formed steps and the exits), the steps as stitched, and the layout."""
         job = self.job
-        n = job.nsteps
-        steps_end, code_end = 2 * STEP_FIELDS * n, 2 * STEP_FIELDS * n + n + 1
         start, ops = self._made
-        kind = job.kind
-        shape = TraceShape(
-            start,
-            PackedSteps(record[: STEP_FIELDS * n], n),
-            PackedExits(record[code_end + n :], job.exit_width),
-            ops,
-            FUNCTION if kind < 0 else _KINDS[kind],
-        )
-        lay = Layout(
-            record[steps_end:code_end], job.tramp_at, job.tramp_slots, record[code_end : code_end + n], job.size
-        )
-        return shape, record[STEP_FIELDS * n : steps_end], lay
+        shape, chosen, code_at, data_at = record_parts(record, job.nsteps, job.exit_width, start, ops, job.kind)
+        return shape, chosen, Layout(code_at, job.tramp_at, job.tramp_slots, data_at, job.size)
+
+
+class CompileRecord:
+    """What jit_compile left behind (a RecordHeader, then the arrays
+    record_parts reads), read when first asked for: a compile's Python is
+    then what the code needs to run, and most compiles are never listed."""
+
+    def __init__(self, compiler: CCompiler, pointer: Any, start: int, ops: int) -> None:
+        self.compiler, self.pointer, self.start, self.ops = compiler, pointer, start, ops
+        self._parts: tuple[TraceShape, memoryview, Layout] | None = None
+
+    def parts(self) -> tuple[TraceShape, memoryview, Layout]:
+        """The shape, the steps as stitched, and the layout."""
+        if self._parts is None:
+            ffi = self.compiler.ffi
+            h = ffi.cast("RecordHeader *", self.pointer)
+            head = ffi.sizeof("RecordHeader")
+            n, width = h.nsteps, h.exit_width
+            nbytes = head + 8 * (2 * STEP_FIELDS * n + 2 * n + 1 + width * h.nexits)
+            words = memoryview(ffi.buffer(self.pointer, nbytes)).cast("q")[head // 8 :]  # (keeps the record alive)
+            shape, chosen, code_at, data_at = record_parts(words, n, width, self.start, self.ops, h.kind)
+            self._parts = shape, chosen, Layout(code_at, h.tramp_at, h.tramp_slots, data_at, h.size)
+        return self._parts
+
+    def stencils(self) -> list[str]:
+        return self.compiler.plans.stencil_names(self.parts()[1])
+
+    def shape(self) -> TraceShape:
+        return RecordShape(self)
+
+
+class RecordShape(TraceShape):
+    """A compile's shape whose steps and exits are read from its record
+    when first asked for (the tiered engine asks only how many there are)."""
+
+    def __init__(self, record: CompileRecord) -> None:  # (not the dataclass's: no field is read yet)
+        self.record = record
+        self.start_pc, self.ops, self.handover = record.start, record.ops, None
+
+    @property
+    def steps(self) -> Sequence[Step]:  # type: ignore[override]  # (a field of the base, read from the record here)
+        return self.record.parts()[0].steps
+
+    @property
+    def exits(self) -> Mapping[int, ExitInfo]:  # type: ignore[override]  # (a field of the base, read from the record here)
+        return self.record.parts()[0].exits
+
+    @property
+    def kind(self) -> TraceKind:  # type: ignore[override]  # (a field of the base, read from the record here)
+        return self.record.parts()[0].kind

@@ -138,6 +138,10 @@ class Former:
         self._code[key] = (weakref.ref(program, self._forget(key)), made)
         return made
 
+    def code_address(self, program: Program) -> int:
+        """Where code(program)'s array is (kept while the program lives)."""
+        return self.code(program)[1].buffer_info()[0]
+
     def _forget(self, key: int) -> Callable[[object], None]:
         """What drops a program's code once the program is gone."""
 

@@ -7,6 +7,10 @@ read-write, where it is written (Region.view); no mapping is ever both
 writable and executable, and no compile, link or free changes a protection
 (a system call of several microseconds each, the largest fixed cost of a
 compile before), so regions are packed at cache-line granularity.
+A compile in C (stencils/compile.c's jit_compile) takes its code from
+the arena's open run, a stretch of one dual-mapped chunk that C hands out
+by bumping its top, so a compile allocates without leaving C; Python
+counts the region and makes its Region object only when it is asked for.
 Arena(dual=False), or a system without memfd_create, maps each chunk once
 and flips a region between read-write (while it is filled or re-patched)
 and read-execute with mprotect, so its regions are whole pages; free space
@@ -140,6 +144,7 @@ class Region:
     writable: bool = True
     freed: bool = False
     used: int = 0  # bytes actually filled
+    run: int = 0  # the arena's run jit_compile took it from (Arena.adopt), or 0
 
     @property
     def view(self) -> int:
@@ -191,13 +196,29 @@ class Region:
         self.arena.free(self)
 
 
+# What a compile in C (stencils/compile.c's jit_compile) takes its code from
+# at most: the arena's open run, a stretch of one dual-mapped chunk.
+RUN = 256 << 10
+
+
 @dataclass
 class Arena:
     chunk_size: int = DEFAULT_CHUNK
     hint: int = 0  # where to ask mmap to put chunks (0: anywhere); tests use it to force far targets
     dual: bool = True  # two views of each chunk, read-execute and read-write (where memfd_create exists)
+    run_size: int = RUN  # bytes a run takes from a chunk at most (unless a compile needs more)
     chunks: list[_Chunk] = field(default_factory=list)
     regions: int = 0
+    # The open run (a CodeRun): a stretch taken whole from one chunk, from
+    # which jit_compile hands out code in C, bumping its top.  Its regions
+    # are made when first asked for (adopted); what they free stays the
+    # run's (the whole run again once none is live) until the run is
+    # retired, when a compile finds it full or its chunk holds nothing else.
+    _run: Any = None
+    _run_chunk: _Chunk | None = None
+    _run_number: int = 0  # counts the runs opened, so that a region knows its own
+    _run_live: int = 0  # regions taken from the open run and not yet freed
+    _run_freed: list[tuple[int, int]] = field(default_factory=list)  # (offset in the chunk, bytes) freed below top
 
     def allocate(self, size: int) -> Region:
         for chunk in self.chunks:
@@ -210,6 +231,90 @@ class Arena:
         off = chunk.take(n)
         assert off is not None
         return self._region(chunk, off, n)
+
+    def code_run(self) -> Any:
+        """The open run, for jit_compile (empty until refilled); None
+        without dual mapping, where code is written before its region is sealed."""
+        if not self.dual:
+            return None
+        if self._run is None:
+            ffi, _ = hostlib()
+            self._run = ffi.new("CodeRun *")
+            self._run.granule = GRANULE
+        return self._run
+
+    def refill(self, need: int) -> bool:
+        """Give the run room for `need` bytes: it is retired, and a new one
+        takes up to run_size bytes (`need` at least) of a chunk that has them,
+        mapped if none has.  False when chunks can no longer be dual-mapped
+        (then compiles go through allocate())."""
+        self._retire()
+        want = max(need, self.run_size)
+        for chunk in self.chunks:
+            if chunk.view:
+                room = max((n for _, n in chunk.free), default=0)
+                if room >= need:
+                    return self._open(chunk, min(room, want))
+        chunk = self._map(max(self.chunk_size, _round(want)))
+        if not chunk.view:  # (memfd_create failed: dual mapping is off from now on)
+            self._unmap(chunk)
+            return False
+        return self._open(chunk, min(chunk.size, want))
+
+    def _open(self, chunk: _Chunk, size: int) -> bool:
+        off = chunk.take(size)
+        assert off is not None
+        run = self._run
+        run.rx, run.rw, run.size, run.top = chunk.address + off, chunk.view + off, size, 0
+        self._run_chunk = chunk
+        self._run_number += 1
+        return True
+
+    def adopt(self) -> tuple[_Chunk, int]:
+        """Count the code jit_compile just took from the run as a region:
+        its chunk and run number, to make the Region with when it is first
+        asked for (adopted)."""
+        chunk = self._run_chunk
+        assert chunk is not None
+        self._run_live += 1
+        self.regions += 1
+        return chunk, self._run_number
+
+    def adopted(self, chunk: _Chunk, run: int, address: int, size: int) -> Region:
+        """The sealed region of code jit_compile put at `address` (adopt counted it)."""
+        return Region(self, chunk, address, size, writable=False, used=size, run=run)
+
+    def _run_free(self, region: Region) -> None:
+        """A region of the open run freed: its bytes stay the run's (all of
+        them again once none is live), unless the run is all its chunk holds."""
+        run, chunk = self._run, region.chunk
+        self._run_live -= 1
+        self._run_freed.append((region.address - chunk.address, region.size))
+        if self._run_live == 0:
+            run.top = 0
+            self._run_freed.clear()
+            if chunk.used == run.size:
+                self._retire()  # (the run was all that was left in the chunk: unmapped)
+
+    def _retire(self) -> None:
+        """The run's free bytes back to its chunk (unmapped if nothing else is in it)."""
+        chunk, run = self._run_chunk, self._run
+        if chunk is None:
+            return
+        for off, size in self._run_freed:
+            chunk.give(off, size)
+        if run.size > run.top:
+            chunk.give(run.rx + run.top - chunk.address, run.size - run.top)
+        run.rx = run.rw = run.size = run.top = 0
+        self._run_chunk, self._run_live = None, 0
+        self._run_freed.clear()
+        if chunk.used == 0:
+            self._unmap(chunk)
+
+    def _unmap(self, chunk: _Chunk) -> None:
+        for address in (chunk.address, chunk.view) if chunk.view else (chunk.address,):
+            unmap(address, chunk.size)
+        self.chunks.remove(chunk)
 
     def _map(self, size: int) -> _Chunk:
         ffi, libc = _libc()
@@ -254,17 +359,23 @@ class Arena:
         chunk = region.chunk
         if not region.writable and not chunk.view:
             protect(region.address, region.size, PROT_READ | PROT_WRITE)
+        if region.run and region.run == self._run_number and chunk is self._run_chunk:
+            self._run_free(region)
+            return
         chunk.give(region.address - chunk.address, region.size)
-        if chunk.used == 0:
-            for address in (chunk.address, chunk.view) if chunk.view else (chunk.address,):
-                unmap(address, chunk.size)
-            self.chunks.remove(chunk)
+        if chunk is self._run_chunk and self._run_live == 0 and chunk.used == self._run.size:
+            self._retire()  # (the run was all that was left in the chunk: unmapped)
+        elif chunk.used == 0:
+            self._unmap(chunk)
 
     def stats(self) -> dict[str, int]:
-        """Bytes mapped and in use, and how many mappings and regions."""
+        """Bytes mapped and in use (the open run's free bytes are not), and
+        how many mappings and regions."""
+        run = self._run
+        spare = run.size - run.top + sum(n for _, n in self._run_freed) if self._run_chunk else 0
         return {
             "mappings": len(self.chunks),
             "bytes_mapped": sum(c.size for c in self.chunks),
-            "bytes_used": sum(c.used for c in self.chunks),
+            "bytes_used": sum(c.used for c in self.chunks) - spare,
             "regions": self.regions,
         }

@@ -3,7 +3,8 @@
 A NativeRuntime owns an arena, the entry shim (copied once, sealed) and the
 helpers' addresses.  compile() lays out and stitches steps into a fresh
 region and seals it; compile_handover() does the same from what tier 1
-handed over, forming included, in two C calls (jit.codegen.ccompile);
+handed over, forming included, in one C call (jit.codegen.ccompile) that
+takes the code's bytes from the arena's open run;
 enter() calls the shim, which jumps to the code with the preserve_none
 convention and comes back when a stencil returns.
 """
@@ -34,7 +35,7 @@ from .interfaces import Backend, CompiledCode, FormsThenCompiles
 from .memory import Arena, Region
 
 if TYPE_CHECKING:  # (the stitchers are imported at the first compile: a run that compiles nothing starts sooner)
-    from ..codegen.ccompile import CCompiler
+    from ..codegen.ccompile import CCompiler, CompileRecord
     from ..codegen.cstitch import Plans
     from ..codegen.stitch import Layout
 
@@ -65,6 +66,47 @@ class Compiled:
 
     def size(self) -> int:
         return self.layout.size
+
+
+class RecordedCode(Compiled):
+    """Code jit_compile put in the arena's open run, known by its address
+    and size until more is asked for: its region, layout, steps and
+    stencils are made from its compile's record when first needed."""
+
+    def __init__(self, arena: Arena, record: CompileRecord) -> None:  # (not the dataclass's: nothing is made yet)
+        self.arena, self.record = arena, record
+        self.chunk, self.run = arena.adopt()
+        head = record.pointer  # (a RecordHeader's first two fields: the address and the bytes taken)
+        self._address, self._taken = head[0], head[1]
+        self._region: Region | None = None
+
+    @property
+    def region(self) -> Region:  # type: ignore[override]  # (a field of the base, read from the record here)
+        if self._region is None:
+            self._region = self.arena.adopted(self.chunk, self.run, self._address, self._taken)
+        return self._region
+
+    @property
+    def layout(self) -> Layout:  # type: ignore[override]  # (a field of the base, read from the record here)
+        return self.record.parts()[2]
+
+    @property
+    def steps(self) -> Sequence[Step]:  # type: ignore[override]  # (a field of the base, read from the record here)
+        return self.record.parts()[0].steps
+
+    @property
+    def trampolines(self) -> int:  # type: ignore[override]  # (a field of the base, read from the record here)
+        return self.record.compiler.ffi.cast("RecordHeader *", self.record.pointer).trampolines
+
+    @property
+    def stencils(self) -> list[str]:
+        return self.record.stencils()
+
+    def address(self, step: int) -> int:
+        return self._address + self.layout.code_offsets[step] if step else self._address
+
+    def free(self) -> None:
+        self.region.free()
 
 
 class NativeRuntime(FormsThenCompiles):
@@ -130,9 +172,10 @@ class NativeRuntime(FormsThenCompiles):
         return Compiled(region, planned.layout, steps, trampolines, planned.stencils)
 
     def compile_handover(self, program: Program, handover: Handover) -> tuple[TraceShape, CompiledCode]:
-        """Form what tier 1 handed over and compile it: in two C calls
-        (jit.codegen.ccompile) when it is formed in C and stitched in C, else
-        formed (jit.codegen.trace.form), then compiled."""
+        """Form what tier 1 handed over and compile it: in one C call
+        (jit.codegen.ccompile) when it is formed in C and stitched in C (two
+        without dual mapping, a region allocated between them), else formed
+        (jit.codegen.trace.form), then compiled."""
         if self.stitcher is not Stitcher.C or not handover.in_c or handover.passes:
             return super().compile_handover(program, handover)
         job = self._job
@@ -143,7 +186,10 @@ class NativeRuntime(FormsThenCompiles):
             from ..codegen.ccompile import CCompiler
 
             job = self._job = CCompiler(plans, self._helper_values, self.stack_cache)
-        region = self.arena.allocate(job.form(program, handover))
+        made = job.compile(program, handover, self.arena)
+        if made is not None:
+            return made.shape(), RecordedCode(self.arena, made)
+        region = self.arena.allocate(job.form(program, handover))  # (no dual mapping: filled, then sealed)
         try:
             trampolines, record = job.stitch(region.view, region.address)
             region.seal(flushed=True)
