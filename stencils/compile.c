@@ -55,11 +55,18 @@ jit_compile_form(CompileJob *job, const int64_t *code, int64_t ncode, const int6
 /* Stitches what jit_compile_form made into the writable memory at address
  * `out` (job->size bytes), as code that will run at `base`, and flushes the
  * instruction cache there; then copies what the compile leaves behind into
- * `record`, one array after another: the formed steps, the steps as
- * stitched (nsteps StepPlans each), code_at (nsteps + 1), data_at (nsteps)
- * and the exits (exit_width each).
+ * `record`, one array after another: the formed steps (nsteps StepPlans),
+ * the stencil each step was stitched from (nsteps op numbers, the
+ * variants chosen), code_at (nsteps + 1), data_at (nsteps) and the exits
+ * (exit_width each).
  * Returns the trampolines used, or -1 on a stitching error (the message in
  * job->error), which is also what too small a job->tramp_room is. */
+int64_t jit_record_words(const CompileJob *job)
+{
+    int64_t n = job->nsteps;
+    return n * (int64_t)(sizeof(StepPlan) / 8) + 3 * n + 1 + job->nexits * job->exit_width;
+}
+
 int64_t
 jit_compile_stitch(CompileJob *job, uint64_t out, uint64_t base, int64_t *record)
 {
@@ -74,13 +81,12 @@ jit_compile_stitch(CompileJob *job, uint64_t out, uint64_t base, int64_t *record
                               job->target, job->tramp_dest, job->error, job->error_size);
     if (used < 0) return used;
     jit_flush_icache((uintptr_t)base, (uintptr_t)(base + (uint64_t)job->size));
-    uint8_t *r = (uint8_t *)record;
-    size_t steps = (size_t)n * sizeof(StepPlan);
-    memcpy(r, job->formed, steps);
-    memcpy(r + steps, job->chosen, steps);
-    memcpy(r + 2 * steps, job->code_at, (size_t)(n + 1) * 8);
-    memcpy(r + 2 * steps + (size_t)(n + 1) * 8, job->data_at, (size_t)n * 8);
-    memcpy(r + 2 * steps + (size_t)(2 * n + 1) * 8, job->exits, (size_t)(job->nexits * job->exit_width) * 8);
+    memcpy(record, job->formed, (size_t)n * sizeof(StepPlan));
+    int64_t *chosen = record + n * (int64_t)(sizeof(StepPlan) / 8);
+    for (int64_t k = 0; k < n; k++) chosen[k] = job->chosen[k].op;
+    memcpy(chosen + n, job->code_at, (size_t)(n + 1) * 8);
+    memcpy(chosen + 2 * n + 1, job->data_at, (size_t)n * 8);
+    memcpy(chosen + 3 * n + 1, job->exits, (size_t)(job->nexits * job->exit_width) * 8);
     return used;
 }
 
@@ -105,9 +111,8 @@ jit_compile(CompileJob *job, CodeRun *run, const int64_t *args)
         return NULL;
     }
     int64_t n = job->nsteps;
-    size_t words = sizeof(RecordHeader) / 8 + 2 * (size_t)n * (sizeof(StepPlan) / 8) + 2 * (size_t)n + 1 +
-                   (size_t)(job->nexits * job->exit_width);
-    int64_t *record = malloc(words * 8);
+    int64_t words = jit_record_words(job);
+    int64_t *record = malloc(sizeof(RecordHeader) + (size_t)words * 8);
     if (record == NULL) {
         run->status = JIT_COMPILE_MEMORY;
         return NULL;
@@ -131,6 +136,7 @@ jit_compile(CompileJob *job, CodeRun *run, const int64_t *args)
     h->tramp_slots = job->tramp_slots;
     h->trampolines = used;
     h->size = size;
+    h->words = words;
     run->status = 0;
     return record;
 }

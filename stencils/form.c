@@ -20,6 +20,7 @@ static StepPlan step(int64_t op, int64_t a, int64_t b, int64_t position)
 static int64_t match(const StepPlan *s, int64_t n, int64_t i, const FormOps *o, StepPlan *fused)
 {
     int64_t op = s[i].op;
+    if (op != o->load && op != o->store && op != o->push_int && op != o->float_op[FLOAT_MUL]) return 0; /* (no run starts so) */
     int64_t op1 = i + 1 < n ? s[i + 1].op : NONE, op2 = i + 2 < n ? s[i + 2].op : NONE;
     if (op == o->load && op1 == o->push_int && (op2 == o->add || op2 == o->sub)) {
         int64_t k = op2 == o->add ? s[i + 1].operand0 : (int64_t)(0 - (uint64_t)s[i + 1].operand0);
@@ -82,8 +83,10 @@ static int64_t fuse(StepPlan *s, int64_t n, const FormOps *o, uint8_t *entry, in
             if (entry[k]) len = 0;
         }
         if (len == 0) {
-            fused = s[i];
-            len = 1;
+            where[i] = out;
+            if (out != i) s[out] = s[i];
+            out++, i++;
+            continue;
         }
         for (int64_t k = i; k < i + len; k++) where[k] = out;
         s[out++] = fused;  /* (out <= i: the run just read is not needed again) */

@@ -200,6 +200,7 @@ typedef struct CompileJob {
 int64_t jit_compile_form(CompileJob *job, const int64_t *code, int64_t ncode, const int64_t *pcs, int64_t npcs,
                          int64_t stop_pc, int64_t kind, int64_t first_exit, int64_t link_address, int64_t end);
 int64_t jit_compile_stitch(CompileJob *job, uint64_t out, uint64_t base, int64_t *record);
+int64_t jit_record_words(const CompileJob *job); /* the int64s jit_compile_stitch writes to `record` */
 
 /* Where jit_compile puts code: the open run of the code arena
  * (jit.runtime.memory), part of a dual-mapped chunk, run at `rx` and
@@ -239,6 +240,7 @@ typedef struct RecordHeader {
     int64_t tramp_slots;
     int64_t trampolines;           /* trampoline slots used */
     int64_t size;                  /* bytes of code, trampolines and data */
+    int64_t words;                 /* int64s after the header (jit_record_words) */
 } RecordHeader;
 
 /* The whole compile in one call: jit_compile_form, then the code's bytes

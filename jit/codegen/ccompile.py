@@ -39,17 +39,18 @@ def record_parts(
     words: memoryview, n: int, width: int, start: int, ops: int, kind: int
 ) -> tuple[TraceShape, memoryview, memoryview, memoryview]:
     """What a compile's record holds after its header (jit_compile_stitch
-    copies it): the shape (the formed steps and the exits), the steps as
-    stitched, code_at and data_at."""
-    steps_end, code_end = 2 * STEP_FIELDS * n, 2 * STEP_FIELDS * n + n + 1
+    copies it): the shape (the formed steps and the exits), the stencil
+    each step was stitched from (an op number), code_at and data_at."""
+    steps_end = STEP_FIELDS * n
+    chosen_end, code_end = steps_end + n, steps_end + 2 * n + 1
     shape = TraceShape(
         start,
-        PackedSteps(words[: STEP_FIELDS * n], n),
+        PackedSteps(words[:steps_end], n),
         PackedExits(words[code_end + n :], width),
         ops,
         FUNCTION if kind < 0 else _KINDS[kind],
     )
-    return shape, words[STEP_FIELDS * n : steps_end], words[steps_end:code_end], words[code_end : code_end + n]
+    return shape, words[steps_end:chosen_end], words[chosen_end:code_end], words[code_end : code_end + n]
 
 
 class CCompiler:
@@ -180,8 +181,7 @@ class CCompiler:
         ffi, job = self.ffi, self.job
         if job.tramp_slots > job.tramp_room:
             self._tramp_room(max(job.tramp_slots, 2 * job.tramp_room))
-        n = job.nsteps
-        record = bytearray(8 * (2 * STEP_FIELDS * n + 2 * n + 1 + job.exit_width * job.nexits))
+        record = bytearray(8 * self.lib.jit_record_words(job))
         used = self.lib.jit_compile_stitch(job, out, base, ffi.from_buffer("int64_t[]", record, require_writable=True))
         if used < 0:
             raise StitchError(ffi.string(self.error).decode())
@@ -211,10 +211,8 @@ class CompileRecord:
             ffi = self.compiler.ffi
             h = ffi.cast("RecordHeader *", self.pointer)
             head = ffi.sizeof("RecordHeader")
-            n, width = h.nsteps, h.exit_width
-            nbytes = head + 8 * (2 * STEP_FIELDS * n + 2 * n + 1 + width * h.nexits)
-            words = memoryview(ffi.buffer(self.pointer, nbytes)).cast("q")[head // 8 :]  # (keeps the record alive)
-            shape, chosen, code_at, data_at = record_parts(words, n, width, self.start, self.ops, h.kind)
+            words = memoryview(ffi.buffer(self.pointer, head + 8 * h.words)).cast("q")[head // 8 :]  # (keeps it alive)
+            shape, chosen, code_at, data_at = record_parts(words, h.nsteps, h.exit_width, self.start, self.ops, h.kind)
             self._parts = shape, chosen, Layout(code_at, h.tramp_at, h.tramp_slots, data_at, h.size)
         return self._parts
 

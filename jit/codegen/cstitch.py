@@ -112,12 +112,12 @@ class Plans:
 
     def stencils(self, packed: Packed) -> list[str]:
         """The stencil each packed step uses."""
-        return self.stencil_names(memoryview(packed.data).cast("q"))
+        return self.stencil_names(memoryview(packed.data).cast("q")[0::STEP_FIELDS])
 
-    def stencil_names(self, steps: memoryview) -> list[str]:
-        """The stencil each step uses, of StepPlans seen as int64s."""
+    def stencil_names(self, ops: Sequence[int]) -> list[str]:
+        """The stencils of these op numbers (each step's, as chosen)."""
         names = self.names
-        return [names[k] for k in steps[0::STEP_FIELDS]]
+        return [names[k] for k in ops]
 
     def _holes(self, holes: tuple[Hole, ...], numbers: dict[str, int], helpers: dict[str, int]):
         out = self.ffi.new("HolePlan[]", max(1, len(holes)))

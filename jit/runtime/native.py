@@ -73,6 +73,8 @@ class RecordedCode(Compiled):
     and size until more is asked for: its region, layout, steps and
     stencils are made from its compile's record when first needed."""
 
+    _stencils = None  # (the dataclass's field, for its repr and eq: the record says)
+
     def __init__(self, arena: Arena, record: CompileRecord) -> None:  # (not the dataclass's: nothing is made yet)
         self.arena, self.record = arena, record
         self.chunk, self.run = arena.adopt()
