@@ -140,11 +140,11 @@ class CCompiler:
             raise AssertionError("the compile job was given too little room")  # (_path grows what it asks for)
         return size
 
-    def compile(self, program: Program, handover: Handover, arena: Any) -> CompileRecord | None:
+    def compile(self, program: Program, handover: Handover, arena: Any) -> RecordShape | None:
         """Compile in one C call, into `arena`'s open run (refilled when it
-        has no room): the compile's record (freed when the last object made
-        from it goes), or None when the arena can no longer give a run (then
-        form() and stitch() into a region of its own)."""
+        has no room): the shape, which reads the compile's record, or None
+        when the arena can no longer give a run (then form() and stitch()
+        into a region of its own)."""
         run = arena.code_run()
         if run is None:
             return None
@@ -158,7 +158,7 @@ class CCompiler:
         while True:
             record = lib.jit_compile(job, run, self._args)
             if record:
-                return CompileRecord(self, self.ffi.gc(record, lib.jit_record_free), *self._made)
+                return RecordShape(self, self.ffi.gc(record, lib.jit_record_free), *self._made)
             status = run.status
             if status == lib.JIT_COMPILE_RUN:
                 if not arena.refill(run.need):
@@ -196,49 +196,45 @@ class CCompiler:
         return shape, chosen, Layout(code_at, job.tramp_at, job.tramp_slots, data_at, job.size)
 
 
-class CompileRecord:
+class RecordShape(TraceShape):
     """What jit_compile left behind (a RecordHeader, then the arrays
-    record_parts reads), read when first asked for: a compile's Python is
-    then what the code needs to run, and most compiles are never listed."""
+    record_parts reads), as the compile's shape: its steps and exits, and
+    the code's layout and stencils, are read from the record when first
+    asked for.  A compile's Python is then what the code needs to run (the
+    tiered engine asks only how many steps and exits there are), and most
+    compiles are never listed.  The record is freed with the last object
+    reading it."""
 
     def __init__(self, compiler: CCompiler, pointer: Any, start: int, ops: int) -> None:
-        self.compiler, self.pointer, self.start, self.ops = compiler, pointer, start, ops
+        # (not the dataclass's __init__: no field is read yet)
+        self.compiler, self.pointer, self.start_pc, self.ops, self.handover = compiler, pointer, start, ops, None
         self._parts: tuple[TraceShape, memoryview, Layout] | None = None
 
     def parts(self) -> tuple[TraceShape, memoryview, Layout]:
-        """The shape, the steps as stitched, and the layout."""
+        """The shape as a plain TraceShape, the stencils as op numbers, and the layout."""
         if self._parts is None:
             ffi = self.compiler.ffi
             h = ffi.cast("RecordHeader *", self.pointer)
             head = ffi.sizeof("RecordHeader")
             words = memoryview(ffi.buffer(self.pointer, head + 8 * h.words)).cast("q")[head // 8 :]  # (keeps it alive)
-            shape, chosen, code_at, data_at = record_parts(words, h.nsteps, h.exit_width, self.start, self.ops, h.kind)
+            shape, chosen, code_at, data_at = record_parts(
+                words, h.nsteps, h.exit_width, self.start_pc, self.ops, h.kind
+            )
             self._parts = shape, chosen, Layout(code_at, h.tramp_at, h.tramp_slots, data_at, h.size)
         return self._parts
 
     def stencils(self) -> list[str]:
+        """The stencil each step was stitched from."""
         return self.compiler.plans.stencil_names(self.parts()[1])
-
-    def shape(self) -> TraceShape:
-        return RecordShape(self)
-
-
-class RecordShape(TraceShape):
-    """A compile's shape whose steps and exits are read from its record
-    when first asked for (the tiered engine asks only how many there are)."""
-
-    def __init__(self, record: CompileRecord) -> None:  # (not the dataclass's: no field is read yet)
-        self.record = record
-        self.start_pc, self.ops, self.handover = record.start, record.ops, None
 
     @property
     def steps(self) -> Sequence[Step]:  # type: ignore[override]  # (a field of the base, read from the record here)
-        return self.record.parts()[0].steps
+        return self.parts()[0].steps
 
     @property
     def exits(self) -> Mapping[int, ExitInfo]:  # type: ignore[override]  # (a field of the base, read from the record here)
-        return self.record.parts()[0].exits
+        return self.parts()[0].exits
 
     @property
     def kind(self) -> TraceKind:  # type: ignore[override]  # (a field of the base, read from the record here)
-        return self.record.parts()[0].kind
+        return self.parts()[0].kind

@@ -35,7 +35,7 @@ from .interfaces import Backend, CompiledCode, FormsThenCompiles
 from .memory import Arena, Region
 
 if TYPE_CHECKING:  # (the stitchers are imported at the first compile: a run that compiles nothing starts sooner)
-    from ..codegen.ccompile import CCompiler, CompileRecord
+    from ..codegen.ccompile import CCompiler, RecordShape
     from ..codegen.cstitch import Plans
     from ..codegen.stitch import Layout
 
@@ -75,7 +75,7 @@ class RecordedCode(Compiled):
 
     _stencils = None  # (the dataclass's field, for its repr and eq: the record says)
 
-    def __init__(self, arena: Arena, record: CompileRecord) -> None:  # (not the dataclass's: nothing is made yet)
+    def __init__(self, arena: Arena, record: RecordShape) -> None:  # (not the dataclass's: nothing is made yet)
         self.arena, self.record = arena, record
         self.chunk, self.run = arena.adopt()
         head = record.pointer  # (a RecordHeader's first two fields: the address and the bytes taken)
@@ -188,9 +188,9 @@ class NativeRuntime(FormsThenCompiles):
             from ..codegen.ccompile import CCompiler
 
             job = self._job = CCompiler(plans, self._helper_values, self.stack_cache)
-        made = job.compile(program, handover, self.arena)
-        if made is not None:
-            return made.shape(), RecordedCode(self.arena, made)
+        recorded = job.compile(program, handover, self.arena)
+        if recorded is not None:
+            return recorded, RecordedCode(self.arena, recorded)
         region = self.arena.allocate(job.form(program, handover))  # (no dual mapping: filled, then sealed)
         try:
             trampolines, record = job.stitch(region.view, region.address)
