@@ -258,8 +258,10 @@ jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, cons
 {
     int64_t ntramp = 0;
     int64_t tramp_end = tramp_at + TRAMPOLINE_SIZE * tramp_slots;
-    memset(out, 0, (size_t)total);
+    /* (the code is one stencil after another, every byte copied below; the
+     * data's alignment gaps are zero, the trampoline area padding) */
     memset(out + code_at[nsteps], (int)target->pad, (size_t)(tramp_end - code_at[nsteps]));
+    memset(out + tramp_end, 0, (size_t)(total - tramp_end));
     for (int64_t i = 0; i < nsteps; i++) {
         const StepPlan *s = &steps[i];
         const StencilPlan *st = &plans[s->op];
