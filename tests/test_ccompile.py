@@ -109,7 +109,10 @@ def test_compiles_share_runs_and_give_back_every_byte():
         shape, code = rt.compile_handover(program, paths[0])
         code.free()
         assert list(shape.steps) == list(form(program, paths[0]).steps)  # (read after its code is freed)
-        for code in [*codes[1::2], *again]:
+        loop = next(h for h in paths if h.kind is LOOP)
+        big = rt.compile_handover(program, replace(loop, pcs=tuple(loop.pcs) * 40))[1]  # (more than a run holds)
+        assert big.size() > 4096 and big.region.size >= big.size()
+        for code in [*codes[1::2], *again, big]:
             code.free()
         assert rt.arena.stats() == {"mappings": 0, "bytes_mapped": 0, "bytes_used": 0, "regions": 0}
     finally:
