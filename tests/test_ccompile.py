@@ -119,7 +119,6 @@ def test_compiles_share_runs_and_give_back_every_byte():
         rt.close()
 
 
-
 def test_long_paths_grow_the_scratch():
     """A loop's path recorded round and round (an unrolled loop): hundreds of
     steps, more than the job's first scratch holds."""

@@ -374,6 +374,9 @@ class EmulatedMachine:
     def compile_handover(self, program: Program, handover: Handover) -> tuple[TraceShape, CompiledCode]:
         return self.emu.compile_handover(program, handover)
 
+    def prepare_compiles(self) -> None:
+        self.emu.prepare()
+
     def enter(self, address: int) -> int:
         self._to_emulator()
         return self.emu.enter(address)

@@ -47,6 +47,11 @@ class Backend(Protocol):
         """Form what tier 1 handed over and compile it (FormsThenCompiles, unless the backend does better)."""
         ...
 
+    def prepare(self) -> None:
+        """Set the compiler up (its imports and tables), once, ahead of the
+        first compile: what a compile then takes is its own."""
+        ...
+
     def link(self, code: CompiledCode, step: int, destination: int) -> None:
         """Re-patch step `step` of `code` (an exit) to jump to `destination`, W^X throughout."""
         ...
@@ -62,6 +67,9 @@ class FormsThenCompiles:
     def compile_handover(self, program: Program, handover: Handover) -> tuple[TraceShape, CompiledCode]:
         shape = form(program, handover)
         return shape, self.compile(shape.steps)
+
+    def prepare(self) -> None:
+        pass  # (nothing to set up beyond what making the backend did)
 
 
 class TierMachine(Protocol):
@@ -88,6 +96,10 @@ class TierMachine(Protocol):
 
     def compile_handover(self, program: Program, handover: Handover) -> tuple[TraceShape, CompiledCode]:
         """The handover formed and compiled, by the machine's backend."""
+        ...
+
+    def prepare_compiles(self) -> None:
+        """The backend set up for compiling (Backend.prepare)."""
         ...
 
     def enter(self, address: int) -> int:

@@ -94,6 +94,9 @@ class NativeMachine:
         self.compiled.append(compiled)
         return shape, compiled
 
+    def prepare_compiles(self) -> None:
+        self.backend.prepare()
+
     def enter(self, address: int) -> int:
         return self.rt.enter(self.state, address)
 

@@ -180,14 +180,9 @@ class NativeRuntime(FormsThenCompiles):
         (jit.codegen.trace.form), then compiled."""
         if self.stitcher is not Stitcher.C or not handover.in_c or handover.passes:
             return super().compile_handover(program, handover)
-        job = self._job
-        if job is None:
-            plans = self._plans_made()
-            if not plans.table_order:  # (steps formed in C are numbered as the op table is)
-                return super().compile_handover(program, handover)
-            from ..codegen.ccompile import CCompiler
-
-            job = self._job = CCompiler(plans, self._helper_values, self.stack_cache)
+        job = self._job or self._job_made()
+        if job is None:  # (steps formed in C are numbered as the op table is: this library's are not)
+            return super().compile_handover(program, handover)
         recorded = job.compile(program, handover, self.arena)
         if recorded is not None:
             return recorded, RecordedCode(self.arena, recorded)
@@ -200,6 +195,27 @@ class NativeRuntime(FormsThenCompiles):
             raise
         shape, chosen, lay = job.results(record)
         return shape, Compiled(region, lay, shape.steps, trampolines, partial(job.plans.stencil_names, chosen))
+
+    def _job_made(self) -> CCompiler | None:
+        """The one-call compiler (made at the first compile, or by prepare()),
+        unless the library's op numbers are not the op table's."""
+        plans = self._plans_made()
+        if not plans.table_order:
+            return None
+        from ..codegen.ccompile import CCompiler
+
+        self._job = CCompiler(plans, self._helper_values, self.stack_cache)
+        return self._job
+
+    def prepare(self) -> None:
+        """The stitchers imported and the library's patch plans made: what
+        the first compile of a process would otherwise take (several
+        milliseconds), once."""
+        if self._job is None:
+            if self.stitcher is Stitcher.C:
+                self._job_made()
+            else:
+                from ..codegen import emit  # noqa: F401  (the reference stitcher's imports)
 
     def link(self, compiled: CompiledCode, step: int, destination: int) -> None:
         """Re-patch step `step` (an exit) to jump to `destination`, W^X throughout."""

@@ -93,7 +93,7 @@ TECHNIQUES = (
         (Figure.TIERED,),
     ),
     Technique(
-        "dual mapping: code RX, written through an RW view (off: mprotect per compile)",
+        "dual mapping and one-call compiles into its run (off: mprotect, two calls a compile)",
         "mprotect",
         (Figure.THROUGHPUT, Figure.TIERED),
     ),
