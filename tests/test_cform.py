@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from jit.codegen.cform import PackedSteps
 from jit.codegen.trace import FUNCTION, Handover, TraceShape, form
-from jit.lang.ir import Program
+from jit.lang.ir import Program, wrap64
+from jit.lang.uop import parse
 from jit.runtime.config import TierConfig
 from jit.runtime.tiering import prepare_tiered
 from jit.tools.benchmark import SIZES, load_programs
@@ -105,6 +106,21 @@ def test_packed_steps_read_as_steps():
     listed = list(steps)
     assert len(steps) == len(listed) and steps[0] == listed[0] and steps[-1] == listed[-1]
     assert steps[1:3] == listed[1:3] and steps == listed
+
+
+def test_operands_beyond_int64_reach_c_wrapped():
+    """A program built in Python may hold an operand as an unsigned 64-bit
+    value (above int64's range, which the text format refuses): it reaches
+    C as the same 64 bits (as an int64, where the Python reference keeps
+    the value as written)."""
+    parsed = parse(".func main\n push_int -1\n push_int 5\n add\n print_int\n halt\n")
+    code = list(parsed.code)
+    code[0] = replace(code[0], a=(1 << 64) - 1)
+    program = replace(parsed, code=tuple(code))
+    handover = Handover(FUNCTION, (), 0, 0)
+    c, py = form(program, handover), form(program, replace(handover, in_c=False))
+    assert list(c.steps) == [replace(s, operand0=wrap64(s.operand0)) for s in py.steps]
+    assert -1 in [s.operand0 for s in c.steps]
 
 
 def test_a_path_outside_the_program_is_refused_before_c_reads_it():

@@ -133,7 +133,10 @@ class Former:
         found = self._code.get(key)
         if found is not None and found[0]() is program:
             return found[1]
-        flat = array("q", [v for ins in program.code for v in (ins.op, wrap64(ins.a), wrap64(ins.b))] or [0])
+        try:  # (operands outside int64 are rare: wrapped only when there are some)
+            flat = array("q", [v for ins in program.code for v in (ins.op, ins.a, ins.b)] or [0])
+        except OverflowError:
+            flat = array("q", [v for ins in program.code for v in (ins.op, wrap64(ins.a), wrap64(ins.b))])
         made = self.ffi.from_buffer("int64_t[]", flat), flat
         self._code[key] = (weakref.ref(program, self._forget(key)), made)
         return made

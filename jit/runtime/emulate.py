@@ -374,8 +374,8 @@ class EmulatedMachine:
     def compile_handover(self, program: Program, handover: Handover) -> tuple[TraceShape, CompiledCode]:
         return self.emu.compile_handover(program, handover)
 
-    def prepare_compiles(self) -> None:
-        self.emu.prepare()
+    def prepare_compiles(self, program: Program) -> None:
+        self.emu.prepare(program)
 
     def enter(self, address: int) -> int:
         self._to_emulator()

@@ -47,9 +47,10 @@ class Backend(Protocol):
         """Form what tier 1 handed over and compile it (FormsThenCompiles, unless the backend does better)."""
         ...
 
-    def prepare(self) -> None:
+    def prepare(self, program: Program | None = None) -> None:
         """Set the compiler up (its imports and tables), once, ahead of the
-        first compile: what a compile then takes is its own."""
+        first compile, and for `program` what it needs of it: what a
+        compile then takes is its own."""
         ...
 
     def link(self, code: CompiledCode, step: int, destination: int) -> None:
@@ -68,7 +69,7 @@ class FormsThenCompiles:
         shape = form(program, handover)
         return shape, self.compile(shape.steps)
 
-    def prepare(self) -> None:
+    def prepare(self, program: Program | None = None) -> None:
         pass  # (nothing to set up beyond what making the backend did)
 
 
@@ -98,8 +99,8 @@ class TierMachine(Protocol):
         """The handover formed and compiled, by the machine's backend."""
         ...
 
-    def prepare_compiles(self) -> None:
-        """The backend set up for compiling (Backend.prepare)."""
+    def prepare_compiles(self, program: Program) -> None:
+        """The backend set up for compiling `program` (Backend.prepare)."""
         ...
 
     def enter(self, address: int) -> int:

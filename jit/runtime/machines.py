@@ -94,8 +94,8 @@ class NativeMachine:
         self.compiled.append(compiled)
         return shape, compiled
 
-    def prepare_compiles(self) -> None:
-        self.backend.prepare()
+    def prepare_compiles(self, program: Program) -> None:
+        self.backend.prepare(program)
 
     def enter(self, address: int) -> int:
         return self.rt.enter(self.state, address)

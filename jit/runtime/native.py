@@ -207,15 +207,18 @@ class NativeRuntime(FormsThenCompiles):
         self._job = CCompiler(plans, self._helper_values, self.stack_cache)
         return self._job
 
-    def prepare(self) -> None:
-        """The stitchers imported and the library's patch plans made: what
-        the first compile of a process would otherwise take (several
-        milliseconds), once."""
-        if self._job is None:
-            if self.stitcher is Stitcher.C:
-                self._job_made()
-            else:
-                from ..codegen import emit  # noqa: F401  (the reference stitcher's imports)
+    def prepare(self, program: Program | None = None) -> None:
+        """The stitchers imported and the library's patch plans made (what
+        the first compile of a process would otherwise take, several
+        milliseconds, once), and `program`'s code as forming reads it (its
+        first compile's, a fraction of a millisecond)."""
+        if self.stitcher is not Stitcher.C:
+            from ..codegen import emit  # noqa: F401  (the reference stitcher's imports)
+
+            return
+        job = self._job or self._job_made()
+        if job is not None and program is not None:
+            job.former.code(program)
 
     def link(self, compiled: CompiledCode, step: int, destination: int) -> None:
         """Re-patch step `step` (an exit) to jump to `destination`, W^X throughout."""

@@ -241,7 +241,7 @@ class TieredRun:
         patch plans as compile time."""
         if not self._prepared:
             t0 = time.perf_counter()
-            self.machine.prepare_compiles()
+            self.machine.prepare_compiles(self.program)
             self.stats.setup_seconds += time.perf_counter() - t0
             self._prepared = True
 
