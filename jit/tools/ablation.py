@@ -93,7 +93,7 @@ TECHNIQUES = (
         (Figure.TIERED,),
     ),
     Technique(
-        "dual mapping and one-call compiles into its run (off: mprotect, two calls a compile)",
+        "dual mapping, one-call compiles (off: mprotect, two calls a compile)",
         "mprotect",
         (Figure.THROUGHPUT, Figure.TIERED),
     ),
