@@ -228,7 +228,8 @@ enum JitCompileStatus {
 
 /* The head of jit_compile's record: where the code is and what the compile
  * made.  After it, as jit_compile_stitch copies them: the formed steps, the
- * steps as stitched, code_at, data_at and the exits. */
+ * stencil each step was stitched from (an op number), code_at, data_at and
+ * the exits. */
 typedef struct RecordHeader {
     int64_t address;               /* where the code runs */
     int64_t taken;                 /* bytes taken from the run for it */

@@ -70,7 +70,7 @@ class CCompiler:
         self.error = ffi.new("char[]", 200)
         job.error, job.error_size = self.error, 200
         self._keep = helper_values  # (the job points into it)
-        self._made = (0, 0)  # the last form()'s first position and length, for its shape
+        self._made = (0, 0)  # the last path's (or function's) first position and length, for its shape
         self._switches = (-1, -1)  # the job's superinstructions and accounting
         self._args_buffer = bytearray(_ARGS.size)  # (jit_compile reads it where it is)
         self._args = ffi.from_buffer("int64_t[]", self._args_buffer)
