@@ -151,7 +151,7 @@ class CCompiler:
         h = handover
         pcs, npcs, kind, end = self._path(program, h)
         _ARGS.pack_into(
-            self._args_buffer, 0, self.former.code_address(program), len(program.code), pcs.buffer_info()[0], npcs,
+            self._args_buffer, 0, self.former.code(program)[2], len(program.code), pcs.buffer_info()[0], npcs,
             h.stop_pc, kind, h.first_exit, h.link_address or 0, end,
         )  # fmt: skip
         lib, job = self.lib, self.job

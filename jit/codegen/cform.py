@@ -128,7 +128,8 @@ class Former:
         self._result = self.ffi.new("int64_t[2]")
 
     def code(self, program: Program) -> Any:
-        """The program's instructions as (op, a, b) int64 triples, made once per program."""
+        """The program's instructions as (op, a, b) int64 triples, made once
+        per program: the C array, the Python array it views, and its address."""
         key = id(program)
         found = self._code.get(key)
         if found is not None and found[0]() is program:
@@ -137,13 +138,9 @@ class Former:
             flat = array("q", [v for ins in program.code for v in (ins.op, ins.a, ins.b)] or [0])
         except OverflowError:
             flat = array("q", [v for ins in program.code for v in (ins.op, wrap64(ins.a), wrap64(ins.b))])
-        made = self.ffi.from_buffer("int64_t[]", flat), flat
+        made = self.ffi.from_buffer("int64_t[]", flat), flat, flat.buffer_info()[0]
         self._code[key] = (weakref.ref(program, self._forget(key)), made)
         return made
-
-    def code_address(self, program: Program) -> int:
-        """Where code(program)'s array is (kept while the program lives)."""
-        return self.code(program)[1].buffer_info()[0]
 
     def _forget(self, key: int) -> Callable[[object], None]:
         """What drops a program's code once the program is gone."""
