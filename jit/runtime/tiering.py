@@ -249,8 +249,6 @@ class TieredRun:
         """Compile the hot function starting at `start` whole.  Its start is
         not marked as a trace head, so loop traces still inline calls of it."""
         m = self.machine
-        self._prepare()
-        t0 = time.perf_counter()
         c = self.config
         handover = Handover(
             FUNCTION, (), start, self.next_exit, None, c.superinstructions, c.passes, c.c_forming, c.accounting
@@ -259,7 +257,7 @@ class TieredRun:
         if self.next_exit + len(shape.exits) > MAX_EXITS:  # (its code is freed with the machine's)
             m.never_call(start)
             return None
-        self._install(shape, code, t0, "function")
+        self._install(shape, code, "function")
         self.stats.functions += 1
         self.functions[start] = code
         return code
@@ -321,25 +319,26 @@ class TieredRun:
         if self.next_exit + len(pcs) + 2 > MAX_EXITS:
             return None
         link = self.traces[stop].address(0) if kind == LINK else None
-        self._prepare()
-        t0 = time.perf_counter()
         c = self.config
         shape, code = self._compile(
             Handover(kind, pcs, stop, self.next_exit, link, c.superinstructions, c.passes, c.c_forming, c.accounting)
         )
-        self._install(shape, code, t0, "side" if side else "loop")
+        self._install(shape, code, "side" if side else "loop")
         self.stats.traces += 1
         self.stats.side_traces += side
         return code
 
     def _compile(self, handover: Handover) -> tuple[TraceShape, CompiledCode]:
+        """Compile, timed (the compiler set up first, timed apart)."""
+        self._prepare()
+        t0 = time.perf_counter()
         shape, code = self.machine.compile_handover(self.program, handover)
+        self.stats.compile_seconds += time.perf_counter() - t0
         shape.handover = handover
         return shape, code
 
-    def _install(self, shape: TraceShape, code: CompiledCode, t0: float, kind: str) -> None:
-        """Count a compile (timed from t0) and take charge of its exits."""
-        self.stats.compile_seconds += time.perf_counter() - t0
+    def _install(self, shape: TraceShape, code: CompiledCode, kind: str) -> None:
+        """Take charge of a compile's exits, count it, and tell the observers."""
         if shape.exits:
             self._exit_firsts.append(self.next_exit)
             self._exit_owners.append((code, shape.exits))
