@@ -161,6 +161,25 @@ write_trampoline(uint8_t *p, uint64_t destination, const TargetPlan *target)
     wr64(p + target->trampoline_address_at, destination);
 }
 
+/* Writes the direct jump from `place` to `destination` (Target.jump's, as
+ * the target plan gives it) at `out`, the writable view of `place`, and
+ * flushes the instruction cache there: its size, or 0 when the jump does
+ * not reach (a trampoline must stand in: the caller's to write). */
+int64_t
+jit_write_jump(const TargetPlan *target, uint8_t *out, uint64_t place, uint64_t destination)
+{
+    uint8_t code[sizeof target->link_jump];
+    int64_t at = target->link_field_at;
+    memcpy(code, target->link_jump, (size_t)target->link_size);
+    if (patch_one(code + at, (int)target->link_reloc, destination + (uint64_t)target->link_addend,
+                  place + (uint64_t)at)) {
+        return 0;
+    }
+    memcpy(out, code, (size_t)target->link_size);
+    jit_flush_icache((uintptr_t)place, (uintptr_t)(place + (uint64_t)target->link_size));
+    return target->link_size;
+}
+
 static int64_t
 align_up(int64_t n, int64_t a)
 {

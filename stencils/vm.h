@@ -117,6 +117,11 @@ typedef struct TargetPlan {
     int64_t branch_bias;           /* a branch displacement counts from the hole plus this */
     int64_t trampoline_address_at; /* where the address goes in the trampoline */
     uint8_t trampoline[16];        /* TRAMPOLINE_SIZE bytes that jump through that address */
+    uint8_t link_jump[8];          /* the direct jump linking writes, displacement zero (Target.link_jump) */
+    int64_t link_size;             /* its bytes */
+    int64_t link_reloc;            /* the relocation (its row in relocs.def) that fills in the displacement */
+    int64_t link_field_at;         /* where */
+    int64_t link_addend;
 } TargetPlan;
 
 /* The op numbers and trace kinds trace forming in C (form.c) needs, from
@@ -149,6 +154,7 @@ int64_t jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nste
                    int64_t *data_at, int64_t *trampolines);
 int64_t jit_plan(const StencilPlan *plans, const StepPlan *formed, int64_t nsteps, const int64_t *table,
                  StepPlan *steps, uint8_t *entry, int64_t *code_at, int64_t *data_at, int64_t *trampolines);
+int64_t jit_write_jump(const TargetPlan *target, uint8_t *out, uint64_t place, uint64_t destination);
 int64_t jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, const int64_t *code_at,
                    const int64_t *data_at, int64_t tramp_at, int64_t tramp_slots, int64_t total, uint8_t *out,
                    uint64_t base, const uint64_t *helpers, const TargetPlan *target, uint64_t *tramp_dest,
@@ -259,6 +265,26 @@ void run_tier1(VMState *state, const Inst *code, int64_t pc);
 void run_record(VMState *state, const Inst *code, int64_t pc, Recorder *rec);
 void run_tailcall(VMState *state, const Inst *code, int64_t pc);
 
+/* A compile jit_run_tiers made: its record (jit_compile's), the first
+ * position of its path (a loop header, or where a side exit resumes), the
+ * path's length, and whether it is a side trace. */
+typedef struct LoggedCompile {
+    int64_t *record;
+    int64_t start;
+    int64_t ops;
+    int64_t side;
+} LoggedCompile;
+
+/* A side exit jit_run_tiers linked: to `destination`, after it was taken
+ * `before` times; `patched` is 0 when the direct jump did not reach and
+ * the controller must write a trampoline. */
+typedef struct LoggedLink {
+    int64_t exit_id;
+    int64_t destination;
+    int64_t before;
+    int64_t patched;
+} LoggedLink;
+
 /* The loop between the tiers (stencils/tiers.c): tier 1, and the traces
  * it hands over to, until something needs the tiering controller. */
 typedef struct TierLoop {
@@ -267,13 +293,34 @@ typedef struct TierLoop {
     int64_t ncode;         /* IR positions */
     int64_t *returns;      /* per exit id: times it came back (counted here, without accounting) */
     const int64_t *passes; /* with accounting: per exit id, the passes the code counted; else NULL */
-    const uint8_t *settled; /* per exit id: nonzero once linked, or never to be */
+    uint8_t *settled;      /* per exit id: nonzero once linked, or never to be */
     int64_t nexits;        /* room in returns, passes and settled */
     int64_t hot_exit;      /* times an exit is taken before the controller hears of it */
     int64_t entries;       /* traces entered from tier 1 */
     int64_t exits;         /* returns from compiled code to tier 1 (every exit id, -1 too) */
+    /* Loop and side traces recorded and compiled here, and exits linked,
+     * with no call into Python (job NULL: the controller does all of it). */
+    CompileJob *job;       /* its switches set and its scratch grown for rec->max steps */
+    CodeRun *run;          /* the arena's open run: a compile that does not fit goes to the controller */
+    Recorder *rec;
+    int8_t *heads;         /* the recorder's: nonzero where a trace starts */
+    const int64_t *form_code; /* the program's code as form.c reads it */
+    int64_t never;         /* the tier-1 counter of a header not to be traced (jit.limits.NEVER) */
+    int64_t next_exit;     /* the first exit id the next compile takes (the controller's too) */
+    LoggedCompile *log;    /* compiles made here that the controller has not taken yet */
+    int64_t nlog;
+    int64_t log_cap;       /* a full log sends the next hot header or exit to the controller */
+    LoggedLink *links;     /* exits linked here, likewise (log_cap of them at most) */
+    int64_t nlinks;
+    uint64_t *exit_at;     /* per exit id: where its code is (jit_note_exits), 0 where the controller decides */
+    uint64_t *exit_rw;     /* the same bytes' writable view */
+    int64_t pending_exit;  /* with VM_HOT_RECORDED: the exit the path was recorded for, or -1 (a loop header) */
+    int64_t hot_loops;     /* headers recorded here (compiled, or found not to be traced) */
+    int64_t record_ns;     /* time recording here, and compiling and installing (CLOCK_MONOTONIC) */
+    int64_t compile_ns;
 } TierLoop;
 int64_t jit_run_tiers(VMState *state, const Inst *code, int64_t pc, TierLoop *loop);
+void jit_note_exits(TierLoop *loop, const int64_t *record, int64_t view_offset);
 void vm_free_output(VMState *state);
 void jit_flush_icache(uintptr_t start, uintptr_t end);
 int64_t print_int(VMState *state, int64_t value);
@@ -289,6 +336,9 @@ enum {
     VM_RECORDED = 5,  /* recording stopped at pc */
     VM_HOT_CALL = 6,  /* tier 1 called a hot function (pc: its first instruction) */
     VM_EXIT_HOT = 7,  /* (jit_run_tiers) exit exit_index came back hot_exit times; pc: where it resumes */
+    VM_HOT_RECORDED = 8, /* (jit_run_tiers) a hot header's or hot exit's path is in the loop's recorder
+                            (start: the header, or where the exit resumes; pc: where it stopped), for the
+                            controller to compile (TierLoop.pending_exit says which) */
 };
 
 enum {

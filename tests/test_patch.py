@@ -219,3 +219,30 @@ def test_trampolines_jump_to_an_absolute_address(target):
         insns = list(capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM).disasm(code[:8], 0))
         assert [(i.mnemonic, i.op_str) for i in insns] == [("ldr", "x16, #8"), ("br", "x16")]
         assert struct.unpack_from("<Q", code, 8)[0] == destination
+
+
+@pytest.mark.parametrize("target", ["x86_64-linux", "aarch64-linux"])
+def test_links_jump_where_they_say_in_python_and_in_c(target):
+    """Target.jump (the controller's links) and jit_write_jump (the loop in
+    C's), from one description of the jump: the same bytes, which capstone
+    reads as a direct jump to the destination; beyond the jump's reach,
+    Python writes a trampoline and C declines."""
+    from jit.build.hostlib import hostlib
+    from jit.codegen.cstitch import _target_plan
+
+    t = get_target(target)
+    ffi, lib = hostlib()
+    plan = _target_plan(ffi, t)
+    reach = 1 << 31 if target.startswith("x86") else 1 << 27
+    out = ffi.new("uint8_t[]", 8)
+    place = int(ffi.cast("uintptr_t", out)) & ~7  # (C flushes the instruction cache there: a real address)
+    md = capstone.Cs(*t.capstone_mode())
+    for destination in (place + 0x40, place - 0x1000, place + reach - 0x1000, place - reach + 0x1000):
+        code = t.jump(place, destination)
+        insn = next(md.disasm(code, place))
+        assert insn.mnemonic in ("jmp", "b") and int(insn.op_str.lstrip("#"), 16) == destination
+        assert lib.jit_write_jump(plan, out, place, destination) == len(code) == len(t.link_jump)
+        assert bytes(ffi.buffer(out, len(code))) == code
+    for destination in (place + reach + 0x1000, place - reach - 0x1000):
+        assert t.jump(place, destination) == t.trampoline(destination)
+        assert lib.jit_write_jump(plan, out, place, destination) == 0

@@ -14,7 +14,7 @@ from jit.lang.uop import parse, parse_file
 from jit.paths import ROOT
 from jit.runtime import memory
 from jit.runtime.engines import ENGINES
-from jit.runtime.tiering import TierConfig, prepare_tiered
+from jit.runtime.tiering import TierConfig, TieredRun, prepare_tiered
 
 from .runners import agree
 
@@ -180,6 +180,176 @@ def test_the_loop_between_the_tiers_in_c_decides_as_the_python_loop(name, accoun
         assert runs[True][0] == expected, config
         entered += runs[True][1].entries + runs[True][1].calls
     assert entered > 0  # (the loops had compiled code to hand over to)
+
+
+def _compiled(run: TieredRun) -> tuple[dict, dict]:
+    """Everything a run compiled, by where it starts and its first exit id:
+    the formed steps (a jump into other code naming that code, not its
+    address), the exits and the stencils stitched; and each linked exit's
+    destination, named the same way."""
+    name = {}
+    for code in run.machine.compiled:
+        shape = code.record
+        name[code.address(0)] = (shape.start_pc, min(shape.exits, default=-1))
+
+    def step(s):
+        return dataclasses.replace(s, target_address=name[s.target_address]) if s.target_address else s
+
+    compiled = {
+        name[code.address(0)]: (tuple(map(step, code.steps)), dict(code.record.exits), tuple(code.stencils))
+        for code in run.machine.compiled
+    }
+    links = {exit_id: name[ex.destination] for exit_id, ex in run.exits.items() if ex.linked}
+    return compiled, links
+
+
+@pytest.mark.parametrize("room", ["default", "one-compile-runs", "one-entry-log"])
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_the_loop_in_c_traces_and_links_as_the_controller_would(monkeypatch, name, room):
+    """stencils/tiers.c traces hot loops and links hot exits (to a side
+    trace it compiles, or to the trace where the exit resumes) itself: the
+    same outcome, statistics, code (steps, exits, stencils) and links as
+    when the controller does each; also when each open run holds one
+    compile (a compile that does not fit goes back to the controller,
+    recorded) and when the loop's logs hold one entry (the next hot header
+    or exit goes back)."""
+    from jit.runtime import machines
+    from jit.runtime.native import native_runtime
+
+    arena = native_runtime().arena
+    if room == "one-compile-runs":
+        monkeypatch.setattr(arena, "run_size", 1)
+        arena.code_run()
+        arena.refill(1)  # (the open run as small as a compile: every next one needs another)
+    elif room == "one-entry-log":
+        monkeypatch.setattr(machines, "LOG", 1)
+    handed_back = []  # (paths the loop in C recorded, compiled by the controller)
+    record_and_compile = TieredRun._record_and_compile
+
+    def counted(self, *args, **kwargs):
+        handed_back.append(kwargs.get("recorded") is not None)
+        return record_and_compile(self, *args, **kwargs)
+
+    monkeypatch.setattr(TieredRun, "_record_and_compile", counted)
+    program = parse_file(PROGRAMS / f"{name}.uop")
+    args = [SMALL[name]]
+    expected = ENGINES["py"](program, args)
+    compiles = 0
+    for config in (dict(), dict(hot_loop=1, hot_exit=1, max_trace=50), dict(hot_loop=3, hot_call=1, hot_exit=2)):
+        runs = {}
+        for in_c in (True, False):
+            run = TieredRun(program, args, TierConfig(c_compiles=in_c, **config))
+            try:
+                run.execute()
+                outcome = run.machine.outcome()
+                compiled = _compiled(run)
+            finally:
+                run.close()
+            stats = dataclasses.replace(run.stats, compile_seconds=0.0, record_seconds=0.0, setup_seconds=0.0)
+            runs[in_c] = outcome, stats, compiled
+        assert runs[True] == runs[False], config
+        assert runs[True][0] == expected, config
+        compiles += runs[False][1].traces
+    if room == "one-compile-runs":  # (compiles the loop in C tried came back to the controller)
+        assert any(handed_back) or compiles <= 3
+
+
+# Two loops, one after the other, run again and again: the first one's exit
+# resumes at the second one's header, which has a trace of its own by the
+# time that exit is hot: the exit is linked straight to it.
+INTO_A_LOOP = """
+.args 1
+.func main locals=4
+    arg 0
+    store 3
+outer:
+    load 3
+    jz done
+    push_int 30
+    store 0
+    push_int 40
+    store 1
+first:
+    load 0
+    jz second
+    load 0
+    push_int 1
+    sub
+    store 0
+    jump first
+second:
+    load 1
+    jz next
+    load 1
+    push_int 1
+    sub
+    store 1
+    load 2
+    push_int 1
+    add
+    store 2
+    jump second
+next:
+    load 3
+    push_int 1
+    sub
+    store 3
+    jump outer
+done:
+    load 2
+    print_int
+    halt
+"""
+
+
+@pytest.mark.parametrize("in_c", [True, False], ids=["loop-in-c", "controller"])
+def test_an_exit_into_a_traced_loop_links_straight_to_its_trace(monkeypatch, in_c):
+    """Whoever links it (the loop in C, or the controller), the exit jumps
+    to the trace at the loop header where it resumes: no side trace."""
+    from jit.runtime import machines
+
+    linked_in_c = []
+    take_links = machines.NativeMachine.take_links
+
+    def counted(self):
+        links = take_links(self)
+        linked_in_c.extend(exit_id for exit_id, *_ in links)
+        return links
+
+    monkeypatch.setattr(machines.NativeMachine, "take_links", counted)
+    program = parse(INTO_A_LOOP, "into_a_loop.uop")
+    run = TieredRun(program, [50], TierConfig(c_compiles=in_c))
+    try:
+        run.execute()
+        assert run.machine.outcome() == ENGINES["py"](program, [50])
+        heads = {code.address(0): pc for pc, code in run.traces.items()}
+        straight = [i for i, ex in run.exits.items() if ex.linked and ex.destination in heads]
+        assert straight, run.stats.report()
+        assert all(run.exits[i].info.resume_pc == heads[run.exits[i].destination] for i in straight)
+        assert bool(set(straight) & set(linked_in_c)) == in_c
+    finally:
+        run.close()
+
+
+def test_the_loop_in_c_makes_most_compiles_and_links(monkeypatch):
+    """nbody at the default thresholds: after the first compile (the
+    controller's, which sets the compiler up), the loop in C compiles the
+    traces and links the exits itself."""
+    from jit.runtime import machines
+
+    made = {"compiles": 0, "links": 0}
+    for what in made:
+        method = getattr(machines.NativeMachine, f"take_{what}")
+
+        def counted(self, method=method, what=what):
+            result = method(self)
+            made[what] += len(result)
+            return result
+
+        monkeypatch.setattr(machines.NativeMachine, f"take_{what}", counted)
+    outcome, stats = tiered(parse_file(PROGRAMS / "nbody.uop"), [1000])
+    assert outcome.status == "halted" and stats.traces >= 5 and stats.linked >= 3, stats.report()
+    assert made["compiles"] >= stats.traces - 2 and made["links"] >= stats.linked - 1, (made, stats.report())
 
 
 @pytest.mark.parametrize(("name", "arg"), [("nbody", 1000), ("spectralnorm", 100), ("mandelbrot", 200)])

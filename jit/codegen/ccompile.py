@@ -125,6 +125,18 @@ class CCompiler:
             self.job.superinstructions, self.job.accounting = self._switches = switches
         return pcs, npcs, kind, end
 
+    def ready(self, program: Program, superinstructions: bool, accounting: bool, max_steps: int) -> int:
+        """Set the job up for compiles the loop between the tiers makes
+        itself (stencils/tiers.c) of paths up to `max_steps` long: the
+        switches set and the scratch grown.  The address of the program's
+        code as forming reads it."""
+        if 4 * max_steps + 4 > self._cap:
+            self._grow(4 * max_steps + 4)
+        switches = (superinstructions, accounting)
+        if switches != self._switches:
+            self.job.superinstructions, self.job.accounting = self._switches = switches
+        return self.former.code(program)[2]
+
     def form(self, program: Program, handover: Handover) -> int:
         """Form, choose variants and lay out: the size the code needs."""
         h = handover

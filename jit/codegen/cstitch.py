@@ -241,6 +241,9 @@ def _target_plan(ffi, target: Target):
     plan.arch, plan.pad, plan.branch_bias = target.arch, target.pad[0], target.branch_bias
     plan.trampoline_address_at = target.trampoline_address_at
     ffi.memmove(plan.trampoline, target.trampoline_template, len(target.trampoline_template))
+    ffi.memmove(plan.link_jump, target.link_jump, len(target.link_jump))
+    plan.link_size, plan.link_reloc = len(target.link_jump), reloc_numbers()[target.link_reloc]
+    plan.link_field_at, plan.link_addend = target.link_field_at, target.link_addend
     return plan
 
 

@@ -17,7 +17,9 @@ controller (jit.runtime.tiering) sees.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
 
 from ..build.stencils import StencilLibrary
 from ..codegen.trace import Handover, TraceShape
@@ -26,7 +28,10 @@ from ..lang.outcome import Outcome
 from ..limits import MAX_EXITS, NEVER
 from .cinterp import NativeVM, encode
 from .interfaces import Backend, CompiledCode
-from .native import NativeRuntime, native_runtime
+from .native import NativeRuntime, RecordedCode, native_runtime
+
+# Compiles the loop between the tiers makes before the controller must take them.
+LOG = 64
 
 
 class NativeMachine:
@@ -70,6 +75,12 @@ class NativeMachine:
         loop.returns, loop.settled, loop.nexits = self.returns, self.settled, MAX_EXITS
         loop.passes = self.exit_counts if accounting else ffi.NULL
         loop.hot_exit = hot_exit
+        self.max_trace = max_trace
+        self.log: Any = None  # the loop's logs of its own compiles and links, and where exits are (compile_in_loop)
+        self.links: Any = None
+        self.exit_at: Any = None
+        self.exit_rw: Any = None
+        self._ready: Callable[[], int] | None = None  # sets the compiler up for them
 
     status = property(lambda self: self.state.status)
     pc = property(lambda self: self.state.pc)
@@ -85,6 +96,11 @@ class NativeMachine:
         rec = self.rec
         rec.len, rec.start, rec.depth, rec.max = 0, start, 0, limit
         self.lib.run_record(self.state, self.code, start, rec)
+        return self.recorded()
+
+    def recorded(self) -> Sequence[int]:
+        """The path the recorder holds (the last recorded, here or by the loop in C)."""
+        rec = self.rec
         pcs = array("q")  # (what jit.codegen.cform hands C as it is)
         pcs.frombytes(self.vm.ffi.buffer(self.pcs, 8 * rec.len))
         return pcs
@@ -92,10 +108,58 @@ class NativeMachine:
     def compile_handover(self, program: Program, handover: Handover) -> tuple[TraceShape, CompiledCode]:
         shape, compiled = self.backend.compile_handover(program, handover)
         self.compiled.append(compiled)
+        if self._ready is not None and isinstance(compiled, RecordedCode) and shape.exits:
+            chunk = compiled.chunk  # (the loop in C links its exits, through the chunk's writable view)
+            self.lib.jit_note_exits(self.loop, compiled.record.pointer, chunk.view - chunk.address)
         return shape, compiled
 
     def prepare_compiles(self, program: Program) -> None:
         self.backend.prepare(program)
+
+    def compile_in_loop(self, program: Program, superinstructions: bool, accounting: bool) -> bool:
+        """Let the loop between the tiers trace hot loops and link hot exits
+        itself (stencils/tiers.c), compiling with these switches: whether it
+        can (copy-and-patch's one-call compile only)."""
+        rt = self.backend
+        if not isinstance(rt, NativeRuntime):
+            return False
+        job, run = rt.one_call_compiler(), rt.arena.code_run()
+        if job is None or run is None:
+            return False
+        loop, ffi = self.loop, self.vm.ffi
+        self._ready = partial(job.ready, program, superinstructions, accounting, self.max_trace)
+        loop.form_code = ffi.cast("int64_t *", self._ready())
+        if self.log is None:
+            self.log, self.links = ffi.new("LoggedCompile[]", LOG), ffi.new("LoggedLink[]", LOG)
+            self.exit_at, self.exit_rw = ffi.new("uint64_t[]", MAX_EXITS), ffi.new("uint64_t[]", MAX_EXITS)
+            loop.log, loop.links, loop.log_cap, loop.never = self.log, self.links, LOG, NEVER
+            loop.exit_at, loop.exit_rw, loop.pending_exit = self.exit_at, self.exit_rw, -1
+            loop.run, loop.rec, loop.heads = run, self.rec, self.heads
+        loop.job = job.job
+        return True
+
+    def take_compiles(self) -> list[tuple[TraceShape, CompiledCode, bool]]:
+        """The compiles the loop in C made since last asked (each one's code
+        freed with the machine), and whether each is a side trace."""
+        loop, rt = self.loop, self.backend
+        assert isinstance(rt, NativeRuntime), "compiles in C without compile_in_loop"
+        made: list[tuple[TraceShape, CompiledCode, bool]] = []
+        for k in range(loop.nlog):
+            entry = self.log[k]
+            shape, code = rt.adopt_record(entry.record, entry.start, entry.ops)
+            self.compiled.append(code)
+            made.append((shape, code, bool(entry.side)))
+        loop.nlog = 0
+        return made
+
+    def take_links(self) -> list[tuple[int, int, int, bool]]:
+        """The exits the loop in C linked since last asked: each one's id,
+        destination, times taken before, and whether the jump was written
+        (else it did not reach, and a trampoline must be)."""
+        loop = self.loop
+        links = [(e.exit_id, e.destination, e.before, bool(e.patched)) for e in self.links[0 : loop.nlinks]]
+        loop.nlinks = 0
+        return links
 
     def enter(self, address: int) -> int:
         return self.rt.enter(self.state, address)
@@ -103,6 +167,8 @@ class NativeMachine:
     def run_tiers(self, pc: int) -> int:
         """Tier 1 from `pc`, and the traces it reaches, until the controller
         must act (stencils/tiers.c): the status that says why."""
+        if self._ready is not None:
+            self._ready()  # (the compiler is shared: another run may have set it up otherwise since)
         return self.lib.jit_run_tiers(self.state, self.code, pc, self.loop)
 
     def settle(self, exit_id: int) -> None:
@@ -130,6 +196,8 @@ class NativeMachine:
         return self.vm.outcome()
 
     def close(self) -> None:
+        if self.loop.nlog:
+            self.take_compiles()  # (to free them)
         for compiled in self.compiled:
             compiled.free()
         self.compiled.clear()

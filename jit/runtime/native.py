@@ -196,6 +196,24 @@ class NativeRuntime(FormsThenCompiles):
         shape, chosen, lay = job.results(record)
         return shape, Compiled(region, lay, shape.steps, trampolines, partial(job.plans.stencil_names, chosen))
 
+    def one_call_compiler(self) -> CCompiler | None:
+        """The compiler the loop between the tiers may call itself
+        (stencils/tiers.c): one-call compiles only, so the C stitcher, the
+        op table's numbering and a dual-mapped arena; else None."""
+        if self.stitcher is not Stitcher.C or self.arena.code_run() is None:
+            return None
+        return self._job or self._job_made()
+
+    def adopt_record(self, pointer: Any, start: int, ops: int) -> tuple[RecordShape, RecordedCode]:
+        """The shape and code of a compile tiers.c made (`pointer`: its
+        record, freed with the last of the two)."""
+        from ..codegen.ccompile import RecordShape
+
+        job = self._job
+        assert job is not None, "a compile in C without the compiler"
+        shape = RecordShape(job, self.ffi.gc(pointer, self.lib.jit_record_free), start, ops)
+        return shape, RecordedCode(self.arena, shape)
+
     def _job_made(self) -> CCompiler | None:
         """The one-call compiler (made at the first compile, or by prepare()),
         unless the library's op numbers are not the op table's."""

@@ -43,7 +43,7 @@ from ..lang.ir import Program
 from ..lang.outcome import Outcome, Prepared
 from ..limits import MAX_EXITS
 from ..targets import host_target
-from ..vmdef import VM_ERROR, VM_EXIT_HOT, VM_EXITED, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_RECORDED
+from ..vmdef import VM_ERROR, VM_EXIT_HOT, VM_EXITED, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_HOT_RECORDED, VM_RECORDED
 from .config import TierConfig, TierStats
 from .interfaces import Backend, CompiledCode, TierMachine
 from .machines import NativeMachine
@@ -116,6 +116,13 @@ class TieredRun:
         self._returned = 0  # returns to tier 1 seen here (every exit id, and -1)
         self.next_exit = 0
         self._prepared = False  # the compiler set up (_prepare)
+        # Whether the loop in C may record and compile hot loops itself, once
+        # the compiler is set up (TierConfig.c_compiles): not with passes, or
+        # with anyone to tell of each compile as it is made.
+        self._c_compiles = (
+            self._native is not None and c.c_compiles and c.c_forming and not c.passes
+            and not self.observers and on_compile is None
+        )  # fmt: skip
 
     # -- the loop between the tiers ------------------------------------------
 
@@ -153,10 +160,19 @@ class TieredRun:
         C: Python hears only of what it must act on."""
         pc = 0
         while True:
+            loop = m.loop
+            loop.next_exit = self.next_exit
             status = m.run_tiers(pc)
-            if status == VM_HOT:  # (a header with no trace: tiers.c enters the ones that have one)
+            if loop.nlog or loop.nlinks:
+                self._take_from_loop(m)
+            if status == VM_HOT:  # (a header with no trace that tiers.c did not trace)
                 if m.pc not in self.traces:
                     self._trace_loop(m.pc)  # (recording moves the pc on)
+            elif status == VM_HOT_RECORDED:  # (recorded by tiers.c, whose compile needs the controller)
+                if loop.pending_exit < 0:
+                    self._trace_loop(loop.rec.start, m.recorded())
+                else:
+                    self._exit_taken(loop.pending_exit, loop.rec.start, m.recorded())
             elif status == VM_HOT_CALL:
                 self._hot_call(m.pc)
             elif status == VM_EXIT_HOT:
@@ -166,6 +182,27 @@ class TieredRun:
             if m.status in (VM_HALTED, VM_ERROR):
                 return
             pc = m.pc
+
+    def _take_from_loop(self, m: NativeMachine) -> None:
+        """Take charge of the traces the loop in C compiled (in the order it
+        gave them their exits; taking them counts as compile time), then of
+        the exits it linked."""
+        t0 = time.perf_counter()
+        for shape, code, side in m.take_compiles():
+            self._install(shape, code, "side" if side else "loop")
+            self.stats.traces += 1
+            self.stats.side_traces += side
+            if not side:
+                self.traces[shape.start_pc] = code
+        self.stats.compile_seconds += time.perf_counter() - t0
+        assert self.next_exit == m.loop.next_exit, "the loop in C and the controller numbered exits apart"
+        for exit_id, destination, before, patched in m.take_links():
+            ex = self._exit(exit_id)
+            assert ex is not None, "the loop in C linked an exit no code owns"
+            if not patched:  # (the direct jump does not reach: written here, through a trampoline)
+                self.machine.link(ex.code, ex.info.step, destination)
+            ex.taken_before_link, ex.linked, ex.destination = before, True, destination
+            self.stats.linked += 1
 
     def _hot_call(self, start: int) -> None:
         """Tier 1 called a hot function: run it compiled (compiled now, if need be)."""
@@ -188,8 +225,12 @@ class TieredRun:
         else:
             self.stats.accounted = False
             self.stats.exits_to_tier1 = self._returned
-        if self._native is not None:  # (what the loop in C counted)
-            self.stats.entries += self._native.loop.entries
+        if self._native is not None:  # (what the loop in C counted and timed)
+            loop = self._native.loop
+            self.stats.entries += loop.entries
+            self.stats.hot_loops += loop.hot_loops
+            self.stats.record_seconds += loop.record_ns / 1e9
+            self.stats.compile_seconds += loop.compile_ns / 1e9
             if not self.config.accounting:
                 self.stats.exits_to_tier1 += self._native.loop.exits
         for observer in self.observers:
@@ -226,9 +267,11 @@ class TieredRun:
 
     # -- making traces ---------------------------------------------------------
 
-    def _trace_loop(self, header: int) -> None:
-        self.stats.hot_loops += 1
-        code = self._record_and_compile(header)
+    def _trace_loop(self, header: int, recorded: Sequence[int] | None = None) -> None:
+        """Trace the hot loop at `header` (`recorded`: its path, when the
+        loop in C recorded it and counted it)."""
+        self.stats.hot_loops += recorded is None
+        code = self._record_and_compile(header, recorded=recorded)
         if code is None:
             self.machine.never(header)
             return
@@ -242,6 +285,10 @@ class TieredRun:
         if not self._prepared:
             t0 = time.perf_counter()
             self.machine.prepare_compiles(self.program)
+            if self._c_compiles:  # (from now on the loop in C traces and links, with the compiler set up)
+                assert self._native is not None
+                c = self.config
+                self._c_compiles = self._native.compile_in_loop(self.program, c.superinstructions, c.accounting)
             self.stats.setup_seconds += time.perf_counter() - t0
             self._prepared = True
 
@@ -276,7 +323,10 @@ class TieredRun:
             ex = self.exits[exit_id] = _Exit(exit_id, code, info)
         return ex
 
-    def _exit_taken(self, exit_id: int) -> None:
+    def _exit_taken(self, exit_id: int, resume: int | None = None, recorded: Sequence[int] | None = None) -> None:
+        """Exit `exit_id` came back to tier 1, which resumes at `resume`
+        (the machine's pc unless given); `recorded`: the path the loop in C
+        recorded from there, when its compile came back here."""
         ex = self._exit(exit_id)
         if ex is None:
             if 0 <= exit_id < MAX_EXITS:
@@ -284,7 +334,8 @@ class TieredRun:
             return
         if ex.linked or ex.failed or self.exit_count(exit_id) < self.config.hot_exit:
             return
-        resume = self.machine.pc
+        if resume is None:
+            resume = self.machine.pc
         if ex.info.call:  # a call out of a compiled function: to the callee's code, whole
             callee = self.functions.get(resume) or self._compile_function(resume)
             if callee is None:
@@ -295,7 +346,7 @@ class TieredRun:
         if resume in self.traces:
             self._link(ex, self.traces[resume].address(0))
             return
-        side = self._record_and_compile(resume, side=True)
+        side = self._record_and_compile(resume, side=True, recorded=recorded)
         if side is None:
             self._fail(ex)
             return
@@ -306,12 +357,15 @@ class TieredRun:
         ex.failed = True
         self.machine.settle(ex.exit_id)
 
-    def _record_and_compile(self, start: int, side: bool = False):
-        """Record from `start` (tier 1 executes the path) and compile it."""
+    def _record_and_compile(self, start: int, side: bool = False, recorded: Sequence[int] | None = None):
+        """Record from `start` (tier 1 executes the path; unless `recorded`
+        is the path, recorded already) and compile it."""
         m = self.machine
-        t0 = time.perf_counter()
-        pcs = m.record(start, self.config.max_trace)
-        self.stats.record_seconds += time.perf_counter() - t0
+        pcs = recorded
+        if pcs is None:
+            t0 = time.perf_counter()
+            pcs = m.record(start, self.config.max_trace)
+            self.stats.record_seconds += time.perf_counter() - t0
         if m.status != VM_RECORDED or not pcs:
             return None
         stop = m.pc

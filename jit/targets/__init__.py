@@ -61,6 +61,13 @@ class Target:
     trampoline_address_at: int
     branch_bias: int  # a branch displacement counts from the hole plus this many bytes
     insn_align: int  # instruction size to step over bytes the disassembler cannot decode
+    # The direct jump linking writes over a side exit: its bytes with the
+    # displacement zero, and the relocation (at link_field_at, S + A with A
+    # link_addend) that fills it in; the C stitcher patches it the same way.
+    link_jump: bytes
+    link_reloc: str
+    link_field_at: int
+    link_addend: int
 
     def trampoline(self, destination: int) -> bytes:
         """TRAMPOLINE_SIZE bytes that jump to an absolute address."""
@@ -69,8 +76,16 @@ class Target:
 
     def jump(self, place: int, destination: int) -> bytes:
         """The shortest unconditional jump from `place` to `destination`
-        (what linking writes over a side exit)."""
-        raise NotImplementedError
+        (what linking writes over a side exit): the direct jump, or a
+        trampoline where that does not reach."""
+        from ..codegen.patch import RelocationError, patch
+
+        code, at = bytearray(self.link_jump), self.link_field_at
+        try:
+            patch(code, at, self.link_reloc, destination + self.link_addend, place + at)
+        except RelocationError:
+            return self.trampoline(destination)
+        return bytes(code)
 
     def is_branch_instruction(self, code: bytes | bytearray, offset: int, reloc: str) -> bool:
         """Whether the hole at `offset` is a jump's or call's displacement (so a

@@ -43,12 +43,6 @@ def _local_branch(insn: int) -> tuple[int, int, str] | None:
 
 @dataclass(frozen=True)
 class AArch64(Target):
-    def jump(self, place: int, destination: int) -> bytes:
-        rel = destination - place
-        if -(1 << 27) <= rel < 1 << 27:
-            return struct.pack("<I", 0x14000000 | ((rel >> 2) & 0x3FFFFFF))  # b
-        return self.trampoline(destination)
-
     def tail_rule(self, code: bytes, holes: list[Hole]) -> TailResult:
         """`b _JIT_CONTINUE` at the end goes; a conditional branch around a final
         `b _JIT_CONTINUE; b X` or `b X` is inverted or retargeted to X."""
@@ -219,4 +213,8 @@ TARGET = AArch64(
     trampoline_address_at=8,
     branch_bias=0,  # a branch counts from the instruction itself
     insn_align=4,
+    link_jump=struct.pack("<I", 0x14000000),  # b, which counts from itself
+    link_reloc="R_AARCH64_JUMP26",
+    link_field_at=0,
+    link_addend=0,
 )

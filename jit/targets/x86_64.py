@@ -25,12 +25,6 @@ def _is_jcc(code: bytes | bytearray, at: int) -> bool:
 
 @dataclass(frozen=True)
 class X86_64(Target):
-    def jump(self, place: int, destination: int) -> bytes:
-        rel = destination - (place + 5)  # jmp rel32 counts from the next instruction
-        if -(1 << 31) <= rel < 1 << 31:
-            return b"\xe9" + struct.pack("<i", rel)
-        return self.trampoline(destination)
-
     def is_branch_instruction(self, code: bytes | bytearray, offset: int, reloc: str) -> bool:
         if reloc not in _REL32:
             return super().is_branch_instruction(code, offset, reloc)
@@ -159,4 +153,8 @@ TARGET = X86_64(
     trampoline_address_at=6,
     branch_bias=4,  # rel32 counts from the end of its 4-byte field
     insn_align=1,
+    link_jump=b"\xe9" + bytes(4),  # jmp rel32, which counts from the next instruction
+    link_reloc="R_X86_64_PC32",
+    link_field_at=1,
+    link_addend=-4,
 )
