@@ -51,6 +51,21 @@ jit_note_exits(TierLoop *loop, const int64_t *record, int64_t view_offset)
     }
 }
 
+/* jit_compile (args: its nine), and what the loop does with a compile it
+ * made: the exits noted, and the compile logged (start: the path's first
+ * position; ops: its length). */
+static int64_t *
+compile_logged(TierLoop *loop, const int64_t *args, int64_t start, int64_t ops, int64_t side)
+{
+    int64_t *record = jit_compile(loop->job, loop->run, args);
+    if (record) {
+        loop->next_exit += ((const RecordHeader *)record)->nexits;
+        jit_note_exits(loop, record, (int64_t)(loop->run->rw - loop->run->rx));
+        loop->log[loop->nlog++] = (LoggedCompile){record, start, ops, side};
+    }
+    return record;
+}
+
 /* Records the path from `start` (tier 1 executes it) and compiles it into
  * the open run, as the controller's _record_and_compile does: the code's
  * record, logged and its exits noted, or NULL.  *status is VM_RUNNING when
@@ -81,25 +96,36 @@ record_and_compile(VMState *state, const Inst *code, int64_t start, int64_t side
     int64_t kind = stop == start ? ops->kind_loop : link ? ops->kind_link : ops->kind_exit;
     int64_t args[9] = {(int64_t)(uintptr_t)loop->form_code, loop->ncode, (int64_t)(uintptr_t)rec->pcs, rec->len,
                        stop, kind, loop->next_exit, kind == ops->kind_link ? (int64_t)(uintptr_t)link : 0, -1};
-    int64_t *record = jit_compile(loop->job, loop->run, args);
-    if (record) {
-        const RecordHeader *h = (const RecordHeader *)record;
-        loop->next_exit += h->nexits;
-        jit_note_exits(loop, record, (int64_t)(loop->run->rw - loop->run->rx));
-        loop->log[loop->nlog++] = (LoggedCompile){record, start, rec->len, side};
-    } else {
-        *status = VM_HOT_RECORDED;
-    }
+    int64_t *record = compile_logged(loop, args, start, rec->len, side);
+    if (!record) *status = VM_HOT_RECORDED;
     loop->compile_ns += now_ns() - t1;
     return record;
+}
+
+/* Compiles n paths recorded earlier (rows of eleven int64s: jit_compile's
+ * nine arguments, then the path's first position and its length) one
+ * after another, each as the loop compiles one (compile_logged), with
+ * nothing between them: how many were made before one was not (run->status
+ * says why) or the log was full.  jit.tools.benchmark times it. */
+int64_t
+jit_compile_paths(TierLoop *loop, const int64_t *rows, int64_t n)
+{
+    int64_t k = 0;
+    while (k < n && loop->nlog < loop->log_cap) {
+        const int64_t *row = rows + 11 * k;
+        if (!compile_logged(loop, row, row[9], row[10], 0)) break;
+        k++;
+    }
+    return k;
 }
 
 /* The controller's _trace_loop, for a hot header with no trace: the
  * trace recorded and compiled, and installed at the header (or the header
  * marked never to be traced).  VM_RUNNING when the loop goes on at
- * state->pc, else what the controller must hear. */
-static int64_t
-trace_loop(VMState *state, const Inst *code, int64_t header, TierLoop *loop)
+ * state->pc, else what the controller must hear.  (The controller calls it
+ * too, for the header that was hot when it set the loop up to compile.) */
+int64_t
+jit_trace_loop(VMState *state, const Inst *code, int64_t header, TierLoop *loop)
 {
     if (loop->nlog == loop->log_cap) return VM_HOT;
     loop->hot_loops++;
@@ -163,7 +189,7 @@ jit_run_tiers(VMState *state, const Inst *code, int64_t pc, TierLoop *loop)
                 if (!loop->job) {
                     return VM_HOT; /* a loop to trace */
                 }
-                int64_t status = trace_loop(state, code, pc, loop);
+                int64_t status = jit_trace_loop(state, code, pc, loop);
                 if (status != VM_RUNNING) {
                     return status;
                 }

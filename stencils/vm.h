@@ -321,6 +321,8 @@ typedef struct TierLoop {
 } TierLoop;
 int64_t jit_run_tiers(VMState *state, const Inst *code, int64_t pc, TierLoop *loop);
 void jit_note_exits(TierLoop *loop, const int64_t *record, int64_t view_offset);
+int64_t jit_trace_loop(VMState *state, const Inst *code, int64_t header, TierLoop *loop);
+int64_t jit_compile_paths(TierLoop *loop, const int64_t *rows, int64_t n);
 void vm_free_output(VMState *state);
 void jit_flush_icache(uintptr_t start, uintptr_t end);
 int64_t print_int(VMState *state, int64_t value);

@@ -102,6 +102,7 @@ RUNNERS: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
     "jit-hot-calls": _hot_calls,
     "jit-hot:accounting": _tiered(HOT_COUNTED),
     "jit-hot:python-tiering": _tiered(TierConfig(hot_loop=1, hot_exit=1, max_trace=50, c_tiering=False)),
+    "jit-hot:controller-compiles": _tiered(TierConfig(hot_loop=1, hot_exit=1, max_trace=50, c_compiles=False)),
     "jit-hot-calls:accounting": _tiered(dataclasses.replace(HOT_CALLS, accounting=True)),
     "aarch64-eager": _emulated("aarch64-linux", eager=True),
     "aarch64-jit-hot": _emulated("aarch64-linux", eager=False),

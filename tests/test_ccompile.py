@@ -22,7 +22,7 @@ from jit.runtime.config import TierConfig
 from jit.runtime.memory import Arena
 from jit.runtime.native import NativeRuntime, native_runtime
 from jit.runtime.tiering import prepare_tiered
-from jit.tools.benchmark import SIZES, load_programs
+from jit.tools.benchmark import SIZES, Trace, load_programs
 
 
 def handovers(program: Program, args: list[int], config: TierConfig | None = None) -> list[Handover]:
@@ -41,25 +41,30 @@ def assert_alike(rt: NativeRuntime, program: Program, handover: Handover) -> int
     """Compiled in one go and stage by stage, the same; returns the steps."""
     shape, code = rt.compile_handover(program, handover)
     try:
-        ref = form(program, handover)
-        assert list(shape.steps) == list(ref.steps), (handover.kind, handover.pcs)
-        assert dict(shape.exits) == dict(ref.exits)
-        assert (shape.start_pc, shape.ops, shape.kind) == (ref.start_pc, ref.ops, ref.kind)
-        plans = plans_for(rt.library)
-        packed, lay = plans.plan(ref.steps, rt.stack_cache)
-        assert code.stencils == plans.stencils(packed)
-        assert list(code.layout.code_offsets) == list(lay.code_offsets)
-        assert list(code.layout.data_offsets) == list(lay.data_offsets)
-        assert (code.layout.size, code.layout.trampolines, code.layout.trampoline_slots) == (
-            lay.size,
-            lay.trampolines,
-            lay.trampoline_slots,
-        )
-        expected, used = plans.render_packed(packed, lay, code.region.address, plans.helper_values(rt.helpers))
-        assert code.read() == expected and code.trampolines == used
-        return len(shape.steps)
+        return assert_made_alike(rt, program, handover, shape, code)
     finally:
         code.free()
+
+
+def assert_made_alike(rt: NativeRuntime, program: Program, handover: Handover, shape, code) -> int:
+    """What a compile made (however it was called) against the stages one at a time."""
+    ref = form(program, handover)
+    assert list(shape.steps) == list(ref.steps), (handover.kind, handover.pcs)
+    assert dict(shape.exits) == dict(ref.exits)
+    assert (shape.start_pc, shape.ops, shape.kind) == (ref.start_pc, ref.ops, ref.kind)
+    plans = plans_for(rt.library)
+    packed, lay = plans.plan(ref.steps, rt.stack_cache)
+    assert code.stencils == plans.stencils(packed)
+    assert list(code.layout.code_offsets) == list(lay.code_offsets)
+    assert list(code.layout.data_offsets) == list(lay.data_offsets)
+    assert (code.layout.size, code.layout.trampolines, code.layout.trampoline_slots) == (
+        lay.size,
+        lay.trampolines,
+        lay.trampoline_slots,
+    )
+    expected, used = plans.render_packed(packed, lay, code.region.address, plans.helper_values(rt.helpers))
+    assert code.read() == expected and code.trampolines == used
+    return len(shape.steps)
 
 
 def test_every_bundled_handover_compiles_alike():
@@ -85,6 +90,38 @@ def test_every_bundled_handover_compiles_alike():
         single.close()
     assert FUNCTION in kinds and LOOP in kinds
     assert single.arena.stats()["mappings"] == uncached.arena.stats()["mappings"] == 0
+
+
+def test_the_benchmarks_compile_in_c_makes_what_one_call_makes():
+    """jit.tools.benchmark times compiles made as the loop between the tiers
+    makes them, every trace in one C call (NativeMachine.compile_paths): each
+    is what compiling it alone makes, and the second and later calls make
+    them into the memory the first used."""
+    from jit.tools.benchmark import LoopCompiles
+
+    programs = load_programs(SIZES)
+    paths = []
+    for name, program in programs.items():
+        paths += [(name, h) for h in handovers(program, [SIZES[name]])]
+    traces = [Trace(name, h, [], 0) for name, h in paths]
+    loop = LoopCompiles(programs)
+    try:
+        m = loop.machine
+        compile_all = m.compile_paths([(programs[name], h) for name, h in paths])
+        addresses = []
+        for _ in range(2):
+            assert compile_all() == len(paths)
+            made = m.take_compiles()
+            addresses.append([code.address(0) for _, code, _ in made])
+            for (name, h), (shape, code, side) in zip(paths, made, strict=True):
+                assert not side
+                assert_made_alike(loop.runtime, programs[name], h, shape, code)
+            m.free_code()
+        assert addresses[0] == addresses[1]
+        assert loop.seconds(programs, traces) > 0
+    finally:
+        loop.close()
+    assert loop.runtime.arena.stats()["mappings"] == 0
 
 
 def test_compiles_share_runs_and_give_back_every_byte():

@@ -137,6 +137,17 @@ class CCompiler:
             self.job.superinstructions, self.job.accounting = self._switches = switches
         return self.former.code(program)[2]
 
+    def arguments(self, program: Program, handover: Handover) -> tuple[tuple[int, ...], tuple[int, int], Any]:
+        """jit_compile's nine arguments for this handover, the path's first
+        position and length, and the path's array the arguments point into
+        (to be kept while they are used).  Sets the job up for it (_path)."""
+        h = handover
+        pcs, npcs, kind, end = self._path(program, h)
+        code = self.former.code(program)[2]
+        link = h.link_address or 0
+        args = (code, len(program.code), pcs.buffer_info()[0], npcs, h.stop_pc, kind, h.first_exit, link, end)
+        return args, self._made, pcs
+
     def form(self, program: Program, handover: Handover) -> int:
         """Form, choose variants and lay out: the size the code needs."""
         h = handover
@@ -160,31 +171,33 @@ class CCompiler:
         run = arena.code_run()
         if run is None:
             return None
-        h = handover
-        pcs, npcs, kind, end = self._path(program, h)
-        _ARGS.pack_into(
-            self._args_buffer, 0, self.former.code(program)[2], len(program.code), pcs.buffer_info()[0], npcs,
-            h.stop_pc, kind, h.first_exit, h.link_address or 0, end,
-        )  # fmt: skip
+        args, _, _alive = self.arguments(program, handover)  # (the path stays alive while C reads it)
+        _ARGS.pack_into(self._args_buffer, 0, *args)
         lib, job = self.lib, self.job
         while True:
             record = lib.jit_compile(job, run, self._args)
             if record:
                 return RecordShape(self, self.ffi.gc(record, lib.jit_record_free), *self._made)
-            status = run.status
-            if status == lib.JIT_COMPILE_RUN:
-                if not arena.refill(run.need):
-                    return None
-            elif status == lib.JIT_COMPILE_TRAMPS:
-                self._tramp_room(max(job.tramp_slots, 2 * job.tramp_room))
-            elif status == lib.JIT_COMPILE_OUTSIDE:
-                raise outside(program)
-            elif status == lib.JIT_COMPILE_STITCH:
-                raise StitchError(self.ffi.string(self.error).decode())
-            elif status == lib.JIT_COMPILE_MEMORY:
-                raise MemoryError("no memory for a compile's record")
-            else:  # (JIT_COMPILE_SCRATCH: _path grows what it asks for)
-                raise AssertionError("the compile job was given too little room")
+            if not self.recover(run, arena, program):
+                return None
+
+    def recover(self, run: Any, arena: Any, program: Program) -> bool:
+        """After a jit_compile that returned NULL (run.status says why): make
+        the room it wanted, to try again; False when the arena can no
+        longer give a run.  A compile that cannot succeed raises."""
+        lib, status = self.lib, run.status
+        if status == lib.JIT_COMPILE_RUN:
+            return bool(arena.refill(run.need))
+        if status == lib.JIT_COMPILE_TRAMPS:
+            self._tramp_room(max(self.job.tramp_slots, 2 * self.job.tramp_room))
+            return True
+        if status == lib.JIT_COMPILE_OUTSIDE:
+            raise outside(program)
+        if status == lib.JIT_COMPILE_STITCH:
+            raise StitchError(self.ffi.string(self.error).decode())
+        if status == lib.JIT_COMPILE_MEMORY:
+            raise MemoryError("no memory for a compile's record")
+        raise AssertionError("the compile job was given too little room")  # (JIT_COMPILE_SCRATCH: _path grows it)
 
     def stitch(self, out: int, base: int) -> tuple[int, memoryview]:
         """Stitch what form() made into writable memory at `out` (as if at
@@ -238,6 +251,10 @@ class RecordShape(TraceShape):
     def stencils(self) -> list[str]:
         """The stencil each step was stitched from."""
         return self.compiler.plans.stencil_names(self.parts()[1])
+
+    def counts(self) -> tuple[int, int]:
+        h = self.pointer  # (a RecordHeader's third and fourth fields, read without the record's parts)
+        return h[2], h[3]
 
     @property
     def steps(self) -> Sequence[Step]:  # type: ignore[override]  # (a field of the base, read from the record here)

@@ -67,6 +67,10 @@ class TraceShape:
     kind: TraceKind = LOOP
     handover: Handover | None = None  # what it was formed from (set by the tiered engine)
 
+    def counts(self) -> tuple[int, int]:
+        """How many steps and exits (what the tiered engine asks of every compile)."""
+        return len(self.steps), len(self.exits)
+
 
 @dataclass(slots=True)  # (not frozen: a frozen dataclass's __init__ cost microseconds a compile)
 class Handover:

@@ -75,6 +75,14 @@ class TierStats:
     linked: int = 0  # exits re-patched to jump into other compiled code
     uops_compiled: int = 0
     compile_seconds: float = 0.0
+    # Of those compiles, the ones the loop between the tiers made itself
+    # (TierConfig.c_compiles): how many, the IR micro-ops their paths cover,
+    # and the time compiling took there (with any attempt handed back to the
+    # controller; part of compile_seconds, which also has the controller
+    # taking charge of them).
+    loop_compiles: int = 0
+    loop_compile_ops: int = 0
+    loop_compile_seconds: float = 0.0
     setup_seconds: float = 0.0  # setting the compiler up before the first compile (imports, patch plans)
     record_seconds: float = 0.0
     exits_to_tier1: int = 0  # side exits taken that returned to tier 1
@@ -108,12 +116,20 @@ class TierStats:
                 f"micro-ops run in tier 1 {self.interp_ops}; compiled code counted nothing "
                 "(TierConfig(accounting=True) counts its micro-ops and linked exits)"
             )
+        in_loop = ""
+        if self.loop_compiles:
+            rate = self.loop_compile_ops / self.loop_compile_seconds / 1e6 if self.loop_compile_seconds else 0.0
+            in_loop = (
+                f"; {self.loop_compiles} of the compiles made by the loop between the tiers in C, "
+                f"{self.loop_compile_seconds * 1e6:.0f} us for {self.loop_compile_ops} micro-ops "
+                f"({rate:.1f} M a second)"
+            )
         return (
             f"jit: hot loops {self.hot_loops}, traces compiled {self.traces} ({self.side_traces} side), "
             f"hot functions compiled {self.functions}, exits linked {self.linked}, "
             f"micro-ops compiled {self.uops_compiled}\n"
             f"jit: compile time {self.compile_seconds * 1e3:.2f} ms (and {self.setup_seconds * 1e3:.2f} ms setting the "
-            f"compiler up first), recording {self.record_seconds * 1e3:.2f} ms\n"
+            f"compiler up first), recording {self.record_seconds * 1e3:.2f} ms{in_loop}\n"
             f"jit: side exits back to tier 1 {self.exits_to_tier1}{linked}; trace entries from tier 1 {self.entries}, "
             f"calls of compiled functions from tier 1 {self.calls}\n"
             f"jit: {share}\n"

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..build.stencils import StencilLibrary
 from ..codegen.trace import Handover, TraceShape
+from ..errors import JitError
 from ..lang.ir import Program
 from ..lang.outcome import Outcome
 from ..limits import MAX_EXITS, NEVER
@@ -81,6 +82,7 @@ class NativeMachine:
         self.exit_at: Any = None
         self.exit_rw: Any = None
         self._ready: Callable[[], int] | None = None  # sets the compiler up for them
+        self._paths: Any = None  # (compile_paths')
 
     status = property(lambda self: self.state.status)
     pc = property(lambda self: self.state.pc)
@@ -138,6 +140,38 @@ class NativeMachine:
         loop.job = job.job
         return True
 
+    def compile_paths(self, paths: Sequence[tuple[Program, Handover]]) -> Callable[[], int]:
+        """A call that compiles these recorded paths in C, one after another,
+        each as the loop between the tiers compiles one (compile_in_loop set
+        it up), with nothing around them: jit.tools.benchmark times it.  It
+        returns how many it made, which take_compiles then gives.  They are
+        compiled once first, to make the room they need."""
+        rt = self.backend
+        assert isinstance(rt, NativeRuntime) and self.log is not None, "compile_paths without compile_in_loop"
+        job = rt.one_call_compiler()
+        assert job is not None
+        rows, kept = array("q"), []
+        for program, handover in paths:
+            args, made, path = job.arguments(program, handover)
+            rows.extend((*args, *made))
+            kept.append(path)
+        if len(paths) > len(self.log):  # (the log holds every compile of the call)
+            self.log = self.vm.ffi.new("LoggedCompile[]", len(paths))
+            self.loop.log, self.loop.log_cap = self.log, len(paths)
+        pointer = self.vm.ffi.from_buffer("int64_t[]", rows)
+        self._paths = rows, pointer, kept  # (alive while the call may be made)
+        call = partial(self.lib.jit_compile_paths, self.loop, pointer, len(paths))
+        arena = rt.arena
+        while (made := call()) < len(paths):  # (once, untimed: the room these compiles need made)
+            self.free_code()
+            run = arena.code_run()
+            if run.status == self.lib.JIT_COMPILE_RUN:
+                run.need += 2 * run.size  # (a run that holds them all, the next time round)
+            if not job.recover(run, arena, paths[made][0]):
+                raise JitError("no dual-mapped run for the compiles in C")
+        self.free_code()
+        return call
+
     def take_compiles(self) -> list[tuple[TraceShape, CompiledCode, bool]]:
         """The compiles the loop in C made since last asked (each one's code
         freed with the machine), and whether each is a side trace."""
@@ -171,6 +205,12 @@ class NativeMachine:
             self._ready()  # (the compiler is shared: another run may have set it up otherwise since)
         return self.lib.jit_run_tiers(self.state, self.code, pc, self.loop)
 
+    def trace_loop(self, header: int) -> int:
+        """Have the loop in C trace the hot loop at `header` (compile_in_loop
+        set it up): VM_RUNNING when it went on to the trace, else what
+        run_tiers would have returned."""
+        return self.lib.jit_trace_loop(self.state, self.code, header, self.loop)
+
     def settle(self, exit_id: int) -> None:
         """An exit the loop in C need not report again (linked, or never to be)."""
         self.settled[exit_id] = 1
@@ -195,10 +235,14 @@ class NativeMachine:
     def outcome(self) -> Outcome:
         return self.vm.outcome()
 
-    def close(self) -> None:
+    def free_code(self) -> None:
+        """Free every compile made so far (those the loop in C has not handed over too)."""
         if self.loop.nlog:
-            self.take_compiles()  # (to free them)
+            self.take_compiles()
         for compiled in self.compiled:
             compiled.free()
         self.compiled.clear()
+
+    def close(self) -> None:
+        self.free_code()
         self.vm.close()

@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Mapping, MutableSequence, Sequence
+from collections.abc import Callable, MutableSequence, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,7 +43,17 @@ from ..lang.ir import Program
 from ..lang.outcome import Outcome, Prepared
 from ..limits import MAX_EXITS
 from ..targets import host_target
-from ..vmdef import VM_ERROR, VM_EXIT_HOT, VM_EXITED, VM_HALTED, VM_HOT, VM_HOT_CALL, VM_HOT_RECORDED, VM_RECORDED
+from ..vmdef import (
+    VM_ERROR,
+    VM_EXIT_HOT,
+    VM_EXITED,
+    VM_HALTED,
+    VM_HOT,
+    VM_HOT_CALL,
+    VM_HOT_RECORDED,
+    VM_RECORDED,
+    VM_RUNNING,
+)
 from .config import TierConfig, TierStats
 from .interfaces import Backend, CompiledCode, TierMachine
 from .machines import NativeMachine
@@ -108,7 +118,7 @@ class TieredRun:
         self.functions: dict[int, CompiledCode] = {}  # hot functions' code by their first instruction
         self.exits: dict[int, _Exit] = {}  # the exits looked at so far (made on first use)
         self._exit_firsts: list[int] = []  # each compile's first exit id, in order ...
-        self._exit_owners: list[tuple[CompiledCode, Mapping[int, ExitInfo]]] = []  # ... its code and exits
+        self._exit_owners: list[tuple[CompiledCode, TraceShape]] = []  # ... its code and shape
         # exit id -> times it came back to tier 1 (counted here, without accounting; so does stencils/tiers.c)
         self._returns: MutableSequence[int] | defaultdict[int, int] = (
             self.machine.returns if isinstance(self.machine, NativeMachine) else defaultdict(int)
@@ -165,7 +175,15 @@ class TieredRun:
             status = m.run_tiers(pc)
             if loop.nlog or loop.nlinks:
                 self._take_from_loop(m)
-            if status == VM_HOT:  # (a header with no trace that tiers.c did not trace)
+            if status == VM_HOT and self._c_compiles and not self._prepared and m.pc not in self.traces:
+                self._prepare()  # (the first hot header: the loop in C is set up to compile, then traces it)
+                if self._c_compiles:
+                    status = m.trace_loop(m.pc)
+                    if loop.nlog:
+                        self._take_from_loop(m)
+            if status == VM_RUNNING:
+                pass  # (the loop in C traced the header)
+            elif status == VM_HOT:  # (a header with no trace that tiers.c did not trace)
                 if m.pc not in self.traces:
                     self._trace_loop(m.pc)  # (recording moves the pc on)
             elif status == VM_HOT_RECORDED:  # (recorded by tiers.c, whose compile needs the controller)
@@ -192,6 +210,8 @@ class TieredRun:
             self._install(shape, code, "side" if side else "loop")
             self.stats.traces += 1
             self.stats.side_traces += side
+            self.stats.loop_compiles += 1
+            self.stats.loop_compile_ops += shape.ops
             if not side:
                 self.traces[shape.start_pc] = code
         self.stats.compile_seconds += time.perf_counter() - t0
@@ -231,6 +251,7 @@ class TieredRun:
             self.stats.hot_loops += loop.hot_loops
             self.stats.record_seconds += loop.record_ns / 1e9
             self.stats.compile_seconds += loop.compile_ns / 1e9
+            self.stats.loop_compile_seconds = loop.compile_ns / 1e9
             if not self.config.accounting:
                 self.stats.exits_to_tier1 += self._native.loop.exits
         for observer in self.observers:
@@ -316,8 +337,8 @@ class TieredRun:
             k = bisect_right(self._exit_firsts, exit_id) - 1
             if k < 0:
                 return None
-            code, infos = self._exit_owners[k]
-            info = infos.get(exit_id)
+            code, shape = self._exit_owners[k]
+            info = shape.exits.get(exit_id)
             if info is None:
                 return None
             ex = self.exits[exit_id] = _Exit(exit_id, code, info)
@@ -393,11 +414,12 @@ class TieredRun:
 
     def _install(self, shape: TraceShape, code: CompiledCode, kind: str) -> None:
         """Take charge of a compile's exits, count it, and tell the observers."""
-        if shape.exits:
+        steps, exits = shape.counts()
+        if exits:
             self._exit_firsts.append(self.next_exit)
-            self._exit_owners.append((code, shape.exits))
-        self.next_exit += len(shape.exits)
-        self.stats.uops_compiled += len(shape.steps)
+            self._exit_owners.append((code, shape))
+        self.next_exit += exits
+        self.stats.uops_compiled += steps
         if self.observers:
             from .codeinfo import describe
 

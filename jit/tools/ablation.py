@@ -93,6 +93,11 @@ TECHNIQUES = (
         (Figure.TIERED,),
     ),
     Technique(
+        "traces compiled and exits linked by the loop in C (off: by the controller)",
+        "controller-compiles",
+        (Figure.TIERED,),
+    ),
+    Technique(
         "dual mapping, one-call compiles (off: mprotect, two calls a compile)",
         "mprotect",
         (Figure.THROUGHPUT, Figure.TIERED),
@@ -170,6 +175,7 @@ def measure_ablation(
         "gdb",
         "python-forming",
         "python-tiering",
+        "controller-compiles",
         "accounting",
         *with_passes,
     ):
@@ -180,6 +186,7 @@ def measure_ablation(
     configs["gdb"] = TierConfig(gdb=True)
     configs["python-forming"] = TierConfig(c_forming=False)
     configs["python-tiering"] = TierConfig(c_tiering=False)
+    configs["controller-compiles"] = TierConfig(c_compiles=False)
     configs["accounting"] = TierConfig(accounting=True)
     for name, chosen in with_passes.items():
         configs[name] = TierConfig(passes=chosen)

@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field, replace
 from ..codegen.step import Step
 from ..codegen.stitch import layout
 from ..codegen.trace import LOOP, Handover, form
+from ..errors import JitError
 from ..lang.ir import Program
 from ..lang.outcome import Prepared
 from ..lang.uop import parse_file
@@ -105,6 +106,8 @@ def contenders() -> dict[str, PrepareFn]:
 
 
 LONG = "copy-and-patch, long"  # compile_seconds' key for the long traces
+IN_C = "copy-and-patch, in C"  # ... for the traces compiled as the loop between the tiers compiles them
+LONG_IN_C = "copy-and-patch, long, in C"
 ONCE = frozenset({"py"})  # contenders run in the first repetition only (slow, and in no ratio)
 
 # Run-time figures: key -> (numerator contender, denominator contender), geomean over programs.
@@ -123,8 +126,11 @@ RUN_RATIOS: dict[str, tuple[str, str]] = {
 EXPLAINED = {
     "run_ratio_vs_llvm_O0": "steady state, fair llvm-O0 / copy-and-patch",
     "llvm_O2_whole_vs_steps": "LLVM -O2: per-step lowering / whole-function lowering",
+    "compile_api_uops_per_s": "compile through the Python API (compile_handover), micro-ops/s",
+    "compile_api_long_uops_per_s": "compile through the Python API, 300+ micro-ops, micro-ops/s",
+    "compile_in_runs_uops_per_s": "compile in C inside the tiered runs (cold caches), micro-ops/s",
     "compile_stitch_uops_per_s": "compile from formed steps (stitch only), micro-ops/s",
-    "compile_e2e_ms_per_trace": "compile end to end, copy-and-patch, ms per trace",
+    "compile_e2e_ms_per_trace": "compile through the Python API, copy-and-patch, ms per trace",
     "tiered_compiling_share": "tiered runs: share spent recording and compiling (mean)",
 }
 
@@ -246,12 +252,15 @@ def time_runs(
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, list[float]]]]:
     """Every run time, per program and contender, interleaved; and per
     program, what each tiered run spent recording and compiling (its
-    TierStats), beside its time."""
+    TierStats), beside its time, and the micro-ops the loop between the
+    tiers compiled in C and the time that took."""
     from ..runtime.config import TierStats
 
     table = contenders()
     runs: dict[str, dict[str, list[float]]] = {p: {c: [] for c in table} for p in programs}
-    tiering: dict[str, dict[str, list[float]]] = {p: {"compiling": [], "run": []} for p in programs}
+    tiering: dict[str, dict[str, list[float]]] = {
+        p: {"compiling": [], "run": [], "loop_ops": [], "loop_seconds": []} for p in programs
+    }
     for rep in range(reps):
         for name, program in programs.items():
             for contender in _alternate(list(table), rep):
@@ -263,6 +272,8 @@ def time_runs(
                 if contender == "jit" and isinstance(run.stats, TierStats):
                     tiering[name]["compiling"].append(run.stats.compile_seconds + run.stats.record_seconds)
                     tiering[name]["run"].append(run.seconds)
+                    tiering[name]["loop_ops"].append(run.stats.loop_compile_ops)
+                    tiering[name]["loop_seconds"].append(run.stats.loop_compile_seconds)
             progress.step(f"run time, repetition {rep + 1} of {reps}: {name}")
     return runs, tiering
 
@@ -300,20 +311,76 @@ def compile_backends() -> dict[str, Backend]:
     return {"copy-and-patch": native_runtime(), "llvm-O0": llvm_backend(0), "llvm-O2": llvm_backend(2)}
 
 
+class LoopCompiles:
+    """Recorded paths compiled as the loop between the tiers compiles them
+    (stencils/tiers.c: one C call a compile, into the open run, its exits
+    noted and the compile logged), all of them in one C call, on a machine
+    set up for it; what was made is freed after each time.  The machine's
+    runtime has an arena of its own, whose first chunk holds its entry shim
+    and an open run of ROOM bytes: every pass compiles into the same
+    memory (a run is given back when its chunk holds nothing else)."""
+
+    PASSES = 10  # (as many as the figures through the Python API average over)
+    ROOM = 2 << 20  # bytes of the open run
+
+    def __init__(self, programs: dict[str, Program]) -> None:
+        from ..runtime.machines import NativeMachine
+        from ..runtime.memory import Arena
+        from ..runtime.native import NativeRuntime, native_runtime
+        from ..runtime.tiering import TierConfig
+
+        program = next(iter(programs.values()))
+        c = TierConfig()
+        self.runtime = NativeRuntime(native_runtime().library, Arena(chunk_size=2 * self.ROOM))
+        self.machine = NativeMachine(
+            program, [0] * program.nargs, c.hot_loop, c.hot_call, c.max_trace, self.runtime, c.hot_exit, c.accounting
+        )
+        self.machine.prepare_compiles(program)
+        if not self.machine.compile_in_loop(program, c.superinstructions, c.accounting):
+            raise JitError("this machine cannot compile in the loop between the tiers (no dual mapping)")
+        self.runtime.arena.refill(self.ROOM)
+
+    def seconds(self, programs: dict[str, Program], traces: Sequence[Trace]) -> float:
+        """The mean time of a pass that compiles every trace (each pass timed alone)."""
+        m = self.machine
+        compile_all = m.compile_paths([(programs[t.program], t.handover) for t in traces if t.handover is not None])
+        total = 0.0
+        for _ in range(self.PASSES):
+            t0 = time.perf_counter()
+            made = compile_all()
+            total += time.perf_counter() - t0
+            if made < len(traces):
+                raise JitError(f"the loop's compile stopped after {made} of {len(traces)} traces")
+            m.free_code()
+        return total / self.PASSES
+
+    def close(self) -> None:
+        self.machine.close()
+        self.runtime.close()
+
+
 def time_compiles(
     programs: dict[str, Program], traces: Sequence[Trace], reps: int, progress: Progress, long: Sequence[Trace] = ()
 ) -> tuple[dict[str, list[float]], list[float]]:
     """Per backend, per repetition: seconds to compile every trace end to end
-    (from its handover), and copy-and-patch's for the `long` traces (as
-    "copy-and-patch, long"); and per repetition, copy-and-patch from formed steps."""
+    (from its handover, through the Python API), and copy-and-patch's for the
+    `long` traces (as "copy-and-patch, long"); the same, compiled in C as the
+    loop between the tiers compiles them (IN_C, LONG_IN_C); and per
+    repetition, copy-and-patch from formed steps."""
     backends = compile_backends()
     e2e: dict[str, list[float]] = {b: [] for b in backends}
+    e2e[IN_C] = []
     stitch_only: list[float] = []
     cp = backends["copy-and-patch"]
+    in_c = LoopCompiles(programs)
     if long:
         e2e[LONG] = []
+        e2e[LONG_IN_C] = []
         unrolled = [(programs[t.program], t.handover) for t in long if t.handover is not None]
     for rep in range(reps):
+        e2e[IN_C].append(in_c.seconds(programs, traces))
+        if long:
+            e2e[LONG_IN_C].append(in_c.seconds(programs, long))
         for name in _alternate(list(backends), rep):
             backend = backends[name]
             inner = 10 if name == "copy-and-patch" else 1  # copy-and-patch is too quick to time once
@@ -341,6 +408,7 @@ def time_compiles(
         for code in codes:
             code.free()
         progress.step(f"compile, repetition {rep + 1} of {reps}")
+    in_c.close()
     return e2e, stitch_only
 
 
@@ -449,12 +517,19 @@ def measure(quick: bool, sizes: dict[str, int] | None = None, repetitions: tuple
     for key, (num, den) in RUN_RATIOS.items():
         put(key, paired_ratio(timed, num, den, rng))
     cp = e2e["copy-and-patch"]
-    put("compile_e2e_uops_per_s", _median_interval([uops / s for s in cp], rng))
-    for level in ("O0", "O2"):
+    long_uops = sum(t.uops for t in long)
+    put("compile_e2e_uops_per_s", _median_interval([uops / s for s in e2e[IN_C]], rng))
+    put("compile_long_uops_per_s", _median_interval([long_uops / s for s in e2e[LONG_IN_C]], rng))
+    put("compile_api_uops_per_s", _median_interval([uops / s for s in cp], rng))
+    put("compile_api_long_uops_per_s", _median_interval([long_uops / s for s in e2e[LONG]], rng))
+    in_runs = []  # (per repetition: every program's compiles in C together)
+    for k in range(reps_run):
+        seconds = sum(row["loop_seconds"][k] for row in tiering.values())
+        in_runs.append(sum(row["loop_ops"][k] for row in tiering.values()) / seconds if seconds else 0.0)
+    put("compile_in_runs_uops_per_s", _median_interval(in_runs, rng))
+    for level in ("O0", "O2"):  # (both through the Python API: the same calls, the same traces)
         paired = [a / b for a, b in zip(e2e[f"llvm-{level}"], cp, strict=True)]
         put(f"compile_e2e_speedup_vs_llvm_{level}", _median_interval(paired, rng))
-    long_uops = sum(t.uops for t in long)
-    put("compile_long_uops_per_s", _median_interval([long_uops / s for s in e2e[LONG]], rng))
     put("compile_stitch_uops_per_s", _median_interval([uops / s for s in stitch_only], rng))
     put("compile_e2e_ms_per_trace", _median_interval([s * 1e3 / len(traces) for s in cp], rng))
     put("tiered_compiling_share", mean_share(tiering, rng))
