@@ -38,10 +38,10 @@ class TierConfig:
     # The loop between the tiers in C (stencils/tiers.c), natively; off: the
     # controller's Python loop (the emulated machine's always).
     c_tiering: bool = True
-    # With the loop in C, it also records and compiles the hot loops' traces
-    # itself (copy-and-patch's one-call compile, into the open run) and logs
-    # them for the controller; off, or with passes, observers or an on_compile
-    # callback, the controller does each of them.
+    # With the loop in C, it also traces hot loops and links hot exits itself
+    # (recording and compiling with copy-and-patch's one-call compile, into the
+    # open run) and logs what it made for the controller; off, or with passes,
+    # observers or an on_compile callback, the controller does each of them.
     c_compiles: bool = True
     # Compiled code counts the micro-ops it runs and every pass through an exit,
     # linked or not (what --stats reports); off, it counts nothing and the engine

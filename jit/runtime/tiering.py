@@ -22,10 +22,12 @@ has no loop to trace.  Its calls of other functions leave through exits
 that, once hot, are linked to the callee's own compiled code.
 
 On the native machine the loop between the tiers runs in C (stencils/tiers.c):
-it enters traces at their headers and counts exits, and comes back here only
-for what needs a decision.  execute()'s own loop, which makes the same
-decisions, drives the emulated machine (and the native one with
-TierConfig(c_tiering=False)).
+it enters traces at their headers and counts exits; once the compiler is set
+up it also records, compiles and installs loop traces, and links hot exits
+(to side traces it compiles), logging what it made for the controller to
+take charge of; it comes back here only for what needs a decision.
+execute()'s own loop, which makes the same decisions, drives the emulated
+machine (and the native one with TierConfig(c_tiering=False)).
 """
 
 from __future__ import annotations
@@ -126,9 +128,9 @@ class TieredRun:
         self._returned = 0  # returns to tier 1 seen here (every exit id, and -1)
         self.next_exit = 0
         self._prepared = False  # the compiler set up (_prepare)
-        # Whether the loop in C may record and compile hot loops itself, once
-        # the compiler is set up (TierConfig.c_compiles): not with passes, or
-        # with anyone to tell of each compile as it is made.
+        # Whether the loop in C may trace hot loops and link hot exits itself,
+        # once the compiler is set up (TierConfig.c_compiles): not with passes,
+        # or with anyone to tell of each compile as it is made.
         self._c_compiles = (
             self._native is not None and c.c_compiles and c.c_forming and not c.passes
             and not self.observers and on_compile is None

@@ -33,7 +33,7 @@ from .benchmark import (
 class Figure(Enum):
     STEADY = "steady-state run time (off/on, geomean)"
     TIERED = "end-to-end tiered run time (off/on, geomean)"
-    THROUGHPUT = "compile end to end, micro-ops/s (on/off)"
+    THROUGHPUT = "compile through the Python API, micro-ops/s (on/off)"
     CODE = "code bytes for the traces (off/on)"
 
 
