@@ -111,7 +111,7 @@ int64_t
 jit_compile_paths(TierLoop *loop, const int64_t *rows, int64_t n)
 {
     int64_t k = 0;
-    while (k < n && loop->nlog < loop->log_cap) {
+    while (loop->job && k < n && loop->nlog < loop->log_cap) {
         const int64_t *row = rows + 11 * k;
         if (!compile_logged(loop, row, row[9], row[10], 0)) break;
         k++;
@@ -127,7 +127,7 @@ jit_compile_paths(TierLoop *loop, const int64_t *rows, int64_t n)
 int64_t
 jit_trace_loop(VMState *state, const Inst *code, int64_t header, TierLoop *loop)
 {
-    if (loop->nlog == loop->log_cap) return VM_HOT;
+    if (!loop->job || loop->nlog == loop->log_cap) return VM_HOT;
     loop->hot_loops++;
     int64_t status;
     int64_t *record = record_and_compile(state, code, header, 0, loop, &status);
@@ -150,7 +150,7 @@ jit_trace_loop(VMState *state, const Inst *code, int64_t header, TierLoop *loop)
 static int64_t
 link_exit(VMState *state, const Inst *code, int64_t id, TierLoop *loop)
 {
-    if (loop->nlog == loop->log_cap || loop->nlinks == loop->log_cap) return VM_EXIT_HOT;
+    if (loop->nlog == loop->log_cap || loop->nlinks == loop->links_cap) return VM_EXIT_HOT;
     int64_t resume = state->pc, status = VM_RUNNING;
     void *destination = trace_at(loop, resume);
     if (!destination) {

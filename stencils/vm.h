@@ -310,8 +310,9 @@ typedef struct TierLoop {
     LoggedCompile *log;    /* compiles made here that the controller has not taken yet */
     int64_t nlog;
     int64_t log_cap;       /* a full log sends the next hot header or exit to the controller */
-    LoggedLink *links;     /* exits linked here, likewise (log_cap of them at most) */
+    LoggedLink *links;     /* exits linked here, likewise */
     int64_t nlinks;
+    int64_t links_cap;
     uint64_t *exit_at;     /* per exit id: where its code is (jit_note_exits), 0 where the controller decides */
     uint64_t *exit_rw;     /* the same bytes' writable view */
     int64_t pending_exit;  /* with VM_HOT_RECORDED: the exit the path was recorded for, or -1 (a loop header) */

@@ -134,7 +134,8 @@ class NativeMachine:
         if self.log is None:
             self.log, self.links = ffi.new("LoggedCompile[]", LOG), ffi.new("LoggedLink[]", LOG)
             self.exit_at, self.exit_rw = ffi.new("uint64_t[]", MAX_EXITS), ffi.new("uint64_t[]", MAX_EXITS)
-            loop.log, loop.links, loop.log_cap, loop.never = self.log, self.links, LOG, NEVER
+            loop.log, loop.log_cap, loop.links, loop.links_cap = self.log, LOG, self.links, LOG
+            loop.never = NEVER
             loop.exit_at, loop.exit_rw, loop.pending_exit = self.exit_at, self.exit_rw, -1
             loop.run, loop.rec, loop.heads = run, self.rec, self.heads
         loop.job = job.job
