@@ -118,23 +118,23 @@ class CCompiler:
             n = npcs = len(h.pcs)
             kind, end = _KIND_OF[h.kind], -1
             self._made = (h.pcs[0] if n else h.stop_pc, n)
+        self._fit(n, h.superinstructions, h.accounting)
+        return pcs, npcs, kind, end
+
+    def _fit(self, n: int, superinstructions: bool, accounting: bool) -> None:
+        """Scratch for a path or function of n positions, and the job's switches set."""
         if 4 * n + 4 > self._cap:
             self._grow(max(4 * n + 4, 2 * self._cap))
-        switches = (h.superinstructions, h.accounting)
+        switches = (superinstructions, accounting)
         if switches != self._switches:
             self.job.superinstructions, self.job.accounting = self._switches = switches
-        return pcs, npcs, kind, end
 
     def ready(self, program: Program, superinstructions: bool, accounting: bool, max_steps: int) -> int:
         """Set the job up for compiles the loop between the tiers makes
         itself (stencils/tiers.c) of paths up to `max_steps` long: the
         switches set and the scratch grown.  The address of the program's
         code as forming reads it."""
-        if 4 * max_steps + 4 > self._cap:
-            self._grow(4 * max_steps + 4)
-        switches = (superinstructions, accounting)
-        if switches != self._switches:
-            self.job.superinstructions, self.job.accounting = self._switches = switches
+        self._fit(max_steps, superinstructions, accounting)
         return self.former.code(program)[2]
 
     def arguments(self, program: Program, handover: Handover) -> tuple[tuple[int, ...], tuple[int, int], Any]:

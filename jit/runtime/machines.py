@@ -166,9 +166,11 @@ class NativeMachine:
         while (made := call()) < len(paths):  # (once, untimed: the room these compiles need made)
             self.free_code()
             run = arena.code_run()
-            if run.status == self.lib.JIT_COMPILE_RUN:
-                run.need += 2 * run.size  # (a run that holds them all, the next time round)
-            if not job.recover(run, arena, paths[made][0]):
+            if run.status == self.lib.JIT_COMPILE_RUN:  # (a run that holds them all, the next time round)
+                room = arena.refill(run.need + 2 * run.size)
+            else:
+                room = job.recover(run, arena, paths[made][0])
+            if not room:
                 raise JitError("no dual-mapped run for the compiles in C")
         self.free_code()
         return call

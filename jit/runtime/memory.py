@@ -293,8 +293,15 @@ class Arena:
         if self._run_live == 0:
             run.top = 0
             self._run_freed.clear()
-            if chunk.used == run.size:
-                self._retire()  # (the run was all that was left in the chunk: unmapped)
+            self._retire_if_alone(chunk)
+
+    def _retire_if_alone(self, chunk: _Chunk) -> bool:
+        """Retire the open run (and unmap its chunk) when it holds no live
+        code and is all its chunk holds: whether it did."""
+        if chunk is not self._run_chunk or self._run_live or chunk.used != self._run.size:
+            return False
+        self._retire()
+        return True
 
     def _retire(self) -> None:
         """The run's free bytes back to its chunk (unmapped if nothing else is in it)."""
@@ -363,9 +370,7 @@ class Arena:
             self._run_free(region)
             return
         chunk.give(region.address - chunk.address, region.size)
-        if chunk is self._run_chunk and self._run_live == 0 and chunk.used == self._run.size:
-            self._retire()  # (the run was all that was left in the chunk: unmapped)
-        elif chunk.used == 0:
+        if not self._retire_if_alone(chunk) and chunk.used == 0:
             self._unmap(chunk)
 
     def stats(self) -> dict[str, int]:
