@@ -8,6 +8,7 @@ for both targets, validated against its reference, run on every engine.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -253,3 +254,30 @@ def test_any_op_set_is_benchmarked_on_its_programs(opset_dir, tmp_path, capsys):
     assert "bad.acc:1" in capsys.readouterr().err
     assert main(["bench", "--opset", str(opset_dir)]) == 2
     assert "has no benchmark of its own: name the programs to time" in capsys.readouterr().err
+
+
+def test_steps_a_module_makes_are_checked_before_they_are_stitched():
+    """The engines' check of a module's steps (jit.opsets.engines.check_steps):
+    64-bit operands at both ends pass; an unknown op, an operand or position
+    outside 64 bits, or a target or exit outside the program is refused,
+    naming the step."""
+    from jit.codegen.step import Step
+    from jit.errors import JitError
+    from jit.opsets.engines import check_steps
+
+    ebpf = load("ebpf")
+    good = [Step("MOV64_K", 0, 0, 0, operand3=(1 << 64) - 1), Step("ADD64_K", -(1 << 63), 0, 1, target=0), Step("EXIT")]
+    check_steps(ebpf, good)
+    bad = {
+        "step 1 names op 'NOPE'": [good[0], Step("NOPE"), good[2]],
+        "step 0 (MOV64_K): operand3 18446744073709551616": [Step("MOV64_K", operand3=1 << 64), good[2]],
+        "step 1 (ADD64_K): operand0 -9223372036854775809": [good[0], Step("ADD64_K", -(1 << 63) - 1), good[2]],
+        "step 2 (EXIT): position -9223372036854775809": [*good[:2], Step("EXIT", position=-(1 << 63) - 1)],
+        "step 1 (ADD64_K) has target 3, outside 0..2": [good[0], Step("ADD64_K", target=3), good[2]],
+        "step 0 (MOV64_K) has exit -1, outside 0..2": [Step("MOV64_K", exit=-1), *good[1:]],
+    }
+    for message, steps in bad.items():
+        with pytest.raises(JitError, match=re.escape(message)):
+            check_steps(ebpf, steps)
+    with pytest.raises(JitError, match="no steps"):
+        check_steps(ebpf, [])

@@ -152,9 +152,12 @@ class Program:
         return f"{self.path}:{line}" if line else f"{self.path}: instruction {slot}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Insn:
-    """A decoded instruction: its op, and the operands the stencil's holes take."""
+    """A decoded instruction: its op, and the operands the stencil's holes take.
+
+    Not frozen, as jit.codegen.step.Step is not: decoding is on the compile
+    path, and a frozen dataclass's __init__ costs several times as much."""
 
     op: str
     slot: int
@@ -194,6 +197,33 @@ _KINDS = {
 }
 
 
+@dataclass(frozen=True)
+class _Opcode:
+    """An opcode's forms as decoding looks them up: the field that tells
+    them apart, the form for each of its values, and the form that takes
+    any value ("-"), if one does.  The table's order decides, as it reads:
+    the first form that fits."""
+
+    field: str
+    by_value: dict[int, tuple[OpForm, _Kind]]
+    otherwise: tuple[OpForm, _Kind] | None
+
+
+def _opcodes() -> dict[int, _Opcode]:
+    out = {}
+    for opcode, forms in BY_OPCODE.items():
+        k = next((k for k, f in enumerate(forms) if f.field == "-"), len(forms))
+        by_value: dict[int, tuple[OpForm, _Kind]] = {}
+        for f in forms[:k]:
+            by_value.setdefault(f.value, (f, _KINDS[f.name]))
+        otherwise = (forms[k], _KINDS[forms[k].name]) if k < len(forms) else None
+        out[opcode] = _Opcode(forms[0].field, by_value, otherwise)
+    return out
+
+
+_OPCODES = _opcodes()
+
+
 def decode(program: Program) -> list[Insn]:
     """Every instruction, checked against RFC 9669; a bad one is Rejected with file:line."""
     out: list[Insn] = []
@@ -207,15 +237,15 @@ def decode(program: Program) -> list[Insn]:
 
     while k < n:
         s = slots[k]
-        forms = BY_OPCODE.get(s.opcode)
-        if not forms:
+        opcode = _OPCODES.get(s.opcode)
+        if opcode is None:
             raise bad(f"unknown opcode {s.opcode:#04x}")
-        key = forms[0].field  # (what tells this opcode's ops apart)
+        key = opcode.field  # (what tells this opcode's ops apart)
         value = s.off if key == "OFF" else s.imm & M32 if key == "IMM" else s.src
-        form = next((f for f in forms if f.field == "-" or value == f.value), None)
-        if form is None:
+        found = opcode.by_value.get(value, opcode.otherwise)
+        if found is None:
             raise bad(f"opcode {s.opcode:#04x} with {key.lower()} {value} is not an instruction")
-        kind = _KINDS[form.name]
+        form, kind = found
         if s.dst > 10 or s.src > 10:
             raise bad(f"register r{max(s.dst, s.src)} does not exist (r0 to r10)")
         if (s.dst == 10 and kind.writes_dst) or (s.src == 10 and kind.writes_src):
@@ -279,9 +309,10 @@ def steps(program: Program) -> list[Step]:
         if isinstance(item, Insn):  # (first: an Insn compared with a string is a dataclass __eq__ call)
             target = None if item.target is None else step_of[item.target]
             # (registers as byte offsets into the state's r[], the offset biased: template.c's small holes)
+            # (positionally: keywords cost a third more, per step)
             out.append(
                 Step(
-                    item.op, 8 * item.dst, 8 * item.src, item.slot, target, operand2=item.off + bias, operand3=item.imm
+                    item.op, 8 * item.dst, 8 * item.src, item.slot, target, None, None, None, item.off + bias, item.imm
                 )
             )
         elif item == "ENTRY":
