@@ -427,6 +427,32 @@ BODY(TAKE_EXIT) {
     NEXT();
 }
 
+/* Bounds-check hoisting (jit/codegen/passes.py, hoist-bounds): a loop trace
+ * whose memory ops index memory with a local it never stores, plus a
+ * constant, checks the extremes once on the way in (GUARD_INDEX: to the
+ * step's target, the loop with its checks, when local OPARG plus OPARG1 is
+ * out of range), and its unchecked copy runs the *_IN_RANGE ops, which are
+ * MLOAD and MSTORE without the check. */
+BODY(GUARD_INDEX) {
+    if (UNLIKELY((uint64_t)LOCAL0.i + (uint64_t)OPARG1 >= (uint64_t)MEMORY_SIZE)) {
+        JUMP();
+    }
+    NEXT();
+}
+
+BODY(MLOAD_IN_RANGE) {
+    uint64_t index = POP_U();
+    PUSH(MEMORY[index]);
+    NEXT();
+}
+
+BODY(MSTORE_IN_RANGE) {
+    Slot value = POP();
+    uint64_t index = POP_U();
+    MEMORY[index] = value;
+    NEXT();
+}
+
 /* Superinstructions (jit/codegen/fuse.py): each does what the sequence it replaces
  * does, bit for bit, and none of them can fail. */
 

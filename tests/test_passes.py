@@ -149,3 +149,85 @@ def test_an_unknown_pass_is_a_clear_error_in_the_api_and_the_cli():
     argv = [sys.executable, "-m", "jit", "run", "bench/programs/fib.uop", "10", "--passes", "fold,nope"]
     out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False)
     assert out.returncode == 2 and "no pass named nope" in out.stderr and "Traceback" not in out.stderr
+
+
+# A loop that reads memory at `base + 0 .. base + 3` (local 1, never stored in
+# the loop) and stores at `i` (local 0, the counter): the first range is
+# hoisted, the second is not.
+HOIST = """\
+.args 2
+.memory 8
+.func main locals=3
+    arg 0
+    store 0
+    arg 1
+    store 1
+top:
+    load 1
+    mload
+    load 1
+    push_int 3
+    add
+    mload
+    add
+    load 2
+    add
+    store 2
+    load 0
+    push_int 7
+    and
+    load 0
+    mstore
+    load 0
+    push_int 1
+    sub
+    dup
+    store 0
+    jnz top
+    load 2
+    print_int
+    halt
+"""
+
+
+def shapes_of(text: str, args: list[int], names: tuple[str, ...], **how) -> tuple[jit.Result, list]:
+    shapes: list = []
+    program = jit.parse(text, "t.uop")
+    result = jit.run(program, args, passes=names, on_compile=lambda code, shape, side: shapes.append(shape), **how)
+    return result, shapes
+
+
+@pytest.mark.parametrize("target", [None, "aarch64-linux"])
+def test_hoist_bounds_checks_a_loop_invariant_range_once_and_runs_the_loop_without_checks(target):
+    how = {} if target is None else {"target": target}
+    result, shapes = shapes_of(HOIST, [300, 2], ("hoist-bounds",), **how)
+    reference = jit.run(jit.parse(HOIST, "t.uop"), [300, 2], engine="switch")
+    assert (result.output, result.status) == (reference.output, reference.status) and result.status == "halted"
+    loop = next(shape for shape in shapes if any(s.op == "GUARD_INDEX" for s in shape.steps))
+    ops = [s.op for s in loop.steps]
+    guards = [(s.operand0, s.operand1) for s in loop.steps if s.op == "GUARD_INDEX"]
+    assert guards == [(1, 0), (1, 3)]  # (local 1 at its smallest and largest offset)
+    assert ops.count("MLOAD_IN_RANGE") == 2 and ops.count("MLOAD") == 2  # (the copy without checks, and the loop)
+    assert ops.count("MSTORE") == 2 and "MSTORE_IN_RANGE" not in ops  # (indexed by the counter, stored in the loop)
+    fast, slow = len(guards), ops.index("MLOAD", len(guards)) - 1
+    assert all(s.target == slow for s in loop.steps[:fast])
+    jumps = [s.target for s in loop.steps if s.op == "JUMP"]
+    assert jumps == [fast, slow]  # (each copy loops to itself)
+    assert all(loop.steps[e.step].op == "EXIT" for e in loop.exits.values())
+
+
+def test_hoist_bounds_fails_where_the_interpreter_fails_when_the_range_is_out():
+    """base 5: base + 3 is past the 8 slots; the guard sends the loop to
+    the copy with the checks, which fails at that mload as tier 1 would."""
+    result, _ = shapes_of(HOIST, [300, 5], ("hoist-bounds",))
+    reference = jit.run(jit.parse(HOIST, "t.uop"), [300, 5], engine="switch")
+    assert result.status == reference.status == "error"
+    assert (result.error, result.pc, result.output) == (reference.error, reference.pc, reference.output)
+    assert "memory index 8 out of range" in result.error
+
+
+def test_hoist_bounds_leaves_a_local_the_loop_stores():
+    stored = HOIST.replace("    store 2\n", "    store 2\n    load 1\n    store 1\n", 1)
+    result, shapes = shapes_of(stored, [300, 2], ("hoist-bounds",))
+    assert shapes and not any(s.op == "GUARD_INDEX" for shape in shapes for s in shape.steps)
+    assert result.output == jit.run(jit.parse(stored, "t.uop"), [300, 2], engine="switch").output

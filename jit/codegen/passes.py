@@ -24,12 +24,17 @@ Built in:
   constant (its exit stays, unreached); a dropped constant disappears.
 * ``forward-stores`` — store→load forwarding of locals: `store n; load n`
   becomes `dup; store n`, the value kept in a register instead of read back.
+* ``hoist-bounds`` — bounds-check hoisting for loop-invariant ranges: a loop
+  trace whose memory ops index with a local it never stores (plus a
+  constant) checks those ranges once on the way in and runs a copy of the
+  loop without the checks (HoistBounds).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..lang.ir import OPS, bits_float, float_bits, wrap64
@@ -157,6 +162,158 @@ class ForwardStores(Rule):
         return [Step("DUP", 0, 0, out[-2].position), out[-2]], 2
 
 
+@dataclass(frozen=True)
+class _Plus:
+    """A value hoist-bounds knows: a local (of the loop's frame) plus a constant."""
+
+    local: int
+    offset: int
+
+
+_Known = _Plus | int | None  # (an int: a constant; None: anything)
+_HOISTABLE = 1 << 31  # offsets this far from zero at most: no sum of two wraps
+
+
+def _body_end(steps: Sequence[Step]) -> int | None:
+    """The index of the step that ends a trace's straight line (its
+    closing or linking JUMP, its EXIT, or the RET out of its frame), when
+    `steps` are a trace's: no jumps inside, calls inlined (each goes to
+    the next step), only exit stubs after it."""
+    depth = 0
+    for i, s in enumerate(steps):
+        if s.op in ("JZ", "JNZ") or (s.op == "CALL" and s.target != i + 1):
+            return None
+        depth += 1 if s.op == "CALL" else -1 if s.op == "RET" else 0
+        if s.op in ("JUMP", "EXIT") or depth < 0:
+            return i if all(t.op in ("TAKE_EXIT", "EXIT") for t in steps[i + 1 :]) else None
+    return None
+
+
+def _sum(a: _Known, b: _Known, sign: int) -> _Known:
+    """a + b (sign 1) or a - b (sign -1), where a local plus a constant stays one."""
+    if isinstance(a, int) and isinstance(b, int):
+        return wrap64(a + sign * b)
+    if isinstance(a, _Plus) and isinstance(b, int):
+        local, offset = a.local, a.offset + sign * b
+    elif isinstance(a, int) and isinstance(b, _Plus) and sign > 0:
+        local, offset = b.local, b.offset + a
+    else:
+        return None
+    return _Plus(local, offset) if abs(offset) < _HOISTABLE else None
+
+
+def _indexed(body: Sequence[Step]) -> dict[int, _Plus] | None:
+    """The memory ops of a trace's straight line (in the trace's own
+    frame) whose index is a local plus a constant, by step; those of
+    locals the line stores are left out.  None when a step's stack effect
+    is not known."""
+    stack: list[_Known] = []
+    stored: set[int] = set()
+    found: dict[int, _Plus] = {}
+    depth = 0  # inlined calls open
+
+    def pop() -> _Known:
+        return stack.pop() if stack else None
+
+    for i, s in enumerate(body):
+        if s.op in ("CALL", "RET"):  # (the callee's steps work on its own frame; what it leaves is unknown)
+            depth += 1 if s.op == "CALL" else -1
+            if depth < 0:  # (out of the trace's frame: its last step)
+                break
+            stack = []
+            continue
+        if depth:
+            continue
+        op = _INFO[s.op]
+        if s.op == "LOAD":
+            stack.append(_Plus(s.operand0, 0))
+        elif s.op == "PUSH_INT":
+            stack.append(s.operand0)
+        elif s.op in ("ADD", "SUB"):
+            b, a = pop(), pop()
+            stack.append(_sum(a, b, 1 if s.op == "ADD" else -1))
+        elif s.op == "DUP":
+            top = pop()
+            stack += [top, top]
+        elif s.op == "SWAP":
+            b, a = pop(), pop()
+            stack += [b, a]
+        elif s.op == "OVER":
+            b, a = pop(), pop()
+            stack += [a, b, a]
+        else:
+            if s.op == "STORE":
+                stored.add(s.operand0)
+            if op.pops < 0 or op.pushes < 0:
+                return None
+            popped = [pop() for _ in range(op.pops)]
+            index = popped[0] if s.op == "MLOAD" else popped[1] if s.op == "MSTORE" else None
+            if isinstance(index, _Plus):
+                found[i] = index
+            stack += [None] * op.pushes
+    return {i: at for i, at in found.items() if at.local not in stored}
+
+
+class HoistBounds:
+    """Bounds-check hoisting for loop-invariant ranges (``hoist-bounds``).
+
+    In a trace, a memory op whose index is a local the trace never stores,
+    plus a constant, touches the same range wherever it runs: in a loop
+    trace, on every pass.  The trace is versioned: on the way in,
+    GUARD_INDEX checks each such local at the smallest and largest
+    constant it is used with; if all are in range, a copy of the trace
+    runs without those ops' checks (MLOAD_IN_RANGE, MSTORE_IN_RANGE), and
+    otherwise the trace as it was, which fails where the interpreter
+    would.  Both copies leave through the same exit stubs.  A loop trace
+    checks once per entry instead of once per pass; another trace only
+    when that makes fewer checks (two or more accesses per guard)."""
+
+    name = "hoist-bounds"
+
+    def run(self, steps: Sequence[Step]) -> tuple[list[Step], Where]:
+        unchanged = list(steps), list(range(len(steps) + 1))
+        end = _body_end(steps)
+        found = None if end is None else _indexed(steps[: end + 1])
+        if end is None or not found:
+            return unchanged
+        ranges: dict[int, tuple[int, int]] = {}
+        for at in found.values():
+            low, high = ranges.get(at.local, (at.offset, at.offset))
+            ranges[at.local] = (min(low, at.offset), max(high, at.offset))
+        checks = [(local, offset) for local, (low, high) in sorted(ranges.items()) for offset in sorted({low, high})]
+        loop = steps[end].op == "JUMP" and steps[end].target == 0
+        if not loop and len(found) <= len(checks):
+            return unchanged
+        body, stubs = end + 1, list(steps[end + 1 :])
+        fast, slow = len(checks), len(checks) + body
+        first_stub = slow + body
+
+        def moved(base: int, k: int | None) -> int | None:
+            return None if k is None else base + k if k < body else first_stub + k - body
+
+        def copy(base: int, s: Step, op: str) -> Step:
+            return Step(
+                op,
+                s.operand0,
+                s.operand1,
+                s.position,
+                moved(base, s.target),
+                moved(base, s.exit),
+                s.target_address,
+                moved(base, s.continue_to),
+                s.operand2,
+                s.operand3,
+            )
+
+        position = steps[0].position
+        out = [Step("GUARD_INDEX", local, offset, position, target=slow) for local, offset in checks]
+        out += [copy(fast, s, f"{s.op}_IN_RANGE" if i in found else s.op) for i, s in enumerate(steps[:body])]
+        out += [copy(slow, s, s.op) for s in steps[:body]]
+        out += stubs
+        where = [fast + i for i in range(body)] + [first_stub + k for k in range(len(stubs))] + [len(out)]
+        return out, where
+
+
 class Superinstructions:
     """jit.codegen.fuse as a pass (always last: its stencils are no pass's input)."""
 
@@ -176,10 +333,10 @@ def register(p: Pass) -> None:
     PASSES[p.name] = p
 
 
-for _builtin in (FoldConstants(), KnownGuards(), ForwardStores()):
+for _builtin in (FoldConstants(), KnownGuards(), ForwardStores(), HoistBounds()):
     register(_builtin)
 
-BUILTIN_PASSES: tuple[str, ...] = ("fold", "known-guards", "forward-stores")
+BUILTIN_PASSES: tuple[str, ...] = ("fold", "known-guards", "forward-stores", "hoist-bounds")
 # None by default: measured (bench --ablation, docs/benchmarks.md), they find
 # little to rewrite in the bundled programs and cost compile time, so a
 # tiered run is slower with them.  They are there to be chosen and built on.
