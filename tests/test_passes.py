@@ -203,9 +203,9 @@ def test_hoist_bounds_checks_a_loop_invariant_range_once_and_runs_the_loop_witho
     result, shapes = shapes_of(HOIST, [300, 2], ("hoist-bounds",), **how)
     reference = jit.run(jit.parse(HOIST, "t.uop"), [300, 2], engine="switch")
     assert (result.output, result.status) == (reference.output, reference.status) and result.status == "halted"
-    loop = next(shape for shape in shapes if any(s.op == "GUARD_INDEX" for s in shape.steps))
+    loop = next(shape for shape in shapes if any(s.op == "CHECK_INDEX" for s in shape.steps))
     ops = [s.op for s in loop.steps]
-    guards = [(s.operand0, s.operand1) for s in loop.steps if s.op == "GUARD_INDEX"]
+    guards = [(s.operand0, s.operand1) for s in loop.steps if s.op == "CHECK_INDEX"]
     assert guards == [(1, 0), (1, 3)]  # (local 1 at its smallest and largest offset)
     assert ops.count("MLOAD_IN_RANGE") == 2 and ops.count("MLOAD") == 2  # (the copy without checks, and the loop)
     assert ops.count("MSTORE") == 2 and "MSTORE_IN_RANGE" not in ops  # (indexed by the counter, stored in the loop)
@@ -229,5 +229,5 @@ def test_hoist_bounds_fails_where_the_interpreter_fails_when_the_range_is_out():
 def test_hoist_bounds_leaves_a_local_the_loop_stores():
     stored = HOIST.replace("    store 2\n", "    store 2\n    load 1\n    store 1\n", 1)
     result, shapes = shapes_of(stored, [300, 2], ("hoist-bounds",))
-    assert shapes and not any(s.op == "GUARD_INDEX" for shape in shapes for s in shape.steps)
+    assert shapes and not any(s.op == "CHECK_INDEX" for shape in shapes for s in shape.steps)
     assert result.output == jit.run(jit.parse(stored, "t.uop"), [300, 2], engine="switch").output

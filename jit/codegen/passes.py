@@ -260,7 +260,7 @@ class HoistBounds:
     In a trace, a memory op whose index is a local the trace never stores,
     plus a constant, touches the same range wherever it runs: in a loop
     trace, on every pass.  The trace is versioned: on the way in,
-    GUARD_INDEX checks each such local at the smallest and largest
+    CHECK_INDEX checks each such local at the smallest and largest
     constant it is used with; if all are in range, a copy of the trace
     runs without those ops' checks (MLOAD_IN_RANGE, MSTORE_IN_RANGE), and
     otherwise the trace as it was, which fails where the interpreter
@@ -306,7 +306,7 @@ class HoistBounds:
             )
 
         position = steps[0].position
-        out = [Step("GUARD_INDEX", local, offset, position, target=slow) for local, offset in checks]
+        out = [Step("CHECK_INDEX", local, offset, position, target=slow) for local, offset in checks]
         out += [copy(fast, s, f"{s.op}_IN_RANGE" if i in found else s.op) for i, s in enumerate(steps[:body])]
         out += [copy(slow, s, s.op) for s in steps[:body]]
         out += stubs

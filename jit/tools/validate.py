@@ -136,7 +136,7 @@ def _operands(op: OpInfo, rng: random.Random, k: int) -> tuple[int, int]:
         # params, extra locals, stack needed: small, with a huge `need` sometimes.
         need = (1 << 31) - 1 if k % 7 == 3 else rng.randrange(0, 8)
         return TARGET_PC, call_info(1, 2, need)
-    if op.name == "GUARD_INDEX":  # (a local, and an offset that puts it near the ends of memory)
+    if op.name == "CHECK_INDEX":  # (a local, and an offset that puts it near the ends of memory)
         return rng.randrange(LOCALS), rng.choice([0, 1, -1, MEMORY_SLOTS - 1, MEMORY_SLOTS, INT64_MIN, INT64_MAX])
     if op.name in ("COUNT", "TAKE_EXIT"):
         return rng.randrange(0, 1000), rng.randrange(0, 4)
@@ -184,7 +184,7 @@ def samples(op: OpInfo, count: int, seed: int) -> Iterator[Sample]:
         if op.name in ("MLOAD_IN_RANGE", "MSTORE_IN_RANGE"):  # (in range, as the guards before them made sure)
             stack += [_value(rng, k, False) for _ in range(2)]  # (deep enough that no cached variant adds slots)
             stack[-1 if op.name == "MLOAD_IN_RANGE" else -2] = rng.randrange(MEMORY_SLOTS)
-        if op.name == "GUARD_INDEX" and rng.random() < 0.5:  # (a local near the ends of memory)
+        if op.name == "CHECK_INDEX" and rng.random() < 0.5:  # (a local near the ends of memory)
             stack[operand0] = rng.choice([0, 1, -1, MEMORY_SLOTS - 1, MEMORY_SLOTS, INT64_MIN, INT64_MAX])
         memory = [_value(rng, k, rng.random() < 0.5) for _ in range(MEMORY_SLOTS)]
         frames = []
@@ -253,7 +253,7 @@ def _trace_op(op: OpInfo, s: Sample) -> State:
         cond = stack.pop()
         if (cond == 0) != (op.name == "GUARD_ZERO"):
             pc = TARGET_PC
-    elif op.name == "GUARD_INDEX":  # (local operand0 is stack slot operand0: the locals come first)
+    elif op.name == "CHECK_INDEX":  # (local operand0 is stack slot operand0: the locals come first)
         if _u(stack[s.operand0] + s.operand1) >= MEMORY_SLOTS:
             pc = TARGET_PC
     elif op.name in ("MLOAD_IN_RANGE", "MSTORE_IN_RANGE"):
