@@ -75,10 +75,11 @@ def test_the_generator_covers_what_it_should():
         program = build(drawn)
         text = format_program(program)
         seen.update(op for op in ("call", "mload", "mstore", "fsqrt", "jnz", "jz", "print_float", "div") if op in text)
+        seen.update(["through the base"] if "load 6" in text else [])  # (memory at local 6 plus a constant)
         from jit.lang.interp import run_py
 
         statuses.add(run_py(program, [3, 4]).status)
 
     look()
-    assert {"call", "mload", "mstore", "jz", "print_float", "div"} <= seen
+    assert {"call", "mload", "mstore", "jz", "print_float", "div", "through the base"} <= seen
     assert statuses == {"halted", "error"}

@@ -11,6 +11,12 @@ drawn from values that include 0 and out-of-range ones.
 Types are kept apart (int locals 0-1 and memory 0-3, float locals 2-3 and
 memory 4-7), so no engine ever reinterprets the bits of a NaN that another
 engine computed with a different sign or payload.
+
+Memory is also reached through local 6, a base set once at the start of
+each function and never stored again: `load 6; push_int c; add; mload`
+(and mstore), with c worked out when the program is built so that the
+index is an int slot or out of range.  That is what bounds-check hoisting
+(jit.codegen.passes, hoist-bounds) rewrites, in and out of range.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from hypothesis import strategies as st
 from ..lang.ir import INT64_MAX, INT64_MIN, Program, ProgramBuilder
 
 MEMORY = 8
+INDICES = [0, 1, 2, 3, 0, 1, 2, 3, -1, MEMORY]  # int slots mostly, and -1 and 8: out of range
+BASE = 6  # the local holding a function's base index (BASES)
+BASES = [0, 1, 2, 3, -5, MEMORY]
 INT_CONSTS = [0, 1, -1, 2, 3, 7, 63, 64, 100, INT64_MAX, INT64_MIN, -9, 1 << 32]
 FLOAT_CONSTS = [0.0, -0.0, 1.0, -1.5, 0.1, 3.25, 1e300, -1e-300, float("inf"), float("-inf"), float("nan"), 2.0]
 INT_OPS = ["add", "sub", "mul", "and", "or", "xor", "shl", "shr", "eq", "ne", "lt", "le", "gt", "ge", "div", "mod"]
@@ -35,6 +44,7 @@ def int_expr(depth: int = 0):
         st.tuples(st.just("arg"), st.integers(0, 1)),
         st.tuples(st.just("counter"), st.integers(0, 1)),
         st.tuples(st.just("mload"), st.sampled_from([-1, 0, 1, 2, 3, MEMORY])),  # -1 and 8: out of range
+        st.tuples(st.just("mload_at"), st.sampled_from(INDICES)),  # (through the base in local 6)
     )
     if depth >= 3:
         return leaves
@@ -74,6 +84,9 @@ def statement(depth: int = 0):
         st.tuples(st.just("store"), st.integers(0, 1), int_expr()),
         st.tuples(st.just("fstore"), st.integers(2, 3), float_expr()),
         st.tuples(st.just("mstore"), st.integers(-1, 3), int_expr()),
+        st.tuples(st.just("mstore_at"), st.sampled_from(INDICES), int_expr()),
+        # slot a + slot b -> slot c, all three through the base.
+        st.tuples(st.just("sum_at"), *[st.sampled_from(INDICES)] * 3),
         st.tuples(st.just("fmstore"), st.integers(4, MEMORY), float_expr()),
         st.tuples(st.just("print_int"), int_expr()),
         st.tuples(st.just("print_float"), st.integers(0, 17), float_expr()),
@@ -98,12 +111,17 @@ programs = st.tuples(
     st.lists(statement(), min_size=1, max_size=8),
     st.lists(statement(2), max_size=3),  # the helper's body
     st.booleans(),  # does the helper recurse without end?
+    st.sampled_from(BASES),  # the base index in local 6
 )
 
 
 class _Emitter:
-    def __init__(self, b: ProgramBuilder) -> None:
-        self.b, self.labels, self.loops = b, 0, 0
+    def __init__(self, b: ProgramBuilder, base: int) -> None:
+        self.b, self.labels, self.loops, self.base = b, 0, 0, base
+
+    def at(self, index: int) -> None:
+        """Memory slot `index` as the base in local 6 plus a constant."""
+        self.b.emit("load", BASE).emit("push_int", index - self.base).emit("add")
 
     def label(self) -> str:
         self.labels += 1
@@ -123,6 +141,9 @@ class _Emitter:
             b.emit("load", 4 + e[1])
         elif kind in ("mload", "fmload"):
             b.emit("push_int", e[1]).emit("mload")
+        elif kind == "mload_at":
+            self.at(e[1])
+            b.emit("mload")
         elif kind in ("neg", "ftoi", "fneg", "fsqrt", "itof"):
             self.expr(e[1])
             b.emit(kind)
@@ -147,6 +168,16 @@ class _Emitter:
             b.emit("push_int", s[1])
             self.expr(s[2])
             b.emit("mstore")
+        elif kind == "mstore_at":
+            self.at(s[1])
+            self.expr(s[2])
+            b.emit("mstore")
+        elif kind == "sum_at":
+            self.at(s[3])
+            self.at(s[1])
+            b.emit("mload")
+            self.at(s[2])
+            b.emit("mload").emit("add").emit("mstore")
         elif kind == "print_float":
             self.expr(s[2])
             b.emit("print_float", s[1])
@@ -185,15 +216,17 @@ class _Emitter:
 
 def build(drawn, filename: str = "fuzz.uop") -> Program:
     """The Program for one drawn example (verified like any other)."""
-    main, helper, runaway = drawn
+    main, helper, runaway, base = drawn
     b = ProgramBuilder(filename)
-    b.set_memory(MEMORY).set_args(2).func("main", locals=6)
-    e = _Emitter(b)
+    b.set_memory(MEMORY).set_args(2).func("main", locals=BASE + 1)
+    e = _Emitter(b, base)
+    b.emit("push_int", base).emit("store", BASE)
     for s in main:
         e.stmt(s, 0)
     b.emit("halt")
     # helper(x, y) -> x + y, after its own statements; or, on purpose, endless recursion.
-    b.func("helper", params=2, locals=6, results=1)
+    b.func("helper", params=2, locals=BASE + 1, results=1)
+    b.emit("push_int", base).emit("store", BASE)
     for s in helper:
         e.stmt(s, 1)
     if runaway:
