@@ -427,12 +427,12 @@ BODY(TAKE_EXIT) {
     NEXT();
 }
 
-/* Bounds-check hoisting (jit/codegen/passes.py, hoist-bounds): a loop trace
+/* Bounds-check hoisting (jit/codegen/passes.py, hoist-bounds): a trace
  * whose memory ops index memory with a local it never stores, plus a
  * constant, checks the extremes once on the way in (CHECK_INDEX: to the
- * step's target, the loop with its checks, when local OPARG plus OPARG1 is
- * out of range), and its unchecked copy runs the *_IN_RANGE ops, which are
- * MLOAD and MSTORE without the check. */
+ * step's target, the trace with its checks, when local OPARG plus OPARG1
+ * is out of range), and its unchecked copy runs the *_IN_RANGE ops, which
+ * are MLOAD and MSTORE without the check. */
 BODY(CHECK_INDEX) {
     if (UNLIKELY((uint64_t)LOCAL0.i + (uint64_t)OPARG1 >= (uint64_t)MEMORY_SIZE)) {
         JUMP();

@@ -24,10 +24,11 @@ Built in:
   constant (its exit stays, unreached); a dropped constant disappears.
 * ``forward-stores`` — store→load forwarding of locals: `store n; load n`
   becomes `dup; store n`, the value kept in a register instead of read back.
-* ``hoist-bounds`` — bounds-check hoisting for loop-invariant ranges: a loop
+* ``hoist-bounds`` — bounds-check hoisting for loop-invariant ranges: a
   trace whose memory ops index with a local it never stores (plus a
-  constant) checks those ranges once on the way in and runs a copy of the
-  loop without the checks (HoistBounds).
+  constant) checks those ranges once on the way in and runs a copy of
+  itself without the checks; a loop trace, once per entry rather than once
+  per pass (HoistBounds).
 """
 
 from __future__ import annotations
@@ -266,7 +267,7 @@ class HoistBounds:
     otherwise the trace as it was, which fails where the interpreter
     would.  Both copies leave through the same exit stubs.  A loop trace
     checks once per entry instead of once per pass; another trace only
-    when that makes fewer checks (two or more accesses per guard)."""
+    when that makes fewer checks (more accesses than guards)."""
 
     name = "hoist-bounds"
 

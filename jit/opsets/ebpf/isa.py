@@ -309,7 +309,7 @@ def steps(program: Program) -> list[Step]:
         if isinstance(item, Insn):  # (first: an Insn compared with a string is a dataclass __eq__ call)
             target = None if item.target is None else step_of[item.target]
             # (registers as byte offsets into the state's r[], the offset biased: template.c's small holes)
-            # (positionally: keywords cost a third more, per step)
+            # (positionally: with keywords the call costs half as much again, per step)
             out.append(
                 Step(
                     item.op, 8 * item.dst, 8 * item.src, item.slot, target, None, None, None, item.off + bias, item.imm
