@@ -203,11 +203,11 @@ def _sum(a: _Known, b: _Known, sign: int) -> _Known:
     return _Plus(local, offset) if abs(offset) < _HOISTABLE else None
 
 
-def _indexed(body: Sequence[Step]) -> dict[int, _Plus] | None:
+def _indexed(body: Sequence[Step]) -> dict[int, _Plus]:
     """The memory ops of a trace's straight line (in the trace's own
     frame) whose index is a local plus a constant, by step; those of
-    locals the line stores are left out.  None when a step's stack effect
-    is not known."""
+    locals the line stores are left out.  (CALL and RET, the only ops
+    whose stack effect depends on the operand, are taken first.)"""
     stack: list[_Known] = []
     stored: set[int] = set()
     found: dict[int, _Plus] = {}
@@ -245,8 +245,6 @@ def _indexed(body: Sequence[Step]) -> dict[int, _Plus] | None:
         else:
             if s.op == "STORE":
                 stored.add(s.operand0)
-            if op.pops < 0 or op.pushes < 0:
-                return None
             popped = [pop() for _ in range(op.pops)]
             index = popped[0] if s.op == "MLOAD" else popped[1] if s.op == "MSTORE" else None
             if isinstance(index, _Plus):
@@ -274,7 +272,7 @@ class HoistBounds:
     def run(self, steps: Sequence[Step]) -> tuple[list[Step], Where]:
         unchanged = list(steps), list(range(len(steps) + 1))
         end = _body_end(steps)
-        found = None if end is None else _indexed(steps[: end + 1])
+        found = {} if end is None else _indexed(steps[: end + 1])
         if end is None or not found:
             return unchanged
         ranges: dict[int, tuple[int, int]] = {}

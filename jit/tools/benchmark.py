@@ -343,14 +343,15 @@ class LoopCompiles:
     def seconds(self, programs: dict[str, Program], traces: Sequence[Trace]) -> float:
         """The mean time of a pass that compiles every trace (each pass timed alone)."""
         m = self.machine
-        compile_all = m.compile_paths([(programs[t.program], t.handover) for t in traces if t.handover is not None])
+        paths = [(programs[t.program], t.handover) for t in traces if t.handover is not None]
+        compile_all = m.compile_paths(paths)
         total = 0.0
         for _ in range(self.PASSES):
             t0 = time.perf_counter()
             made = compile_all()
             total += time.perf_counter() - t0
-            if made < len(traces):
-                raise JitError(f"the loop's compile stopped after {made} of {len(traces)} traces")
+            if made < len(paths):
+                raise JitError(f"the loop's compile stopped after {made} of {len(paths)} traces")
             m.free_code()
         return total / self.PASSES
 
