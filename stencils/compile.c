@@ -52,7 +52,7 @@ static int64_t
 plan(CompileJob *job, StepPlan *steps)
 {
     int64_t tramp[2];
-    job->size = jit_plan(job->plans, job->formed, job->nsteps, job->table, steps, job->entry, job->code_at,
+    job->size = jit_plan(job->plans, job->formed, job->nsteps, job->table, steps, job->where, job->code_at,
                          job->data_at, tramp);
     job->tramp_at = tramp[0];
     job->tramp_slots = tramp[1];

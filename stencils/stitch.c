@@ -187,33 +187,63 @@ align_up(int64_t n, int64_t a)
 }
 
 /* Stack caching, as jit.codegen.stackcache.assign: rewrites each step's op to the
- * variant chosen for it.  table is laid out as vm.h's CACHE_* say; entry is
- * scratch for nsteps + 1 flags. */
+ * variant chosen for it, the shortest code over the cache states.  table is
+ * laid out as vm.h's CACHE_* say; scratch holds nsteps + 1 values: whether
+ * each step is an entry point (bit 32), and for each state out the state
+ * in it was best reached from (CACHE_STATES fields of 4 bits). */
 void
-jit_cache_stack(StepPlan *steps, int64_t nsteps, const int64_t *table, uint8_t *entry)
+jit_cache_stack(const StencilPlan *plans, StepPlan *steps, int64_t nsteps, const int64_t *table, int64_t *scratch)
 {
-    memset(entry, 0, (size_t)nsteps + 1);
-    entry[0] = 1;
+    const int64_t entry_bit = (int64_t)1 << 32;
+    memset(scratch, 0, (size_t)(nsteps + 1) * sizeof *scratch);
+    scratch[0] = entry_bit;
     for (int64_t i = 0; i < nsteps; i++) {
         const StepPlan *s = &steps[i];
-        if (s->target >= 0 && s->target < nsteps) entry[s->target] = 1;
-        if (s->exit >= 0 && s->exit < nsteps) entry[s->exit] = 1;
-        if (s->continue_to >= 0 && s->continue_to < nsteps) entry[s->continue_to] = 1;
-        if (table[CACHE_ROW * s->op + CACHE_ENTERS_IN_MEMORY]) entry[i] = 1;
+        if (s->target >= 0 && s->target < nsteps) scratch[s->target] |= entry_bit;
+        if (s->exit >= 0 && s->exit < nsteps) scratch[s->exit] |= entry_bit;
+        if (s->continue_to >= 0 && s->continue_to < nsteps) scratch[s->continue_to] |= entry_bit;
+        if (table[CACHE_ROW * s->op + CACHE_ENTERS_IN_MEMORY]) scratch[i] |= entry_bit;
     }
-    entry[nsteps] = 1;
-    int64_t state = 0;
+    scratch[nsteps] = entry_bit;
+    int64_t cost[CACHE_STATES], best[CACHE_STATES];
+    for (int k = 0; k < CACHE_STATES; k++) cost[k] = -1; /* -1: not reachable */
+    cost[0] = 0;
     for (int64_t i = 0; i < nsteps; i++) {
         const int64_t *t = &table[CACHE_ROW * steps[i].op];
-        int64_t in = entry[i] ? 0 : state;
-        int64_t out = entry[i + 1] ? 0 : t[CACHE_NATURAL + in];
-        int64_t chosen = t[CACHE_VARIANTS + 3 * in + out];
-        if (chosen < 0) {
-            out = 0;
-            chosen = t[CACHE_VARIANTS + 3 * in];
+        int forced = (scratch[i + 1] & entry_bit) != 0;
+        int64_t back = 0;
+        for (int k = 0; k < CACHE_STATES; k++) best[k] = -1;
+        for (int in = 0; in < CACHE_STATES; in++) {
+            if (cost[in] < 0) continue;
+            int n = in > CACHE_DEPTH ? in - CACHE_DEPTH : in;
+            int natural = forced ? 0 : (int)t[CACHE_NATURAL + n];
+            int outs[2], nouts = 0;
+            if (natural) {
+                if (t[CACHE_VARIANTS + CACHE_STATES * in + natural] >= 0) outs[nouts++] = natural;
+                if (t[CACHE_VARIANTS + CACHE_STATES * in + CACHE_DEPTH + natural] >= 0) outs[nouts++] = CACHE_DEPTH + natural;
+            }
+            if (!nouts) outs[nouts++] = 0;
+            for (int k = 0; k < nouts; k++) {
+                int out = outs[k];
+                int64_t v = t[CACHE_VARIANTS + CACHE_STATES * in + out];
+                if (v < 0) continue;
+                int64_t c = cost[in] + plans[v].code_size;
+                if (best[out] < 0 || c < best[out]) {
+                    best[out] = c;
+                    back = (back & ~((int64_t)15 << (4 * out))) | ((int64_t)in << (4 * out));
+                }
+            }
         }
-        steps[i].op = chosen;
-        state = out;
+        scratch[i] |= back;
+        memcpy(cost, best, sizeof cost);
+    }
+    /* (the last step leaves nothing cached; every reachable state has its
+     * memory-to-memory way out, which the tests' libraries keep) */
+    int out = 0;
+    for (int64_t i = nsteps - 1; i >= 0; i--) {
+        int in = (int)((scratch[i] >> (4 * out)) & 15);
+        steps[i].op = table[CACHE_ROW * steps[i].op + CACHE_VARIANTS + CACHE_STATES * in + out];
+        out = in;
     }
 }
 
@@ -258,14 +288,14 @@ jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, int6
 /* A compile's first half in one call: copies the steps unless they are
  * already where `steps` is (the caller's stay as they were formed), chooses
  * their variants unless table is NULL
- * (jit_cache_stack, with entry as its scratch) and lays them out
+ * (jit_cache_stack, with scratch as its scratch) and lays them out
  * (jit_layout); returns the total size. */
 int64_t
 jit_plan(const StencilPlan *plans, const StepPlan *formed, int64_t nsteps, const int64_t *table, StepPlan *steps,
-         uint8_t *entry, int64_t *code_at, int64_t *data_at, int64_t *trampolines)
+         int64_t *scratch, int64_t *code_at, int64_t *data_at, int64_t *trampolines)
 {
     if (steps != formed) memcpy(steps, formed, (size_t)nsteps * sizeof *steps);
-    if (table) jit_cache_stack(steps, nsteps, table, entry);
+    if (table) jit_cache_stack(plans, steps, nsteps, table, scratch);
     return jit_layout(plans, steps, nsteps, code_at, data_at, trampolines);
 }
 

@@ -17,12 +17,17 @@
  * Stack caching: -DCACHE_IN=n builds the variant entered with the top n
  * slots of the operand stack (n = 0, 1 or 2) in the `tos0` (the top) and
  * `tos1` arguments, pinned registers, rather than in memory; -DCACHE_OUT=n
- * the one that leaves n slots there for the next stencil.  `cached` counts
- * the slots held in t0/t1 while the body runs; it is a constant on every
- * path, so clang folds POP, PUSH and SPILL into register moves and only the
- * memory traffic that is really needed stays.  Jumps, side exits, calls and
- * returns always leave with the whole stack in memory: code is only ever
- * entered that way at a jump target.
+ * the one that leaves n slots there for the next stencil.  With
+ * -DCACHE_IN_FLOAT=1 (-DCACHE_OUT_FLOAT=1) those slots come in (go out) in
+ * `ftos0` and `ftos1` instead, float registers (xmm0/xmm1, d0/d1), so that a
+ * float passed from one float op to the next never moves between register
+ * files.  A slot is 64 bits whichever register holds it: the kind is only
+ * where it is cheapest, never a type.  `cached` counts the slots held in
+ * t0/t1 while the body runs; it is a constant on every path, so clang folds
+ * POP, PUSH and SPILL into register moves and only the memory traffic that
+ * is really needed stays.  Jumps, side exits, calls and returns always
+ * leave with the whole stack in memory: code is only ever entered that way
+ * at a jump target.
  */
 #include "vm.h"
 #include "helpers.h"
@@ -33,6 +38,12 @@
 #endif
 #ifndef CACHE_OUT
 #define CACHE_OUT 0
+#endif
+#ifndef CACHE_IN_FLOAT
+#define CACHE_IN_FLOAT 0
+#endif
+#ifndef CACHE_OUT_FLOAT
+#define CACHE_OUT_FLOAT 0
 #endif
 
 extern char _JIT_OPERAND0[];
@@ -45,9 +56,9 @@ extern char _JIT_OPERAND0_X8;
 extern char _JIT_OPERAND1_X8;
 extern char _JIT_POSITION[];
 extern char _JIT_CONTINUE_ADDR[];
-PRESERVE_NONE void _JIT_CONTINUE(VMState *, Slot *, Slot *, uint64_t, uint64_t, Slot *, uint64_t);
-PRESERVE_NONE void _JIT_TARGET(VMState *, Slot *, Slot *, uint64_t, uint64_t, Slot *, uint64_t);
-PRESERVE_NONE void _JIT_EXIT(VMState *, Slot *, Slot *, uint64_t, uint64_t, Slot *, uint64_t);
+PRESERVE_NONE void _JIT_CONTINUE(VMState *, Slot *, Slot *, uint64_t, uint64_t, Slot *, uint64_t, double, double);
+PRESERVE_NONE void _JIT_TARGET(VMState *, Slot *, Slot *, uint64_t, uint64_t, Slot *, uint64_t, double, double);
+PRESERVE_NONE void _JIT_EXIT(VMState *, Slot *, Slot *, uint64_t, uint64_t, Slot *, uint64_t, double, double);
 
 #define DECLARE_HELPER(name) extern char _JIT_HELPER_##name[];
 HELPERS(DECLARE_HELPER)
@@ -121,21 +132,24 @@ HELPERS(DECLARE_HELPER)
             cached = 2;                 \
         }                               \
     } while (0)
-/* A register the continuation does not read passes on untouched: no moves. */
-#define GO(fn, want)                                                              \
+/* Leave `want` slots cached, in float registers if `fl`.  A register the
+ * continuation does not read passes on untouched: no moves. */
+#define GO(fn, want, fl)                                                          \
     do {                                                                          \
         SETTLE(want);                                                             \
-        MUSTTAIL return fn(state, sp, fp, (want) >= 1 ? t0.u : tos0, (want) >= 2 ? t1.u : tos1, mem, mem_size); \
+        MUSTTAIL return fn(state, sp, fp, !(fl) && (want) >= 1 ? t0.u : tos0,      \
+                           !(fl) && (want) >= 2 ? t1.u : tos1, mem, mem_size,     \
+                           (fl) && (want) >= 1 ? t0.f : ftos0, (fl) && (want) >= 2 ? t1.f : ftos1); \
     } while (0)
-#define NEXT() GO(_JIT_CONTINUE, CACHE_OUT)
-#define JUMP() GO(_JIT_TARGET, 0)
-#define SIDE_EXIT() GO(_JIT_EXIT, 0)
+#define NEXT() GO(_JIT_CONTINUE, CACHE_OUT, CACHE_OUT_FLOAT)
+#define JUMP() GO(_JIT_TARGET, 0, 0)
+#define SIDE_EXIT() GO(_JIT_EXIT, 0, 0)
 #define ENTER_CALLEE() JUMP()
 #define RETURN_CODE ((void *)_JIT_CONTINUE_ADDR)
 #define RETURN_TO(f)                                                  \
     do {                                                              \
         if ((f)->ret_code) {                                          \
-            GO(((jit_fn)(f)->ret_code), 0);                           \
+            GO(((jit_fn)(f)->ret_code), 0, 0);                           \
         }                                                             \
         state->exit_index = -1; /* not a side exit: a return to tier 1 */ \
         LEAVE(VM_EXITED, (f)->ret_pc);                                \
@@ -143,9 +157,17 @@ HELPERS(DECLARE_HELPER)
 #define HELPER(name) ((__typeof__(&name))(void *)_JIT_HELPER_##name)
 
 PRESERVE_NONE void
-_JIT_ENTRY(VMState *state, Slot *sp, Slot *fp, uint64_t tos0, uint64_t tos1, Slot *mem, uint64_t mem_size)
+_JIT_ENTRY(VMState *state, Slot *sp, Slot *fp, uint64_t tos0, uint64_t tos1, Slot *mem, uint64_t mem_size,
+           double ftos0, double ftos1)
 {
-    Slot t0 = {.u = tos0}, t1 = {.u = tos1};
+    Slot t0, t1;
+    if (CACHE_IN_FLOAT) {
+        t0.f = ftos0;
+        t1.f = ftos1;
+    } else {
+        t0.u = tos0;
+        t1.u = tos1;
+    }
     int cached = CACHE_IN;
     switch (THIS_OP) {
 #include "bodies.h"

@@ -149,11 +149,12 @@ int64_t jit_form_function(const FormOps *o, const int64_t *code, int64_t start, 
                           const uint8_t *is_label, const uint8_t *ends_block, int64_t superinstructions,
                           int64_t accounting, StepPlan *out, int64_t cap, int64_t *exits, int64_t *nexits_out,
                           uint8_t *leader, int64_t *index, int64_t *blen, int64_t *stubs, uint8_t *entry, int64_t *where);
-void jit_cache_stack(StepPlan *steps, int64_t nsteps, const int64_t *table, uint8_t *entry);
+void jit_cache_stack(const StencilPlan *plans, StepPlan *steps, int64_t nsteps, const int64_t *table,
+                     int64_t *scratch);
 int64_t jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, int64_t *code_at,
                    int64_t *data_at, int64_t *trampolines);
 int64_t jit_plan(const StencilPlan *plans, const StepPlan *formed, int64_t nsteps, const int64_t *table,
-                 StepPlan *steps, uint8_t *entry, int64_t *code_at, int64_t *data_at, int64_t *trampolines);
+                 StepPlan *steps, int64_t *scratch, int64_t *code_at, int64_t *data_at, int64_t *trampolines);
 int64_t jit_write_jump(const TargetPlan *target, uint8_t *out, uint64_t place, uint64_t destination);
 int64_t jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, const int64_t *code_at,
                    const int64_t *data_at, int64_t tramp_at, int64_t tramp_slots, int64_t total, uint8_t *out,
@@ -186,7 +187,7 @@ typedef struct CompileJob {
     int64_t *stubs;                /* 3 * cap */
     int64_t *index;                /* cap */
     int64_t *blen;                 /* cap */
-    int64_t *where;                /* cap + 1 */
+    int64_t *where;                /* cap + 1 (fusion's scratch, then the stack-cache choice's) */
     uint8_t *entry;                /* cap + 1 */
     uint8_t *leader;               /* cap + 1 */
     uint64_t *tramp_dest;          /* tramp_room */
@@ -371,16 +372,21 @@ enum {
     HOLE_OPERAND1_X8 = 12,
 };
 
-/* The stack-caching table jit_cache_stack reads: one row per stencil, and
- * in it the variant for (slots cached in, slots cached out) at
- * CACHE_VARIANTS + 3 * in + out (-1: not built), the op's natural out
- * state for in = 0, 1, 2 at CACHE_NATURAL + in, and at CACHE_ENTERS_IN_MEMORY
- * whether the op is always entered with the whole stack in memory. */
+/* The stack-caching table jit_cache_stack reads.  A cache state is 0 (the
+ * stack all in memory), 1 or 2 (that many slots in the integer registers)
+ * or CACHE_DEPTH + 1 or 2 (that many in the float registers).  One row per
+ * stencil, and in it the variant for (state in, state out) at
+ * CACHE_VARIANTS + CACHE_STATES * in + out (-1: not built), how many slots
+ * the op's body leaves cached when n = 0, 1, 2 come in at CACHE_NATURAL + n,
+ * and at CACHE_ENTERS_IN_MEMORY whether the op is always entered with the
+ * whole stack in memory. */
 enum {
+    CACHE_DEPTH = 2,
+    CACHE_STATES = 5,            /* 2 * CACHE_DEPTH + 1 */
     CACHE_VARIANTS = 0,
-    CACHE_NATURAL = 9,
-    CACHE_ENTERS_IN_MEMORY = 12,
-    CACHE_ROW = 16,
+    CACHE_NATURAL = 25,          /* CACHE_STATES * CACHE_STATES */
+    CACHE_ENTERS_IN_MEMORY = 28, /* CACHE_NATURAL + CACHE_DEPTH + 1 */
+    CACHE_ROW = 32,
 };
 
 /* The architectures the C stitcher patches for (jit.targets: Target.arch). */
@@ -439,8 +445,9 @@ _Static_assert(sizeof(((TargetPlan *)0)->trampoline) == TRAMPOLINE_SIZE, "Target
 /* tos0, tos1: the top two slots of the operand stack, for stencils entered
  * with them cached (template.c); mem, mem_size: the program's memory and its
  * size in slots (state->mem and state->mem_size, which never change during a
- * run), in registers from the shim on. */
+ * run), in registers from the shim on; ftos0, ftos1: the same two slots,
+ * for stencils entered with them cached in float registers. */
 typedef PRESERVE_NONE void (*jit_fn)(VMState *state, Slot *sp, Slot *fp, uint64_t tos0, uint64_t tos1, Slot *mem,
-                                     uint64_t mem_size);
+                                     uint64_t mem_size, double ftos0, double ftos1);
 
 #endif

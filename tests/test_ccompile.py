@@ -134,7 +134,7 @@ def test_compiles_share_runs_and_give_back_every_byte():
     rt = NativeRuntime(native_runtime().library, Arena(chunk_size=1 << 16, run_size=4096))
     rt.shim_region.free()  # (the arena then holds compiled code only)
     try:
-        codes = [rt.compile_handover(program, h)[1] for h in paths * 20]
+        codes = [rt.compile_handover(program, h)[1] for h in paths * 40]
         stats = rt.arena.stats()
         assert stats["regions"] == len(codes) and stats["mappings"] >= 2  # (runs of 4 KiB, chunks of 64 KiB)
         runs = {code.region.run for code in codes}

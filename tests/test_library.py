@@ -9,7 +9,7 @@ import pytest
 from jit.build import relocs
 from jit.build.library import Variant, build_library, library_path, load_library
 from jit.build.stencils import HELPER_PREFIX, HOLE_SYMBOLS, HoleKind, StencilLibrary
-from jit.codegen.stackcache import stencil_name, variants
+from jit.codegen.stackcache import base_op, stencil_name, variants
 from jit.lang.optable import helper_names, optable
 from jit.targets import TARGETS
 
@@ -29,8 +29,13 @@ def test_every_op_has_a_stencil_and_its_stack_caching_variants(library):
         for cached_in, cached_out in variants(op):
             assert stencil_name(op.name, cached_in, cached_out) in library.ops
     # memory in, memory out is the op itself; the rest are named by their states
-    assert {n.rpartition("_")[2] for n in list(library.ops)[len(names) :]} <= {f"{i}{o}" for i in "012" for o in "012"}
+    codes = ("0", "1", "2", "1f", "2f")
+    assert {n.split("_")[-1] for n in list(library.ops)[len(names) :]} <= {i + o for i in codes for o in codes}
     assert len(library.ops) == len(names) + sum(len(variants(op)) - 1 for op in optable())
+    # float registers only where ops.def says the op computes on floats or moves slots
+    for name in list(library.ops)[len(names) :]:
+        if "f" in name.split("_")[-1]:
+            assert {op.name: op for op in optable()}[base_op(name)].has("FLOATS"), name
 
 
 def test_cached_variants_use_the_registers_and_skip_memory(library):
@@ -44,6 +49,19 @@ def test_cached_variants_use_the_registers_and_skip_memory(library):
         assert len(cached) == 4  # one add
     # popping the top when it is only in a register costs nothing
     assert library.ops["DROP_10"].code == b""
+
+
+def test_float_variants_keep_floats_in_float_registers(library):
+    """fadd with both operands in float registers: nothing but the add, where
+    the integer registers' variant moves each operand and the sum between
+    register files (x86-64: xmm0, xmm1; AArch64: d0, d1)."""
+    floats, ints = library.ops["FADD_2f1f"].code, library.ops["FADD_21"].code
+    assert len(floats) == 4  # addsd xmm0, xmm1 / fadd d0, d1, d0
+    assert len(ints) > 3 * len(floats)
+    if library.target.startswith("x86_64"):
+        assert floats == bytes.fromhex("f20f58c1")  # addsd xmm0, xmm1
+    # a local loaded straight into a float register, the top moved aside
+    assert len(library.ops["LOAD_1f2f"].code) <= len(library.ops["LOAD_12"].code) + 4
 
 
 def test_every_hole_is_understood(library, target):

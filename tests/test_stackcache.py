@@ -8,7 +8,19 @@ from dataclasses import replace
 import pytest
 
 from jit.codegen.cstitch import plans_for
-from jit.codegen.stackcache import DEPTH, assign, base_op, entry_points, library_depth, stencil_name, variants
+from jit.codegen.stackcache import (
+    DEPTH,
+    assign,
+    base_op,
+    count,
+    entry_points,
+    float_state,
+    in_floats,
+    library_depth,
+    natural,
+    stencil_name,
+    variants,
+)
 from jit.codegen.stackcache import states as _states
 from jit.codegen.stitch import layout
 from jit.codegen.trace import program_steps
@@ -67,10 +79,72 @@ def test_arithmetic_keeps_its_top_in_the_register(library):
     chosen = [[s.op for s in assign(steps, library.ops)] for steps in traces]
     cached = sum(_states(n)[0] > 0 for names in chosen for n in names)
     assert cached >= 0.6 * sum(map(len, chosen))
-    both = sum(_states(n)[0] == 2 for names in chosen for n in names)
+    both = sum(count(_states(n)[0]) == 2 for names in chosen for n in names)
     assert both >= 0.2 * sum(map(len, chosen))  # binary ops find both operands in registers
     plain = sum(len(library.ops[s.op].code) for steps in traces for s in steps)
     assert sum(len(library.ops[n].code) for names in chosen for n in names) < plain  # and the code is smaller
+
+
+def test_floats_stay_in_float_registers_from_op_to_op(library):
+    """The float programs' arithmetic mostly takes its operands from, and
+    leaves its result in, the float registers, and the choice makes smaller
+    code than the integer registers alone would (the library built without
+    float variants).  Where an index sits between two floats, both kinds
+    cannot be cached at once, and the integer registers may be cheaper."""
+    from jit.build.library import Variant, load_library
+
+    plain = load_library(library.target, Variant(float_cache=False))
+    assert not [n for n in plain.ops if in_floats(_states(n)[0]) or in_floats(_states(n)[1])]
+    arithmetic, into_floats = 0, 0
+    for name in ("nbody", "mandelbrot", "spectralnorm"):
+        traces = _step_lists(name)
+        chosen = [[s.op for s in assign(steps, library.ops)] for steps in traces]
+        ops = [n for names in chosen for n in names if base_op(n) in ("FADD", "FSUB", "FMUL", "FDIV")]
+        arithmetic += len(ops)
+        into_floats += sum(in_floats(_states(n)[0]) for n in ops)
+        without = sum(len(plain.ops[s.op].code) for steps in traces for s in assign(steps, plain.ops))
+        assert sum(len(library.ops[n].code) for names in chosen for n in names) < without, name
+    assert into_floats >= 0.6 * arithmetic
+
+
+def test_the_choice_is_the_shortest_code(library):
+    """The register files are chosen for a whole sequence at once: on random
+    straight-line sequences, no other way through the states the choice may
+    take (as many slots as each body leaves, in either file) makes less
+    code.  Checked by trying every way."""
+    import random
+
+    from jit.codegen.step import Step
+
+    ops = {op.name: op for op in optable()}
+    pool = ["LOAD", "PUSH_FLOAT", "PUSH_INT", "FADD", "FMUL", "FSUB", "ADD", "MLOAD", "STORE", "DUP", "SWAP"]
+    pool += ["ITOF", "FTOI", "LOAD2", "FMUL_L", "FADD_LL", "FLT", "NEG", "STORE_LOAD", "LOAD_ADDK", "FNEG"]
+    rng = random.Random(7)
+    sizes = {n: len(st.code) for n, st in library.ops.items()}
+
+    def cheapest(names: list[str], at: int, state: int) -> int | None:
+        if at == len(names):
+            return 0 if state == 0 else None
+        op = ops[names[at]]
+        last = at + 1 == len(names)
+        n = 0 if last else natural(op, count(state), DEPTH)
+        outs = [o for o in (n, float_state(n)) if n and stencil_name(op.name, state, o) in sizes] or [0]
+        best = None
+        for out in outs:
+            name = stencil_name(op.name, state, out)
+            if name not in sizes:
+                continue
+            rest = cheapest(names, at + 1, out)
+            if rest is not None and (best is None or sizes[name] + rest < best):
+                best = sizes[name] + rest
+        return best
+
+    for _ in range(200):
+        names = [rng.choice(pool) for _ in range(rng.randrange(2, 11))]
+        steps = [Step(n, 1, 2, 0) for n in names]
+        chosen = assign(steps, library.ops)
+        _check_consistent(steps, [s.op for s in chosen])
+        assert sum(sizes[s.op] for s in chosen) == cheapest(names, 0, 0), names
 
 
 def test_a_missing_variant_falls_back_to_the_stack_in_memory(library):
@@ -86,7 +160,8 @@ def test_every_op_can_be_entered_every_way_except_exit(library):
     assert library_depth(library.ops) == DEPTH == 2
     for op in optable():
         ins = {i for i, _ in variants(op)}
-        assert ins == ({0} if op.name == "EXIT" else {0, 1, 2}), op.name
+        every = {0, 1, 2, float_state(1), float_state(2)} if op.has("FLOATS") else {0, 1, 2}
+        assert ins == ({0} if op.name == "EXIT" else every), op.name
         assert stencil_name(op.name, 0, 0) == op.name
         for i, o in variants(op):
             assert _states(stencil_name(op.name, i, o)) == (i, o)
@@ -104,7 +179,7 @@ def test_a_shallower_cache_is_a_build_setting():
     deepest = 0
     for steps in _step_lists("spectralnorm"):
         python = [s.op for s in assign(steps, lib.ops)]
-        deepest = max(deepest, *(max(_states(n)) for n in python))
+        deepest = max(deepest, *(count(s) for n in python for s in _states(n)))
         plans = plans_for(lib)
         packed = plans.pack(steps)
         plans.cache_stack(packed)

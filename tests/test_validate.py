@@ -28,8 +28,9 @@ def test_every_op_passes(target, stitcher):
     assert all(passed == total for passed, total in report.results.values())
 
 
-# Ops with cold paths, calls and locals: what the build switches change.  PUSH_INT and HALT frame every sample.
-SWITCH_OPS = ("MLOAD", "DIV", "CALL", "RET", "LOAD", "PUSH_INT", "HALT")
+# Ops with cold paths, calls and locals: what the build switches change.  PUSH_INT, PUSH_FLOAT
+# (for the float registers) and HALT frame every sample.
+SWITCH_OPS = ("MLOAD", "DIV", "CALL", "RET", "LOAD", "PUSH_INT", "PUSH_FLOAT", "HALT")
 
 
 @pytest.mark.parametrize("off", sorted(SWITCHED_OFF))
@@ -41,7 +42,7 @@ def test_the_library_with_a_technique_switched_off_passes(off):
     names = {op.mnemonic for op in chosen} | {
         stencil_name(op.name, i, o).lower()
         for op in chosen
-        for i, o in stackcache.variants(op, variant.stack_depth)
+        for i, o in stackcache.variants(op, variant.stack_depth, variant.float_cache)
         if i or o
     }
     for target in ("x86_64-linux", "aarch64-linux"):
@@ -108,11 +109,13 @@ def test_validate_command_line():
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
-    # fdiv and its variants fdiv_10, fdiv_20, fdiv_01, fdiv_11, fdiv_21
+    # fdiv and its variants fdiv_10, fdiv_20, fdiv_01, fdiv_11, fdiv_21, and the float
+    # registers' fdiv_1f0, fdiv_2f0, fdiv_1f1, fdiv_2f1, fdiv_01f, fdiv_11f, fdiv_21f, fdiv_1f1f, fdiv_2f1f
     for target in ("aarch64-linux", "x86_64-linux"):
-        assert f"6 of 6 stencils pass on {target}" in out.stdout
+        assert f"15 of 15 stencils pass on {target}" in out.stdout
     assert "  fdiv                  25       25  pass" in out.stdout
     assert "  fdiv_21               25       25  pass" in out.stdout
+    assert "  fdiv_2f1f             25       25  pass" in out.stdout
 
 
 def test_a_stack_caching_variant_with_the_wrong_code_is_caught():

@@ -60,6 +60,7 @@ class Variant:
     clean_tail: bool = True
     split_cold: bool = True  # hot/cold splitting (jit.build.tail.split_cold), part of the tail clean-up
     stack_depth: int = DEPTH  # stack slots the stack machine's variants can keep in registers (0: none)
+    float_cache: bool = True  # and variants that keep them in float registers (its FLOATS ops)
     ops: tuple[str, ...] | None = None  # only these ops of the table (and their variants); None: all
     defines: tuple[str, ...] = ()  # extra -D flags for every stencil: a switch inside a template
 
@@ -75,6 +76,7 @@ class Variant:
         parts += [] if self.clean_tail else ["keep-tails"]
         parts += [] if self.split_cold else ["cold-inline"]
         parts += [] if self.stack_depth == DEPTH else [f"depth{self.stack_depth}"]
+        parts += [] if self.float_cache else ["no-float-cache"]
         parts += [d.removeprefix("-D").lower().replace("_", "-") for d in self.defines]
         if self.ops is not None:
             parts.append("ops-" + hashlib.sha256(" ".join(sorted(self.ops)).encode()).hexdigest()[:10])
@@ -90,6 +92,7 @@ SWITCHED_OFF: dict[str, Variant] = {
     "cold-inline": Variant(split_cold=False),
     "O3": Variant(opt="-O3"),
     "depth-1": Variant(stack_depth=1),
+    "no-float-cache": Variant(float_cache=False),
     "locals-by-index": Variant(defines=("-DLOCALS_BY_INDEX",)),
     "memory-from-state": Variant(defines=("-DMEMORY_FROM_STATE",)),
 }

@@ -28,7 +28,7 @@ from ..lang.optable import optable
 from ..targets import Target, get_target
 from ..vmdef import constant
 from .cform import STEP_FIELDS, PackedSteps
-from .stackcache import enters_in_memory, library_depth, natural, stencil_name
+from .stackcache import DEPTH, STATES, enters_in_memory, library_depth, natural, stencil_name
 from .step import Step
 from .stitch import Layout, StitchError, op_shapes
 
@@ -99,16 +99,18 @@ class Plans:
             if info.name not in self.index:
                 continue
             row = ROW * self.index[info.name]
-            for i in range(3):
-                for o in range(3):
-                    table[row + VARIANTS + 3 * i + o] = self.index.get(stencil_name(info.name, i, o), -1)
-                table[row + NATURAL + i] = natural(info, i, depth)
+            for i in range(STATES):
+                for o in range(STATES):
+                    table[row + VARIANTS + STATES * i + o] = self.index.get(stencil_name(info.name, i, o), -1)
+            for n in range(DEPTH + 1):
+                table[row + NATURAL + n] = natural(info, n, depth)
             table[row + constant("CACHE_ENTERS_IN_MEMORY")] = enters_in_memory(info)
         return table
 
     def cache_stack(self, packed: Packed) -> None:
         """Choose each packed step's stack-caching variant (jit.codegen.stackcache.assign), in place."""
-        self.lib.jit_cache_stack(packed.pointer, packed.n, self.table_pointer, self.ffi.new("uint8_t[]", packed.n + 1))
+        scratch = self.ffi.new("int64_t[]", packed.n + 1)
+        self.lib.jit_cache_stack(self.plans, packed.pointer, packed.n, self.table_pointer, scratch)
 
     def stencils(self, packed: Packed) -> list[str]:
         """The stencil each packed step uses."""
@@ -152,7 +154,7 @@ class Plans:
             formed = chosen
         if n + 1 > self._room:
             self._room = max(n + 1, 2 * self._room)
-            self._entry = ffi.new("uint8_t[]", self._room)
+            self._entry = ffi.new("int64_t[]", self._room)
         code_at, data_at = array("q", bytes(8 * (n + 1))), array("q", bytes(8 * max(1, n)))
         code_ptr = ffi.from_buffer("int64_t[]", code_at, require_writable=True)
         data_ptr = ffi.from_buffer("int64_t[]", data_at, require_writable=True)

@@ -10,7 +10,10 @@ from ..paths import STENCILS_DIR
 from .table import parse_helpers, parse_table
 
 OPERAND_KINDS = frozenset({"NONE", "INT", "FLOAT", "LOCAL", "ARG", "LABEL", "FUNC", "PREC", "STRING", "COUNT"})
-FLAGS = frozenset({"JUMP", "BRANCH", "TERMINATOR", "CALL", "RETURN", "ERROR", "HELPER", "TRACE_ONLY", "FUSED"})
+FLAGS = frozenset(
+    {"JUMP", "BRANCH", "TERMINATOR", "CALL", "RETURN", "ERROR", "HELPER", "TRACE_ONLY", "FUSED", "FLOATS"}
+)
+HOW_COMPILED = frozenset({"FLOATS"})  # flags that say how an op's stencils are built, not what it does
 BLOCK_ENDS = frozenset({"JUMP", "CALL", "RETURN", "TERMINATOR"})  # the flags of ops that end a basic block
 
 _COLUMNS = re.compile(r"^(\w+), (-?\d+), (-?\d+), (\w+), ([\w|]+)$")  # mnemonic, pops, pushes, operand, flags
@@ -36,7 +39,7 @@ class OpInfo:
         """A function of its operands alone: no operand, no flag (nothing that
         jumps, fails, calls or prints), popped values in, one value out
         (what constant folding may compute ahead: jit.codegen.passes)."""
-        return self.operand == "NONE" and not self.flags and self.pushes == 1 and self.pops >= 1
+        return self.operand == "NONE" and not self.flags - HOW_COMPILED and self.pushes == 1 and self.pops >= 1
 
 
 def parse_optable(text: str, filename: str = "ops.def") -> tuple[OpInfo, ...]:

@@ -364,7 +364,7 @@ class _Lowering:
         nlocals = max(locals_, default=-1) + 1
         out = [
             f"define preserve_nonecc void @{self.names[entry]}(ptr %state, ptr %sp, ptr %fp, i64 %t0, i64 %t1, "
-            "ptr %mem.in, i64 %msz.in) {",
+            "ptr %mem.in, i64 %msz.in, double %f0, double %f1) {",
             "entry:",
             f"  %S = alloca [{size} x i64], align 8",
             f"  %L = alloca [{max(1, nlocals)} x i64], align 8",
@@ -426,7 +426,8 @@ class _Lowering:
                 out_lines += [
                     f"  %{label}.sp = getelementptr i64, ptr %sp, i64 {d}",
                     f"  musttail call preserve_nonecc void @{self.boundary(succ.step)}"
-                    f"(ptr %state, ptr %{label}.sp, ptr {target_fp}, i64 0, i64 0, ptr %mem, i64 %msz)",
+                    f"(ptr %state, ptr %{label}.sp, ptr {target_fp}, i64 0, i64 0, ptr %mem, i64 %msz, "
+                    "double %f0, double %f1)",
                     "  ret void",
                 ]
                 tails += out_lines

@@ -71,6 +71,11 @@ TECHNIQUES = (
     ),
     Technique("stack caching two slots deep (off: one)", "depth-1", RUN_AND_SIZE),
     Technique(
+        "float stack caching: float tops in float registers (off: integer registers only)",
+        "no-float-cache",
+        RUN_AND_SIZE,
+    ),
+    Technique(
         "locals at 32-bit displacements (off: each index a 64-bit constant)",
         "locals-by-index",
         RUN_AND_SIZE,

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field, replace
 from ..build.library import DEFAULT, Variant, load_library
 from ..codegen.emit import Stitcher
 from ..codegen.fuse import expand
-from ..codegen.stackcache import stencil_name, variants
+from ..codegen.stackcache import count as cached_count
+from ..codegen.stackcache import float_state, in_floats, stencil_name, variants
 from ..codegen.step import Step
 from ..lang.interp import Machine, _Stop
 from ..lang.ir import (
@@ -291,7 +292,7 @@ class Harness:
     def run(self, sample: Sample, depth_limit: bool, cached_in: int = 0, cached_out: int = 0) -> State:
         emu, op = self.emu, self.op
         ret = CONTINUE_PC if op.name == "RET" else TARGET_PC
-        at = cached_in  # the op's step: after the push_ints that fill the registers
+        at = cached_count(cached_in)  # the op's step: after the pushes that fill the registers
         name = stencil_name(op.name, cached_in, cached_out)
         steps = [
             Step(name, sample.operand0, sample.operand1, 0, target=at + 2, exit=at + 2),
@@ -302,9 +303,12 @@ class Harness:
             steps[0] = Step(name, TARGET_PC, sample.operand1, 0, target=at + 2)
         stack = sample.stack
         if cached_in:  # the top slots go in the registers, pushed there by the steps before
-            stack = stack[:-cached_in]
+            stack = stack[:-at]
+            # (push_float moves its operand's 64 bits as push_int does, into a float register)
+            push, state = ("PUSH_FLOAT", float_state) if in_floats(cached_in) else ("PUSH_INT", int)
             fill = [
-                Step(stencil_name("PUSH_INT", k, k + 1), v, position=0) for k, v in enumerate(sample.stack[-cached_in:])
+                Step(stencil_name(push, state(k), state(k + 1)), v, position=0)
+                for k, v in enumerate(sample.stack[-at:])
             ]
             steps[:0] = fill
         code = emu.compile(steps)
@@ -381,11 +385,14 @@ def validate(
     report = Report(target)
     for op in ops:
         bench = Harness(target, op, stitcher, variant)
-        for cached_in, cached_out in [(0, 0), *(v for v in variants(op, variant.stack_depth) if any(v))]:
+        for cached_in, cached_out in [
+            (0, 0),
+            *(v for v in variants(op, variant.stack_depth, variant.float_cache) if any(v)),
+        ]:
             name = stencil_name(op.name, cached_in, cached_out)
             passed = 0
             for k, sample in enumerate(samples(op, count, seed)):
-                short = LOCALS + cached_in - len(sample.stack)
+                short = LOCALS + cached_count(cached_in) - len(sample.stack)
                 if short > 0:  # cached slots are operands, never locals
                     extra = [_value(random.Random(k + j), k, sample.floats) for j in range(short)]
                     sample = replace(sample, stack=[*sample.stack, *extra])
