@@ -3,8 +3,7 @@
 Every op of ops.def is one stencil entered and left with the operand stack
 in memory; stack caching (jit.codegen.stackcache) adds the variants that
 keep the top slots in registers on the way in or out (integer registers, or
-float registers for the FLOATS ops), chosen per step when a trace is
-compiled.  The library builder asks for them here, as it would
+float registers), chosen per step when a trace is compiled.  The library builder asks for them here, as it would
 ask any op set.  The rest of the stack machine's runtime is the package's
 own (jit.api: tiering, guards, the LLVM peer, the C interpreters).
 """
@@ -12,7 +11,7 @@ own (jit.api: tiering, guards, the LLVM peer, the C interpreters).
 from __future__ import annotations
 
 from jit.build.library import Variant
-from jit.codegen.stackcache import count, in_floats, stencil_name, variants
+from jit.codegen.stackcache import count, float_mask, stencil_name, variants
 from jit.lang.optable import optable
 from jit.lang.table import OpRow
 
@@ -25,6 +24,7 @@ def stencil_variants(row: OpRow, variant: Variant) -> list[tuple[str, tuple[str,
         if not (i or o):
             continue
         defines = [f"-DCACHE_IN={count(i)}", f"-DCACHE_OUT={count(o)}"]
-        defines += ["-DCACHE_IN_FLOAT=1"] * in_floats(i) + ["-DCACHE_OUT_FLOAT=1"] * in_floats(o)
+        defines += [f"-DCACHE_IN_FLOAT={float_mask(i)}"] * (float_mask(i) > 0)
+        defines += [f"-DCACHE_OUT_FLOAT={float_mask(o)}"] * (float_mask(o) > 0)
         out.append((stencil_name(row.name, i, o), tuple(defines)))
     return out

@@ -187,7 +187,8 @@ align_up(int64_t n, int64_t a)
 }
 
 /* Stack caching, as jit.codegen.stackcache.assign: rewrites each step's op to the
- * variant chosen for it, the shortest code over the cache states.  table is
+ * variant chosen for it, the cheapest code over the cache states (each
+ * stencil's plan says what it costs).  table is
  * laid out as vm.h's CACHE_* say; scratch holds nsteps + 1 values: whether
  * each step is an entry point (bit 32), and for each state out the state
  * in it was best reached from (CACHE_STATES fields of 4 bits). */
@@ -215,19 +216,12 @@ jit_cache_stack(const StencilPlan *plans, StepPlan *steps, int64_t nsteps, const
         for (int k = 0; k < CACHE_STATES; k++) best[k] = -1;
         for (int in = 0; in < CACHE_STATES; in++) {
             if (cost[in] < 0) continue;
-            int n = in > CACHE_DEPTH ? in - CACHE_DEPTH : in;
-            int natural = forced ? 0 : (int)t[CACHE_NATURAL + n];
-            int outs[2], nouts = 0;
-            if (natural) {
-                if (t[CACHE_VARIANTS + CACHE_STATES * in + natural] >= 0) outs[nouts++] = natural;
-                if (t[CACHE_VARIANTS + CACHE_STATES * in + CACHE_DEPTH + natural] >= 0) outs[nouts++] = CACHE_DEPTH + natural;
-            }
-            if (!nouts) outs[nouts++] = 0;
-            for (int k = 0; k < nouts; k++) {
-                int out = outs[k];
+            int64_t outs = forced ? 0 : t[CACHE_OUTS + in];
+            if (!outs) outs = 1; /* the stack all in memory */
+            for (int out = 0; out < CACHE_STATES; out++) {
                 int64_t v = t[CACHE_VARIANTS + CACHE_STATES * in + out];
-                if (v < 0) continue;
-                int64_t c = cost[in] + plans[v].code_size;
+                if (!(outs >> out & 1) || v < 0) continue;
+                int64_t c = cost[in] + plans[v].cost;
                 if (best[out] < 0 || c < best[out]) {
                     best[out] = c;
                     back = (back & ~((int64_t)15 << (4 * out))) | ((int64_t)in << (4 * out));

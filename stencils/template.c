@@ -17,12 +17,12 @@
  * Stack caching: -DCACHE_IN=n builds the variant entered with the top n
  * slots of the operand stack (n = 0, 1 or 2) in the `tos0` (the top) and
  * `tos1` arguments, pinned registers, rather than in memory; -DCACHE_OUT=n
- * the one that leaves n slots there for the next stencil.  With
- * -DCACHE_IN_FLOAT=1 (-DCACHE_OUT_FLOAT=1) those slots come in (go out) in
- * `ftos0` and `ftos1` instead, float registers (xmm0/xmm1, d0/d1), so that a
- * float passed from one float op to the next never moves between register
- * files.  A slot is 64 bits whichever register holds it: the kind is only
- * where it is cheapest, never a type.  `cached` counts the slots held in
+ * the one that leaves n slots there for the next stencil.  CACHE_IN_FLOAT
+ * (CACHE_OUT_FLOAT) is a mask of those slots that come in (go out) in
+ * `ftos0` (bit 0, the top) and `ftos1` (bit 1) instead, float registers
+ * (xmm0/xmm1, d0/d1), so that a float passed from one float op to the next
+ * never moves between register files.  A slot is 64 bits whichever register
+ * holds it: the file is only where it is cheapest, never a type.  `cached` counts the slots held in
  * t0/t1 while the body runs; it is a constant on every path, so clang folds
  * POP, PUSH and SPILL into register moves and only the memory traffic that
  * is really needed stays.  Jumps, side exits, calls and returns always
@@ -132,14 +132,14 @@ HELPERS(DECLARE_HELPER)
             cached = 2;                 \
         }                               \
     } while (0)
-/* Leave `want` slots cached, in float registers if `fl`.  A register the
- * continuation does not read passes on untouched: no moves. */
-#define GO(fn, want, fl)                                                          \
-    do {                                                                          \
-        SETTLE(want);                                                             \
-        MUSTTAIL return fn(state, sp, fp, !(fl) && (want) >= 1 ? t0.u : tos0,      \
-                           !(fl) && (want) >= 2 ? t1.u : tos1, mem, mem_size,     \
-                           (fl) && (want) >= 1 ? t0.f : ftos0, (fl) && (want) >= 2 ? t1.f : ftos1); \
+/* Leave `want` slots cached, those in the mask `fl` in float registers.  A
+ * register the continuation does not read passes on untouched: no moves. */
+#define GO(fn, want, fl)                                                                             \
+    do {                                                                                             \
+        SETTLE(want);                                                                                \
+        MUSTTAIL return fn(state, sp, fp, (want) >= 1 && !((fl) & 1) ? t0.u : tos0,                  \
+                           (want) >= 2 && !((fl) & 2) ? t1.u : tos1, mem, mem_size,                  \
+                           (want) >= 1 && ((fl) & 1) ? t0.f : ftos0, (want) >= 2 && ((fl) & 2) ? t1.f : ftos1); \
     } while (0)
 #define NEXT() GO(_JIT_CONTINUE, CACHE_OUT, CACHE_OUT_FLOAT)
 #define JUMP() GO(_JIT_TARGET, 0, 0)
@@ -161,11 +161,14 @@ _JIT_ENTRY(VMState *state, Slot *sp, Slot *fp, uint64_t tos0, uint64_t tos1, Slo
            double ftos0, double ftos1)
 {
     Slot t0, t1;
-    if (CACHE_IN_FLOAT) {
+    if (CACHE_IN_FLOAT & 1) {
         t0.f = ftos0;
-        t1.f = ftos1;
     } else {
         t0.u = tos0;
+    }
+    if (CACHE_IN_FLOAT & 2) {
+        t1.f = ftos1;
+    } else {
         t1.u = tos1;
     }
     int cached = CACHE_IN;

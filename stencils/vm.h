@@ -94,6 +94,7 @@ typedef struct StencilPlan {
     uint64_t helper_mask;    /* helpers it calls, one bit each (for layout) */
     int64_t nshort;          /* short-reach branches (not to helpers) */
     int64_t short_reach;     /* the shortest such reach in bytes, or 0 */
+    int64_t cost;            /* what the stack-cache choice adds up (Stencil.cost) */
 } StencilPlan;
 
 typedef struct StepPlan {
@@ -372,21 +373,23 @@ enum {
     HOLE_OPERAND1_X8 = 12,
 };
 
-/* The stack-caching table jit_cache_stack reads.  A cache state is 0 (the
- * stack all in memory), 1 or 2 (that many slots in the integer registers)
- * or CACHE_DEPTH + 1 or 2 (that many in the float registers).  One row per
- * stencil, and in it the variant for (state in, state out) at
- * CACHE_VARIANTS + CACHE_STATES * in + out (-1: not built), how many slots
- * the op's body leaves cached when n = 0, 1, 2 come in at CACHE_NATURAL + n,
+/* The stack-caching table jit_cache_stack reads.  A cache state is one of
+ * CACHE_STATES: how many slots (up to CACHE_DEPTH) are cached, and which of
+ * them in the float registers (jit.codegen.stackcache numbers them; 0 is
+ * the stack all in memory).  One row per stencil, and in it the variant for
+ * (state in, state out) at CACHE_VARIANTS + CACHE_STATES * in + out (-1: not
+ * built); at CACHE_OUTS + in, the states out the choice may try after that
+ * state in, one bit each (as many slots as the op's body leaves, in the
+ * register files of the variants built; 0: only the stack all in memory);
  * and at CACHE_ENTERS_IN_MEMORY whether the op is always entered with the
  * whole stack in memory. */
 enum {
     CACHE_DEPTH = 2,
-    CACHE_STATES = 5,            /* 2 * CACHE_DEPTH + 1 */
+    CACHE_STATES = 7,            /* 0; 1, 2 in integer registers; 1, 2 in float registers; 2 mixed, both ways */
     CACHE_VARIANTS = 0,
-    CACHE_NATURAL = 25,          /* CACHE_STATES * CACHE_STATES */
-    CACHE_ENTERS_IN_MEMORY = 28, /* CACHE_NATURAL + CACHE_DEPTH + 1 */
-    CACHE_ROW = 32,
+    CACHE_OUTS = 49,             /* CACHE_STATES * CACHE_STATES */
+    CACHE_ENTERS_IN_MEMORY = 56, /* CACHE_OUTS + CACHE_STATES */
+    CACHE_ROW = 64,
 };
 
 /* The architectures the C stitcher patches for (jit.targets: Target.arch). */

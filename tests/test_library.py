@@ -9,9 +9,9 @@ import pytest
 from jit.build import relocs
 from jit.build.library import Variant, build_library, library_path, load_library
 from jit.build.stencils import HELPER_PREFIX, HOLE_SYMBOLS, HoleKind, StencilLibrary
-from jit.codegen.stackcache import base_op, stencil_name, variants
+from jit.codegen.stackcache import base_op, count, float_mask, states, stencil_name, variants
 from jit.lang.optable import helper_names, optable
-from jit.targets import TARGETS
+from jit.targets import TARGETS, get_target
 
 MACHINE_RELOCS = {
     "x86_64-linux": {r.name for r in relocs.by_number("EM_X86_64").values()},
@@ -29,13 +29,19 @@ def test_every_op_has_a_stencil_and_its_stack_caching_variants(library):
         for cached_in, cached_out in variants(op):
             assert stencil_name(op.name, cached_in, cached_out) in library.ops
     # memory in, memory out is the op itself; the rest are named by their states
-    codes = ("0", "1", "2", "1f", "2f")
+    codes = ("0", "1", "2", "1f", "2f", "2fi", "2if")
     assert {n.split("_")[-1] for n in list(library.ops)[len(names) :]} <= {i + o for i in codes for o in codes}
     assert len(library.ops) == len(names) + sum(len(variants(op)) - 1 for op in optable())
-    # float registers only where ops.def says the op computes on floats or moves slots
+    # an op not flagged FLOATS takes its operands from, and makes them in, the integer registers
+    by_name = {op.name: op for op in optable()}
     for name in list(library.ops)[len(names) :]:
-        if "f" in name.split("_")[-1]:
-            assert {op.name: op for op in optable()}[base_op(name)].has("FLOATS"), name
+        op = by_name[base_op(name)]
+        if not op.has("FLOATS"):
+            cached_in, cached_out = states(name)
+            popped = count(cached_in) if op.pops < 0 else min(op.pops, count(cached_in))
+            assert not float_mask(cached_in) & ((1 << popped) - 1), name
+            made = min(max(op.pushes, 0), count(cached_out))
+            assert not float_mask(cached_out) & ((1 << made) - 1), name
 
 
 def test_cached_variants_use_the_registers_and_skip_memory(library):
@@ -62,6 +68,12 @@ def test_float_variants_keep_floats_in_float_registers(library):
         assert floats == bytes.fromhex("f20f58c1")  # addsd xmm0, xmm1
     # a local loaded straight into a float register, the top moved aside
     assert len(library.ops["LOAD_1f2f"].code) <= len(library.ops["LOAD_12"].code) + 4
+    # what the choice weighs: an instruction each, a move between register files three
+    assert library.ops["FADD_2f1f"].cost == 1
+    assert library.ops["FADD_21"].cost == 3 * 3 + 1
+    assert library.ops["LOAD_12"].cost == len(
+        list(get_target(library.target).disassembler.disasm_lite(library.ops["LOAD_12"].code, 0))
+    )
 
 
 def test_every_hole_is_understood(library, target):

@@ -4,12 +4,15 @@ the C pass chooses what the Python reference chooses, and it pays off."""
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
 from jit.codegen.cstitch import plans_for
 from jit.codegen.stackcache import (
     DEPTH,
+    STATES,
+    _all_states,
     assign,
     base_op,
     count,
@@ -86,41 +89,42 @@ def test_arithmetic_keeps_its_top_in_the_register(library):
 
 
 def test_floats_stay_in_float_registers_from_op_to_op(library):
-    """The float programs' arithmetic mostly takes its operands from, and
-    leaves its result in, the float registers, and the choice makes smaller
-    code than the integer registers alone would (the library built without
-    float variants).  Where an index sits between two floats, both kinds
-    cannot be cached at once, and the integer registers may be cheaper."""
-    from jit.build.library import Variant, load_library
-
-    plain = load_library(library.target, Variant(float_cache=False))
-    assert not [n for n in plain.ops if in_floats(_states(n)[0]) or in_floats(_states(n)[1])]
-    arithmetic, into_floats = 0, 0
+    """The float programs' arithmetic takes both its operands from, and
+    leaves its result in, the float registers, nearly always, and the code
+    costs less (and is smaller) than with the integer registers alone (the
+    library without its float variants, as Variant(float_cache=False) builds
+    it: the same stencils, compiled alike, less those)."""
+    plain = SimpleNamespace(ops={n: st for n, st in library.ops.items() if not any(map(in_floats, _states(n)))})
+    assert len(plain.ops) == sum(len(variants(op, floats=False)) for op in optable())
+    arithmetic, all_floats = 0, 0
     for name in ("nbody", "mandelbrot", "spectralnorm"):
         traces = _step_lists(name)
-        chosen = [[s.op for s in assign(steps, library.ops)] for steps in traces]
-        ops = [n for names in chosen for n in names if base_op(n) in ("FADD", "FSUB", "FMUL", "FDIV")]
+        chosen = [[library.ops[s.op] for s in assign(steps, library.ops)] for steps in traces]
+        ops = [st.name for sts in chosen for st in sts if base_op(st.name) in ("FADD", "FSUB", "FMUL", "FDIV")]
         arithmetic += len(ops)
-        into_floats += sum(in_floats(_states(n)[0]) for n in ops)
-        without = sum(len(plain.ops[s.op].code) for steps in traces for s in assign(steps, plain.ops))
-        assert sum(len(library.ops[n].code) for names in chosen for n in names) < without, name
-    assert into_floats >= 0.6 * arithmetic
+        # (the state in has the operands in the float registers: both, or the one cached)
+        all_floats += sum(_states(n)[0] in (float_state(1), float_state(2)) for n in ops)
+        without = [plain.ops[s.op] for steps in traces for s in assign(steps, plain.ops)]
+        assert sum(st.cost for sts in chosen for st in sts) < sum(st.cost for st in without), name
+        assert sum(len(st.code) for sts in chosen for st in sts) < sum(len(st.code) for st in without), name
+    assert all_floats >= 0.85 * arithmetic
 
 
-def test_the_choice_is_the_shortest_code(library):
+def test_the_choice_is_the_cheapest_code(library):
     """The register files are chosen for a whole sequence at once: on random
     straight-line sequences, no other way through the states the choice may
-    take (as many slots as each body leaves, in either file) makes less
-    code.  Checked by trying every way."""
+    take (as many slots as each body leaves, in any files) costs less
+    (Stencil.cost: instructions, a move between files three).  Checked by
+    trying every way."""
     import random
 
     from jit.codegen.step import Step
 
     ops = {op.name: op for op in optable()}
     pool = ["LOAD", "PUSH_FLOAT", "PUSH_INT", "FADD", "FMUL", "FSUB", "ADD", "MLOAD", "STORE", "DUP", "SWAP"]
-    pool += ["ITOF", "FTOI", "LOAD2", "FMUL_L", "FADD_LL", "FLT", "NEG", "STORE_LOAD", "LOAD_ADDK", "FNEG"]
+    pool += ["ITOF", "FTOI", "LOAD2", "FMUL_L", "FADD_LL", "FLT", "NEG", "STORE_LOAD", "LOAD_ADDK", "FNEG", "JZ"]
     rng = random.Random(7)
-    sizes = {n: len(st.code) for n, st in library.ops.items()}
+    sizes = {n: st.cost for n, st in library.ops.items()}
 
     def cheapest(names: list[str], at: int, state: int) -> int | None:
         if at == len(names):
@@ -128,7 +132,7 @@ def test_the_choice_is_the_shortest_code(library):
         op = ops[names[at]]
         last = at + 1 == len(names)
         n = 0 if last else natural(op, count(state), DEPTH)
-        outs = [o for o in (n, float_state(n)) if n and stencil_name(op.name, state, o) in sizes] or [0]
+        outs = [o for o in range(STATES) if n and count(o) == n and stencil_name(op.name, state, o) in sizes] or [0]
         best = None
         for out in outs:
             name = stencil_name(op.name, state, out)
@@ -158,14 +162,21 @@ def test_a_missing_variant_falls_back_to_the_stack_in_memory(library):
 
 def test_every_op_can_be_entered_every_way_except_exit(library):
     assert library_depth(library.ops) == DEPTH == 2
+    assert STATES == len(_all_states(DEPTH)) == 7  # vm.h's CACHE_STATES, as the Python side numbers them
     for op in optable():
         ins = {i for i, _ in variants(op)}
-        every = {0, 1, 2, float_state(1), float_state(2)} if op.has("FLOATS") else {0, 1, 2}
-        assert ins == ({0} if op.name == "EXIT" else every), op.name
+        if op.name == "EXIT":
+            assert ins == {0}
+        elif op.has("FLOATS") or op.pops == 0:  # (an op that pops nothing passes every cached slot on)
+            assert ins == set(range(STATES)), op.name
+        else:
+            assert {0, 1, 2} <= ins < set(range(STATES)), op.name
         assert stencil_name(op.name, 0, 0) == op.name
         for i, o in variants(op):
             assert _states(stencil_name(op.name, i, o)) == (i, o)
             assert base_op(stencil_name(op.name, i, o)) == op.name
+    # another op set's name that ends in digits names no variant (eBPF's movsx64 from 16 bits)
+    assert (_states("MOVSX64_16"), base_op("MOVSX64_16")) == ((0, 0), "MOVSX64_16")
 
 
 def test_a_shallower_cache_is_a_build_setting():

@@ -210,4 +210,5 @@ def process_object(
             code, code_holes, data, data_holes, notes = tail.split_cold(target, code, code_holes, data, data_holes)
         code, code_holes, more = tail.clean_tail(target, code, code_holes)
         notes += more
-    return Stencil(name, code, data, tuple(code_holes), tuple(data_holes), tuple(notes), len(lay.code))
+    cost = target.code_cost(code)
+    return Stencil(name, code, data, tuple(code_holes), tuple(data_holes), tuple(notes), len(lay.code), cost)

@@ -89,10 +89,12 @@ class Stencil:
     data_holes: tuple[Hole, ...]  # patched in the data (GOT entries, pointers)
     notes: tuple[str, ...] = ()  # what processing changed on purpose
     object_size: int = 0  # code bytes in the object, before the tail clean-up
+    cost: int = 0  # its code's instructions, as the stack-cache choice weighs them (Target.code_cost)
 
     def to_json(self) -> dict:
         return {
             "object_size": self.object_size,
+            "cost": self.cost,
             "code": self.code.hex(),
             "data": self.data.hex(),
             "holes": [h.to_json() for h in self.holes],
@@ -110,6 +112,7 @@ class Stencil:
             tuple(Hole.from_json(h) for h in d["data_holes"]),
             tuple(d["notes"]),
             d["object_size"],
+            d["cost"],
         )
 
 

@@ -28,13 +28,13 @@ from ..lang.optable import optable
 from ..targets import Target, get_target
 from ..vmdef import constant
 from .cform import STEP_FIELDS, PackedSteps
-from .stackcache import DEPTH, STATES, enters_in_memory, library_depth, natural, stencil_name
+from .stackcache import STATES, count, enters_in_memory, library_depth, natural, stencil_name
 from .step import Step
 from .stitch import Layout, StitchError, op_shapes
 
 # Each hole kind as the C stitcher numbers it (vm.h's HOLE_* constants).
 KIND_NUMBERS = {kind: constant(f"HOLE_{kind.name}") for kind in HoleKind}
-ROW, NATURAL, VARIANTS = constant("CACHE_ROW"), constant("CACHE_NATURAL"), constant("CACHE_VARIANTS")
+ROW, OUTS, VARIANTS = constant("CACHE_ROW"), constant("CACHE_OUTS"), constant("CACHE_VARIANTS")
 
 
 def reloc_numbers() -> dict[str, int]:
@@ -69,7 +69,7 @@ class Plans:
             holes = self._holes(stencil.holes, numbers, helpers)
             data_holes = self._holes(stencil.data_holes, numbers, helpers)
             self.keep += [code, data, holes, data_holes]
-            plan.code, plan.code_size = code, len(stencil.code)
+            plan.code, plan.code_size, plan.cost = code, len(stencil.code), stencil.cost
             plan.data, plan.data_size = data, len(stencil.data)
             plan.holes, plan.nholes = holes, len(stencil.holes)
             plan.data_holes, plan.ndata_holes = data_holes, len(stencil.data_holes)
@@ -93,17 +93,22 @@ class Plans:
 
     def _cache_table(self, library: StencilLibrary) -> array:
         """jit_cache_stack's table: per stencil, its variants and its states."""
-        table = array("q", ([-1] * NATURAL + [0] * (ROW - NATURAL)) * len(library.ops))
+        table = array("q", ([-1] * OUTS + [0] * (ROW - OUTS)) * len(library.ops))
         depth = library_depth(library.ops)
         for info in optable():
             if info.name not in self.index:
                 continue
             row = ROW * self.index[info.name]
+            built = {}
             for i in range(STATES):
                 for o in range(STATES):
-                    table[row + VARIANTS + STATES * i + o] = self.index.get(stencil_name(info.name, i, o), -1)
-            for n in range(DEPTH + 1):
-                table[row + NATURAL + n] = natural(info, n, depth)
+                    built[i, o] = table[row + VARIANTS + STATES * i + o] = self.index.get(
+                        stencil_name(info.name, i, o), -1
+                    )
+            for i in range(STATES):
+                n = natural(info, count(i), depth)
+                outs = [o for o in range(STATES) if n and count(o) == n and built[i, o] >= 0]
+                table[row + OUTS + i] = sum(1 << o for o in outs)
             table[row + constant("CACHE_ENTERS_IN_MEMORY")] = enters_in_memory(info)
         return table
 

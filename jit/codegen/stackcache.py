@@ -6,17 +6,23 @@ the way in, on the way out, or both (stencils/template.c, CACHE_IN and
 CACHE_OUT).  A variant is named by how many slots are in registers before
 and after it: ADD_21 takes two and leaves one (`add r15, rdi` on x86-64);
 plain ADD is memory to memory, the stencil the interpreters' semantics are
-checked against.  Ops flagged FLOATS in ops.def (float arithmetic, and the
-ops that move slots whatever they hold) are also built with the cached
-slots in float registers (the last two arguments: xmm0/xmm1, d0/d1) on
-either side, written with an `f`: FADD_2f1f is one `addsd xmm0, xmm1`.  How
-deep the cache goes, and whether it has float variants, are build settings
-(jit.build.library.Variant: stack_depth, float_cache); a library's depth
-shows in its names.
+checked against.  Each cached slot can also be held in a float register
+(the last two arguments: xmm0/xmm1, d0/d1) instead: FADD_2f1f takes both
+operands there and leaves the sum there, one `addsd xmm0, xmm1`.  An op
+flagged FLOATS in ops.def (float arithmetic, and the ops that move slots
+whatever they hold) is built for every mix of register files on either
+side; any other op takes its operands from the integer registers, makes
+integers, and passes the slots below its operands on in whichever file
+they are in (PUSH_INT_1f2if: a float cached below, an integer pushed on
+it).  How deep the cache goes, and whether it has float registers, are
+build settings (jit.build.library.Variant: stack_depth, float_cache); a
+library's depth shows in its names.
 
-A cache state is a number: 0 (all in memory), 1 to DEPTH slots in the
-integer registers, or DEPTH + 1 to 2 * DEPTH for 1 to DEPTH slots in the
-float registers (vm.h's CACHE_* say the same to C).
+A cache state is a number (vm.h's CACHE_STATES of them): how many slots
+are cached, and in which register files.  Its name in a stencil's is the
+count, then `f` if every cached slot is in a float register, or a letter
+per slot from the top (`f` float, `i` integer) if they are mixed: 0, 1, 2,
+1f, 2f, 2fi, 2if.
 
 The compiler chooses a variant for every step:
 
@@ -28,9 +34,10 @@ The compiler chooses a variant for every step:
   push, up to the depth; after a pop, what is left), unless the next step is
   an entry point, which it must then leave with everything in memory, or
   the library lacks that variant, when it leaves everything in memory too;
-* which register file the cached slots are in is chosen for the whole
-  sequence at once (a shortest path over the states, by the variants' code
-  size): a float stays in a float register from the op that makes it to the
+* which register files the cached slots are in is chosen for the whole
+  sequence at once, the cheapest path over the states: a variant costs its
+  instructions, a move between register files three (Stencil.cost).  So a
+  float mostly stays in a float register from the op that makes it to the
   op that uses it, and an integer in an integer register.
 
 The C stitcher does the same (jit_cache_stack); the tests hold the two to
@@ -50,32 +57,57 @@ from ..vmdef import constant
 from .step import Step
 
 DEPTH = constant("CACHE_DEPTH")  # slots the template can keep in registers (the default build's depth)
-STATES = constant("CACHE_STATES")  # 0, 1..DEPTH in integer registers, then 1..DEPTH in float registers
 _TRANSFERS = ("JUMP", "BRANCH", "TERMINATOR", "CALL", "RETURN")
-_NAME = re.compile(r"^(.+)_([0-9]f?)([0-9]f?)$")
+_NAME = re.compile(r"^(.+)_([0-9][fi]*)([0-9][fi]*)$")
+
+
+def _all_states(depth: int) -> tuple[tuple[int, int], ...]:
+    """Every (count, float mask) a cache can be in, bit k of the mask for the
+    k-th slot from the top: all in integer registers first, then all in
+    float registers, then the mixes."""
+    every = [(n, 0) for n in range(depth + 1)]
+    every += [(n, (1 << n) - 1) for n in range(1, depth + 1)]
+    every += [(n, m) for n in range(2, depth + 1) for m in range(1, (1 << n) - 1)]
+    return tuple(every)
+
+
+_STATES = _all_states(DEPTH)
+STATES = constant("CACHE_STATES")  # (C's table has a row this wide; tests/test_stackcache.py checks it is len(_STATES))
+_NUMBER = {shape: k for k, shape in enumerate(_STATES)}
 
 
 def count(state: int) -> int:
     """How many slots a cache state holds in registers."""
-    return state - DEPTH if state > DEPTH else state
+    return _STATES[state][0]
+
+
+def float_mask(state: int) -> int:
+    """Which of a state's slots are in float registers: bit k for the k-th from the top."""
+    return _STATES[state][1]
 
 
 def in_floats(state: int) -> bool:
-    """Whether a cache state holds its slots in the float registers."""
-    return state > DEPTH
+    """Whether any of a state's slots is in a float register."""
+    return _STATES[state][1] != 0
+
+
+def state_of(n: int, mask: int = 0) -> int:
+    """The state with n slots cached, those in `mask` in float registers."""
+    return _NUMBER[n, mask & ((1 << n) - 1)]
 
 
 def float_state(n: int) -> int:
-    """The state with n slots in the float registers (0: none cached)."""
-    return DEPTH + n if n else 0
+    """The state with n slots, all in float registers (0: none cached)."""
+    return state_of(n, (1 << n) - 1)
 
 
 def _code(state: int) -> str:
-    return f"{count(state)}f" if in_floats(state) else str(state)
-
-
-def _state(code: str) -> int:
-    return float_state(int(code[0])) if code.endswith("f") else int(code)
+    n, mask = _STATES[state]
+    if mask == 0:
+        return str(n)
+    if mask == (1 << n) - 1:
+        return f"{n}f"
+    return str(n) + "".join("f" if mask >> k & 1 else "i" for k in range(n))
 
 
 def stencil_name(op: str, cached_in: int, cached_out: int) -> str:
@@ -85,18 +117,28 @@ def stencil_name(op: str, cached_in: int, cached_out: int) -> str:
     return f"{op}_{_code(cached_in)}{_code(cached_out)}"
 
 
+_CODES = {_code(k): k for k in range(len(_STATES))}
+
+
+def _split(name: str) -> tuple[str, int, int] | None:
+    """(op, in, out) of a variant's name; None if it names no variant (a
+    plain op, or another op set's stencil that ends in digits, like ADD_64)."""
+    m = _NAME.match(name)
+    if m and m.group(2) in _CODES and m.group(3) in _CODES:
+        return m.group(1), _CODES[m.group(2)], _CODES[m.group(3)]
+    return None
+
+
 def states(name: str) -> tuple[int, int]:
     """(in, out) cache states of a stencil name."""
-    m = _NAME.match(name)
-    if m:
-        return _state(m.group(2)), _state(m.group(3))
-    return 0, 0
+    split = _split(name)
+    return (split[1], split[2]) if split else (0, 0)
 
 
 def base_op(name: str) -> str:
     """The op a stencil name is a variant of."""
-    m = _NAME.match(name)
-    return m.group(1) if m else name
+    split = _split(name)
+    return split[0] if split else name
 
 
 def library_depth(names: Iterable[str]) -> int:
@@ -119,17 +161,25 @@ def natural(op: OpInfo, cached_in: int, depth: int = DEPTH) -> int:
 
 def variants(op: OpInfo, depth: int = DEPTH, floats: bool = True) -> list[tuple[int, int]]:
     """The (in, out) states built for an op: those the compiler can choose.
-    With `floats`, an op flagged FLOATS also has every way in and out with
-    the cached slots in the float registers."""
+    With `floats`, cached slots may also be in float registers: for an op
+    flagged FLOATS, any of them on either side; for any other op, only the
+    slots below its operands, which it passes on as they are."""
     ins = [0] if enters_in_memory(op) else list(range(depth + 1))
     pairs = [(i, 0) for i in ins]
     pairs += [(i, natural(op, i, depth)) for i in ins if natural(op, i, depth) > 0]
-    if floats and op.has("FLOATS"):
-        float_ins = [] if enters_in_memory(op) else [float_state(n) for n in range(1, depth + 1)]
-        leaves = {i: natural(op, count(i), depth) for i in (*ins, *float_ins)}
-        pairs += [(i, 0) for i in float_ins]
-        pairs += [(i, leaves[i]) for i in float_ins if leaves[i] > 0]
-        pairs += [(i, float_state(n)) for i, n in leaves.items() if n > 0]
+    if not floats or enters_in_memory(op):
+        return pairs
+    free = op.has("FLOATS")
+    for i in range(STATES):
+        n_in, mask_in = _STATES[i]
+        popped = n_in if op.pops < 0 else min(op.pops, n_in)
+        if n_in > depth or (not free and mask_in & ((1 << popped) - 1)):
+            continue  # (an integer op takes its operands from the integer registers)
+        n = natural(op, n_in, depth)
+        made = min(op.pushes, n)  # the slots out that the op makes; below them, the ones it left
+        carried = mask_in >> popped
+        outs = [0] + [state_of(n, carried << made | new) for new in (range(1 << made) if free else [0]) if n]
+        pairs += [(i, o) for o in outs if (i, o) not in pairs and (in_floats(i) or in_floats(o))]
     return pairs
 
 
@@ -150,31 +200,30 @@ def entry_points(steps: Sequence[Step]) -> set[int]:
 
 
 def _outs(op: OpInfo, cached_in: int, depth: int, forced: bool, built: Mapping[tuple[int, int], int]) -> list[int]:
-    """The states a step may leave, preferred first: as many slots as the
-    body naturally leaves, in either register file; everything in memory
-    when the next step is an entry point or neither variant is built."""
+    """The states a step may leave, in the order they are tried: as many
+    slots as the body naturally leaves, in any register files a built
+    variant has; everything in memory when the next step is an entry point
+    or no such variant is built."""
     n = 0 if forced else natural(op, count(cached_in), depth)
-    if n == 0:
-        return [0]
-    outs = [o for o in (n, float_state(n)) if (cached_in, o) in built]
+    outs = [o for o in range(STATES) if n and count(o) == n and (cached_in, o) in built]
     return outs or [0]
 
 
 def assign(steps: Sequence[Step], library: Mapping[str, Any], depth: int | None = None) -> list[Step]:
     """Steps with each op replaced by the variant chosen for it.  `library`
-    maps the library's stencil names to stencils (their code's size is the
-    cost the choice minimises), `depth` is its library_depth (worked out if
+    maps the library's stencil names to stencils (their cost is what the
+    choice minimises), `depth` is its library_depth (worked out if
     not given); a variant it lacks falls back to leaving the stack in memory."""
     ops = _ops()
     depth = library_depth(library) if depth is None else depth
     entries = entry_points(steps)
-    built: dict[str, dict[tuple[int, int], int]] = {}  # op -> (in, out) -> code size
+    built: dict[str, dict[tuple[int, int], int]] = {}  # op -> (in, out) -> cost
     for s in steps:
         if s.op not in built:
             pairs = variants(ops[s.op], depth)
             names = {p: stencil_name(s.op, *p) for p in [(0, 0), *pairs]}
-            built[s.op] = {p: len(library[n].code) for p, n in names.items() if n in library}
-    # Shortest path over the states: cost[state in] for the current step, and
+            built[s.op] = {p: library[n].cost for p, n in names.items() if n in library}
+    # Cheapest path over the states: cost[state in] for the current step, and
     # for every step the state each state out was best reached from.
     cost: list[int | None] = [0] + [None] * (STATES - 1)
     came: list[list[int]] = []

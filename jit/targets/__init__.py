@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from ..build.stencils import Hole
 
 TailResult = tuple[bytes, list["Hole"], list[str]]
+# A move between the integer and the float registers counts as this many
+# instructions in a stencil's cost: its latency (about 3 cycles on x86-64
+# and AArch64 cores) lies on the path of the value it moves.
+CROSS_FILE_COST = 3
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,28 @@ class Target:
 
     def capstone_mode(self) -> tuple[int, int]:
         raise NotImplementedError
+
+    def float_register(self, operand: str) -> bool:
+        """Whether a disassembled operand names a float (vector) register."""
+        raise NotImplementedError
+
+    def integer_register(self, operand: str) -> bool:
+        """Whether a disassembled operand names a general-purpose register."""
+        raise NotImplementedError
+
+    def code_cost(self, code: bytes) -> int:
+        """What the stack-cache choice adds up (jit.codegen.stackcache): one
+        per instruction, CROSS_FILE_COST for a move between the integer and
+        the float registers."""
+        cost = 0
+        for _, _, _, op_str in self.disassembler.disasm_lite(code, 0):
+            operands = op_str.split(", ")
+            crosses = len(operands) == 2 and (
+                (self.float_register(operands[0]) and self.integer_register(operands[1]))
+                or (self.integer_register(operands[0]) and self.float_register(operands[1]))
+            )
+            cost += CROSS_FILE_COST if crosses else 1
+        return cost
 
     def emulator_abi(self) -> EmulatorAbi:
         raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -179,6 +180,12 @@ class AArch64(Target):
         import capstone
 
         return capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM
+
+    def float_register(self, operand: str) -> bool:
+        return re.fullmatch(r"[bhsdqv]\d+(\.\w+)?(\[\d+\])?", operand) is not None
+
+    def integer_register(self, operand: str) -> bool:
+        return re.fullmatch(r"[xw](\d+|zr)", operand) is not None
 
     def emulator_abi(self) -> EmulatorAbi:
         import unicorn

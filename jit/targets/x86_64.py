@@ -11,6 +11,13 @@ from ..build.relocs import Branch
 from ..vmdef import constant
 from . import EmulatorAbi, TailResult, Target
 
+# The general-purpose registers as capstone names them, in every width.
+_GPRS = frozenset(
+    [f"r{n}" for n in ("ax", "bx", "cx", "dx", "si", "di", "bp", "sp")]
+    + [f"e{n}" for n in ("ax", "bx", "cx", "dx", "si", "di", "bp", "sp")]
+    + [f"r{k}{w}" for k in range(8, 16) for w in ("", "d", "w", "b")]
+)
+
 if TYPE_CHECKING:
     from ..build.stencils import Hole
 
@@ -120,6 +127,12 @@ class X86_64(Target):
         import capstone
 
         return capstone.CS_ARCH_X86, capstone.CS_MODE_64
+
+    def float_register(self, operand: str) -> bool:
+        return operand.startswith("xmm")
+
+    def integer_register(self, operand: str) -> bool:
+        return operand in _GPRS
 
     def emulator_abi(self) -> EmulatorAbi:
         import unicorn

@@ -27,7 +27,7 @@ from ..build.library import DEFAULT, Variant, load_library
 from ..codegen.emit import Stitcher
 from ..codegen.fuse import expand
 from ..codegen.stackcache import count as cached_count
-from ..codegen.stackcache import float_state, in_floats, stencil_name, variants
+from ..codegen.stackcache import float_mask, state_of, stencil_name, variants
 from ..codegen.step import Step
 from ..lang.interp import Machine, _Stop
 from ..lang.ir import (
@@ -304,12 +304,14 @@ class Harness:
         stack = sample.stack
         if cached_in:  # the top slots go in the registers, pushed there by the steps before
             stack = stack[:-at]
-            # (push_float moves its operand's 64 bits as push_int does, into a float register)
-            push, state = ("PUSH_FLOAT", float_state) if in_floats(cached_in) else ("PUSH_INT", int)
-            fill = [
-                Step(stencil_name(push, state(k), state(k + 1)), v, position=0)
-                for k, v in enumerate(sample.stack[-at:])
-            ]
+            # Deepest first, each pushed in the file the state has it in (push_float
+            # moves its operand's 64 bits as push_int does, into a float register).
+            fill, mask, state = [], float_mask(cached_in), 0
+            for k, v in enumerate(sample.stack[-at:]):
+                floats = mask >> (at - 1 - k) & 1
+                after = state_of(k + 1, float_mask(state) << 1 | floats)
+                fill.append(Step(stencil_name("PUSH_FLOAT" if floats else "PUSH_INT", state, after), v, position=0))
+                state = after
             steps[:0] = fill
         code = emu.compile(steps)
         uc = emu.uc
