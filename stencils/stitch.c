@@ -187,13 +187,13 @@ align_up(int64_t n, int64_t a)
 }
 
 /* Stack caching, as jit.codegen.stackcache.assign: rewrites each step's op to the
- * variant chosen for it, the cheapest code over the cache states (each
- * stencil's plan says what it costs).  table is
- * laid out as vm.h's CACHE_* say; scratch holds nsteps + 1 values: whether
- * each step is an entry point (bit 32), and for each state out the state
- * in it was best reached from (CACHE_STATES fields of 4 bits). */
+ * variant chosen for it, the cheapest code over the cache states (a
+ * shortest path: per step, the cheapest way to leave in each state).  table
+ * is laid out as vm.h's CACHE_* say; scratch holds nsteps + 1 values:
+ * whether each step is an entry point (bit 32), and for each state out the
+ * state in it was best reached from (CACHE_STATES fields of 4 bits). */
 void
-jit_cache_stack(const StencilPlan *plans, StepPlan *steps, int64_t nsteps, const int64_t *table, int64_t *scratch)
+jit_cache_stack(StepPlan *steps, int64_t nsteps, const int32_t *table, int64_t *scratch)
 {
     const int64_t entry_bit = (int64_t)1 << 32;
     memset(scratch, 0, (size_t)(nsteps + 1) * sizeof *scratch);
@@ -206,37 +206,64 @@ jit_cache_stack(const StencilPlan *plans, StepPlan *steps, int64_t nsteps, const
         if (table[CACHE_ROW * s->op + CACHE_ENTERS_IN_MEMORY]) scratch[i] |= entry_bit;
     }
     scratch[nsteps] = entry_bit;
-    int64_t cost[CACHE_STATES], best[CACHE_STATES];
-    for (int k = 0; k < CACHE_STATES; k++) cost[k] = -1; /* -1: not reachable */
+    int64_t costs[2][CACHE_STATES]; /* (the step's and the next one's, swapped each step) */
+    int64_t *cost = costs[0], *best = costs[1];
+    unsigned live = 1; /* the states some way reaches, one bit each */
     cost[0] = 0;
     for (int64_t i = 0; i < nsteps; i++) {
-        const int64_t *t = &table[CACHE_ROW * steps[i].op];
+        const int32_t *t = &table[CACHE_ROW * steps[i].op];
         int forced = (scratch[i + 1] & entry_bit) != 0;
         int64_t back = 0;
-        for (int k = 0; k < CACHE_STATES; k++) best[k] = -1;
-        for (int in = 0; in < CACHE_STATES; in++) {
-            if (cost[in] < 0) continue;
-            int64_t outs = forced ? 0 : t[CACHE_OUTS + in];
-            if (!outs) outs = 1; /* the stack all in memory */
-            for (int out = 0; out < CACHE_STATES; out++) {
-                int64_t v = t[CACHE_VARIANTS + CACHE_STATES * in + out];
-                if (!(outs >> out & 1) || v < 0) continue;
-                int64_t c = cost[in] + plans[v].cost;
-                if (best[out] < 0 || c < best[out]) {
-                    best[out] = c;
+        unsigned reached = 0;
+        if (!(live & (live - 1))) { /* one state in and at most one way on: no choice (most steps) */
+            int in = __builtin_ctz(live);
+            const int32_t *b = &t[CACHE_BLOCK * in];
+            int32_t n = forced ? 0 : b[CACHE_CANDIDATES];
+            const int32_t *c = n ? &b[CACHE_FIRST] : &b[CACHE_TO_MEMORY];
+            if (n <= 1 && c[1] >= 0) {
+                best[c[0]] = cost[in] + c[2];
+                scratch[i] |= (int64_t)in << (4 * c[0]);
+                int64_t *swap = cost;
+                cost = best;
+                best = swap;
+                live = 1u << c[0];
+                continue;
+            }
+        }
+        for (unsigned rest = live; rest; rest &= rest - 1) {
+            int in = __builtin_ctz(rest);
+            const int32_t *b = &t[CACHE_BLOCK * in];
+            int32_t n = forced ? 0 : b[CACHE_CANDIDATES];
+            const int32_t *c = n ? &b[CACHE_FIRST] : &b[CACHE_TO_MEMORY];
+            if (!n) {
+                if (c[1] < 0) continue; /* (no way out of this state: a library without it) */
+                n = 1;
+            }
+            for (int32_t k = 0; k < n; k++, c += 3) { /* (out state, variant, cost) */
+                int out = (int)c[0];
+                int64_t total = cost[in] + c[2];
+                if (!(reached >> out & 1) || total < best[out]) {
+                    reached |= 1u << out;
+                    best[out] = total;
                     back = (back & ~((int64_t)15 << (4 * out))) | ((int64_t)in << (4 * out));
                 }
             }
         }
         scratch[i] |= back;
-        memcpy(cost, best, sizeof cost);
+        int64_t *swap = cost;
+        cost = best;
+        best = swap;
+        live = reached;
     }
     /* (the last step leaves nothing cached; every reachable state has its
      * memory-to-memory way out, which the tests' libraries keep) */
     int out = 0;
     for (int64_t i = nsteps - 1; i >= 0; i--) {
         int in = (int)((scratch[i] >> (4 * out)) & 15);
-        steps[i].op = table[CACHE_ROW * steps[i].op + CACHE_VARIANTS + CACHE_STATES * in + out];
+        const int32_t *b = &table[CACHE_ROW * steps[i].op + CACHE_BLOCK * in];
+        const int32_t *c = &b[CACHE_TO_MEMORY];
+        for (int32_t k = 0; k < b[CACHE_CANDIDATES] && c[0] != out; k++) c = &b[CACHE_FIRST + 3 * k];
+        steps[i].op = c[1];
         out = in;
     }
 }
@@ -285,11 +312,11 @@ jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, int6
  * (jit_cache_stack, with scratch as its scratch) and lays them out
  * (jit_layout); returns the total size. */
 int64_t
-jit_plan(const StencilPlan *plans, const StepPlan *formed, int64_t nsteps, const int64_t *table, StepPlan *steps,
+jit_plan(const StencilPlan *plans, const StepPlan *formed, int64_t nsteps, const int32_t *table, StepPlan *steps,
          int64_t *scratch, int64_t *code_at, int64_t *data_at, int64_t *trampolines)
 {
     if (steps != formed) memcpy(steps, formed, (size_t)nsteps * sizeof *steps);
-    if (table) jit_cache_stack(plans, steps, nsteps, table, scratch);
+    if (table) jit_cache_stack(steps, nsteps, table, scratch);
     return jit_layout(plans, steps, nsteps, code_at, data_at, trampolines);
 }
 

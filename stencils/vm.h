@@ -94,7 +94,6 @@ typedef struct StencilPlan {
     uint64_t helper_mask;    /* helpers it calls, one bit each (for layout) */
     int64_t nshort;          /* short-reach branches (not to helpers) */
     int64_t short_reach;     /* the shortest such reach in bytes, or 0 */
-    int64_t cost;            /* what the stack-cache choice adds up (Stencil.cost) */
 } StencilPlan;
 
 typedef struct StepPlan {
@@ -150,11 +149,10 @@ int64_t jit_form_function(const FormOps *o, const int64_t *code, int64_t start, 
                           const uint8_t *is_label, const uint8_t *ends_block, int64_t superinstructions,
                           int64_t accounting, StepPlan *out, int64_t cap, int64_t *exits, int64_t *nexits_out,
                           uint8_t *leader, int64_t *index, int64_t *blen, int64_t *stubs, uint8_t *entry, int64_t *where);
-void jit_cache_stack(const StencilPlan *plans, StepPlan *steps, int64_t nsteps, const int64_t *table,
-                     int64_t *scratch);
+void jit_cache_stack(StepPlan *steps, int64_t nsteps, const int32_t *table, int64_t *scratch);
 int64_t jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, int64_t *code_at,
                    int64_t *data_at, int64_t *trampolines);
-int64_t jit_plan(const StencilPlan *plans, const StepPlan *formed, int64_t nsteps, const int64_t *table,
+int64_t jit_plan(const StencilPlan *plans, const StepPlan *formed, int64_t nsteps, const int32_t *table,
                  StepPlan *steps, int64_t *scratch, int64_t *code_at, int64_t *data_at, int64_t *trampolines);
 int64_t jit_write_jump(const TargetPlan *target, uint8_t *out, uint64_t place, uint64_t destination);
 int64_t jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, const int64_t *code_at,
@@ -172,7 +170,7 @@ int64_t jit_stitch(const StencilPlan *plans, const StepPlan *steps, int64_t nste
 typedef struct CompileJob {
     const FormOps *ops;
     const StencilPlan *plans;
-    const int64_t *table;          /* the stack-caching table, or NULL */
+    const int32_t *table;          /* the stack-caching table, or NULL */
     const uint64_t *helpers;
     const TargetPlan *target;
     const uint8_t *is_label;       /* per op number (jit_form_function) */
@@ -376,20 +374,24 @@ enum {
 /* The stack-caching table jit_cache_stack reads.  A cache state is one of
  * CACHE_STATES: how many slots (up to CACHE_DEPTH) are cached, and which of
  * them in the float registers (jit.codegen.stackcache numbers them; 0 is
- * the stack all in memory).  One row per stencil, and in it the variant for
- * (state in, state out) at CACHE_VARIANTS + CACHE_STATES * in + out (-1: not
- * built); at CACHE_OUTS + in, the states out the choice may try after that
- * state in, one bit each (as many slots as the op's body leaves, in the
- * register files of the variants built; 0: only the stack all in memory);
- * and at CACHE_ENTERS_IN_MEMORY whether the op is always entered with the
- * whole stack in memory. */
+ * the stack all in memory).  One row of int32s per op (the library's own
+ * stencils, which come before their variants); in it, for each state in,
+ * a block of CACHE_BLOCK values at CACHE_BLOCK * in: at CACHE_TO_MEMORY the
+ * way out with the stack all in memory, and from CACHE_FIRST the
+ * CACHE_CANDIDATES ways the choice tries otherwise (as many slots as the
+ * op's body leaves, in the register files of the variants built), each as
+ * three values: the state out, the variant (-1: not built) and its cost
+ * (Stencil.cost).  At CACHE_ENTERS_IN_MEMORY, whether the op is always
+ * entered with the whole stack in memory. */
 enum {
     CACHE_DEPTH = 2,
     CACHE_STATES = 7,            /* 0; 1, 2 in integer registers; 1, 2 in float registers; 2 mixed, both ways */
-    CACHE_VARIANTS = 0,
-    CACHE_OUTS = 49,             /* CACHE_STATES * CACHE_STATES */
-    CACHE_ENTERS_IN_MEMORY = 56, /* CACHE_OUTS + CACHE_STATES */
-    CACHE_ROW = 64,
+    CACHE_BLOCK = 16,
+    CACHE_CANDIDATES = 0,
+    CACHE_TO_MEMORY = 1,
+    CACHE_FIRST = 4,             /* up to 4 ways: 2 ** CACHE_DEPTH mixes of files */
+    CACHE_ENTERS_IN_MEMORY = 112, /* CACHE_BLOCK * CACHE_STATES */
+    CACHE_ROW = 128,
 };
 
 /* The architectures the C stitcher patches for (jit.targets: Target.arch). */

@@ -34,7 +34,7 @@ from .stitch import Layout, StitchError, op_shapes
 
 # Each hole kind as the C stitcher numbers it (vm.h's HOLE_* constants).
 KIND_NUMBERS = {kind: constant(f"HOLE_{kind.name}") for kind in HoleKind}
-ROW, OUTS, VARIANTS = constant("CACHE_ROW"), constant("CACHE_OUTS"), constant("CACHE_VARIANTS")
+ROW = constant("CACHE_ROW")
 
 
 def reloc_numbers() -> dict[str, int]:
@@ -69,7 +69,7 @@ class Plans:
             holes = self._holes(stencil.holes, numbers, helpers)
             data_holes = self._holes(stencil.data_holes, numbers, helpers)
             self.keep += [code, data, holes, data_holes]
-            plan.code, plan.code_size, plan.cost = code, len(stencil.code), stencil.cost
+            plan.code, plan.code_size = code, len(stencil.code)
             plan.data, plan.data_size = data, len(stencil.data)
             plan.holes, plan.nholes = holes, len(stencil.holes)
             plan.data_holes, plan.ndata_holes = data_holes, len(stencil.data_holes)
@@ -82,7 +82,7 @@ class Plans:
         # variant): then steps formed in C (op-table numbers) are already this library's StepPlans.
         self.table_order = all(self.index.get(op.name) == op.opcode for op in optable())
         self.cache_table = self._cache_table(library)
-        self.table_pointer = ffi.from_buffer("int64_t[]", self.cache_table)
+        self.table_pointer = ffi.from_buffer("int32_t[]", self.cache_table)
         self.error = ffi.new("char[]", 200)
         self._helper_values: dict[int, tuple[Mapping[str, int], Any]] = {}
         self._room = 0  # steps the scratch below has room for, kept from compile to compile
@@ -93,29 +93,35 @@ class Plans:
 
     def _cache_table(self, library: StencilLibrary) -> array:
         """jit_cache_stack's table: per stencil, its variants and its states."""
-        table = array("q", ([-1] * OUTS + [0] * (ROW - OUTS)) * len(library.ops))
+        block, first = constant("CACHE_BLOCK"), constant("CACHE_FIRST")
+        rows = 1 + max((self.index[op.name] for op in optable() if op.name in self.index), default=0)
+        table = array("i", [0] * ROW * rows)  # (only the ops' own rows: steps are chosen from those)
         depth = library_depth(library.ops)
         for info in optable():
             if info.name not in self.index:
                 continue
             row = ROW * self.index[info.name]
-            built = {}
             for i in range(STATES):
-                for o in range(STATES):
-                    built[i, o] = table[row + VARIANTS + STATES * i + o] = self.index.get(
-                        stencil_name(info.name, i, o), -1
-                    )
-            for i in range(STATES):
+                at = row + block * i
                 n = natural(info, count(i), depth)
-                outs = [o for o in range(STATES) if n and count(o) == n and built[i, o] >= 0]
-                table[row + OUTS + i] = sum(1 << o for o in outs)
+                ways = [self._way(library, info.name, i, o) for o in range(STATES) if n and count(o) == n]
+                ways = [w for w in ways if w[1] >= 0]
+                table[at + constant("CACHE_CANDIDATES")] = len(ways)
+                table[at + constant("CACHE_TO_MEMORY") : at + first] = array("i", self._way(library, info.name, i, 0))
+                for j, w in enumerate(ways):
+                    table[at + first + 3 * j : at + first + 3 * j + 3] = array("i", w)
             table[row + constant("CACHE_ENTERS_IN_MEMORY")] = enters_in_memory(info)
         return table
+
+    def _way(self, library: StencilLibrary, op: str, cached_in: int, cached_out: int) -> list[int]:
+        """(state out, variant, its cost) as jit_cache_stack's table has them (variant -1: not built)."""
+        k = self.index.get(stencil_name(op, cached_in, cached_out), -1)
+        return [cached_out, k, library.ops[self.names[k]].cost if k >= 0 else 0]
 
     def cache_stack(self, packed: Packed) -> None:
         """Choose each packed step's stack-caching variant (jit.codegen.stackcache.assign), in place."""
         scratch = self.ffi.new("int64_t[]", packed.n + 1)
-        self.lib.jit_cache_stack(self.plans, packed.pointer, packed.n, self.table_pointer, scratch)
+        self.lib.jit_cache_stack(packed.pointer, packed.n, self.table_pointer, scratch)
 
     def stencils(self, packed: Packed) -> list[str]:
         """The stencil each packed step uses."""
