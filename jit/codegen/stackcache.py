@@ -159,7 +159,8 @@ def natural(op: OpInfo, cached_in: int, depth: int = DEPTH) -> int:
     return min(depth, left + op.pushes)  # pushes keep up to `depth` in registers
 
 
-def variants(op: OpInfo, depth: int = DEPTH, floats: bool = True) -> list[tuple[int, int]]:
+@cache  # (a library's cache key lists every variant: worked out once a process)
+def variants(op: OpInfo, depth: int = DEPTH, floats: bool = True) -> tuple[tuple[int, int], ...]:
     """The (in, out) states built for an op: those the compiler can choose.
     With `floats`, cached slots may also be in float registers: for an op
     flagged FLOATS, any of them on either side; for any other op, only the
@@ -168,7 +169,7 @@ def variants(op: OpInfo, depth: int = DEPTH, floats: bool = True) -> list[tuple[
     pairs = [(i, 0) for i in ins]
     pairs += [(i, natural(op, i, depth)) for i in ins if natural(op, i, depth) > 0]
     if not floats or enters_in_memory(op):
-        return pairs
+        return tuple(pairs)
     free = op.has("FLOATS")
     for i in range(STATES):
         n_in, mask_in = _STATES[i]
@@ -180,7 +181,7 @@ def variants(op: OpInfo, depth: int = DEPTH, floats: bool = True) -> list[tuple[
         carried = mask_in >> popped
         outs = [0] + [state_of(n, carried << made | new) for new in (range(1 << made) if free else [0]) if n]
         pairs += [(i, o) for o in outs if (i, o) not in pairs and (in_floats(i) or in_floats(o))]
-    return pairs
+    return tuple(pairs)
 
 
 @cache
