@@ -71,7 +71,7 @@ TECHNIQUES = (
     ),
     Technique("stack caching two slots deep (off: one)", "depth-1", RUN_AND_SIZE),
     Technique(
-        "float stack caching: float tops in float registers (off: integer registers only)",
+        "float stack caching: float registers too (off: integer registers only)",
         "no-float-cache",
         RUN_AND_SIZE,
     ),
