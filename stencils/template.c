@@ -21,13 +21,13 @@
  * (CACHE_OUT_FLOAT) is a mask of those slots that come in (go out) in
  * `ftos0` (bit 0, the top) and `ftos1` (bit 1) instead, float registers
  * (xmm0/xmm1, d0/d1), so that a float passed from one float op to the next
- * never moves between register files.  A slot is 64 bits whichever register
- * holds it: the file is only where it is cheapest, never a type.  `cached` counts the slots held in
- * t0/t1 while the body runs; it is a constant on every path, so clang folds
- * POP, PUSH and SPILL into register moves and only the memory traffic that
- * is really needed stays.  Jumps, side exits, calls and returns always
- * leave with the whole stack in memory: code is only ever entered that way
- * at a jump target.
+ * never moves between register files.  A slot is 64 bits whichever
+ * register holds it: the file is only where it is cheapest, never a type.
+ * `cached` counts the slots held in t0/t1 while the body runs; it is a
+ * constant on every path, so clang folds POP, PUSH and SPILL into register
+ * moves and only the memory traffic that is really needed stays.  Jumps,
+ * side exits, calls and returns always leave with the whole stack in
+ * memory: code is only ever entered that way at a jump target.
  */
 #include "vm.h"
 #include "helpers.h"

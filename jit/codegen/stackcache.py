@@ -229,18 +229,18 @@ def assign(steps: Sequence[Step], library: Mapping[str, Any], depth: int | None 
     cost: list[int | None] = [0] + [None] * (STATES - 1)
     came: list[list[int]] = []
     for i, s in enumerate(steps):
-        op, sizes = ops[s.op], built[s.op]
+        op, costs = ops[s.op], built[s.op]
         forced = i + 1 >= len(steps) or i + 1 in entries
         best: list[int | None] = [None] * STATES
         back = [-1] * STATES
         for cached_in, so_far in enumerate(cost):
             if so_far is None:
                 continue
-            for out in _outs(op, cached_in, depth, forced, sizes):
-                size = sizes.get((cached_in, out))
-                if size is None:
+            for out in _outs(op, cached_in, depth, forced, costs):
+                step_cost = costs.get((cached_in, out))
+                if step_cost is None:
                     continue
-                c = so_far + size
+                c = so_far + step_cost
                 best_out = best[out]
                 if best_out is None or c < best_out:
                     best[out], back[out] = c, cached_in

@@ -29,9 +29,10 @@ if TYPE_CHECKING:
     from ..build.stencils import Hole
 
 TailResult = tuple[bytes, list["Hole"], list[str]]
-# A move between the integer and the float registers counts as this many
-# instructions in a stencil's cost: its latency (about 3 cycles on x86-64
-# and AArch64 cores) lies on the path of the value it moves.
+# An instruction between the integer and the float registers (a move, or a
+# conversion such as cvtsi2sd) counts as this many in a stencil's cost: its
+# latency (3 cycles or more on x86-64 and AArch64 cores) lies on the path
+# of the value it takes across.
 CROSS_FILE_COST = 3
 
 
@@ -145,8 +146,8 @@ class Target:
 
     def code_cost(self, code: bytes) -> int:
         """What the stack-cache choice adds up (jit.codegen.stackcache): one
-        per instruction, CROSS_FILE_COST for a move between the integer and
-        the float registers."""
+        per instruction, CROSS_FILE_COST for one with an integer register on
+        one side and a float register on the other."""
         cost = 0
         for _, _, _, op_str in self.disassembler.disasm_lite(code, 0):
             operands = op_str.split(", ")
