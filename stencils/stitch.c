@@ -215,21 +215,6 @@ jit_cache_stack(StepPlan *steps, int64_t nsteps, const int32_t *table, int64_t *
         int forced = (scratch[i + 1] & entry_bit) != 0;
         int64_t back = 0;
         unsigned reached = 0;
-        if (!(live & (live - 1))) { /* one state in and at most one way on: no choice (most steps) */
-            int in = __builtin_ctz(live);
-            const int32_t *b = &t[CACHE_BLOCK * in];
-            int32_t n = forced ? 0 : b[CACHE_CANDIDATES];
-            const int32_t *c = n ? &b[CACHE_FIRST] : &b[CACHE_TO_MEMORY];
-            if (n <= 1 && c[1] >= 0) {
-                best[c[0]] = cost[in] + c[2];
-                scratch[i] |= (int64_t)in << (4 * c[0]);
-                int64_t *swap = cost;
-                cost = best;
-                best = swap;
-                live = 1u << c[0];
-                continue;
-            }
-        }
         for (unsigned rest = live; rest; rest &= rest - 1) {
             int in = __builtin_ctz(rest);
             const int32_t *b = &t[CACHE_BLOCK * in];
