@@ -79,12 +79,12 @@ class _Asm:
         self.slots.append(Slot(opcode, dst, src, signed(off, 16), signed(imm, 32), line))
 
     def target(self, text: str, line: int, field: str) -> int:
-        """A jump's offset: +N/-N as written, or a label's (fixed up at the end)."""
+        """A jump's offset: +N/-N or a bare N as written, or a label's (fixed up at the end)."""
         t = text.strip()
-        if t[:1] in "+-":
+        if t[:1] in "+-" or t[:1].isdigit():
             return self.number(t, line)
         if not re.match(r"^[A-Za-z_.][\w.]*$", t):
-            raise _Bad(f"{text!r} is neither a label nor an offset like +2")
+            raise _Bad(f"{text!r} is neither a label nor an offset like +2 or 2")
         self.fixups.append((len(self.slots), t, field, line))
         return 0
 
