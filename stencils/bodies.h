@@ -341,14 +341,22 @@ BODY(CALL) {
     ENTER_CALLEE();
 }
 
-/* The results move down to where the callee's locals began. */
+/* The results move down to where the callee's locals began.  One result,
+ * the usual case, moves straight from where it is (a cached register); what
+ * the callee left below it is dropped. */
 BODY(RET) {
-    SPILL();
     int64_t n = OPARG;
-    Frame *f = &state->frames[--state->depth];
-    for (int64_t k = 0; k < n; k++) {
-        fp[k] = sp[k - n];
+    if (!UNLIKELY(n != 1)) {
+        Slot result = POP();
+        SPILL();
+        fp[0] = result;
+    } else {
+        SPILL();
+        for (int64_t k = 0; k < n; k++) {
+            fp[k] = sp[k - n];
+        }
     }
+    Frame *f = &state->frames[--state->depth];
     sp = fp + n;
     fp = f->fp;
     RETURN_TO(f);
