@@ -527,3 +527,33 @@ BODY(FMUL_FADD) {
     PUSH_F(POP_F() + product);
     NEXT();
 }
+
+/* A comparison and the branch on it (eq ne lt le gt ge: the signed
+ * comparisons of COMPARE_INT), without the 0/1 in between:
+ *   lt; jnz L   is JLT L        lt; jz L   is JGE L (the opposite)
+ *   lt; guard_nonzero  is GUARD_LT (leave unless a < b)
+ *   lt; guard_zero     is GUARD_GE */
+#define COMPARE_BRANCH(COND, op)                \
+    BODY(J##COND) {                             \
+        int64_t b = POP_I();                    \
+        int64_t a = POP_I();                    \
+        if (a op b) {                           \
+            JUMP();                             \
+        }                                       \
+        NEXT();                                 \
+    }                                           \
+    BODY(GUARD_##COND) {                        \
+        int64_t b = POP_I();                    \
+        int64_t a = POP_I();                    \
+        if (UNLIKELY(!(a op b))) {              \
+            SIDE_EXIT();                        \
+        }                                       \
+        NEXT();                                 \
+    }
+
+COMPARE_BRANCH(EQ, ==)
+COMPARE_BRANCH(NE, !=)
+COMPARE_BRANCH(LT, <)
+COMPARE_BRANCH(LE, <=)
+COMPARE_BRANCH(GT, >)
+COMPARE_BRANCH(GE, >=)

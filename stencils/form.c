@@ -16,12 +16,30 @@ static StepPlan step(int64_t op, int64_t a, int64_t b, int64_t position)
     return s;
 }
 
+/* Which of the comparisons op is (FormOps.compare), or NONE. */
+static int64_t comparison(const FormOps *o, int64_t op)
+{
+    for (int64_t c = 0; c < COMPARES; c++) {
+        if (o->compare[c] == op) return c;
+    }
+    return NONE;
+}
+
 /* The superinstruction for the run at i, and its length (0: none).  See fuse.py. */
 static int64_t match(const StepPlan *s, int64_t n, int64_t i, const FormOps *o, StepPlan *fused)
 {
-    int64_t op = s[i].op;
-    if (op != o->load && op != o->store && op != o->push_int && op != o->float_op[FLOAT_MUL]) return 0; /* (no run starts so) */
+    static const int64_t opposite[COMPARES] = {1, 0, 5, 4, 3, 2}; /* eq-ne, lt-ge, le-gt */
+    int64_t op = s[i].op, c = comparison(o, op);
+    if (op != o->load && op != o->store && op != o->push_int && op != o->float_op[FLOAT_MUL] && c == NONE)
+        return 0; /* (no run starts so) */
     int64_t op1 = i + 1 < n ? s[i + 1].op : NONE, op2 = i + 2 < n ? s[i + 2].op : NONE;
+    if (c != NONE && (op1 == o->jz || op1 == o->jnz || op1 == o->guard_zero || op1 == o->guard_nonzero)) {
+        int64_t cond = op1 == o->jz || op1 == o->guard_zero ? opposite[c] : c; /* (branching on a 0) */
+        *fused = s[i + 1]; /* the branch's operands, target and exit */
+        fused->op = op1 == o->jz || op1 == o->jnz ? o->jump_if[cond] : o->guard_if[cond];
+        fused->position = s[i].position;
+        return 2;
+    }
     if (op == o->load && op1 == o->push_int && (op2 == o->add || op2 == o->sub)) {
         int64_t k = op2 == o->add ? s[i + 1].operand0 : (int64_t)(0 - (uint64_t)s[i + 1].operand0);
         if (i + 3 < n && s[i + 3].op == o->store && s[i + 3].operand0 == s[i].operand0) {

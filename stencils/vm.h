@@ -130,6 +130,7 @@ enum {
     FLOAT_FUSED = 4, /* fadd, fsub, fmul, fdiv: FormOps.float_* in this order */
     FLOAT_ADD = 0,
     FLOAT_MUL = 2,
+    COMPARES = 6,    /* eq, ne, lt, le, gt, ge: FormOps.compare, jump_if and guard_if in this order */
 };
 
 typedef struct FormOps {
@@ -137,6 +138,7 @@ typedef struct FormOps {
     int64_t float_op[FLOAT_FUSED];
     int64_t inc_local, load_addk, load2, store_load, addk;      /* the superinstructions */
     int64_t float_ll[FLOAT_FUSED], float_l[FLOAT_FUSED], fmul_fadd;
+    int64_t compare[COMPARES], jump_if[COMPARES], guard_if[COMPARES]; /* lt; jnz -> jlt; lt; guard_nonzero -> guard_lt */
     int64_t jump, jz, jnz, call, ret, drop, guard_zero, guard_nonzero, count, take_exit, exit;
     int64_t kind_loop, kind_link, kind_exit, kind_return;
 } FormOps;

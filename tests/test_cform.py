@@ -147,3 +147,26 @@ def test_the_float_superinstructions_are_numbered_alike():
 
     assert constant("FLOAT_FUSED") == len(FLOAT)
     assert (constant("FLOAT_ADD"), constant("FLOAT_MUL")) == (FLOAT.index("FADD"), FLOAT.index("FMUL"))
+
+
+def test_the_comparisons_are_numbered_alike():
+    """form.c indexes FormOps' comparison arrays, and pairs each with its
+    opposite, in jit.codegen.fuse.COMPARES's order (vm.h's COMPARES)."""
+    from jit.codegen.fuse import COMPARES
+    from jit.vmdef import constant
+
+    assert constant("COMPARES") == len(COMPARES)
+    opposites = [("EQ", "NE"), ("NE", "EQ"), ("LT", "GE"), ("LE", "GT"), ("GT", "LE"), ("GE", "LT")]
+    assert list(COMPARES.items()) == opposites
+
+
+def test_comparisons_fused_with_their_branches_are_formed_alike():
+    from jit.codegen.fuse import COMPARES
+    from tests.test_fuse import comparisons_program
+
+    program = parse(comparisons_program(), "comparisons.uop")
+    handovers = recorded(program, [3], TierConfig(hot_loop=1, hot_exit=1))
+    for handover in [*handovers, *functions(program)]:
+        assert_same(program, handover)
+    made = {s.op for h in [*handovers, *functions(program)] for s in form(program, h).steps}
+    assert {f"GUARD_{c}" for c in COMPARES} | {f"J{c}" for c in COMPARES} <= made

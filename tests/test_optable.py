@@ -32,7 +32,8 @@ def test_every_op_has_exactly_one_body():
     direct = re.findall(r"^BODY\((\w+)\)", text, re.M)
     generated = re.findall(r"^(?:BINARY_INT|COMPARE_INT|BINARY_FLOAT|COMPARE_FLOAT)\((\w+),", text, re.M)
     on_locals = [f"{name}{form}" for name in re.findall(r"^FLOAT_LOCALS\((\w+),", text, re.M) for form in ("_LL", "_L")]
-    bodies = direct + generated + on_locals
+    branching = [f"{form}{c}" for c in re.findall(r"^COMPARE_BRANCH\((\w+),", text, re.M) for form in ("J", "GUARD_")]
+    bodies = direct + generated + on_locals + branching
     assert sorted(bodies) == sorted(op.name for op in optable())
 
 
@@ -47,8 +48,8 @@ def test_helpers_are_listed_once():
 def test_flags_and_operands_are_known():
     for op in optable():
         assert op.operand in OPERAND_KINDS and op.flags <= FLAGS
-        if op.has("BRANCH"):
-            assert op.operand == "LABEL" and op.pops == 1
+        if op.has("BRANCH"):  # (on a 0/1, or fused with the comparison that makes it: on two values)
+            assert op.operand == "LABEL" and op.pops == (2 if op.has("FUSED") else 1)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from typing import Any, overload
 from ..build.hostlib import hostlib
 from ..lang.ir import OPS, Program, wrap64
 from ..lang.optable import BLOCK_ENDS
-from .fuse import FLOAT
+from .fuse import COMPARES, FLOAT
 from .step import Step
 from .trace import ExitInfo
 
@@ -113,6 +113,8 @@ class Former:
             setattr(ops, field, _BY_NAME[field.upper()])
         for k, name in enumerate(FLOAT):  # (vm.h's FLOAT_FUSED order)
             ops.float_op[k], ops.float_ll[k], ops.float_l[k] = (_BY_NAME[n] for n in (name, f"{name}_LL", f"{name}_L"))
+        for k, name in enumerate(COMPARES):  # (vm.h's COMPARES order)
+            ops.compare[k], ops.jump_if[k], ops.guard_if[k] = (_BY_NAME[n] for n in (name, f"J{name}", f"GUARD_{name}"))
         for kind, number in KIND_NUMBERS.items():
             setattr(ops, f"kind_{kind}", number)
         self.ops = ops

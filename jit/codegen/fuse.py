@@ -2,9 +2,11 @@
 
 The patterns are the ones the bundled programs' traces are made of most
 (counted with jit.tools.benchmark's trace collection): counter increments, pairs
-of loads, adding a constant, and float arithmetic on locals and sums of
+of loads, adding a constant, float arithmetic on locals and sums of
 products, whose values otherwise cross between the general and the float
-registers around every float op.  A run is fused only where nothing jumps into
+registers around every float op, and a comparison with the branch or guard
+on it (every loop's test), which then compares and branches without making
+the 0/1 in between.  A run is fused only where nothing jumps into
 its middle, and every step index the other steps hold (jump targets, exits,
 return points) is mapped to the new numbering.  A fused step keeps the IR
 position of the run's first instruction; none of the fused ops can fail,
@@ -24,8 +26,12 @@ def _neg(k: int) -> int:
     return wrap64(-k)
 
 
-_HEADS = frozenset({"LOAD", "STORE", "PUSH_INT", "FMUL"})  # the ops a run can start with
 FLOAT = ("FADD", "FSUB", "FMUL", "FDIV")  # each has <op>_LL (two locals) and <op>_L (one local) forms
+# The integer comparisons, each with its opposite (vm.h's COMPARES order),
+# and the branches on a comparison's 0/1: (fused prefix, branch when it is 0).
+COMPARES = {"EQ": "NE", "NE": "EQ", "LT": "GE", "LE": "GT", "GT": "LE", "GE": "LT"}
+_BRANCHES = {"JNZ": ("J", False), "JZ": ("J", True), "GUARD_NONZERO": ("GUARD_", False), "GUARD_ZERO": ("GUARD_", True)}
+_HEADS = frozenset({"LOAD", "STORE", "PUSH_INT", "FMUL", *COMPARES})  # the ops a run can start with
 
 
 def _match(steps: Sequence[Step], i: int) -> tuple[Step, int] | None:
@@ -54,6 +60,12 @@ def _match(steps: Sequence[Step], i: int) -> tuple[Step, int] | None:
         return Step("ADDK", k, 0, s.position), 2
     if s.op == "FMUL" and op1 == "FADD":
         return Step("FMUL_FADD", 0, 0, s.position), 2
+    if s.op in COMPARES and op1 in _BRANCHES:  # the branch, testing the comparison itself
+        b = steps[i + 1]
+        prefix, on_zero = _BRANCHES[op1]
+        cond = COMPARES[s.op] if on_zero else s.op
+        fields = (b.target, b.exit, b.target_address, b.continue_to, b.operand2, b.operand3)
+        return Step(prefix + cond, b.operand0, b.operand1, s.position, *fields), 2
     return None
 
 
@@ -88,4 +100,6 @@ def expand(op: str, a: int, b: int) -> list[tuple[str, int]]:
         **{f"{f}_LL": [("LOAD", a), ("LOAD", b), (f, 0)] for f in FLOAT},
         **{f"{f}_L": [("LOAD", a), (f, 0)] for f in FLOAT},
         "FMUL_FADD": [("FMUL", 0), ("FADD", 0)],
+        **{f"J{c}": [(c, 0), ("JNZ", a)] for c in COMPARES},
+        **{f"GUARD_{c}": [(c, 0), ("JZ", a)] for c in COMPARES},  # (leaves where a jz would jump)
     }[op]

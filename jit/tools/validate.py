@@ -185,6 +185,8 @@ def samples(op: OpInfo, count: int, seed: int) -> Iterator[Sample]:
         if op.name in ("MLOAD_IN_RANGE", "MSTORE_IN_RANGE"):  # (in range, as the guards before them made sure)
             stack += [_value(rng, k, False) for _ in range(2)]  # (deep enough that no cached variant adds slots)
             stack[-1 if op.name == "MLOAD_IN_RANGE" else -2] = rng.randrange(MEMORY_SLOTS)
+        if op.has("FUSED") and op.has("BRANCH") and rng.random() < 0.3:  # (a comparison of equals)
+            stack[-1] = stack[-2]
         if op.name == "CHECK_INDEX" and rng.random() < 0.5:  # (a local near the ends of memory)
             stack[operand0] = rng.choice([0, 1, -1, MEMORY_SLOTS - 1, MEMORY_SLOTS, INT64_MIN, INT64_MAX])
         memory = [_value(rng, k, rng.random() < 0.5) for _ in range(MEMORY_SLOTS)]
@@ -236,16 +238,22 @@ def expected(op: OpInfo, sample: Sample, depth_limit: bool) -> State:
 
 
 def _fused(op: OpInfo, s: Sample) -> State:
-    """A superinstruction's reference: the interpreter running what it stands for."""
+    """A superinstruction's reference: the interpreter running what it stands
+    for (a comparison fused with a branch: the comparison, then where the
+    jz or jnz it expands to would go on its 0/1: the target, or on)."""
     parts = expand(op.name, s.operand0, s.operand1)
+    branch = parts.pop()[0] if op.has("BRANCH") else None
     code = tuple(Instr(BY_NAME[name].opcode, a, 0, 1) for name, a in parts)
     functions = (Function("main", 0, LOCALS, 0, 0, len(code)),)
     m = Machine(Program("validate.uop", code, functions, MEMORY_SLOTS, len(ARGS)), ARGS, memory=list(s.memory))
     m.stack[:] = [bits_float(v) if s.floats else v for v in s.stack]
     for pc in range(len(code)):
         m.code[pc](pc)
+    pc = CONTINUE_PC
+    if branch is not None and (m.stack.pop() != 0) == (branch == "JNZ"):
+        pc = TARGET_PC
     stack = [_bits(v) for v in m.stack]
-    return State(1, CONTINUE_PC, 0, stack, list(s.memory), [], b"", exit_count=s.exit_counts)
+    return State(1, pc, 0, stack, list(s.memory), [], b"", exit_count=s.exit_counts)
 
 
 def _trace_op(op: OpInfo, s: Sample) -> State:
