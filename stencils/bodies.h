@@ -471,9 +471,17 @@ BODY(LOAD2) {
     NEXT();
 }
 
-/* load a; push_int k; add; store a   (sub: k negated) */
+/* load a; push_int k; add; store a   (sub: k negated)
+ * A load, an add and a store, as the ops it stands for make them: the empty
+ * asm keeps clang from folding them into one add to memory, which a
+ * processor that forwards a store to a later load of the same local without
+ * waiting for it (memory renaming) does not do for an add to memory. */
 BODY(INC_LOCAL) {
-    LOCAL0.u += (uint64_t)OPARG1;
+    uint64_t value = LOCAL0.u;
+    __asm__("" : "+r"(value));
+    value += (uint64_t)OPARG1;
+    __asm__("" : "+r"(value));
+    LOCAL0.u = value;
     NEXT();
 }
 
