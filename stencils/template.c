@@ -78,6 +78,7 @@ HELPERS(DECLARE_HELPER)
 #define MEMORY_SIZE mem_size
 #endif
 #define BODY(name) case OP_##name:
+#define UNFOLDED(value) __asm__("" : "+r"(value))
 #define STACK_CACHE
 #define POP()                           \
     ({                                  \
