@@ -49,6 +49,7 @@
  * which the stencil processing moves out of line altogether (hot/cold
  * splitting, jit/build/tail.py). */
 #define UNLIKELY(c) __builtin_expect(!!(c), 0)
+#define LIKELY(c) __builtin_expect(!!(c), 1) /* (its other side is the rare one) */
 
 #ifndef STACK_CACHE /* the interpreters: the whole stack is in memory */
 #define POP() (*--sp)
@@ -354,7 +355,7 @@ BODY(CALL) {
  * the callee left below it is dropped. */
 BODY(RET) {
     int64_t n = OPARG;
-    if (!UNLIKELY(n != 1)) {
+    if (LIKELY(n == 1)) {
         Slot result = POP();
         SPILL();
         fp[0] = result;

@@ -28,7 +28,8 @@ def _neg(k: int) -> int:
 
 FLOAT = ("FADD", "FSUB", "FMUL", "FDIV")  # each has <op>_LL (two locals) and <op>_L (one local) forms
 # The integer comparisons, each with its opposite (vm.h's COMPARES order),
-# and the branches on a comparison's 0/1: (fused prefix, branch when it is 0).
+# and the branches on a comparison's 0/1: (the fused op's prefix, whether the
+# branch tests for 0, so that the fused op tests the opposite comparison).
 COMPARES = {"EQ": "NE", "NE": "EQ", "LT": "GE", "LE": "GT", "GT": "LE", "GE": "LT"}
 _BRANCHES = {"JNZ": ("J", False), "JZ": ("J", True), "GUARD_NONZERO": ("GUARD_", False), "GUARD_ZERO": ("GUARD_", True)}
 _HEADS = frozenset({"LOAD", "STORE", "PUSH_INT", "FMUL", *COMPARES})  # the ops a run can start with
