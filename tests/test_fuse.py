@@ -102,11 +102,15 @@ def test_a_branch_that_is_a_jump_target_is_not_fused():
 def comparisons_program() -> str:
     """Every comparison, branched on both ways, on equal, smaller and larger
     values (and the ends of int64), inside a loop that runs `arg 0` times,
-    printing which way each went: a trace of the loop has a guard of each."""
-    pairs = [(1, 2), (2, 2), (3, 2), (-1, 0), (INT64_MIN, INT64_MAX), (INT64_MAX, INT64_MIN)]
+    printing which way each went: a trace of the loop has a guard of each.
+    The last case of each compares the loop's counter with 2, so it goes one
+    way on some passes and the other way on others: the guards a trace
+    recorded on one pass leave it on another."""
+    pairs = [(1, 2), (2, 2), (3, 2), (-1, 0), (INT64_MIN, INT64_MAX), (INT64_MAX, INT64_MIN), ("counter", 2)]
     body = []
     for k, (c, (a, b), branch) in enumerate((c, p, j) for c in COMPARES for p in pairs for j in ("jz", "jnz")):
-        body += [f"    push_int {a}", f"    push_int {b}", f"    {c.lower()}", f"    {branch} took{k}"]
+        first = "    load 0" if a == "counter" else f"    push_int {a}"
+        body += [first, f"    push_int {b}", f"    {c.lower()}", f"    {branch} took{k}"]
         body += ["    push_int 0", "    print_int", f"took{k}:", "    push_int 1", "    print_int"]
     loop = ["    load 0", "    jz end", *body, "    load 0", "    push_int 1", "    sub", "    store 0", "    jump top"]
     head = [".args 1", ".func main locals=1", "    arg 0", "    store 0", "top:"]
@@ -117,9 +121,10 @@ def test_fused_comparisons_branch_as_the_interpreter_does():
     program = parse(comparisons_program(), "comparisons.uop")
     args = [3]
     expected = ENGINES["py"](program, args)
-    assert expected.output.count(b"0") == 3 * len(COMPARES) * 6  # (each comparison holds for half the cases)
+    assert expected.output.count(b"0") == 3 * len(COMPARES) * 7  # (one of jz and jnz falls through, each case)
     fused_ops = {s.op for s in program_steps(program)}
     assert {f"J{c}" for c in COMPARES} <= fused_ops
     assert prepare_eager(program, args)() == expected
     tiered = prepare_tiered(program, args, TierConfig(hot_loop=1, hot_exit=1, accounting=True))
     assert tiered() == expected and tiered.stats.traces
+    assert tiered.stats.side_exits  # (the counter's cases left the first trace through fused guards)
