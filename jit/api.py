@@ -202,13 +202,13 @@ def _llvm(backend: str) -> LLVMBackend | None:
 def _prepare_eager(
     program: Program, values: list[int], backend: str, target: str, emulated: bool, passes: Sequence[str] | None
 ) -> Prepared:
-    from .codegen.passes import DEFAULT_PASSES
+    from .codegen.passes import EAGER_PASSES
     from .runtime.emulate import prepare_emulated_eager
     from .runtime.native import prepare_eager
 
-    chosen = DEFAULT_PASSES if passes is None else tuple(passes)
+    chosen = None if passes is None else tuple(passes)
     if emulated:
-        return prepare_emulated_eager(program, values, target, chosen)
+        return prepare_emulated_eager(program, values, target, EAGER_PASSES if chosen is None else chosen)
     return prepare_eager(program, values, backend=_llvm(backend), passes=chosen)
 
 

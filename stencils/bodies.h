@@ -571,3 +571,41 @@ COMPARE_BRANCH(LT, <)
 COMPARE_BRANCH(LE, <=)
 COMPARE_BRANCH(GT, >)
 COMPARE_BRANCH(GE, >=)
+
+/* Locals kept in registers (vm.h's LOCAL_REGS of them): the `registers`
+ * pass (jit/codegen/passes.py) fills LOCAL_REG(j) from a local where code
+ * is entered, reads and writes the register in place of the local in
+ * between, and spills it back to the local before code leaves for tier 1,
+ * another trace or a call.  Only the stencils have the registers
+ * (template.c defines LOCAL_REG); nothing the interpreters or the LLVM
+ * peer run holds these ops (programs may not use them: the verifier; the
+ * peer's lowering refuses them), so there they are unreachable. */
+#ifdef LOCAL_REG
+#define REGISTER_LOCAL(j)                       \
+    BODY(LOAD_R##j) {                           \
+        PUSH(LOCAL_REG(j));                     \
+        NEXT();                                 \
+    }                                           \
+    BODY(STORE_R##j) {                          \
+        LOCAL_REG(j) = POP();                   \
+        NEXT();                                 \
+    }                                           \
+    BODY(FILL_R##j) {                           \
+        LOCAL_REG(j) = LOCAL0;                  \
+        NEXT();                                 \
+    }                                           \
+    BODY(SPILL_R##j) {                          \
+        LOCAL0 = LOCAL_REG(j);                  \
+        NEXT();                                 \
+    }
+#else
+#define REGISTER_LOCAL(j)                       \
+    BODY(LOAD_R##j) { __builtin_unreachable(); } \
+    BODY(STORE_R##j) { __builtin_unreachable(); } \
+    BODY(FILL_R##j) { __builtin_unreachable(); } \
+    BODY(SPILL_R##j) { __builtin_unreachable(); }
+#endif
+
+REGISTER_LOCAL(0)
+REGISTER_LOCAL(1)
+REGISTER_LOCAL(2)

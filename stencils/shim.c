@@ -6,7 +6,7 @@
 int64_t
 _JIT_ENTRY(VMState *state)
 {
-    ((jit_fn)state->entry)(state, state->sp, state->fp, 0, 0, state->mem, (uint64_t)state->mem_size, 0.0,
-                           0.0);
+    ((jit_fn)state->entry)(state, state->sp, state->fp, 0, 0, state->mem, (uint64_t)state->mem_size, 0, 0, 0,
+                           0.0, 0.0);
     return state->status;
 }

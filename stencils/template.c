@@ -23,6 +23,9 @@
  * (xmm0/xmm1, d0/d1), so that a float passed from one float op to the next
  * never moves between register files.  A slot is 64 bits whichever
  * register holds it: the file is only where it is cheapest, never a type.
+ * Locals the `registers` pass keeps in registers come in `reg0`..`reg2`
+ * (LOCAL_REG(j) in bodies.h) and go on to the next stencil, like `mem`
+ * and `mem_size`; only STORE_Rj and FILL_Rj change them.
  * `cached` counts the slots held in t0/t1 while the body runs; it is a
  * constant on every path, so clang folds POP, PUSH and SPILL into register
  * moves and only the memory traffic that is really needed stays.  Jumps,
@@ -56,9 +59,10 @@ extern char _JIT_OPERAND0_X8;
 extern char _JIT_OPERAND1_X8;
 extern char _JIT_POSITION[];
 extern char _JIT_CONTINUE_ADDR[];
-PRESERVE_NONE void _JIT_CONTINUE(VMState *, Slot *, Slot *, uint64_t, uint64_t, Slot *, uint64_t, double, double);
-PRESERVE_NONE void _JIT_TARGET(VMState *, Slot *, Slot *, uint64_t, uint64_t, Slot *, uint64_t, double, double);
-PRESERVE_NONE void _JIT_EXIT(VMState *, Slot *, Slot *, uint64_t, uint64_t, Slot *, uint64_t, double, double);
+#define JIT_ARGS VMState *, Slot *, Slot *, uint64_t, uint64_t, Slot *, uint64_t, uint64_t, uint64_t, uint64_t, double, double
+PRESERVE_NONE void _JIT_CONTINUE(JIT_ARGS);
+PRESERVE_NONE void _JIT_TARGET(JIT_ARGS);
+PRESERVE_NONE void _JIT_EXIT(JIT_ARGS);
 
 #define DECLARE_HELPER(name) extern char _JIT_HELPER_##name[];
 HELPERS(DECLARE_HELPER)
@@ -78,6 +82,7 @@ HELPERS(DECLARE_HELPER)
 #define MEMORY_SIZE mem_size
 #endif
 #define BODY(name) case OP_##name:
+#define LOCAL_REG(j) l##j
 #define UNFOLDED(value) __asm__("" : "+r"(value))
 #define STACK_CACHE
 #define POP()                           \
@@ -139,7 +144,7 @@ HELPERS(DECLARE_HELPER)
     do {                                                                                             \
         SETTLE(want);                                                                                \
         MUSTTAIL return fn(state, sp, fp, (want) >= 1 && !((fl) & 1) ? t0.u : tos0,                  \
-                           (want) >= 2 && !((fl) & 2) ? t1.u : tos1, mem, mem_size,                  \
+                           (want) >= 2 && !((fl) & 2) ? t1.u : tos1, mem, mem_size, l0.u, l1.u, l2.u, \
                            (want) >= 1 && ((fl) & 1) ? t0.f : ftos0, (want) >= 2 && ((fl) & 2) ? t1.f : ftos1); \
     } while (0)
 #define NEXT() GO(_JIT_CONTINUE, CACHE_OUT, CACHE_OUT_FLOAT)
@@ -159,9 +164,10 @@ HELPERS(DECLARE_HELPER)
 
 PRESERVE_NONE void
 _JIT_ENTRY(VMState *state, Slot *sp, Slot *fp, uint64_t tos0, uint64_t tos1, Slot *mem, uint64_t mem_size,
-           double ftos0, double ftos1)
+           uint64_t reg0, uint64_t reg1, uint64_t reg2, double ftos0, double ftos1)
 {
     Slot t0, t1;
+    Slot l0 = {.u = reg0}, l1 = {.u = reg1}, l2 = {.u = reg2};
     if (CACHE_IN_FLOAT & 1) {
         t0.f = ftos0;
     } else {

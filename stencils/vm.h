@@ -396,6 +396,14 @@ enum {
     CACHE_ROW = 128,
 };
 
+/* How many of a frame's locals compiled code can keep in pinned registers
+ * (jit_fn's reg0..reg2; the `registers` pass, jit/codegen/passes.py,
+ * chooses which, and the LOAD_Rj, STORE_Rj, FILL_Rj and SPILL_Rj ops of
+ * ops.def reach them). */
+enum {
+    LOCAL_REGS = 3,
+};
+
 /* The architectures the C stitcher patches for (jit.targets: Target.arch). */
 enum {
     ARCH_X86_64 = 0,
@@ -452,9 +460,12 @@ _Static_assert(sizeof(((TargetPlan *)0)->trampoline) == TRAMPOLINE_SIZE, "Target
 /* tos0, tos1: the top two slots of the operand stack, for stencils entered
  * with them cached (template.c); mem, mem_size: the program's memory and its
  * size in slots (state->mem and state->mem_size, which never change during a
- * run), in registers from the shim on; ftos0, ftos1: the same two slots,
- * for stencils entered with them cached in float registers. */
+ * run), in registers from the shim on; reg0..reg2: locals kept in
+ * registers (LOCAL_REGS), passed on untouched by every stencil but the
+ * register ops; ftos0, ftos1: the same two slots as tos0 and tos1, for
+ * stencils entered with them cached in float registers. */
 typedef PRESERVE_NONE void (*jit_fn)(VMState *state, Slot *sp, Slot *fp, uint64_t tos0, uint64_t tos1, Slot *mem,
-                                     uint64_t mem_size, double ftos0, double ftos1);
+                                     uint64_t mem_size, uint64_t reg0, uint64_t reg1, uint64_t reg2, double ftos0,
+                                     double ftos1);
 
 #endif

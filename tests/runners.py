@@ -116,6 +116,7 @@ RUNNERS: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
     "jit-hot-calls:llvm-O0": _llvm(0, config=HOT_CALLS),
     "jit-hot-calls:llvm-O2": _llvm(2, config=HOT_CALLS),
     "jit-eager:passes": _passes(BUILTIN_PASSES, eager=True),
+    "jit-eager:no-passes": _passes((), eager=True),  # (eager runs `registers` by default)
     "jit-hot:passes": _passes(BUILTIN_PASSES, eager=False),
     **_each_pass_alone(),
 }

@@ -8,6 +8,7 @@ import pytest
 
 from jit.lang.optable import FLAGS, OPERAND_KINDS, helper_names, optable, parse_optable
 from jit.paths import STENCILS_DIR
+from jit.vmdef import constant
 
 
 def test_table_is_complete_and_unique():
@@ -33,8 +34,14 @@ def test_every_op_has_exactly_one_body():
     generated = re.findall(r"^(?:BINARY_INT|COMPARE_INT|BINARY_FLOAT|COMPARE_FLOAT)\((\w+),", text, re.M)
     on_locals = [f"{name}{form}" for name in re.findall(r"^FLOAT_LOCALS\((\w+),", text, re.M) for form in ("_LL", "_L")]
     branching = [f"{form}{c}" for c in re.findall(r"^COMPARE_BRANCH\((\w+),", text, re.M) for form in ("J", "GUARD_")]
-    bodies = direct + generated + on_locals + branching
+    numbers = re.findall(r"^REGISTER_LOCAL\((\d+)\)", text, re.M)
+    registers = [f"{form}_R{j}" for j in numbers for form in _REGISTER_FORMS]
+    bodies = direct + generated + on_locals + branching + registers
     assert sorted(bodies) == sorted(op.name for op in optable())
+    assert len(registers) == 4 * constant("LOCAL_REGS")  # (one set of register ops per register vm.h has)
+
+
+_REGISTER_FORMS = ("LOAD", "STORE", "FILL", "SPILL")
 
 
 def test_helpers_are_listed_once():

@@ -55,7 +55,8 @@ def test_no_pass_reaches_across_a_step_something_jumps_to():
         Step("JUMP", target=4),
     ]
     for name in passes.BUILTIN_PASSES:
-        assert passes.PASSES[name].run(steps)[0] == steps, name
+        if name != "registers":  # (not a rewrite of neighbours: it gives the whole loop's local a register, below)
+            assert passes.PASSES[name].run(steps)[0] == steps, name
 
 
 def test_forward_stores_keeps_the_stored_value_instead_of_reading_it_back():
@@ -231,3 +232,122 @@ def test_hoist_bounds_leaves_a_local_the_loop_stores():
     result, shapes = shapes_of(stored, [300, 2], ("hoist-bounds",))
     assert shapes and not any(s.op == "CHECK_INDEX" for shape in shapes for s in shape.steps)
     assert result.output == jit.run(jit.parse(stored, "t.uop"), [300, 2], engine="switch").output
+
+
+# A loop (its counter and sum in locals 0 and 2) that calls a function with
+# a loop of its own, and leaves through a side exit now and then (every
+# 16th pass prints): registers in both functions, spilled around the call.
+CALLS = """\
+.args 1
+.func main locals=3
+    arg 0
+    store 0
+top:
+    load 2
+    load 0
+    call twice
+    add
+    store 2
+    load 0
+    push_int 15
+    and
+    jnz quiet
+    load 2
+    print_int
+    print_str " "
+quiet:
+    load 0
+    push_int 1
+    sub
+    dup
+    store 0
+    jnz top
+    load 2
+    print_int
+    halt
+.func twice params=1 locals=2 results=1
+    push_int 2
+    store 1
+again:
+    load 0
+    load 0
+    add
+    store 0
+    load 1
+    push_int 1
+    sub
+    dup
+    store 1
+    jnz again
+    load 0
+    ret
+"""
+
+
+def test_registers_keeps_a_loops_locals_in_registers_and_spills_them_around_calls():
+    program = jit.parse(CALLS, "t.uop")
+    steps = program_steps(program, superinstructions=False, passes=("registers",))
+    callee = next(s.target for s in steps if s.op == "CALL")
+    main, twice = steps[:callee], steps[callee:]
+    names = [s.op for s in main]
+    assert names[:2] == ["FILL_R0", "FILL_R1"] and [s.operand0 for s in main[:2]] == [0, 2]  # (the two most used)
+    assert "LOAD" not in names and "STORE" not in names  # (every local of main is in a register)
+    call = names.index("CALL")
+    assert names[call - 2 : call] == ["SPILL_R0", "SPILL_R1"] and names[call + 1 : call + 3] == ["FILL_R0", "FILL_R1"]
+    loop = next(s for s in main if s.op == "JNZ" and s.target is not None and s.target < call)
+    assert (main[loop.target].op, main[loop.target].position) == ("LOAD_R1", 2)  # (`top:`, load 2: no fill again)
+    assert [s.op for s in twice[:2]] == ["FILL_R0", "FILL_R1"]  # (a call enters at the callee's fills)
+    assert [s.position for s in main[-1:] + twice[2:3]] == [22, 23]  # (the functions split where they did)
+    assert "RET" in [s.op for s in twice] and "SPILL_R0" not in [s.op for s in twice]  # (a ret leaves no frame)
+    reference = jit.run(program, [100], engine="switch")
+    for how in ({"eager": True}, {}, {"eager": True, "target": "aarch64-linux"}, {"target": "aarch64-linux"}):
+        result = jit.run(program, [100], passes=["registers"], **how)
+        assert (result.output, result.status) == (reference.output, reference.status), how
+
+
+def test_registers_spills_what_a_trace_stored_before_each_exit_and_fills_on_entry():
+    result, shapes = shapes_of(CALLS.replace("    call twice\n", "    dup\n    add\n"), [100], ("registers",))
+    reference = jit.run(jit.parse(CALLS.replace("    call twice\n", "    dup\n    add\n"), "t.uop"), [100])
+    assert result.output == reference.output and shapes
+    for shape in shapes:
+        ops = [s.op for s in shape.steps]
+        filled = {s.operand0 for s in shape.steps if s.op.startswith("FILL")}
+        if not any(s.op == "JUMP" and s.target is not None for s in shape.steps):
+            assert not filled  # (a trace that does not loop keeps its locals in memory)
+            continue
+        assert ops[: len(filled)] == [f"FILL_R{j}" for j in range(len(filled))]
+        stored = {s.op[-1] for s in shape.steps if s.op.startswith("STORE_R")}
+        for e in shape.exits.values():  # (each exit stub writes back the registers the trace stores)
+            first = e.step - 1 if ops[e.step - 1] == "TAKE_EXIT" else e.step
+            spilled = {op[-1] for op in ops[first - len(stored) : first] if op.startswith("SPILL")}
+            assert spilled == stored, (ops, e)
+        back = next(s for s in shape.steps if s.op == "JUMP" and s.target is not None)
+        assert back.target == len(filled)
+
+
+def test_registers_leaves_float_locals_and_straight_line_code_in_memory():
+    floats = ".func main locals=2\n push_float 0.5\n store 0\ntop:\n load 0\n load 0\n fmul\n store 0\n"
+    floats += " load 1\n push_int 1\n add\n dup\n store 1\n push_int 9\n lt\n jnz top\n load 0\n print_float 6\n halt\n"
+    assert [(op, local) for op, local in ops(floats, ("registers",)) if op.startswith("FILL")] == [("FILL_R0", 1)]
+    straight = (
+        ".args 1\n.func main locals=1\n arg 0\n store 0\n load 0\n load 0\n add\n load 0\n add\n print_int\n halt\n"
+    )
+    assert not any(op.startswith(("FILL", "LOAD_R")) for op, _ in ops(straight, ("registers",)))
+
+
+def test_eager_code_keeps_locals_in_registers_by_default_and_the_llvm_peer_refuses_them(tmp_path):
+    from jit.runtime.llvm_backend import llvm_backend
+
+    program = jit.parse(CALLS, "t.uop")
+    (tmp_path / "calls.uop").write_text(CALLS)
+    argv = [sys.executable, "-m", "jit", "run", "--eager", "--dump-traces", str(tmp_path / "calls.uop"), "5"]
+    shown = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False)
+    assert "fill_r0" in shown.stderr and shown.returncode == 0, shown.stderr
+    argv[4:4] = ["--passes", ""]  # (none chosen: the code as compiled without the pass)
+    plain = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False)
+    assert "fill_r0" not in plain.stderr and plain.stdout == shown.stdout
+    with pytest.raises(jit.JitError, match="takes no locals in registers"):
+        jit.run(program, [5], eager=True, backend="llvm-O2", passes=["registers"])
+    assert jit.run(program, [5], eager=True, backend="llvm-O2").output == jit.run(program, [5], engine="py").output
+    with pytest.raises(jit.JitError, match="takes no locals in registers"):
+        llvm_backend(2).compile(program_steps(program, passes=("registers",)))

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..lang.ir import OPS, bits_float, float_bits, wrap64
+from ..vmdef import constant
 from .fuse import fuse
 from .step import Step, Where, entries, renumber
 
@@ -313,6 +314,168 @@ class HoistBounds:
         return out, where
 
 
+LOCAL_REGS = constant("LOCAL_REGS")  # registers compiled code can keep locals in (stencils/vm.h)
+REGISTER_OPS = frozenset(f"{kind}_R{j}" for kind in ("LOAD", "STORE", "FILL", "SPILL") for j in range(LOCAL_REGS))
+_TAKE_FLOATS = frozenset(op.name for op in OPS if op.mnemonic.startswith("f") or op.name == "PRINT_FLOAT")
+_MAKE_FLOATS = frozenset({"PUSH_FLOAT", "FADD", "FSUB", "FMUL", "FDIV", "FNEG", "FSQRT", "ITOF"})
+_TRANSFERS = frozenset({"JUMP", "CALL", "RETURN", "TERMINATOR"})
+
+
+def _float_locals(steps: Sequence[Step]) -> set[int]:
+    """The locals that hold floats, as far as one scan can tell: those a
+    float op reads straight from a LOAD, or a STORE takes from a float op.
+    (A float local stays in memory: the float ops read it there directly,
+    fused, where a register would be an integer one.)"""
+    found: set[int] = set()
+    starts = entries(steps)
+    stack: list[int | str | None] = []  # per slot: the local it was loaded from, "f" a float, or unknown
+    for i, s in enumerate(steps):
+        if i in starts:
+            stack = []
+        op = _INFO[s.op]
+        if s.op == "LOAD":
+            stack.append(s.operand0)
+            continue
+        if op.pops < 0 or (op.flags & _TRANSFERS and not op.has("BRANCH")):
+            stack = []
+            continue
+        popped = [stack.pop() if stack else None for _ in range(op.pops)]
+        if s.op in ("DUP", "SWAP", "OVER"):
+            b = popped[0]
+            a = popped[1] if len(popped) > 1 else None
+            stack += {"DUP": [b, b], "SWAP": [b, a], "OVER": [a, b, a]}[s.op]
+            continue
+        if s.op == "STORE" and popped[0] == "f":
+            found.add(s.operand0)
+        if s.op in _TAKE_FLOATS:
+            found.update(p for p in popped if isinstance(p, int))
+        stack += ["f" if s.op in _MAKE_FLOATS else None] * op.pushes
+    return found
+
+
+def _stub(steps: Sequence[Step], i: int) -> bool:
+    """Whether step i begins an exit stub (TAKE_EXIT then EXIT, or a lone EXIT)."""
+    return steps[i].op == "TAKE_EXIT" or (steps[i].op == "EXIT" and (i == 0 or steps[i - 1].op != "TAKE_EXIT"))
+
+
+class Registers:
+    """Locals in registers (``registers``): the locals a function or a
+    trace uses most live in pinned registers (vm.h's LOCAL_REGS) instead of
+    its frame, so a loop's counter is never stored and reloaded.
+
+    Code is divided into regions, one per frame: a trace, a compiled
+    function, or each function of an eager program (from the first step, or
+    a call's target, to the next).  In each region with a loop, the
+    LOCAL_REGS integer locals that LOAD and STORE reach most often get a
+    register, if they are reached more often than the region's calls
+    would fill and spill them (straight-line code gains nothing: a fill
+    and a spill cost what the loads and stores did): FILL_Rj loads it
+    where the frame's code is entered (its first step, which calls enter,
+    and after each call, where the callee returns), LOAD_Rj and STORE_Rj
+    stand for the loads and stores, and SPILL_Rj writes the locals the
+    region stores back before every way out to code that reads the frame:
+    an exit stub (to tier 1, or the trace linking re-points it at), a jump
+    into another trace, and a call (the callee uses the registers itself).
+    Jumps inside a region keep the registers: a loop back to a region's
+    first step lands after its fills.  A return or a halt leaves nothing
+    to write back: the frame is gone.  Errors end the run, and what they
+    report comes from the stack, not the locals.  A trace with an inlined
+    call (whose steps work on another frame) is left as it is."""
+
+    name = "registers"
+
+    def run(self, steps: Sequence[Step]) -> tuple[list[Step], Where]:
+        unchanged = list(steps), list(range(len(steps) + 1))
+        n = len(steps)
+        if not n or any(s.op in REGISTER_OPS for s in steps):
+            return unchanged
+        calls = [i for i, s in enumerate(steps) if s.op == "CALL"]
+        if any(steps[i].target in (None, i + 1) for i in calls):  # (inlined, or returning through a stub)
+            return unchanged
+        by_call = {steps[i].target for i in calls}
+        starts = sorted({0} | {t for t in by_call if t is not None and not _stub(steps, t)})
+        jumped = {t for i, s in enumerate(steps) if s.op != "CALL" for t in (s.target, s.exit) if t is not None}
+        if any(t in jumped for t in by_call if t is not None and _stub(steps, t)):
+            return unchanged  # (a stub both a call and a jump leave through: not made by the formers)
+        region = [0] * n  # step -> index in `starts` of the region it belongs to
+        r = 0
+        for i in range(n):
+            while r + 1 < len(starts) and starts[r + 1] <= i:
+                r += 1
+            region[i] = r
+        uses: list[dict[int, int]] = [{} for _ in starts]
+        stored: list[set[int]] = [set() for _ in starts]
+        for i, s in enumerate(steps):
+            if s.op in ("LOAD", "STORE"):
+                u = uses[region[i]]
+                u[s.operand0] = u.get(s.operand0, 0) + 1
+                if s.op == "STORE":
+                    stored[region[i]].add(s.operand0)
+        loops = {region[i] for i, s in enumerate(steps) if s.op != "CALL" and s.target is not None and s.target <= i}
+        calls_in = [0] * len(starts)
+        for i in calls:
+            calls_in[region[i]] += 1
+        floats = _float_locals(steps)
+        chosen: list[dict[int, int]] = []  # per region: local -> register
+        for r, u in enumerate(uses):
+            # (each call costs a fill after it, and a spill before it if the region stores the local)
+            worth = [
+                x for x, k in u.items() if r in loops and x not in floats and k > calls_in[r] * (1 + (x in stored[r]))
+            ]
+            best = sorted(worth, key=lambda x: (-u[x], x))
+            chosen.append({local: j for j, local in enumerate(best[:LOCAL_REGS])})
+        if not any(chosen):
+            return unchanged
+
+        def fills(r: int, position: int) -> list[Step]:
+            return [Step(f"FILL_R{j}", local, 0, position) for local, j in chosen[r].items()]
+
+        def spills(r: int, position: int) -> list[Step]:
+            return [Step(f"SPILL_R{j}", local, 0, position) for local, j in chosen[r].items() if local in stored[r]]
+
+        out: list[Step] = []
+        where = [0] * (n + 1)  # old step -> the step that stands for it (what exits record)
+        landing = [0] * (n + 1)  # old step -> where a jump to it lands
+        entered = [0] * (n + 1)  # old step -> where a call of it lands (its region's fills)
+        for i, s in enumerate(steps):
+            r, regs = region[i], chosen[region[i]]
+            entered[i] = len(out)
+            if i in starts:
+                out += fills(r, s.position)
+            leaves = _stub(steps, i) and i not in by_call  # (an exit stub a call goes through is the callee's)
+            if leaves or (s.op == "JUMP" and s.target_address is not None):
+                out += spills(r, s.position)
+            landing[i] = entered[i] if i not in starts else len(out)
+            if s.op == "CALL":
+                out += spills(r, s.position)
+            where[i] = len(out)
+            if s.op in ("LOAD", "STORE") and s.operand0 in regs:
+                out.append(Step(f"{s.op}_R{regs[s.operand0]}", 0, 0, s.position))
+            else:
+                out.append(s)
+            if s.op == "CALL":
+                out += fills(r, s.position)
+        where[n] = landing[n] = entered[n] = len(out)
+        for k, s in enumerate(out):
+            if s.target is not None or s.exit is not None:
+                target = s.target
+                if target is not None:
+                    target = entered[target] if s.op == "CALL" else landing[target]
+                out[k] = Step(
+                    s.op,
+                    s.operand0,
+                    s.operand1,
+                    s.position,
+                    target,
+                    None if s.exit is None else landing[s.exit],
+                    s.target_address,
+                    None if s.continue_to is None else landing[s.continue_to],
+                    s.operand2,
+                    s.operand3,
+                )
+        return out, where
+
+
 class Superinstructions:
     """jit.codegen.fuse as a pass (always last: its stencils are no pass's input)."""
 
@@ -332,14 +495,21 @@ def register(p: Pass) -> None:
     PASSES[p.name] = p
 
 
-for _builtin in (FoldConstants(), KnownGuards(), ForwardStores(), HoistBounds()):
+for _builtin in (FoldConstants(), KnownGuards(), ForwardStores(), HoistBounds(), Registers()):
     register(_builtin)
 
-BUILTIN_PASSES: tuple[str, ...] = ("fold", "known-guards", "forward-stores", "hoist-bounds")
-# None by default: measured (bench --ablation, docs/benchmarks.md), they find
-# little to rewrite in the bundled programs and cost compile time, so a
-# tiered run is slower with them.  They are there to be chosen and built on.
+BUILTIN_PASSES: tuple[str, ...] = ("fold", "known-guards", "forward-stores", "hoist-bounds", "registers")
+# None by default in tiered runs: measured (bench --ablation,
+# docs/benchmarks.md), the others find little to rewrite in the bundled
+# programs, and any pass sends forming from C (jit.codegen.cform) to
+# Python, which costs a tiered run more than `registers` wins there (its
+# traces are left and re-entered often: a spill and a fill each time).
+# They are there to be chosen and built on.
 DEFAULT_PASSES: tuple[str, ...] = ()
+# What a whole program compiled up front (eager) runs when no passes are
+# chosen: there the loops stay in one region, and `registers` pays
+# (bench --ablation).  A backend may run others (Backend.eager_passes).
+EAGER_PASSES: tuple[str, ...] = ("registers",)
 
 
 def check(names: Sequence[str]) -> None:

@@ -51,8 +51,9 @@ from ..build import prebuilt
 from ..build.hostlib import hostlib
 from ..build.peer_ir import PEER_PREFIX, raw_ir_file, raw_key
 from ..codegen.fuse import expand
+from ..codegen.passes import REGISTER_OPS
 from ..codegen.step import Step
-from ..errors import StencilBuildError, ToolchainError
+from ..errors import JitError, StencilBuildError, ToolchainError
 from ..lang.ir import call_shape, wrap64
 from ..lang.optable import OpInfo, optable
 from ..paths import cache_dir
@@ -364,7 +365,7 @@ class _Lowering:
         nlocals = max(locals_, default=-1) + 1
         out = [
             f"define preserve_nonecc void @{self.names[entry]}(ptr %state, ptr %sp, ptr %fp, i64 %t0, i64 %t1, "
-            "ptr %mem.in, i64 %msz.in, double %f0, double %f1) {",
+            "ptr %mem.in, i64 %msz.in, i64 %g0, i64 %g1, i64 %g2, double %f0, double %f1) {",
             "entry:",
             f"  %S = alloca [{size} x i64], align 8",
             f"  %L = alloca [{max(1, nlocals)} x i64], align 8",
@@ -427,7 +428,7 @@ class _Lowering:
                     f"  %{label}.sp = getelementptr i64, ptr %sp, i64 {d}",
                     f"  musttail call preserve_nonecc void @{self.boundary(succ.step)}"
                     f"(ptr %state, ptr %{label}.sp, ptr {target_fp}, i64 0, i64 0, ptr %mem, i64 %msz, "
-                    "double %f0, double %f1)",
+                    "i64 %g0, i64 %g1, i64 %g2, double %f0, double %f1)",
                     "  ret void",
                 ]
                 tails += out_lines
@@ -463,6 +464,10 @@ def _copy(tag: str, src: str, i: int, dst: str, j: int) -> list[str]:
 
 
 class LLVMBackend(FormsThenCompiles):
+    # (the whole-function lowering keeps locals in SSA values itself; the
+    # per-step one is a peer, compiled as the stencils were before any pass)
+    eager_passes: tuple[str, ...] = ()
+
     """Compiles steps with llvmlite; `opt` is 0 (-O0) or 2 (-O2); `whole`
     chooses the whole-function lowering (the fair peer) over one function per step."""
 
@@ -526,6 +531,12 @@ class LLVMBackend(FormsThenCompiles):
         LLVMBackend._serial += 1
         prefix = f"t{LLVMBackend._serial}"
         if self.whole:
+            held = sorted({s.op for s in steps} & REGISTER_OPS)
+            if held:  # (its lowering keeps every local in an SSA value already)
+                raise JitError(
+                    f"the LLVM peer's whole-function lowering takes no locals in registers ({', '.join(held)}): "
+                    "leave the registers pass out"
+                )
             body, names = _Lowering(self, steps, prefix).module()
         else:
             names = {i: f"{prefix}_s{i}" for i in range(len(steps))}

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from ..build.hostlib import hostlib
 from ..build.library import load_library
 from ..build.stencils import HELPER_PREFIX, StencilLibrary
-from ..codegen.passes import DEFAULT_PASSES
 from ..codegen.step import Step
 from ..codegen.stitcher import Stitcher
 from ..codegen.trace import Handover, TraceShape, program_steps
@@ -271,8 +270,9 @@ def prepare_eager(
     calling the result runs it natively, then frees the code."""
     rt = native_runtime()
     t0 = time.perf_counter()
-    steps = program_steps(program, superinstructions, DEFAULT_PASSES if passes is None else passes)
-    compiled = (backend or rt).compile(steps)
+    compiler = backend or rt
+    steps = program_steps(program, superinstructions, compiler.eager_passes if passes is None else passes)
+    compiled = compiler.compile(steps)
     stats = EagerStats(len(program.code), len(steps), time.perf_counter() - t0)
     vm = NativeVM.create(program, args)
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from enum import Enum
 
-from ..codegen.passes import BUILTIN_PASSES
+from ..codegen.passes import BUILTIN_PASSES, EAGER_PASSES
 from ..codegen.trace import form
 from .benchmark import (
     SIZES,
@@ -107,7 +107,13 @@ TECHNIQUES = (
         "mprotect",
         (Figure.THROUGHPUT, Figure.TIERED),
     ),
-    # The passes are off by default; "off" here runs them, so the contribution is what they cost (>1) or win.
+    Technique(
+        "locals in registers in eager code (off: in memory: eager compiles without the registers pass)",
+        "no-registers",
+        (Figure.STEADY,),
+    ),
+    # Tiered runs have no pass by default; "off" here runs them, so the contribution is what they cost (>1)
+    # or win.  Eager code runs the registers pass whatever the setting, after the setting's passes.
     Technique(
         "trace-level passes left off (off: all the built-in ones run)",
         "passes",
@@ -182,6 +188,7 @@ def measure_ablation(
         "python-tiering",
         "controller-compiles",
         "accounting",
+        "no-registers",
         *with_passes,
     ):
         runtimes[name] = runtimes["default"]
@@ -195,6 +202,10 @@ def measure_ablation(
     configs["accounting"] = TierConfig(accounting=True)
     for name, chosen in with_passes.items():
         configs[name] = TierConfig(passes=chosen)
+
+    def eager_passes(setting: str) -> tuple[str, ...]:
+        """What an eager compile runs in this setting: its passes, then the eager default."""
+        return () if setting == "no-registers" else tuple(dict.fromkeys((*configs[setting].passes, *EAGER_PASSES)))
 
     def handover(t, setting: str):
         """A trace's handover as this setting forms it (its passes, forming, accounting)."""
@@ -232,7 +243,11 @@ def measure_ablation(
                 rt, config = runtimes[vname], configs[vname]
                 if vname in wanted[Figure.STEADY]:
                     run = prepare_eager(
-                        program, args, backend=rt, superinstructions=config.superinstructions, passes=config.passes
+                        program,
+                        args,
+                        backend=rt,
+                        superinstructions=config.superinstructions,
+                        passes=eager_passes(vname),
                     )
                     run()
                     times[Figure.STEADY][pname][vname].append(run.seconds)

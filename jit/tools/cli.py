@@ -142,8 +142,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if target is None:
         raise JitError("this machine has no native target: choose one with --target")
     on_compile = _tracer(program, target) if args.dump_traces and tiered else None
+    passes = None if args.passes is None else [p for p in args.passes.split(",") if p]
     if args.dump_traces and args.eager:
-        _dump_eager(program, values, target, args.emulate or target != host_target())
+        _dump_eager(program, values, target, args.emulate or target != host_target(), passes)
     result = api.run(
         program,
         values,
@@ -154,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         emulate=args.emulate,
         config=config,
         on_compile=on_compile,
-        passes=None if args.passes is None else [p for p in args.passes.split(",") if p],
+        passes=passes,
     )
     sys.stdout.buffer.write(result.output)
     sys.stdout.flush()
@@ -233,24 +234,33 @@ def _tracer(program, target: str):
     return dump
 
 
-def _dump_eager(program, values: list[int], target: str, emulated: bool) -> None:
-    """The whole program compiled with copy-and-patch, as --eager runs it, printed (stderr)."""
+def _dump_eager(program, values: list[int], target: str, emulated: bool, passes: list[str] | None) -> None:
+    """The whole program compiled with copy-and-patch, as --eager runs it (with
+    the same passes), printed (stderr)."""
     from ..build.library import load_library
+    from ..codegen.passes import EAGER_PASSES, check
     from ..codegen.trace import program_steps
     from .dump import describe_compiled
+
+    chosen = EAGER_PASSES if passes is None else tuple(passes)
+    try:
+        check(chosen)
+    except ValueError as e:
+        raise JitError(str(e)) from None
+    steps = program_steps(program, passes=chosen)
 
     if emulated:
         from ..runtime.emulate import Emulator
 
         emu = Emulator(target, program, values)
-        code = emu.compile(program_steps(program))
+        code = emu.compile(steps)
         title = f"{program.filename} (eager, {target}, emulated)"
         sys.stderr.write(describe_compiled(code, load_library(target), program, title))
         return
     from ..runtime.native import native_runtime
 
     rt = native_runtime()
-    compiled = rt.compile(program_steps(program))
+    compiled = rt.compile(steps)
     try:
         sys.stderr.write(describe_compiled(compiled, rt.library, program, f"{program.filename} (eager)"))
     finally:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from ..build.library import DEFAULT, Variant, load_library
 from ..codegen.emit import Stitcher
 from ..codegen.fuse import expand
+from ..codegen.passes import REGISTER_OPS
 from ..codegen.stackcache import count as cached_count
 from ..codegen.stackcache import float_mask, state_of, stencil_name, variants
 from ..codegen.step import Step
@@ -122,6 +123,8 @@ _HALT = next(op.opcode for op in OPS if op.name == "HALT")
 
 def _operands(op: OpInfo, rng: random.Random, k: int) -> tuple[int, int]:
     kind = op.operand
+    if op.name in REGISTER_OPS:  # (the locals the register is filled from and spilled to: _register_op)
+        return rng.randrange(LOCALS), rng.randrange(LOCALS)
     if op.has("FUSED"):
         konst = INT_EDGES[k] if k < len(INT_EDGES) else rng.randrange(INT64_MIN, INT64_MAX)
         if op.name in ("LOAD2", "STORE_LOAD") or op.name.endswith("_LL"):
@@ -206,6 +209,8 @@ def expected(op: OpInfo, sample: Sample, depth_limit: bool) -> State:
     trace-only ops, by the semantics written here)."""
     if op.has("FUSED"):
         return _fused(op, sample)
+    if op.name in REGISTER_OPS:
+        return _register_op(op, sample)
     if op.has("TRACE_ONLY"):  # (fused ops were handled above)
         return _trace_op(op, sample)
     program = _program(op, sample)
@@ -254,6 +259,28 @@ def _fused(op: OpInfo, s: Sample) -> State:
         pc = TARGET_PC
     stack = [_bits(v) for v in m.stack]
     return State(1, pc, 0, stack, list(s.memory), [], b"", exit_count=s.exit_counts)
+
+
+def _register_ends(op: OpInfo, s: Sample) -> tuple[int, int]:
+    """The local a register op's register is filled from, and the one it is
+    spilled to: FILL_Rj's and SPILL_Rj's own operand, and otherwise those of
+    the fill the harness puts before the op and the spill it puts after."""
+    return (s.operand1, s.operand0) if op.name.startswith("SPILL") else (s.operand0, s.operand1)
+
+
+def _register_op(op: OpInfo, s: Sample) -> State:
+    """A register op between a fill and a spill: the register takes the one
+    local's value, LOAD_Rj pushes it, STORE_Rj replaces it with the top,
+    and the other local gets it."""
+    fill_from, spill_to = _register_ends(op, s)
+    stack = list(s.stack)  # (the locals come first)
+    register = stack[fill_from]
+    if op.name.startswith("LOAD"):
+        stack.append(register)
+    elif op.name.startswith("STORE"):
+        register = stack.pop()
+    stack[spill_to] = register
+    return State(1, CONTINUE_PC, 0, stack, list(s.memory), [], b"", exit_count=s.exit_counts)
 
 
 def _trace_op(op: OpInfo, s: Sample) -> State:
@@ -321,6 +348,13 @@ class Harness:
                 fill.append(Step(stencil_name("PUSH_FLOAT" if floats else "PUSH_INT", state, after), v, position=0))
                 state = after
             steps[:0] = fill
+        if op.name in REGISTER_OPS:  # (a register is seen only through a fill before and a spill after)
+            j = op.name[-1]
+            fill_from, spill_to = _register_ends(op, sample)
+            if not op.name.startswith("SPILL"):
+                steps.insert(at + 1, Step(stencil_name(f"SPILL_R{j}", cached_out, cached_out), spill_to))
+            if not op.name.startswith("FILL"):
+                steps.insert(0, Step(f"FILL_R{j}", fill_from))
         code = emu.compile(steps)
         uc = emu.uc
         out_before = len(emu.out)
