@@ -115,7 +115,8 @@ def run(
     emulation; emulate=True emulates the host's too.  config: the tiered
     engine's thresholds.  on_compile(code, shape, side) is called for each
     trace or function the tiered engine compiles.  passes: the trace-level
-    passes the jit engine runs, in order (jit.codegen.passes; default: none),
+    passes the jit engine runs, in order (jit.codegen.passes; default:
+    `registers` with copy-and-patch, none with the LLVM peer; [] runs none),
     for eager and tiered compiles alike.
     """
     from .lang.verify import verify
@@ -202,13 +203,13 @@ def _llvm(backend: str) -> LLVMBackend | None:
 def _prepare_eager(
     program: Program, values: list[int], backend: str, target: str, emulated: bool, passes: Sequence[str] | None
 ) -> Prepared:
-    from .codegen.passes import EAGER_PASSES
+    from .codegen.passes import DEFAULT_PASSES
     from .runtime.emulate import prepare_emulated_eager
     from .runtime.native import prepare_eager
 
     chosen = None if passes is None else tuple(passes)
     if emulated:
-        return prepare_emulated_eager(program, values, target, EAGER_PASSES if chosen is None else chosen)
+        return prepare_emulated_eager(program, values, target, DEFAULT_PASSES if chosen is None else chosen)
     return prepare_eager(program, values, backend=_llvm(backend), passes=chosen)
 
 

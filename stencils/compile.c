@@ -16,9 +16,9 @@
 
 /* Forms the path `pcs` (stopped at stop_pc for `kind`), or, when end >= 0,
  * the function [stop_pc, end), into job->formed.  Returns the steps made,
- * -1 when the job's scratch is too small (the caller grows it to 4 * n + 4
- * steps, n the path's or function's length), or -2 when the path names a
- * position outside the code. */
+ * -1 when the job's scratch is too small (the caller grows it to
+ * jit_form_room(n, job->registers) steps, n the path's or function's
+ * length), or -2 when the path names a position outside the code. */
 static int64_t
 form(CompileJob *job, const int64_t *code, int64_t ncode, const int64_t *pcs, int64_t npcs, int64_t stop_pc,
      int64_t kind, int64_t first_exit, int64_t link_address, int64_t end)
@@ -28,16 +28,17 @@ form(CompileJob *job, const int64_t *code, int64_t ncode, const int64_t *pcs, in
         if (stop_pc < 0 || end > ncode || stop_pc >= end) return -2;
         int64_t nexits = 0;
         made = jit_form_function(job->ops, code, stop_pc, end, first_exit, job->is_label, job->ends_block,
-                                 job->superinstructions, job->accounting, job->formed, job->cap, job->exits, &nexits,
-                                 job->leader, job->index, job->blen, job->stubs, job->entry, job->where);
+                                 job->superinstructions, job->accounting, job->registers, job->formed, job->cap,
+                                 job->exits, &nexits, job->leader, job->index, job->blen, job->stubs, job->entry,
+                                 job->where, job->regs);
         job->nexits = nexits;
         job->exit_width = 5;
         job->kind = -1;
     } else {
         int64_t result[2] = {0, 0};
         made = jit_form_trace(job->ops, code, ncode, pcs, npcs, stop_pc, kind, first_exit, link_address,
-                              job->superinstructions, job->accounting, job->formed, job->cap, job->exits, result,
-                              job->entry, job->where, job->stubs);
+                              job->superinstructions, job->accounting, job->registers, job->formed, job->cap,
+                              job->exits, result, job->entry, job->where, job->stubs, job->regs);
         job->kind = result[0];
         job->nexits = result[1];
         job->exit_width = 4;

@@ -1,5 +1,6 @@
-/* Forming a trace from a recorded path, and fusing superinstructions, in C:
- * jit/codegen/trace.py's form_trace and jit/codegen/fuse.py's fuse, the
+/* Forming a trace from a recorded path, keeping locals in registers, and
+ * fusing superinstructions, in C: jit/codegen/trace.py's form_trace,
+ * jit/codegen/passes.py's Registers and jit/codegen/fuse.py's fuse, the
  * readable reference these must match step for step (tests/test_cform.py).
  * The steps come out as the StepPlans the stitcher reads, each op by its
  * number in the op table; no Python object is made per step. */
@@ -119,20 +120,177 @@ static int64_t fuse(StepPlan *s, int64_t n, const FormOps *o, uint8_t *entry, in
     return out;
 }
 
+int64_t jit_form_room(int64_t n, int64_t registers)
+{
+    /* At most 4 steps a position (a guard or call and its stub, the
+     * ending); the registers pass adds up to LOCAL_REGS fills at the start,
+     * spills before each stub (one a position, and the ending's) and the
+     * jump into another trace, and spills and fills around each call. */
+    return registers ? (4 + 3 * LOCAL_REGS) * n + 4 + 4 * LOCAL_REGS : 4 * n + 4;
+}
+
+enum { CALLED = 2, JUMPED = 4 }; /* (registers(): entry[] bits beside 1, something enters there) */
+
+static int stub(const StepPlan *s, int64_t i, const FormOps *o)
+{
+    return s[i].op == o->take_exit || (s[i].op == o->exit && (i == 0 || s[i - 1].op != o->take_exit));
+}
+
+/* The float locals scan of passes.py's _float_locals: marks FLOAT_TAKES in
+ * flags[k] for each local loc[k] (of nl) that holds floats.  stack: room
+ * for 3 * n + 3 slots: each a local's number, -1 unknown, -2 a float. */
+static void float_locals(const StepPlan *s, int64_t n, const FormOps *o, const uint8_t *entry, const int64_t *loc,
+                         int64_t nl, uint8_t *flags, int64_t *stack)
+{
+    int64_t depth = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t op = s[i].op, popped[8];
+        if (entry[i] & 1) depth = 0;
+        if (op == o->load) {
+            stack[depth++] = s[i].operand0;
+            continue;
+        }
+        if (o->float_use[op] & FLOAT_CLEARS) {
+            depth = 0;
+            continue;
+        }
+        int64_t pops = o->pops[op] < 8 ? o->pops[op] : 8;
+        for (int64_t k = 0; k < pops; k++) popped[k] = depth > 0 ? stack[--depth] : -1;
+        if (op == o->dup || op == o->swap || op == o->over) {
+            int64_t b = popped[0], a = pops > 1 ? popped[1] : -1;
+            if (op == o->dup) stack[depth++] = b, stack[depth++] = b;
+            else if (op == o->swap) stack[depth++] = b, stack[depth++] = a;
+            else stack[depth++] = a, stack[depth++] = b, stack[depth++] = a;
+            continue;
+        }
+        for (int64_t k = 0; k < nl; k++) {
+            if (op == o->store && popped[0] == -2 && loc[k] == s[i].operand0) flags[k] |= FLOAT_TAKES;
+            for (int64_t p = 0; p < pops && (o->float_use[op] & FLOAT_TAKES); p++) {
+                if (popped[p] == loc[k]) flags[k] |= FLOAT_TAKES;
+            }
+        }
+        for (int64_t k = 0; k < o->pushes[op]; k++) stack[depth++] = o->float_use[op] & FLOAT_MAKES ? -2 : -1;
+    }
+}
+
+/* passes.py's Registers.run, in place, before fusion: `s` has room for
+ * `cap` steps; where[old] is the step that stands for an old one (n + 1
+ * entries).  Steps formed here are one region: a trace's inlined calls
+ * make it keep its locals in memory, and a function's calls enter an exit
+ * stub or step 0.  Returns the steps, or -1 without room.  Scratch:
+ * entry (n + 1 bytes), regs (8 * (n + 1) int64s). */
+static int64_t registers(StepPlan *s, int64_t n, int64_t cap, const FormOps *o, uint8_t *entry, int64_t *where,
+                         int64_t *regs)
+{
+    int64_t *entered = regs, *landing = regs + n + 1, *stack = regs + 2 * n + 2;
+    int64_t *loc = regs + 5 * n + 5, *uses = loc + n;
+    uint8_t *flags = (uint8_t *)(uses + n); /* (n bytes: bit 0 stored, FLOAT_TAKES a float) */
+    for (int64_t i = 0; i <= n; i++) where[i] = i;
+    memset(entry, 0, (size_t)n + 1);
+    entry[0] = 1;
+    int64_t calls = 0, loops = 0, nl = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const StepPlan *t = &s[i];
+        if (t->op == o->call) {
+            if (t->target == NONE || t->target == i + 1) return n; /* (an inlined call) */
+            if (t->target != 0 && !stub(s, t->target, o)) return n; /* (never formed here: see above) */
+            entry[t->target] |= 1 | CALLED;
+            calls++;
+        } else {
+            if (t->target >= 0) entry[t->target] |= 1 | JUMPED;
+            if (t->exit >= 0) entry[t->exit] |= 1 | JUMPED;
+            if (t->target >= 0 && t->target <= i) loops = 1;
+        }
+        if (t->continue_to >= 0) entry[t->continue_to] |= 1;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if ((entry[i] & CALLED) && (entry[i] & JUMPED) && stub(s, i, o)) return n;
+    }
+    if (!loops) return n;
+    for (int64_t i = 0; i < n; i++) {
+        if (s[i].op != o->load && s[i].op != o->store) continue;
+        int64_t k = 0;
+        while (k < nl && loc[k] != s[i].operand0) k++;
+        if (k == nl) loc[nl] = s[i].operand0, uses[nl] = 0, flags[nl] = 0, nl++;
+        uses[k]++;
+        if (s[i].op == o->store) flags[k] |= 1;
+    }
+    float_locals(s, n, o, entry, loc, nl, flags, stack);
+    int64_t chosen[LOCAL_REGS], nreg = 0, nstored = 0;
+    for (; nreg < LOCAL_REGS; nreg++) { /* the most used, the lower number first among equals */
+        int64_t best = NONE;
+        for (int64_t k = 0; k < nl; k++) {
+            if (flags[k] & FLOAT_TAKES || uses[k] <= calls * (1 + (flags[k] & 1))) continue;
+            int taken = 0;
+            for (int64_t j = 0; j < nreg; j++) taken |= chosen[j] == k;
+            if (taken) continue;
+            if (best == NONE || uses[k] > uses[best] || (uses[k] == uses[best] && loc[k] < loc[best])) best = k;
+        }
+        if (best == NONE) break;
+        chosen[nreg] = best;
+        nstored += flags[best] & 1;
+    }
+    if (nreg == 0) return n;
+    int64_t out = 0; /* where each old step goes, then the steps moved there from the last */
+    for (int64_t i = 0; i < n; i++) {
+        entered[i] = out;
+        if (i == 0) out += nreg;
+        int leaves = stub(s, i, o) && !(entry[i] & CALLED);
+        if (leaves || (s[i].op == o->jump && s[i].target_address != 0)) out += nstored;
+        landing[i] = i == 0 ? out : entered[i];
+        if (s[i].op == o->call) out += nstored;
+        where[i] = out++;
+        if (s[i].op == o->call) out += nreg;
+    }
+    where[n] = landing[n] = entered[n] = out;
+    if (out > cap) return -1;
+    for (int64_t i = n - 1; i >= 0; i--) {
+        StepPlan t = s[i]; /* (read before anything is written over it: every write lands at i or later) */
+        int64_t at = entered[i];
+        if (i == 0) {
+            for (int64_t j = 0; j < nreg; j++) s[at++] = step(o->fill_r[j], loc[chosen[j]], 0, t.position);
+        }
+        if (at < where[i]) {
+            for (int64_t j = 0; j < nreg; j++) {
+                if (flags[chosen[j]] & 1) s[at++] = step(o->spill_r[j], loc[chosen[j]], 0, t.position);
+            }
+        }
+        for (int64_t j = 0; j < nreg && (t.op == o->load || t.op == o->store); j++) {
+            if (loc[chosen[j]] == t.operand0) {
+                t = step(t.op == o->load ? o->load_r[j] : o->store_r[j], 0, 0, t.position);
+                break;
+            }
+        }
+        s[where[i]] = t;
+        if (t.op == o->call) {
+            for (int64_t j = 0, k = where[i] + 1; j < nreg; j++) s[k++] = step(o->fill_r[j], loc[chosen[j]], 0, t.position);
+        }
+    }
+    for (int64_t k = 0; k < out; k++) {
+        StepPlan *t = &s[k];
+        if (t->target < 0 && t->exit < 0) continue;
+        if (t->target >= 0) t->target = t->op == o->call ? entered[t->target] : landing[t->target];
+        if (t->exit >= 0) t->exit = landing[t->exit];
+        if (t->continue_to >= 0) t->continue_to = landing[t->continue_to];
+    }
+    return out;
+}
+
 int64_t jit_form_trace(const FormOps *o, const int64_t *code, int64_t ncode, const int64_t *pcs, int64_t npcs,
                        int64_t stop_pc, int64_t kind, int64_t first_exit, int64_t link_address, int64_t superinstructions,
-                       int64_t accounting, StepPlan *out, int64_t cap, int64_t *exits, int64_t *result,
-                       uint8_t *entry, int64_t *where, int64_t *stubs)
+                       int64_t accounting, int64_t registers_on, StepPlan *out, int64_t cap, int64_t *exits,
+                       int64_t *result, uint8_t *entry, int64_t *where, int64_t *stubs, int64_t *regs)
 {
     /* code: three int64s per IR instruction (op, a, b); exits: four per exit
      * (id, resume pc, micro-ops, step); result: [kind, exits made];
      * stubs: three per guard or open call (step, resume pc, micro-ops).
-     * cap: room for 4 * npcs + 4 steps, which is the most a path makes.
-     * accounting: COUNT and TAKE_EXIT steps (trace.py's docstring).
+     * cap: room for jit_form_room(npcs, registers_on) steps, the most a
+     * path makes.  accounting: COUNT and TAKE_EXIT steps (trace.py's
+     * docstring); registers_on: the registers pass (regs: its scratch).
      * Returns the steps made, -1 when `cap` is too small, or -2 when a
      * position is outside the code's `ncode` instructions. */
     int64_t n = 0, nstubs = 0, open = 0;
-    if (cap < 4 * npcs + 4) return -1;
+    if (cap < jit_form_room(npcs, registers_on)) return -1;
     for (int64_t r = 0; r < npcs; r++) {
         if (pcs[r] < 0 || pcs[r] >= ncode) return -2;
     }
@@ -201,6 +359,11 @@ int64_t jit_form_trace(const FormOps *o, const int64_t *code, int64_t ncode, con
         if (out[at].op == o->call) out[at].continue_to = stub;
         else out[at].exit = stub;
     }
+    if (registers_on) {
+        n = registers(out, n, cap, o, entry, where, regs);
+        if (n < 0) return -1;
+        for (int64_t k = 0; k < nexits; k++) exits[4 * k + 3] = where[exits[4 * k + 3]];
+    }
     if (superinstructions) {
         n = fuse(out, n, o, entry, where);
         for (int64_t k = 0; k < nexits; k++) exits[4 * k + 3] = where[exits[4 * k + 3]];
@@ -218,14 +381,16 @@ int64_t jit_form_trace(const FormOps *o, const int64_t *code, int64_t ncode, con
  * whether it ends a basic block.  exits: five per exit (id, resume pc,
  * micro-ops (0), step, a call?).  Scratch: leader (end - start + 1 bytes),
  * index and blen (end - start each), stubs (3 per stub, as many as
- * instructions).  cap: room for 4 * (end - start) + 4 steps. */
+ * instructions), regs (the registers pass's, with registers_on).  cap:
+ * room for jit_form_room(end - start, registers_on) steps. */
 int64_t jit_form_function(const FormOps *o, const int64_t *code, int64_t start, int64_t end, int64_t first_exit,
                           const uint8_t *is_label, const uint8_t *ends_block, int64_t superinstructions,
-                          int64_t accounting, StepPlan *out, int64_t cap, int64_t *exits, int64_t *nexits_out,
-                          uint8_t *leader, int64_t *index, int64_t *blen, int64_t *stubs, uint8_t *entry, int64_t *where)
+                          int64_t accounting, int64_t registers_on, StepPlan *out, int64_t cap, int64_t *exits,
+                          int64_t *nexits_out, uint8_t *leader, int64_t *index, int64_t *blen, int64_t *stubs,
+                          uint8_t *entry, int64_t *where, int64_t *regs)
 {
     int64_t len = end - start;
-    if (len <= 0 || cap < 4 * len + 4) return -1;
+    if (len <= 0 || cap < jit_form_room(len, registers_on)) return -1;
     memset(leader, 0, (size_t)len + 1);
     leader[0] = 1;
     for (int64_t pc = start; pc < end; pc++) {
@@ -274,6 +439,11 @@ int64_t jit_form_function(const FormOps *o, const int64_t *code, int64_t start, 
         }
         out[body] = step(op, a, b, pc);
         out[body++].target = target;
+    }
+    if (registers_on) {
+        tail = registers(out, tail, cap, o, entry, where, regs);
+        if (tail < 0) return -1;
+        for (int64_t k = 0; k < nstubs; k++) exits[5 * k + 3] = where[exits[5 * k + 3]];
     }
     if (superinstructions) {
         tail = fuse(out, tail, o, entry, where);

@@ -131,6 +131,15 @@ enum {
     FLOAT_ADD = 0,
     FLOAT_MUL = 2,
     COMPARES = 6,    /* eq, ne, lt, le, gt, ge: FormOps.compare, jump_if and guard_if in this order */
+    /* How many of a frame's locals compiled code can keep in pinned
+     * registers (jit_fn's reg0..reg2): the `registers` pass
+     * (jit/codegen/passes.py, and form.c's registers()) chooses which, and
+     * the LOAD_Rj, STORE_Rj, FILL_Rj and SPILL_Rj ops of ops.def reach them. */
+    LOCAL_REGS = 3,
+    /* FormOps.float_use, per op: what the scan for float locals sees in it. */
+    FLOAT_CLEARS = 1, /* the stack is unknown after it (a transfer, or an effect set by its operand) */
+    FLOAT_TAKES = 2,  /* it reads floats from what it pops */
+    FLOAT_MAKES = 4,  /* what it pushes is a float */
 };
 
 typedef struct FormOps {
@@ -141,16 +150,26 @@ typedef struct FormOps {
     int64_t compare[COMPARES], jump_if[COMPARES], guard_if[COMPARES]; /* lt; jnz -> jlt; lt; guard_nonzero -> guard_lt */
     int64_t jump, jz, jnz, call, ret, drop, guard_zero, guard_nonzero, count, take_exit, exit;
     int64_t kind_loop, kind_link, kind_exit, kind_return;
+    int64_t dup, swap, over;                                    /* (the registers pass) */
+    int64_t load_r[LOCAL_REGS], store_r[LOCAL_REGS], fill_r[LOCAL_REGS], spill_r[LOCAL_REGS];
+    const int8_t *pops, *pushes;                                /* per op: its stack effect (op table) */
+    const uint8_t *float_use;                                   /* per op: FLOAT_* */
 } FormOps;
+
+/* Steps a path or function of n positions can form into, with the
+ * registers pass or without: the room jit_form_trace and
+ * jit_form_function ask for. */
+int64_t jit_form_room(int64_t n, int64_t registers);
 
 int64_t jit_form_trace(const FormOps *ops, const int64_t *code, int64_t ncode, const int64_t *pcs, int64_t npcs,
                        int64_t stop_pc, int64_t kind, int64_t first_exit, int64_t link_address, int64_t superinstructions,
-                       int64_t accounting, StepPlan *out, int64_t cap, int64_t *exits, int64_t *result,
-                       uint8_t *entry, int64_t *where, int64_t *stubs);
+                       int64_t accounting, int64_t registers, StepPlan *out, int64_t cap, int64_t *exits,
+                       int64_t *result, uint8_t *entry, int64_t *where, int64_t *stubs, int64_t *regs);
 int64_t jit_form_function(const FormOps *o, const int64_t *code, int64_t start, int64_t end, int64_t first_exit,
                           const uint8_t *is_label, const uint8_t *ends_block, int64_t superinstructions,
-                          int64_t accounting, StepPlan *out, int64_t cap, int64_t *exits, int64_t *nexits_out,
-                          uint8_t *leader, int64_t *index, int64_t *blen, int64_t *stubs, uint8_t *entry, int64_t *where);
+                          int64_t accounting, int64_t registers, StepPlan *out, int64_t cap, int64_t *exits,
+                          int64_t *nexits_out, uint8_t *leader, int64_t *index, int64_t *blen, int64_t *stubs,
+                          uint8_t *entry, int64_t *where, int64_t *regs);
 void jit_cache_stack(StepPlan *steps, int64_t nsteps, const int32_t *table, int64_t *scratch);
 int64_t jit_layout(const StencilPlan *plans, const StepPlan *steps, int64_t nsteps, int64_t *code_at,
                    int64_t *data_at, int64_t *trampolines);
@@ -179,6 +198,7 @@ typedef struct CompileJob {
     const uint8_t *ends_block;
     int64_t superinstructions;
     int64_t accounting;
+    int64_t registers;             /* the registers pass (form.c) */
     int64_t cap;                   /* steps the scratch below has room for */
     StepPlan *formed;              /* cap: the steps as formed */
     StepPlan *chosen;              /* cap: with their stack-caching variants */
@@ -191,6 +211,7 @@ typedef struct CompileJob {
     int64_t *where;                /* cap + 1 (fusion's scratch, then the stack-cache choice's) */
     uint8_t *entry;                /* cap + 1 */
     uint8_t *leader;               /* cap + 1 */
+    int64_t *regs;                 /* 8 * (cap + 1): the registers pass's scratch */
     uint64_t *tramp_dest;          /* tramp_room */
     int64_t tramp_room;
     char *error;                   /* error_size bytes: why a stitch failed */
@@ -394,14 +415,6 @@ enum {
     CACHE_FIRST = 4,             /* up to 4 ways: 2 ** CACHE_DEPTH mixes of files */
     CACHE_ENTERS_IN_MEMORY = 112, /* CACHE_BLOCK * CACHE_STATES */
     CACHE_ROW = 128,
-};
-
-/* How many of a frame's locals compiled code can keep in pinned registers
- * (jit_fn's reg0..reg2; the `registers` pass, jit/codegen/passes.py,
- * chooses which, and the LOAD_Rj, STORE_Rj, FILL_Rj and SPILL_Rj ops of
- * ops.def reach them). */
-enum {
-    LOCAL_REGS = 3,
 };
 
 /* The architectures the C stitcher patches for (jit.targets: Target.arch). */

@@ -116,7 +116,8 @@ RUNNERS: dict[str, Callable[[Program, Sequence[int]], Outcome]] = {
     "jit-hot-calls:llvm-O0": _llvm(0, config=HOT_CALLS),
     "jit-hot-calls:llvm-O2": _llvm(2, config=HOT_CALLS),
     "jit-eager:passes": _passes(BUILTIN_PASSES, eager=True),
-    "jit-eager:no-passes": _passes((), eager=True),  # (eager runs `registers` by default)
+    "jit-eager:no-passes": _passes((), eager=True),  # (copy-and-patch runs `registers` by default)
+    "jit-hot:no-passes": _passes((), eager=False),
     "jit-hot:passes": _passes(BUILTIN_PASSES, eager=False),
     **_each_pass_alone(),
 }

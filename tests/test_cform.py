@@ -4,7 +4,8 @@ Every path the tiered engine records, and every function of a program, in
 the bundled programs and in random ones, is formed both ways: the steps
 (ops, operands, positions, jump targets, exits, return points, link
 addresses), the exits and the kind must be the same, with superinstructions
-and without, with accounting and without.
+and without, with accounting and without, with the registers pass and
+without.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jit.codegen.cform import PackedSteps
+from jit.codegen.passes import C_PASSES
 from jit.codegen.trace import FUNCTION, Handover, TraceShape, form
 from jit.lang.ir import Program, wrap64
 from jit.lang.uop import parse
@@ -42,9 +44,12 @@ def functions(program: Program, first_exit: int = 7) -> list[Handover]:
     return [Handover(FUNCTION, (), f.start, first_exit) for f in program.functions]
 
 
+SWITCHES = [(fuse, counts, chosen) for fuse in (True, False) for counts in (True, False) for chosen in ((), C_PASSES)]
+
+
 def assert_same(program: Program, handover: Handover) -> None:
-    for fuse, accounting in ((True, True), (False, True), (True, False), (False, False)):
-        h = replace(handover, superinstructions=fuse, accounting=accounting)
+    for fuse, accounting, chosen in SWITCHES:
+        h = replace(handover, superinstructions=fuse, accounting=accounting, passes=chosen)
         c, py = form(program, replace(h, in_c=True)), form(program, replace(h, in_c=False))
         assert isinstance(c.steps, PackedSteps) and not isinstance(py.steps, PackedSteps)
         assert list(c.steps) == list(py.steps), (h.pcs, h.kind)
@@ -53,19 +58,23 @@ def assert_same(program: Program, handover: Handover) -> None:
         assert all(steps[e.step].op == "EXIT" for e in c.exits.values())
         if accounting:  # every exit stub counts its exit first; a loop counts its pass
             assert all(steps[e.step - 1].op == "TAKE_EXIT" for e in c.exits.values())
-            back = [k for k, s in enumerate(steps) if s.op == "JUMP" and s.target == 0]
+            top = next(k for k, s in enumerate(steps) if not s.op.startswith("FILL_R"))  # (a loop goes on after them)
+            back = [k for k, s in enumerate(steps) if s.op == "JUMP" and s.target == top]
             assert c.kind.value != "loop" or (back and all(steps[k - 1].op == "COUNT" for k in back))
         else:
             assert not {"COUNT", "TAKE_EXIT"} & {s.op for s in steps}
 
 
 def test_every_bundled_programs_traces_are_formed_alike():
-    count = 0
+    count = in_registers = 0
     for name, program in load_programs(SIZES).items():
         for handover in recorded(program, [SIZES[name]]):
             assert_same(program, handover)
             count += 1
+            steps = form(program, replace(handover, passes=C_PASSES)).steps
+            in_registers += any(s.op.startswith("FILL_R") for s in steps)
     assert count > 40  # (every kind of ending is among them: the test below counts them)
+    assert in_registers >= 8  # (the loop traces of every program with an integer loop keep locals in registers)
 
 
 def test_every_function_of_the_bundled_programs_is_formed_alike():

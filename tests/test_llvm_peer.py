@@ -21,7 +21,7 @@ def optimised(source_or_path, opt: int = 2) -> tuple[str, list]:
     """The fair peer's module for a whole program, after LLVM's pipeline; and its steps."""
     program = parse_file(source_or_path) if not isinstance(source_or_path, str) else parse(source_or_path, "t.uop")
     backend = LLVMBackend(opt)
-    steps = program_steps(program)
+    steps = program_steps(program, passes=())  # (the peer's own default: it keeps locals in SSA values)
     body, _ = _Lowering(backend, steps, "t").module()
     module = llvm.parse_assembly(f'target triple = "{llvm.get_process_triple()}"\n{backend.ir[""]}\n{body}\n')
     _optimise(module, opt)

@@ -24,8 +24,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..lang.ir import Program
-from .cform import KIND_NUMBERS, STEP_FIELDS, PackedExits, PackedSteps, former, outside, path_array
+from .cform import KIND_NUMBERS, REGISTER_SCRATCH, STEP_FIELDS, PackedExits, PackedSteps, former, outside, path_array
 from .cstitch import Plans
+from .passes import formed_in_c
 from .step import Step
 from .stitch import Layout, StitchError
 from .trace import FUNCTION, ExitInfo, Handover, TraceKind, TraceShape
@@ -71,7 +72,7 @@ class CCompiler:
         job.error, job.error_size = self.error, 200
         self._keep = helper_values  # (the job points into it)
         self._made = (0, 0)  # the last path's (or function's) first position and length, for its shape
-        self._switches = (-1, -1)  # the job's superinstructions and accounting
+        self._switches = (-1, -1, -1)  # the job's superinstructions, accounting and registers
         self._args_buffer = bytearray(_ARGS.size)  # (jit_compile reads it where it is)
         self._args = ffi.from_buffer("int64_t[]", self._args_buffer)
         self._cap = 0
@@ -93,6 +94,7 @@ class CCompiler:
             "where": ("int64_t[]", cap + 1),
             "entry": ("uint8_t[]", cap + 1),
             "leader": ("uint8_t[]", cap + 1),
+            "regs": ("int64_t[]", REGISTER_SCRATCH * (cap + 1)),
         }
         self._scratch = {name: ffi.new(ctype, n) for name, (ctype, n) in arrays.items()}
         for name, buffer in self._scratch.items():
@@ -118,23 +120,29 @@ class CCompiler:
             n = npcs = len(h.pcs)
             kind, end = _KIND_OF[h.kind], -1
             self._made = (h.pcs[0] if n else h.stop_pc, n)
-        self._fit(n, h.superinstructions, h.accounting)
+        if not formed_in_c(h.passes):
+            raise ValueError(f"form.c does not run the passes {', '.join(h.passes)}")
+        self._fit(n, h.superinstructions, h.accounting, bool(h.passes))
         return pcs, npcs, kind, end
 
-    def _fit(self, n: int, superinstructions: bool, accounting: bool) -> None:
+    def _fit(self, n: int, superinstructions: bool, accounting: bool, registers: bool) -> None:
         """Scratch for a path or function of n positions, and the job's switches set."""
-        if 4 * n + 4 > self._cap:
-            self._grow(max(4 * n + 4, 2 * self._cap))
-        switches = (superinstructions, accounting)
+        room = self.lib.jit_form_room(n, registers)
+        if room > self._cap:
+            self._grow(max(room, 2 * self._cap))
+        switches = (superinstructions, accounting, registers)
         if switches != self._switches:
-            self.job.superinstructions, self.job.accounting = self._switches = switches
+            self._switches = switches
+            self.job.superinstructions, self.job.accounting, self.job.registers = switches
 
-    def ready(self, program: Program, superinstructions: bool, accounting: bool, max_steps: int) -> int:
+    def ready(
+        self, program: Program, superinstructions: bool, accounting: bool, registers: bool, max_steps: int
+    ) -> int:
         """Set the job up for compiles the loop between the tiers makes
         itself (stencils/tiers.c) of paths up to `max_steps` long: the
         switches set and the scratch grown.  The address of the program's
         code as forming reads it."""
-        self._fit(max_steps, superinstructions, accounting)
+        self._fit(max_steps, superinstructions, accounting, registers)
         return self.former.code(program)[2]
 
     def arguments(self, program: Program, handover: Handover) -> tuple[tuple[int, ...], tuple[int, int], Any]:

@@ -21,10 +21,12 @@ from ..build.hostlib import hostlib
 from ..lang.ir import OPS, Program, wrap64
 from ..lang.optable import BLOCK_ENDS
 from .fuse import COMPARES, FLOAT
+from .passes import FLOAT_USE, LOCAL_REGS
 from .step import Step
 from .trace import ExitInfo
 
 STEP_FIELDS = 10  # a StepPlan's int64 fields (vm.h)
+REGISTER_SCRATCH = 8  # int64s a step the registers pass needs (form.c's registers())
 KIND_NUMBERS = {"loop": 0, "link": 1, "exit": 2, "return": 3}  # FormOps' kind_* (TraceKind values)
 _BY_NAME = {op.name: op.opcode for op in OPS}
 
@@ -109,6 +111,7 @@ class Former:
             "load", "store", "push_int", "add", "sub", "inc_local", "load_addk", "load2", "store_load", "addk",
             "fmul_fadd",
             "jump", "jz", "jnz", "call", "ret", "drop", "guard_zero", "guard_nonzero", "count", "take_exit", "exit",
+            "dup", "swap", "over",
         ):  # fmt: skip
             setattr(ops, field, _BY_NAME[field.upper()])
         for k, name in enumerate(FLOAT):  # (vm.h's FLOAT_FUSED order)
@@ -117,6 +120,16 @@ class Former:
             ops.compare[k], ops.jump_if[k], ops.guard_if[k] = (_BY_NAME[n] for n in (name, f"J{name}", f"GUARD_{name}"))
         for kind, number in KIND_NUMBERS.items():
             setattr(ops, f"kind_{kind}", number)
+        for j in range(LOCAL_REGS):
+            for form in ("load", "store", "fill", "spill"):
+                getattr(ops, f"{form}_r")[j] = _BY_NAME[f"{form.upper()}_R{j}"]
+        # Per op number, for the registers pass: its stack effect, and what the scan for float locals sees in it.
+        self._tables = (
+            self.ffi.new("int8_t[]", [op.pops for op in OPS]),
+            self.ffi.new("int8_t[]", [op.pushes for op in OPS]),
+            self.ffi.new("uint8_t[]", [FLOAT_USE[op.name] for op in OPS]),
+        )
+        ops.pops, ops.pushes, ops.float_use = self._tables
         self.ops = ops
         # Per op number: its operand is a label; it ends a basic block (optable.BLOCK_ENDS).
         self.is_label = self.ffi.new("uint8_t[]", [int(op.operand == "LABEL") for op in OPS])
@@ -127,6 +140,7 @@ class Former:
         self._where: Any = None
         self._stubs: Any = None
         self._exits: Any = None
+        self._regs: Any = None
         self._result = self.ffi.new("int64_t[2]")
 
     def code(self, program: Program) -> Any:
@@ -162,17 +176,20 @@ class Former:
         link_address: int | None,
         superinstructions: bool,
         accounting: bool = True,
+        registers: bool = False,
     ) -> tuple[PackedSteps, PackedExits, str]:
-        """The steps, the exits and the kind, as form_trace makes them."""
+        """The steps, the exits and the kind, as form_trace makes them (with
+        the registers pass, `registers`)."""
         ffi = self.ffi
         n = len(pcs)
-        cap = 4 * n + 4
+        cap = self.lib.jit_form_room(n, registers)
         if cap > self._room:  # scratch for form.c, kept from call to call
             self._room = max(cap, 2 * self._room)
             self._entry = ffi.new("uint8_t[]", self._room + 1)
             self._where = ffi.new("int64_t[]", self._room + 1)
             self._stubs = ffi.new("int64_t[]", self._room)
             self._exits = ffi.new("int64_t[]", self._room)
+            self._regs = ffi.new("int64_t[]", REGISTER_SCRATCH * (self._room + 1))
         out = _ZERO * (STEP_FIELDS * cap)
         path = path_array(pcs)
         made = self.lib.jit_form_trace(
@@ -187,6 +204,7 @@ class Former:
             link_address or 0,
             int(superinstructions),
             int(accounting),
+            int(registers),
             ffi.from_buffer("StepPlan[]", out, require_writable=True),
             cap,
             self._exits,
@@ -194,6 +212,7 @@ class Former:
             self._entry,
             self._where,
             self._stubs,
+            self._regs,
         )
         if made == -2:
             raise outside(program)
@@ -205,14 +224,21 @@ class Former:
         return PackedSteps(out, made), PackedExits(found, 4), _KIND_NAMES[self._result[0]]
 
     def form_function(
-        self, program: Program, start: int, end: int, first_exit: int, superinstructions: bool, accounting: bool = True
+        self,
+        program: Program,
+        start: int,
+        end: int,
+        first_exit: int,
+        superinstructions: bool,
+        accounting: bool = True,
+        registers: bool = False,
     ) -> tuple[PackedSteps, PackedExits]:
         """The steps and exits of the function [start, end), as form_function makes them."""
         ffi = self.ffi
         if not 0 <= start < end <= len(program.code):  # (C indexes the code with them)
             raise ValueError(f"no function [{start}, {end}) in a program of {len(program.code)} instructions")
         n = end - start
-        cap = 4 * n + 4
+        cap = self.lib.jit_form_room(n, registers)
         out = _ZERO * (STEP_FIELDS * cap)
         exits = ffi.new("int64_t[]", 5 * n)
         count = ffi.new("int64_t *")
@@ -226,6 +252,7 @@ class Former:
             self.ends_block,
             int(superinstructions),
             int(accounting),
+            int(registers),
             ffi.from_buffer("StepPlan[]", out, require_writable=True),
             cap,
             exits,
@@ -236,6 +263,7 @@ class Former:
             ffi.new("int64_t[]", 3 * n),
             ffi.new("uint8_t[]", cap + 1),
             ffi.new("int64_t[]", cap + 1),
+            ffi.new("int64_t[]", REGISTER_SCRATCH * (cap + 1)) if registers else ffi.NULL,
         )
         if made < 0:
             raise AssertionError("form.c was given too little room")  # (cap is what it asks for)

@@ -316,9 +316,18 @@ class HoistBounds:
 
 LOCAL_REGS = constant("LOCAL_REGS")  # registers compiled code can keep locals in (stencils/vm.h)
 REGISTER_OPS = frozenset(f"{kind}_R{j}" for kind in ("LOAD", "STORE", "FILL", "SPILL") for j in range(LOCAL_REGS))
-_TAKE_FLOATS = frozenset(op.name for op in OPS if op.mnemonic.startswith("f") or op.name == "PRINT_FLOAT")
-_MAKE_FLOATS = frozenset({"PUSH_FLOAT", "FADD", "FSUB", "FMUL", "FDIV", "FNEG", "FSQRT", "ITOF"})
 _TRANSFERS = frozenset({"JUMP", "CALL", "RETURN", "TERMINATOR"})
+_MAKE_FLOATS = frozenset({"PUSH_FLOAT", "FADD", "FSUB", "FMUL", "FDIV", "FNEG", "FSQRT", "ITOF"})
+FLOAT_CLEARS, FLOAT_TAKES, FLOAT_MAKES = (constant(n) for n in ("FLOAT_CLEARS", "FLOAT_TAKES", "FLOAT_MAKES"))
+# Per op, what the scan for float locals sees in it (vm.h's FLOAT_* bits;
+# form.c reads the same table): the stack is unknown after it, it reads
+# floats from what it pops, what it pushes is a float.
+FLOAT_USE: dict[str, int] = {
+    op.name: (FLOAT_CLEARS if op.pops < 0 or (op.flags & _TRANSFERS and not op.has("BRANCH")) else 0)
+    | (FLOAT_TAKES if op.mnemonic.startswith("f") or op.name == "PRINT_FLOAT" else 0)
+    | (FLOAT_MAKES if op.name in _MAKE_FLOATS else 0)
+    for op in OPS
+}
 
 
 def _float_locals(steps: Sequence[Step]) -> set[int]:
@@ -332,11 +341,11 @@ def _float_locals(steps: Sequence[Step]) -> set[int]:
     for i, s in enumerate(steps):
         if i in starts:
             stack = []
-        op = _INFO[s.op]
+        op, use = _INFO[s.op], FLOAT_USE[s.op]
         if s.op == "LOAD":
             stack.append(s.operand0)
             continue
-        if op.pops < 0 or (op.flags & _TRANSFERS and not op.has("BRANCH")):
+        if use & FLOAT_CLEARS:
             stack = []
             continue
         popped = [stack.pop() if stack else None for _ in range(op.pops)]
@@ -347,9 +356,9 @@ def _float_locals(steps: Sequence[Step]) -> set[int]:
             continue
         if s.op == "STORE" and popped[0] == "f":
             found.add(s.operand0)
-        if s.op in _TAKE_FLOATS:
+        if use & FLOAT_TAKES:
             found.update(p for p in popped if isinstance(p, int))
-        stack += ["f" if s.op in _MAKE_FLOATS else None] * op.pushes
+        stack += ["f" if use & FLOAT_MAKES else None] * op.pushes
     return found
 
 
@@ -499,17 +508,21 @@ for _builtin in (FoldConstants(), KnownGuards(), ForwardStores(), HoistBounds(),
     register(_builtin)
 
 BUILTIN_PASSES: tuple[str, ...] = ("fold", "known-guards", "forward-stores", "hoist-bounds", "registers")
-# None by default in tiered runs: measured (bench --ablation,
-# docs/benchmarks.md), the others find little to rewrite in the bundled
-# programs, and any pass sends forming from C (jit.codegen.cform) to
-# Python, which costs a tiered run more than `registers` wins there (its
-# traces are left and re-entered often: a spill and a fill each time).
-# They are there to be chosen and built on.
-DEFAULT_PASSES: tuple[str, ...] = ()
-# What a whole program compiled up front (eager) runs when no passes are
-# chosen: there the loops stay in one region, and `registers` pays
-# (bench --ablation).  A backend may run others (Backend.eager_passes).
-EAGER_PASSES: tuple[str, ...] = ("registers",)
+# What copy-and-patch compiles run when no passes are chosen (eager and
+# tiered; a backend may run others: Backend.default_passes, none for the
+# LLVM peer): `registers`, which form.c runs too, so tiered compiles stay
+# in C.  The others find little to rewrite in the bundled programs and send
+# forming to Python, whose compile time makes tiered runs slower (bench
+# --ablation, docs/benchmarks.md); they are there to be chosen and built on.
+DEFAULT_PASSES: tuple[str, ...] = ("registers",)
+# The passes stencils/form.c also runs, as it forms (its `registers`
+# switch): forming stays in C when the passes chosen are none or these.
+C_PASSES: tuple[str, ...] = ("registers",)
+
+
+def formed_in_c(names: Sequence[str]) -> bool:
+    """Whether form.c can form with these passes (then its registers switch is bool(names))."""
+    return tuple(names) in ((), C_PASSES)
 
 
 def check(names: Sequence[str]) -> None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from ..lang.ir import Program
 from ..lang.optable import BLOCK_ENDS
-from .passes import DEFAULT_PASSES, apply
+from .passes import DEFAULT_PASSES, apply, formed_in_c
 from .step import Step
 
 if TYPE_CHECKING:
@@ -86,28 +86,37 @@ class Handover:
     link_address: int | None = None  # LINK: the code of the trace it jumps into
     superinstructions: bool = True
     passes: tuple[str, ...] = DEFAULT_PASSES  # trace-level passes, in order (jit.codegen.passes)
-    in_c: bool = True  # a path is formed by stencils/form.c (jit.codegen.cform) when no pass is chosen
+    in_c: bool = True  # formed by stencils/form.c (jit.codegen.cform) unless passes it does not run are chosen
     accounting: bool = True  # COUNT and TAKE_EXIT steps (see the module's docstring)
 
 
 def form(program: Program, handover: Handover) -> TraceShape:
-    """The steps for a handover, with its exits: a recorded path in C
-    (jit.codegen.cform, the same steps as form_trace), unless passes are
-    chosen or the handover asks for the Python reference."""
+    """The steps for a handover, with its exits: in C (jit.codegen.cform,
+    the same steps as form_trace and form_function), unless passes form.c
+    does not run are chosen or the handover asks for the Python reference."""
     h = handover
-    if h.kind == FUNCTION and h.in_c and not h.passes:
+    in_c = h.in_c and formed_in_c(h.passes)
+    if h.kind == FUNCTION and in_c:
         func = next((f for f in program.functions if f.start == h.stop_pc), None)
         if func is None:
             raise ValueError(f"no function starts at {h.stop_pc}")
         steps, found = _former().form_function(
-            program, func.start, func.end, h.first_exit, h.superinstructions, h.accounting
+            program, func.start, func.end, h.first_exit, h.superinstructions, h.accounting, bool(h.passes)
         )
         return TraceShape(func.start, steps, found, func.end - func.start, FUNCTION)
     if h.kind == FUNCTION:
         return form_function(program, h.stop_pc, h.first_exit, h.superinstructions, h.passes, h.accounting)
-    if h.in_c and not h.passes:
+    if in_c:
         steps, exits, kind = _former().form(
-            program, h.pcs, h.stop_pc, h.kind.value, h.first_exit, h.link_address, h.superinstructions, h.accounting
+            program,
+            h.pcs,
+            h.stop_pc,
+            h.kind.value,
+            h.first_exit,
+            h.link_address,
+            h.superinstructions,
+            h.accounting,
+            bool(h.passes),
         )
         return TraceShape(h.pcs[0] if h.pcs else h.stop_pc, steps, exits, len(h.pcs), _KINDS[kind])
     return form_trace(

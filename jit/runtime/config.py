@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..codegen.passes import DEFAULT_PASSES, check
+from ..codegen.passes import check
 
 # TierConfig's flags that tell profilers and debuggers about code (and the
 # command line's --perf-map, --perf-jitdump, --gdb).
@@ -47,8 +47,9 @@ class TierConfig:
     # linked or not (what --stats reports); off, it counts nothing and the engine
     # counts the exits that come back to it (jit.codegen.trace's docstring).
     accounting: bool = False
-    # Trace-level passes run on every trace and function, in order (jit.codegen.passes).
-    passes: tuple[str, ...] = DEFAULT_PASSES
+    # Trace-level passes run on every trace and function, in order
+    # (jit.codegen.passes); None: the backend's (Backend.default_passes).
+    passes: tuple[str, ...] | None = None
 
     @property
     def observed(self) -> bool:
@@ -56,8 +57,9 @@ class TierConfig:
         return any(getattr(self, flag) for flag in OBSERVER_FLAGS)
 
     def __post_init__(self) -> None:
-        self.passes = tuple(self.passes)
-        check(self.passes)
+        if self.passes is not None:
+            self.passes = tuple(self.passes)
+            check(self.passes)
         for name in ("hot_loop", "hot_call", "hot_exit", "max_trace"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -26,7 +26,7 @@ from unicorn import UC_HOOK_CODE, Uc, UcError
 from ..build.library import load_library
 from ..build.stencils import HELPER_PREFIX, StencilLibrary
 from ..codegen.emit import Stitcher, plan
-from ..codegen.passes import EAGER_PASSES
+from ..codegen.passes import DEFAULT_PASSES
 from ..codegen.step import Step
 from ..codegen.stitch import Layout
 from ..codegen.trace import Handover, TraceShape, program_steps
@@ -274,7 +274,7 @@ class Emulator(FormsThenCompiles):
 
 
 def prepare_emulated_eager(
-    program: Program, args: Sequence[int], target: str, passes: Sequence[str] = EAGER_PASSES
+    program: Program, args: Sequence[int], target: str, passes: Sequence[str] = DEFAULT_PASSES
 ) -> Prepared:
     """The whole program compiled up front for `target` (with these
     trace-level passes); calling the result runs it in the emulator."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..codegen.passes import EAGER_PASSES
+from ..codegen.passes import DEFAULT_PASSES
 from ..codegen.step import Step
 from ..codegen.trace import Handover, TraceShape, form
 from ..lang.ir import Program
@@ -42,8 +42,8 @@ class CompiledCode(Protocol):
 class Backend(Protocol):
     """A compiler of steps."""
 
-    # The passes an eager compile for this backend runs when none are chosen.
-    eager_passes: tuple[str, ...]
+    # The passes compiles for this backend run when none are chosen (eager and tiered).
+    default_passes: tuple[str, ...]
 
     def compile(self, steps: Sequence[Step]) -> CompiledCode: ...
 
@@ -66,7 +66,7 @@ class FormsThenCompiles:
     """A backend's compile from a handover, unless it has a faster one: the
     steps formed (jit.codegen.trace.form), then compiled."""
 
-    eager_passes: tuple[str, ...] = EAGER_PASSES
+    default_passes: tuple[str, ...] = DEFAULT_PASSES
 
     def compile(self, steps: Sequence[Step]) -> CompiledCode:
         raise NotImplementedError

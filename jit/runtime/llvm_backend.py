@@ -464,9 +464,10 @@ def _copy(tag: str, src: str, i: int, dst: str, j: int) -> list[str]:
 
 
 class LLVMBackend(FormsThenCompiles):
-    # (the whole-function lowering keeps locals in SSA values itself; the
-    # per-step one is a peer, compiled as the stencils were before any pass)
-    eager_passes: tuple[str, ...] = ()
+    # (the whole-function lowering keeps locals in SSA values itself and
+    # refuses the registers pass's steps; the per-step one is a peer,
+    # compiled as the stencils are without any pass)
+    default_passes: tuple[str, ...] = ()
 
     """Compiles steps with llvmlite; `opt` is 0 (-O0) or 2 (-O2); `whole`
     chooses the whole-function lowering (the fair peer) over one function per step."""

@@ -118,10 +118,11 @@ class NativeMachine:
     def prepare_compiles(self, program: Program) -> None:
         self.backend.prepare(program)
 
-    def compile_in_loop(self, program: Program, superinstructions: bool, accounting: bool) -> bool:
+    def compile_in_loop(self, program: Program, superinstructions: bool, accounting: bool, registers: bool) -> bool:
         """Let the loop between the tiers trace hot loops and link hot exits
-        itself (stencils/tiers.c), compiling with these switches: whether it
-        can (copy-and-patch's one-call compile only)."""
+        itself (stencils/tiers.c), compiling with these switches (registers:
+        the registers pass, which form.c runs): whether it can
+        (copy-and-patch's one-call compile only)."""
         rt = self.backend
         if not isinstance(rt, NativeRuntime):
             return False
@@ -129,7 +130,7 @@ class NativeMachine:
         if job is None or run is None:
             return False
         loop, ffi = self.loop, self.vm.ffi
-        self._ready = partial(job.ready, program, superinstructions, accounting, self.max_trace)
+        self._ready = partial(job.ready, program, superinstructions, accounting, registers, self.max_trace)
         loop.form_code = ffi.cast("int64_t *", self._ready())
         if self.log is None:
             self.log, self.links = ffi.new("LoggedCompile[]", LOG), ffi.new("LoggedLink[]", LOG)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ..build.hostlib import hostlib
 from ..build.library import load_library
 from ..build.stencils import HELPER_PREFIX, StencilLibrary
+from ..codegen.passes import formed_in_c
 from ..codegen.step import Step
 from ..codegen.stitcher import Stitcher
 from ..codegen.trace import Handover, TraceShape, program_steps
@@ -177,7 +178,7 @@ class NativeRuntime(FormsThenCompiles):
         (jit.codegen.ccompile) when it is formed in C and stitched in C (two
         without dual mapping, a region allocated between them), else formed
         (jit.codegen.trace.form), then compiled."""
-        if self.stitcher is not Stitcher.C or not handover.in_c or handover.passes:
+        if self.stitcher is not Stitcher.C or not handover.in_c or not formed_in_c(handover.passes):
             return super().compile_handover(program, handover)
         job = self._job or self._job_made()
         if job is None:  # (steps formed in C are numbered as the op table is: this library's are not)
@@ -271,7 +272,7 @@ def prepare_eager(
     rt = native_runtime()
     t0 = time.perf_counter()
     compiler = backend or rt
-    steps = program_steps(program, superinstructions, compiler.eager_passes if passes is None else passes)
+    steps = program_steps(program, superinstructions, compiler.default_passes if passes is None else passes)
     compiled = compiler.compile(steps)
     stats = EagerStats(len(program.code), len(steps), time.perf_counter() - t0)
     vm = NativeVM.create(program, args)

@@ -39,6 +39,7 @@ from collections.abc import Callable, MutableSequence, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..codegen.passes import DEFAULT_PASSES, formed_in_c
 from ..codegen.trace import EXIT, FUNCTION, LINK, LOOP, ExitInfo, Handover, TraceShape
 from ..errors import JitError
 from ..lang.ir import Program
@@ -103,6 +104,8 @@ class TieredRun:
             from .observers import observers_for  # (imported by the runs that tell a profiler or debugger)
 
             self.observers = observers_for(c, target)
+        # The passes every compile runs: those chosen, or the backend's.
+        self.passes = c.passes if c.passes is not None else (backend.default_passes if backend else DEFAULT_PASSES)
         self._native: NativeMachine | None = None  # the machine, when the loop between the tiers runs in C
         if target == host and not emulate:
             self.machine: TierMachine = NativeMachine(
@@ -129,10 +132,10 @@ class TieredRun:
         self.next_exit = 0
         self._prepared = False  # the compiler set up (_prepare)
         # Whether the loop in C may trace hot loops and link hot exits itself,
-        # once the compiler is set up (TierConfig.c_compiles): not with passes,
-        # or with anyone to tell of each compile as it is made.
+        # once the compiler is set up (TierConfig.c_compiles): not with passes
+        # form.c does not run, or with anyone to tell of each compile as it is made.
         self._c_compiles = (
-            self._native is not None and c.c_compiles and c.c_forming and not c.passes
+            self._native is not None and c.c_compiles and c.c_forming and formed_in_c(self.passes)
             and not self.observers and on_compile is None
         )  # fmt: skip
 
@@ -311,7 +314,9 @@ class TieredRun:
             if self._c_compiles:  # (from now on the loop in C traces and links, with the compiler set up)
                 assert self._native is not None
                 c = self.config
-                self._c_compiles = self._native.compile_in_loop(self.program, c.superinstructions, c.accounting)
+                self._c_compiles = self._native.compile_in_loop(
+                    self.program, c.superinstructions, c.accounting, bool(self.passes)
+                )
             self.stats.setup_seconds += time.perf_counter() - t0
             self._prepared = True
 
@@ -321,7 +326,7 @@ class TieredRun:
         m = self.machine
         c = self.config
         handover = Handover(
-            FUNCTION, (), start, self.next_exit, None, c.superinstructions, c.passes, c.c_forming, c.accounting
+            FUNCTION, (), start, self.next_exit, None, c.superinstructions, self.passes, c.c_forming, c.accounting
         )
         shape, code = self._compile(handover)
         if self.next_exit + len(shape.exits) > MAX_EXITS:  # (its code is freed with the machine's)
@@ -398,7 +403,7 @@ class TieredRun:
         link = self.traces[stop].address(0) if kind == LINK else None
         c = self.config
         shape, code = self._compile(
-            Handover(kind, pcs, stop, self.next_exit, link, c.superinstructions, c.passes, c.c_forming, c.accounting)
+            Handover(kind, pcs, stop, self.next_exit, link, c.superinstructions, self.passes, c.c_forming, c.accounting)
         )
         self._install(shape, code, "side" if side else "loop")
         self.stats.traces += 1

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from enum import Enum
 
-from ..codegen.passes import BUILTIN_PASSES, EAGER_PASSES
+from ..codegen.passes import BUILTIN_PASSES, DEFAULT_PASSES
 from ..codegen.trace import form
 from .benchmark import (
     SIZES,
@@ -108,12 +108,12 @@ TECHNIQUES = (
         (Figure.THROUGHPUT, Figure.TIERED),
     ),
     Technique(
-        "locals in registers in eager code (off: in memory: eager compiles without the registers pass)",
+        "locals in registers, the registers pass (off: in memory, no pass)",
         "no-registers",
-        (Figure.STEADY,),
+        (*RUN_AND_SIZE, Figure.THROUGHPUT),
     ),
-    # Tiered runs have no pass by default; "off" here runs them, so the contribution is what they cost (>1)
-    # or win.  Eager code runs the registers pass whatever the setting, after the setting's passes.
+    # The other passes are off by default; "off" here runs them (in place of registers, or with it for
+    # eager code), so the contribution is what they cost (>1) or win.
     Technique(
         "trace-level passes left off (off: all the built-in ones run)",
         "passes",
@@ -122,6 +122,7 @@ TECHNIQUES = (
     *(
         Technique(f"pass {name} left off (off: it alone runs)", f"pass-{name}", (Figure.STEADY, Figure.TIERED))
         for name in BUILTIN_PASSES
+        if name not in DEFAULT_PASSES
     ),
     # Off by default, like the next: "off" here counts, so the contribution is what counting costs.
     Technique(
@@ -202,15 +203,23 @@ def measure_ablation(
     configs["accounting"] = TierConfig(accounting=True)
     for name, chosen in with_passes.items():
         configs[name] = TierConfig(passes=chosen)
+    configs["no-registers"] = TierConfig(passes=())
+
+    def passes_of(setting: str) -> tuple[str, ...]:
+        """What compiles run in this setting: its passes, or the default."""
+        chosen = configs[setting].passes
+        return DEFAULT_PASSES if chosen is None else chosen
 
     def eager_passes(setting: str) -> tuple[str, ...]:
-        """What an eager compile runs in this setting: its passes, then the eager default."""
-        return () if setting == "no-registers" else tuple(dict.fromkeys((*configs[setting].passes, *EAGER_PASSES)))
+        """What an eager compile runs in this setting: its passes, then the default (unless it is the one off)."""
+        if setting == "no-registers":
+            return ()
+        return tuple(dict.fromkeys((*passes_of(setting), *DEFAULT_PASSES)))
 
     def handover(t, setting: str):
         """A trace's handover as this setting forms it (its passes, forming, accounting)."""
         c = configs[setting]
-        return replace(t.handover, passes=c.passes, in_c=c.c_forming, accounting=c.accounting)
+        return replace(t.handover, passes=passes_of(setting), in_c=c.c_forming, accounting=c.accounting)
 
     settings = ["default", *(t.off for t in techniques)]
     wanted = {fig: ["default", *(t.off for t in techniques if fig in t.figures)] for fig in Figure}

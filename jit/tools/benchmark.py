@@ -43,6 +43,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
+from ..codegen.passes import DEFAULT_PASSES
 from ..codegen.step import Step
 from ..codegen.stitch import layout
 from ..codegen.trace import LOOP, Handover, form
@@ -336,7 +337,8 @@ class LoopCompiles:
             program, [0] * program.nargs, c.hot_loop, c.hot_call, c.max_trace, self.runtime, c.hot_exit, c.accounting
         )
         self.machine.prepare_compiles(program)
-        if not self.machine.compile_in_loop(program, c.superinstructions, c.accounting):
+        registers = bool(DEFAULT_PASSES if c.passes is None else c.passes)  # (as the tiered runs compile)
+        if not self.machine.compile_in_loop(program, c.superinstructions, c.accounting, registers):
             raise JitError("this machine cannot compile in the loop between the tiers (no dual mapping)")
         self.runtime.arena.refill(self.ROOM)
 
@@ -387,8 +389,9 @@ def time_compiles(
             inner = 10 if name == "copy-and-patch" else 1  # copy-and-patch is too quick to time once
             total, codes = 0.0, []
             for t in traces:
-                program, handover = programs[t.program], t.handover
-                assert handover is not None
+                assert t.handover is not None
+                # (the same path, with the passes this compiler runs by default: LLVM's lowering runs none)
+                program, handover = programs[t.program], replace(t.handover, passes=backend.default_passes)
                 t0 = time.perf_counter()
                 for _ in range(inner):
                     codes.append(backend.compile_handover(program, handover)[1])

@@ -238,11 +238,11 @@ def _dump_eager(program, values: list[int], target: str, emulated: bool, passes:
     """The whole program compiled with copy-and-patch, as --eager runs it (with
     the same passes), printed (stderr)."""
     from ..build.library import load_library
-    from ..codegen.passes import EAGER_PASSES, check
+    from ..codegen.passes import DEFAULT_PASSES, check
     from ..codegen.trace import program_steps
     from .dump import describe_compiled
 
-    chosen = EAGER_PASSES if passes is None else tuple(passes)
+    chosen = DEFAULT_PASSES if passes is None else tuple(passes)
     try:
         check(chosen)
     except ValueError as e:
@@ -411,7 +411,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--gdb", action="store_true", help="register compiled code with gdb's JIT interface")
     p.add_argument(
         "--passes", metavar="LIST",
-        help=f"trace-level passes, comma-separated, in order (built in: {','.join(BUILTIN_PASSES)}; default: none)",
+        help=f"trace-level passes, comma-separated, in order (built in: {','.join(BUILTIN_PASSES)}; "
+        "default: registers, with copy-and-patch; '' runs none)",
     )  # fmt: skip
     p.add_argument(
         "--target", type=_target, metavar="TARGET", help=f"{_TARGETS}: machine code for it; not the host's: emulated"
