@@ -597,13 +597,18 @@ COMPARE_BRANCH(GE, >=)
     BODY(SPILL_R##j) {                          \
         LOCAL0 = LOCAL_REG(j);                  \
         NEXT();                                 \
+    }                                           \
+    BODY(INC_R##j) {                            \
+        LOCAL_REG(j).u += (uint64_t)OPARG;      \
+        NEXT();                                 \
     }
 #else
 #define REGISTER_LOCAL(j)                       \
     BODY(LOAD_R##j) { __builtin_unreachable(); } \
     BODY(STORE_R##j) { __builtin_unreachable(); } \
     BODY(FILL_R##j) { __builtin_unreachable(); } \
-    BODY(SPILL_R##j) { __builtin_unreachable(); }
+    BODY(SPILL_R##j) { __builtin_unreachable(); } \
+    BODY(INC_R##j) { __builtin_unreachable(); }
 #endif
 
 REGISTER_LOCAL(0)

@@ -30,10 +30,21 @@ static int64_t comparison(const FormOps *o, int64_t op)
 static int64_t match(const StepPlan *s, int64_t n, int64_t i, const FormOps *o, StepPlan *fused)
 {
     static const int64_t opposite[COMPARES] = {1, 0, 5, 4, 3, 2}; /* eq-ne, lt-ge, le-gt */
-    int64_t op = s[i].op, c = comparison(o, op);
-    if (op != o->load && op != o->store && op != o->push_int && op != o->float_op[FLOAT_MUL] && c == NONE)
+    int64_t op = s[i].op, c = comparison(o, op), r = NONE;
+    for (int64_t j = 0; j < LOCAL_REGS; j++) {
+        if (op == o->load_r[j]) r = j;
+    }
+    if (op != o->load && op != o->store && op != o->push_int && op != o->float_op[FLOAT_MUL] && c == NONE && r == NONE)
         return 0; /* (no run starts so) */
     int64_t op1 = i + 1 < n ? s[i + 1].op : NONE, op2 = i + 2 < n ? s[i + 2].op : NONE;
+    if (r != NONE) {
+        if (op1 == o->push_int && (op2 == o->add || op2 == o->sub) && i + 3 < n && s[i + 3].op == o->store_r[r]) {
+            int64_t k = op2 == o->add ? s[i + 1].operand0 : (int64_t)(0 - (uint64_t)s[i + 1].operand0);
+            *fused = step(o->inc_r[r], k, 0, s[i].position);
+            return 4;
+        }
+        return 0;
+    }
     if (c != NONE && (op1 == o->jz || op1 == o->jnz || op1 == o->guard_zero || op1 == o->guard_nonzero)) {
         int64_t cond = op1 == o->jz || op1 == o->guard_zero ? opposite[c] : c; /* (branching on a 0) */
         *fused = s[i + 1]; /* the branch's operands, target and exit */
@@ -137,17 +148,18 @@ static int stub(const StepPlan *s, int64_t i, const FormOps *o)
 }
 
 /* The float locals scan of passes.py's _float_locals: marks FLOAT_TAKES in
- * flags[k] for each local loc[k] (of nl) that holds floats.  stack: room
- * for 3 * n + 3 slots: each a local's number, -1 unknown, -2 a float. */
-static void float_locals(const StepPlan *s, int64_t n, const FormOps *o, const uint8_t *entry, const int64_t *loc,
-                         int64_t nl, uint8_t *flags, int64_t *stack)
+ * flags[k] for each local (k its row in the locals table; tix[i], the row
+ * of step i's, for loads and stores) that holds floats.  stack: room for
+ * 3 * n + 3 slots: each a local's row, -1 unknown, -2 a float. */
+static void float_locals(const StepPlan *s, int64_t n, const FormOps *o, const uint8_t *entry, const int64_t *tix,
+                         uint8_t *flags, int64_t *stack)
 {
     int64_t depth = 0;
     for (int64_t i = 0; i < n; i++) {
         int64_t op = s[i].op, popped[8];
         if (entry[i] & 1) depth = 0;
         if (op == o->load) {
-            stack[depth++] = s[i].operand0;
+            stack[depth++] = tix[i];
             continue;
         }
         if (o->float_use[op] & FLOAT_CLEARS) {
@@ -163,11 +175,9 @@ static void float_locals(const StepPlan *s, int64_t n, const FormOps *o, const u
             else stack[depth++] = a, stack[depth++] = b, stack[depth++] = a;
             continue;
         }
-        for (int64_t k = 0; k < nl; k++) {
-            if (op == o->store && popped[0] == -2 && loc[k] == s[i].operand0) flags[k] |= FLOAT_TAKES;
-            for (int64_t p = 0; p < pops && (o->float_use[op] & FLOAT_TAKES); p++) {
-                if (popped[p] == loc[k]) flags[k] |= FLOAT_TAKES;
-            }
+        if (op == o->store && popped[0] == -2) flags[tix[i]] |= FLOAT_TAKES;
+        for (int64_t p = 0; p < pops && (o->float_use[op] & FLOAT_TAKES); p++) {
+            if (popped[p] >= 0) flags[popped[p]] |= FLOAT_TAKES;
         }
         for (int64_t k = 0; k < o->pushes[op]; k++) stack[depth++] = o->float_use[op] & FLOAT_MAKES ? -2 : -1;
     }
@@ -178,13 +188,13 @@ static void float_locals(const StepPlan *s, int64_t n, const FormOps *o, const u
  * entries).  Steps formed here are one region: a trace's inlined calls
  * make it keep its locals in memory, and a function's calls enter an exit
  * stub or step 0.  Returns the steps, or -1 without room.  Scratch:
- * entry (n + 1 bytes), regs (8 * (n + 1) int64s). */
+ * entry (n + 1 bytes), regs (REGISTER_SCRATCH * (n + 1) int64s). */
 static int64_t registers(StepPlan *s, int64_t n, int64_t cap, const FormOps *o, uint8_t *entry, int64_t *where,
                          int64_t *regs)
 {
     int64_t *entered = regs, *landing = regs + n + 1, *stack = regs + 2 * n + 2;
-    int64_t *loc = regs + 5 * n + 5, *uses = loc + n;
-    uint8_t *flags = (uint8_t *)(uses + n); /* (n bytes: bit 0 stored, FLOAT_TAKES a float) */
+    int64_t *loc = regs + 5 * n + 5, *uses = loc + n, *tix = uses + n; /* (the locals table; each step's row) */
+    uint8_t *flags = (uint8_t *)(tix + n); /* (n bytes: bit 0 stored, FLOAT_TAKES a float) */
     for (int64_t i = 0; i <= n; i++) where[i] = i;
     memset(entry, 0, (size_t)n + 1);
     entry[0] = 1;
@@ -212,10 +222,11 @@ static int64_t registers(StepPlan *s, int64_t n, int64_t cap, const FormOps *o, 
         int64_t k = 0;
         while (k < nl && loc[k] != s[i].operand0) k++;
         if (k == nl) loc[nl] = s[i].operand0, uses[nl] = 0, flags[nl] = 0, nl++;
+        tix[i] = k;
         uses[k]++;
         if (s[i].op == o->store) flags[k] |= 1;
     }
-    float_locals(s, n, o, entry, loc, nl, flags, stack);
+    float_locals(s, n, o, entry, tix, flags, stack);
     int64_t chosen[LOCAL_REGS], nreg = 0, nstored = 0;
     for (; nreg < LOCAL_REGS; nreg++) { /* the most used, the lower number first among equals */
         int64_t best = NONE;

@@ -136,6 +136,7 @@ enum {
      * (jit/codegen/passes.py, and form.c's registers()) chooses which, and
      * the LOAD_Rj, STORE_Rj, FILL_Rj and SPILL_Rj ops of ops.def reach them. */
     LOCAL_REGS = 3,
+    REGISTER_SCRATCH = 9, /* int64s a step the registers pass needs as scratch (form.c) */
     /* FormOps.float_use, per op: what the scan for float locals sees in it. */
     FLOAT_CLEARS = 1, /* the stack is unknown after it (a transfer, or an effect set by its operand) */
     FLOAT_TAKES = 2,  /* it reads floats from what it pops */
@@ -151,7 +152,7 @@ typedef struct FormOps {
     int64_t jump, jz, jnz, call, ret, drop, guard_zero, guard_nonzero, count, take_exit, exit;
     int64_t kind_loop, kind_link, kind_exit, kind_return;
     int64_t dup, swap, over;                                    /* (the registers pass) */
-    int64_t load_r[LOCAL_REGS], store_r[LOCAL_REGS], fill_r[LOCAL_REGS], spill_r[LOCAL_REGS];
+    int64_t load_r[LOCAL_REGS], store_r[LOCAL_REGS], fill_r[LOCAL_REGS], spill_r[LOCAL_REGS], inc_r[LOCAL_REGS];
     const int8_t *pops, *pushes;                                /* per op: its stack effect (op table) */
     const uint8_t *float_use;                                   /* per op: FLOAT_* */
 } FormOps;
@@ -211,7 +212,7 @@ typedef struct CompileJob {
     int64_t *where;                /* cap + 1 (fusion's scratch, then the stack-cache choice's) */
     uint8_t *entry;                /* cap + 1 */
     uint8_t *leader;               /* cap + 1 */
-    int64_t *regs;                 /* 8 * (cap + 1): the registers pass's scratch */
+    int64_t *regs;                 /* REGISTER_SCRATCH * (cap + 1): the registers pass's scratch */
     uint64_t *tramp_dest;          /* tramp_room */
     int64_t tramp_room;
     char *error;                   /* error_size bytes: why a stitch failed */

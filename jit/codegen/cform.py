@@ -20,13 +20,14 @@ from typing import Any, overload
 from ..build.hostlib import hostlib
 from ..lang.ir import OPS, Program, wrap64
 from ..lang.optable import BLOCK_ENDS
+from ..vmdef import constant
 from .fuse import COMPARES, FLOAT
 from .passes import FLOAT_USE, LOCAL_REGS
 from .step import Step
 from .trace import ExitInfo
 
 STEP_FIELDS = 10  # a StepPlan's int64 fields (vm.h)
-REGISTER_SCRATCH = 8  # int64s a step the registers pass needs (form.c's registers())
+REGISTER_SCRATCH = constant("REGISTER_SCRATCH")  # int64s a step the registers pass needs (form.c's registers())
 KIND_NUMBERS = {"loop": 0, "link": 1, "exit": 2, "return": 3}  # FormOps' kind_* (TraceKind values)
 _BY_NAME = {op.name: op.opcode for op in OPS}
 
@@ -121,7 +122,7 @@ class Former:
         for kind, number in KIND_NUMBERS.items():
             setattr(ops, f"kind_{kind}", number)
         for j in range(LOCAL_REGS):
-            for form in ("load", "store", "fill", "spill"):
+            for form in ("load", "store", "fill", "spill", "inc"):
                 getattr(ops, f"{form}_r")[j] = _BY_NAME[f"{form.upper()}_R{j}"]
         # Per op number, for the registers pass: its stack effect, and what the scan for float locals sees in it.
         self._tables = (

@@ -4,7 +4,8 @@ The patterns are the ones the bundled programs' traces are made of most
 (counted with jit.tools.benchmark's trace collection): counter increments, pairs
 of loads, adding a constant, float arithmetic on locals and sums of
 products, whose values otherwise cross between the general and the float
-registers around every float op, and a comparison with the branch or guard
+registers around every float op, the increment of a local kept in a
+register (jit.codegen.passes, registers), and a comparison with the branch or guard
 on it (every loop's test), which then compares and branches without making
 the 0/1 in between.  A run is fused only where nothing jumps into
 its middle, and every step index the other steps hold (jump targets, exits,
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..lang.ir import wrap64
+from ..vmdef import constant
 from .step import Step, entries, renumber
 
 
@@ -32,7 +34,8 @@ FLOAT = ("FADD", "FSUB", "FMUL", "FDIV")  # each has <op>_LL (two locals) and <o
 # branch tests for 0, so that the fused op tests the opposite comparison).
 COMPARES = {"EQ": "NE", "NE": "EQ", "LT": "GE", "LE": "GT", "GT": "LE", "GE": "LT"}
 _BRANCHES = {"JNZ": ("J", False), "JZ": ("J", True), "GUARD_NONZERO": ("GUARD_", False), "GUARD_ZERO": ("GUARD_", True)}
-_HEADS = frozenset({"LOAD", "STORE", "PUSH_INT", "FMUL", *COMPARES})  # the ops a run can start with
+_IN_REGISTER = {f"LOAD_R{j}": j for j in range(constant("LOCAL_REGS"))}  # (the registers pass's loads)
+_HEADS = frozenset({"LOAD", "STORE", "PUSH_INT", "FMUL", *COMPARES, *_IN_REGISTER})  # the ops a run can start with
 
 
 def _match(steps: Sequence[Step], i: int) -> tuple[Step, int] | None:
@@ -43,6 +46,12 @@ def _match(steps: Sequence[Step], i: int) -> tuple[Step, int] | None:
     n = len(steps)
     op1 = steps[i + 1].op if i + 1 < n else None
     op2 = steps[i + 2].op if i + 2 < n else None
+    if s.op in _IN_REGISTER:  # (a local in a register: only the increment is fused)
+        j = _IN_REGISTER[s.op]
+        if op1 == "PUSH_INT" and op2 in ("ADD", "SUB") and i + 3 < n and steps[i + 3].op == f"STORE_R{j}":
+            k = steps[i + 1].operand0 if op2 == "ADD" else _neg(steps[i + 1].operand0)
+            return Step(f"INC_R{j}", k, 0, s.position), 4
+        return None
     if s.op == "LOAD" and op1 == "PUSH_INT" and op2 in ("ADD", "SUB"):
         k = steps[i + 1].operand0 if op2 == "ADD" else _neg(steps[i + 1].operand0)
         if i + 3 < n and steps[i + 3].op == "STORE" and steps[i + 3].operand0 == s.operand0:
@@ -103,4 +112,8 @@ def expand(op: str, a: int, b: int) -> list[tuple[str, int]]:
         "FMUL_FADD": [("FMUL", 0), ("FADD", 0)],
         **{f"J{c}": [(c, 0), ("JNZ", a)] for c in COMPARES},
         **{f"GUARD_{c}": [(c, 0), ("JZ", a)] for c in COMPARES},  # (leaves where a jz would jump)
+        **{
+            f"INC_R{j}": [(f"LOAD_R{j}", 0), ("PUSH_INT", a), ("ADD", 0), (f"STORE_R{j}", 0)]
+            for j in _IN_REGISTER.values()
+        },
     }[op]

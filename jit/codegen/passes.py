@@ -315,7 +315,9 @@ class HoistBounds:
 
 
 LOCAL_REGS = constant("LOCAL_REGS")  # registers compiled code can keep locals in (stencils/vm.h)
-REGISTER_OPS = frozenset(f"{kind}_R{j}" for kind in ("LOAD", "STORE", "FILL", "SPILL") for j in range(LOCAL_REGS))
+REGISTER_OPS = frozenset(
+    f"{kind}_R{j}" for kind in ("LOAD", "STORE", "FILL", "SPILL", "INC") for j in range(LOCAL_REGS)
+)  # (INC_Rj: fuse.py's, of load_rj; push_int; add; store_rj)
 _TRANSFERS = frozenset({"JUMP", "CALL", "RETURN", "TERMINATOR"})
 _MAKE_FLOATS = frozenset({"PUSH_FLOAT", "FADD", "FSUB", "FMUL", "FDIV", "FNEG", "FSQRT", "ITOF"})
 FLOAT_CLEARS, FLOAT_TAKES, FLOAT_MAKES = (constant(n) for n in ("FLOAT_CLEARS", "FLOAT_TAKES", "FLOAT_MAKES"))

@@ -124,6 +124,8 @@ _HALT = next(op.opcode for op in OPS if op.name == "HALT")
 def _operands(op: OpInfo, rng: random.Random, k: int) -> tuple[int, int]:
     kind = op.operand
     if op.name in REGISTER_OPS:  # (the locals the register is filled from and spilled to: _register_op)
+        if op.name.startswith("INC"):  # (its constant, and the one local)
+            return (INT_EDGES[k] if k < len(INT_EDGES) else rng.randrange(INT64_MIN, INT64_MAX)), rng.randrange(LOCALS)
         return rng.randrange(LOCALS), rng.randrange(LOCALS)
     if op.has("FUSED"):
         konst = INT_EDGES[k] if k < len(INT_EDGES) else rng.randrange(INT64_MIN, INT64_MAX)
@@ -207,10 +209,10 @@ def samples(op: OpInfo, count: int, seed: int) -> Iterator[Sample]:
 def expected(op: OpInfo, sample: Sample, depth_limit: bool) -> State:
     """The instruction's effect, by the Python reference interpreter (or, for
     trace-only ops, by the semantics written here)."""
-    if op.has("FUSED"):
-        return _fused(op, sample)
     if op.name in REGISTER_OPS:
         return _register_op(op, sample)
+    if op.has("FUSED"):
+        return _fused(op, sample)
     if op.has("TRACE_ONLY"):  # (fused ops were handled above)
         return _trace_op(op, sample)
     program = _program(op, sample)
@@ -264,14 +266,17 @@ def _fused(op: OpInfo, s: Sample) -> State:
 def _register_ends(op: OpInfo, s: Sample) -> tuple[int, int]:
     """The local a register op's register is filled from, and the one it is
     spilled to: FILL_Rj's and SPILL_Rj's own operand, and otherwise those of
-    the fill the harness puts before the op and the spill it puts after."""
+    the fill the harness puts before the op and the spill it puts after
+    (INC_Rj's second operand, both: the first is its constant)."""
+    if op.name.startswith("INC"):
+        return s.operand1, s.operand1
     return (s.operand1, s.operand0) if op.name.startswith("SPILL") else (s.operand0, s.operand1)
 
 
 def _register_op(op: OpInfo, s: Sample) -> State:
     """A register op between a fill and a spill: the register takes the one
     local's value, LOAD_Rj pushes it, STORE_Rj replaces it with the top,
-    and the other local gets it."""
+    INC_Rj adds its constant (wrapping), and the other local gets it."""
     fill_from, spill_to = _register_ends(op, s)
     stack = list(s.stack)  # (the locals come first)
     register = stack[fill_from]
@@ -279,6 +284,8 @@ def _register_op(op: OpInfo, s: Sample) -> State:
         stack.append(register)
     elif op.name.startswith("STORE"):
         register = stack.pop()
+    elif op.name.startswith("INC"):
+        register = _s(register + s.operand0)
     stack[spill_to] = register
     return State(1, CONTINUE_PC, 0, stack, list(s.memory), [], b"", exit_count=s.exit_counts)
 
