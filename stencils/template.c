@@ -25,7 +25,7 @@
  * register holds it: the file is only where it is cheapest, never a type.
  * Locals the `registers` pass keeps in registers come in `reg0`..`reg2`
  * (LOCAL_REG(j) in bodies.h) and go on to the next stencil, like `mem`
- * and `mem_size`; only STORE_Rj and FILL_Rj change them.
+ * and `mem_size`; only STORE_Rj, FILL_Rj and INC_Rj change them.
  * `cached` counts the slots held in t0/t1 while the body runs; it is a
  * constant on every path, so clang folds POP, PUSH and SPILL into register
  * moves and only the memory traffic that is really needed stays.  Jumps,
