@@ -8,7 +8,8 @@ so that jump targets, exits, return points and exit records follow
 
 Passes are named and registered here; TierConfig(passes=...) and the eager
 compiler choose which run, in order, before superinstructions (jit.codegen.fuse,
-itself the last pass).  None runs by default (DEFAULT_PASSES, and why).
+itself the last pass).  Copy-and-patch runs `registers` by default
+(DEFAULT_PASSES, and why), which stencils/form.c also runs as it forms.
 `register` adds a user's own: a class with a `name` and a `run` method.
 Each built-in one is switchable, fuzzed on every engine (tests/test_fuzz.py
 runs programs with all of them and with each alone) and measured by
@@ -29,6 +30,10 @@ Built in:
   constant) checks those ranges once on the way in and runs a copy of
   itself without the checks; a loop trace, once per entry rather than once
   per pass (HoistBounds).
+* ``registers`` — locals in registers: in a loop, the most used integer
+  locals live in pinned registers, filled where the frame's code is
+  entered and spilled before it leaves for code that reads the frame
+  (Registers).
 """
 
 from __future__ import annotations
